@@ -1,0 +1,164 @@
+//! The resource model every provider shares: what a cluster is made of ([`Resource`]), what the
+//! state file remembers of each one ([`Recorded`]), and what provisioning hands to the SSH
+//! bootstrap ([`Inventory`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of resource a cluster is made of, across all providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    KeyPair,
+    SecurityGroup,
+    SecurityGroupRule,
+    ServerGroup,
+    /// A node VM (with its root volume).
+    Instance,
+    /// The VM that runs NGINX (`load_balancer.kind = "nginx"`).
+    LbInstance,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    Pool,
+    HealthMonitor,
+    /// A host the tool uses but does not create (`static`, or an external load balancer).
+    ExistingHost,
+    /// The local target's bridge, safety route and lab resolver.
+    LabNetwork,
+    /// A local-target host: a network namespace with its own sshd.
+    LabHost,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::KeyPair => "key_pair",
+            Kind::SecurityGroup => "security_group",
+            Kind::SecurityGroupRule => "security_group_rule",
+            Kind::ServerGroup => "server_group",
+            Kind::Instance => "instance",
+            Kind::LbInstance => "lb_instance",
+            Kind::LoadBalancer => "load_balancer",
+            Kind::TargetGroup => "target_group",
+            Kind::Listener => "listener",
+            Kind::Pool => "pool",
+            Kind::HealthMonitor => "health_monitor",
+            Kind::ExistingHost => "existing_host",
+            Kind::LabNetwork => "lab_network",
+            Kind::LabHost => "lab_host",
+        }
+    }
+}
+
+/// One resource `up` converges to. `attrs` are what the plan shows and what decides whether a
+/// recorded resource still matches (a change of any attribute means "replace").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// Unique within a cluster and stable across runs: `instance[acura-1]`.
+    pub address: String,
+    pub kind: Kind,
+    /// The name the resource has in the cloud (or on the machine).
+    pub name: String,
+    /// `false` for what the tool only uses (existing hosts, an existing key pair).
+    pub managed: bool,
+    pub attrs: BTreeMap<String, String>,
+    /// Addresses this one needs first; the list a provider returns is already in this order.
+    pub depends_on: Vec<String>,
+}
+
+impl Resource {
+    pub fn new(kind: Kind, key: Option<&str>, name: impl Into<String>) -> Self {
+        let address = match key {
+            Some(k) => format!("{}[{k}]", kind.as_str()),
+            None => kind.as_str().to_string(),
+        };
+        Resource {
+            address,
+            kind,
+            name: name.into(),
+            managed: true,
+            attrs: BTreeMap::new(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    pub fn attr(mut self, key: &str, value: impl ToString) -> Self {
+        self.attrs.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn tags(self, tags: &[(String, String)]) -> Self {
+        let joined = tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.attr("tags", joined)
+    }
+
+    pub fn after(mut self, address: &str) -> Self {
+        self.depends_on.push(address.to_string());
+        self
+    }
+
+    pub fn unmanaged(mut self) -> Self {
+        self.managed = false;
+        self
+    }
+}
+
+/// Where a recorded resource stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The create call was sent; its ID may or may not be known (write-ahead).
+    Creating,
+    Ready,
+    /// Half-created or failed: `up` replaces it.
+    Tainted,
+    Deleting,
+}
+
+/// What the state file remembers of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub address: String,
+    pub kind: Kind,
+    pub name: String,
+    /// The cloud's ID (`sg-…`, a UUID, a namespace name); `None` while only the request is known.
+    pub id: Option<String>,
+    pub status: Status,
+    /// The desired attributes it was created from (the plan compares against these).
+    pub attrs: BTreeMap<String, String>,
+    /// What the cloud reported back: addresses, DNS names, ARNs.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    pub created_at: String,
+}
+
+/// One SSH-reachable host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Its hostname (no dots); the `ha_env_file` line starts with it.
+    pub name: String,
+    /// The address the deploy host reaches it on (`ansible_ssh_host`).
+    pub address: String,
+}
+
+/// The load balancer the cluster is reached through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbEndpoint {
+    /// What `lb_address` is set to and what the URLs use.
+    pub address: String,
+    /// The host to configure NGINX on, when the load balancer is an NGINX host.
+    pub nginx_host: Option<Host>,
+}
+
+/// What provisioning hands to the bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub nodes: Vec<Host>,
+    pub lb: LbEndpoint,
+}

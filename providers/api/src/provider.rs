@@ -1,0 +1,57 @@
+//! The contract every target implements: one crate per cloud, one `impl Provider`.
+
+use async_trait::async_trait;
+
+use crate::model::{Inventory, Recorded, Resource};
+use crate::spec::{ClusterSpec, ProviderKind};
+
+/// How a provider reports what it creates, the moment it knows: the engine writes each record to
+/// the state file before the provider makes its next call (write-ahead), so a crash leaves
+/// nothing unknown.
+pub trait Journal: Send {
+    fn record(&mut self, resource: Recorded) -> Result<(), ProviderError>;
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError>;
+    fn get(&self, address: &str) -> Option<&Recorded>;
+}
+
+/// A provider's failure: which resource, what the cloud said, and its request ID.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{resource}: {message}{}", request_id.as_ref().map(|r| format!(" (request ID {r})")).unwrap_or_default())]
+    Cloud {
+        resource: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    #[error("{0}")]
+    Journal(String),
+    #[error("{what}: not known yet ({hint})")]
+    NotKnown { what: String, hint: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// What `up` converges to, in dependency order. Offline: no cloud calls.
+    fn desired(&self, spec: &ClusterSpec) -> Vec<Resource> {
+        crate::desired::desired(spec)
+    }
+
+    /// Creates (or finds and adopts) every resource of [`desired`](Self::desired), recording each
+    /// one in the journal, and returns the hosts to bootstrap.
+    async fn provision(
+        &self,
+        spec: &ClusterSpec,
+        journal: &mut dyn Journal,
+    ) -> Result<Inventory, ProviderError>;
+
+    /// Deletes everything the journal holds, in reverse order; NotFound counts as done.
+    async fn destroy(
+        &self,
+        spec: &ClusterSpec,
+        journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError>;
+}

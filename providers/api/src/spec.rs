@@ -1,0 +1,918 @@
+//! The cluster file's model: what a user writes in `cluster.toml`, typed. Deserialisation
+//! rejects unknown keys; [`ClusterSpec::validate`] then checks what types cannot say (odd node
+//! counts, hostnames without dots, one provider section...) and names the key of each problem,
+//! so the loader can point at `file:line:col`.
+//!
+//! Credentials are never part of this model: they come from the clouds' own mechanisms
+//! (AWS profiles and environment, `clouds.yaml` and `OS_*`).
+
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+
+use crate::tables::{self, NodeMinimums, ProductOverlay, UbuntuRelease};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub cluster: ClusterSection,
+    #[serde(default)]
+    pub nodes: NodesSection,
+    pub load_balancer: LoadBalancerSection,
+    pub access: AccessSection,
+    #[serde(default)]
+    pub bootstrap: BootstrapSection,
+    #[serde(default)]
+    pub preflight: PreflightSection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openstack: Option<OpenStackSection>,
+    #[serde(
+        rename = "static",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub static_hosts: Option<StaticSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Used in every resource name and in the `acura-ha/cluster` tag.
+    pub name: String,
+    #[serde(default)]
+    pub product: Product,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    #[default]
+    Dr,
+    Migration,
+}
+
+impl Product {
+    pub fn overlay(self) -> ProductOverlay {
+        match self {
+            Product::Dr => ProductOverlay::Dr,
+            Product::Migration => ProductOverlay::Migration,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodesSection {
+    #[serde(default = "default_node_count")]
+    pub count: u32,
+    /// Node hostnames are `<prefix>-1`, `<prefix>-2`, ...; defaults to the cluster name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname_prefix: Option<String>,
+    #[serde(default = "default_volume_gb")]
+    pub volume_size_gb: u32,
+    #[serde(default)]
+    pub os_version: OsVersion,
+}
+
+fn default_node_count() -> u32 {
+    tables::MIN_NODES
+}
+fn default_volume_gb() -> u32 {
+    tables::GUIDE_MINIMUMS.root_gb
+}
+
+impl Default for NodesSection {
+    fn default() -> Self {
+        NodesSection {
+            count: default_node_count(),
+            hostname_prefix: None,
+            volume_size_gb: default_volume_gb(),
+            os_version: OsVersion::default(),
+        }
+    }
+}
+
+/// `"20.04"` or `"24.04"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OsVersion {
+    #[default]
+    #[serde(rename = "20.04")]
+    Focal,
+    #[serde(rename = "24.04")]
+    Noble,
+}
+
+impl OsVersion {
+    pub fn release(self) -> UbuntuRelease {
+        match self {
+            OsVersion::Focal => UbuntuRelease::Focal,
+            OsVersion::Noble => UbuntuRelease::Noble,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerSection {
+    pub kind: LbKind,
+    /// Only with `kind = "external"`: the address users and nodes reach the cluster on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LbKind {
+    /// The cloud's own load balancer (AWS NLB, OpenStack Octavia).
+    Cloud,
+    /// A small VM (or, for `static`/`local`, a given host) running NGINX with every listener.
+    Nginx,
+    /// A load balancer the user runs; the tool only uses its address.
+    External,
+}
+
+impl LbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LbKind::Cloud => "cloud",
+            LbKind::Nginx => "nginx",
+            LbKind::External => "external",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// Who may reach SSH and the admin-only ports (the guide's `<IP*>/32`).
+    pub admin_cidrs: Vec<IpNet>,
+    /// Who may reach the UI, the Kubernetes API and the log port.
+    #[serde(default = "default_public_cidrs")]
+    pub public_cidrs: Vec<IpNet>,
+    #[serde(default = "default_ssh_user")]
+    pub ssh_user: String,
+    /// A private key file (relative paths are relative to the cluster file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_private_key: Option<String>,
+    /// Use the keys of the running ssh-agent (`SSH_AUTH_SOCK`), e.g. for password-protected keys.
+    #[serde(default)]
+    pub ssh_agent: bool,
+}
+
+fn default_public_cidrs() -> Vec<IpNet> {
+    vec!["0.0.0.0/0".parse().expect("a valid CIDR")]
+}
+fn default_ssh_user() -> String {
+    "ubuntu".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSection {
+    /// `hystax-ha-archive.tar.gz` or an unpacked folder (relative to the cluster file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// Replaces the product's default overlay list (Step 6) when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlays: Option<Vec<String>>,
+    /// Step 5's `logstash_host` (empty in the guide).
+    #[serde(default)]
+    pub logstash_host: String,
+    #[serde(default = "yes")]
+    pub copy_patch: bool,
+    #[serde(default = "yes")]
+    pub copy_ca: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for BootstrapSection {
+    fn default() -> Self {
+        BootstrapSection {
+            archive: None,
+            overlays: None,
+            logstash_host: String::new(),
+            copy_patch: true,
+            copy_ca: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreflightSection {
+    /// A name every node must resolve (the guide's nslookup check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// Overrides the guide's node minimums. `plan` prints every relaxed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimums: Option<MinimumsSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinimumsSection {
+    pub root_gb: u32,
+    pub ram_gb: u32,
+    pub vcpus: u32,
+    #[serde(default = "yes")]
+    pub single_partition: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// Otherwise the region the aws CLI would use (`AWS_REGION`, the profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Otherwise the region's default VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// Nodes are spread over these subnets in turn; otherwise the VPC's default subnets.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    #[serde(default = "default_aws_instance_type")]
+    pub instance_type: String,
+    /// Otherwise the newest Canonical image of `nodes.os_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
+    /// An existing EC2 key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// A public key to import as the cluster's key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<String>,
+    /// The NGINX VM's type (`load_balancer.kind = "nginx"`).
+    #[serde(default = "default_aws_lb_instance_type")]
+    pub lb_instance_type: String,
+    #[serde(default = "yes")]
+    pub associate_public_ip: bool,
+}
+
+fn default_aws_instance_type() -> String {
+    "m5.2xlarge".to_string()
+}
+fn default_aws_lb_instance_type() -> String {
+    "t3.small".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenStackSection {
+    /// A `clouds.yaml` entry; otherwise `OS_CLOUD` or the `OS_*` variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub flavor: String,
+    /// Image name or ID.
+    pub image: String,
+    /// The network the nodes' ports are on.
+    pub network: String,
+    /// Give each host a floating IP from this external network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floating_ip_network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<String>,
+    /// The NGINX VM's flavor (`load_balancer.kind = "nginx"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_flavor: Option<String>,
+    #[serde(default)]
+    pub anti_affinity: AntiAffinity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AntiAffinity {
+    #[default]
+    Soft,
+    Hard,
+}
+
+impl AntiAffinity {
+    pub fn policy(self) -> &'static str {
+        match self {
+            AntiAffinity::Soft => "soft-anti-affinity",
+            AntiAffinity::Hard => "anti-affinity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticSection {
+    pub nodes: Vec<StaticHost>,
+    /// The host the tool configures NGINX on (`load_balancer.kind = "nginx"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<StaticHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticHost {
+    pub name: String,
+    pub address: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSection {
+    /// The lab bridge's subnet: the deploy side is `.1`, the load balancer `.10`, node k `.10+k`.
+    #[serde(default = "default_local_subnet")]
+    pub subnet: Ipv4Net,
+}
+
+fn default_local_subnet() -> Ipv4Net {
+    "10.213.0.0/24".parse().expect("a valid CIDR")
+}
+
+/// Which provider section the file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Aws,
+    OpenStack,
+    Static,
+    Local,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Aws => "aws",
+            ProviderKind::OpenStack => "openstack",
+            ProviderKind::Static => "static",
+            ProviderKind::Local => "local",
+        }
+    }
+
+    /// Whether the provider creates the hosts (and so can create a load balancer VM).
+    pub fn creates_hosts(self) -> bool {
+        matches!(self, ProviderKind::Aws | ProviderKind::OpenStack | ProviderKind::Local)
+    }
+}
+
+/// A problem found by [`ClusterSpec::validate`]: the dotted key it concerns, what is wrong, and
+/// what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// `nodes.count`, `static.nodes[1].name`, or `` for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Cluster names appear in cloud resource names with suffixes (`-nlb`, `-tcp-15000`); AWS caps
+/// load balancer and target group names at 32 characters.
+pub const MAX_CLUSTER_NAME: usize = 20;
+
+impl ClusterSpec {
+    /// The provider section present. Call after [`validate`](Self::validate) has passed.
+    pub fn provider_kind(&self) -> ProviderKind {
+        self.provider_kinds()
+            .first()
+            .copied()
+            .expect("validate() ensures one provider section")
+    }
+
+    fn provider_kinds(&self) -> Vec<ProviderKind> {
+        let mut kinds = Vec::new();
+        if self.aws.is_some() {
+            kinds.push(ProviderKind::Aws);
+        }
+        if self.openstack.is_some() {
+            kinds.push(ProviderKind::OpenStack);
+        }
+        if self.static_hosts.is_some() {
+            kinds.push(ProviderKind::Static);
+        }
+        if self.local.is_some() {
+            kinds.push(ProviderKind::Local);
+        }
+        kinds
+    }
+
+    pub fn hostname_prefix(&self) -> &str {
+        self.nodes
+            .hostname_prefix
+            .as_deref()
+            .unwrap_or(&self.cluster.name)
+    }
+
+    /// The node hostnames, in order. For `static` they are the file's; otherwise `<prefix>-<k>`.
+    pub fn node_names(&self) -> Vec<String> {
+        match &self.static_hosts {
+            Some(s) => s.nodes.iter().map(|h| h.name.clone()).collect(),
+            None => (1..=self.nodes.count)
+                .map(|k| format!("{}-{k}", self.hostname_prefix()))
+                .collect(),
+        }
+    }
+
+    /// The NGINX host's name, when the tool creates one.
+    pub fn lb_host_name(&self) -> String {
+        match self.static_hosts.as_ref().and_then(|s| s.lb.as_ref()) {
+            Some(lb) => lb.name.clone(),
+            None => format!("{}-lb", self.hostname_prefix()),
+        }
+    }
+
+    /// The overlay list Step 6 passes: the file's override or the product's default.
+    pub fn overlays(&self) -> Vec<String> {
+        self.bootstrap
+            .overlays
+            .clone()
+            .unwrap_or_else(|| tables::default_overlays(self.cluster.product.overlay()))
+    }
+
+    /// The minimums preflight checks against: the guide's unless the file relaxes them.
+    pub fn minimums(&self) -> NodeMinimums {
+        match &self.preflight.minimums {
+            Some(m) => NodeMinimums {
+                root_gb: m.root_gb,
+                single_partition: m.single_partition,
+                ram_gb: m.ram_gb,
+                vcpus: m.vcpus,
+            },
+            None => tables::GUIDE_MINIMUMS,
+        }
+    }
+
+    /// The tags every created resource carries.
+    pub fn tags(&self, role: &str) -> Vec<(String, String)> {
+        vec![
+            (TAG_CLUSTER.to_string(), self.cluster.name.clone()),
+            (TAG_ROLE.to_string(), role.to_string()),
+            (TAG_MANAGED_BY.to_string(), "acura-ha".to_string()),
+        ]
+    }
+
+    /// Every problem in the file; empty when it is valid.
+    pub fn validate(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        self.validate_cluster(&mut out);
+        self.validate_nodes(&mut out);
+        self.validate_access(&mut out);
+        self.validate_bootstrap(&mut out);
+        self.validate_preflight(&mut out);
+        let kinds = self.provider_kinds();
+        match kinds.len() {
+            0 => out.push(invalid(
+                "",
+                "no provider section: add one of [aws], [openstack], [static] or [local]",
+            )),
+            1 => {
+                self.validate_load_balancer(kinds[0], &mut out);
+                match kinds[0] {
+                    ProviderKind::Aws => self.validate_aws(&mut out),
+                    ProviderKind::OpenStack => self.validate_openstack(&mut out),
+                    ProviderKind::Static => self.validate_static(&mut out),
+                    ProviderKind::Local => self.validate_local(&mut out),
+                }
+            }
+            _ => {
+                let names: Vec<_> = kinds.iter().map(|k| format!("[{}]", k.as_str())).collect();
+                out.push(invalid(
+                    kinds[1].as_str(),
+                    format!(
+                        "more than one provider section ({}): a cluster file has exactly one",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
+    fn validate_cluster(&self, out: &mut Vec<Invalid>) {
+        let name = &self.cluster.name;
+        if let Err(why) = check_label(name, MAX_CLUSTER_NAME) {
+            out.push(invalid(
+                "cluster.name",
+                format!(
+                    "cluster.name = {name:?}: {why}; use 1 to {MAX_CLUSTER_NAME} lowercase letters, digits and '-', starting with a letter"
+                ),
+            ));
+        } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.push(invalid(
+                "cluster.name",
+                format!("cluster.name = {name:?}: must start with a lowercase letter"),
+            ));
+        }
+    }
+
+    fn validate_nodes(&self, out: &mut Vec<Invalid>) {
+        let n = self.nodes.count;
+        if n < tables::MIN_NODES {
+            out.push(invalid(
+                "nodes.count",
+                format!(
+                    "nodes.count = {n}: the guide's HA cluster has at least {} nodes; use 3 or 5",
+                    tables::MIN_NODES
+                ),
+            ));
+        } else if n % 2 == 0 {
+            out.push(invalid(
+                "nodes.count",
+                format!(
+                    "nodes.count = {n}: etcd needs an odd number of members; use {} or {}",
+                    n - 1,
+                    n + 1
+                ),
+            ));
+        } else if n > 99 {
+            out.push(invalid(
+                "nodes.count",
+                format!("nodes.count = {n}: at most 99 nodes are supported"),
+            ));
+        }
+        if let Some(prefix) = &self.nodes.hostname_prefix {
+            // Room for "-99" and "-lb" inside a 63-character DNS label.
+            if let Err(why) = check_label(prefix, 60) {
+                out.push(invalid(
+                    "nodes.hostname_prefix",
+                    format!(
+                        "nodes.hostname_prefix = {prefix:?}: {why}; hostnames must not be FQDNs (no dots): use lowercase letters, digits and '-'"
+                    ),
+                ));
+            }
+        }
+        let min = tables::GUIDE_MINIMUMS.root_gb;
+        if self.nodes.volume_size_gb < min {
+            out.push(invalid(
+                "nodes.volume_size_gb",
+                format!(
+                    "nodes.volume_size_gb = {}: the guide needs at least {min} GB as one partition; use {min} or more",
+                    self.nodes.volume_size_gb
+                ),
+            ));
+        }
+    }
+
+    fn validate_access(&self, out: &mut Vec<Invalid>) {
+        let a = &self.access;
+        if a.admin_cidrs.is_empty() {
+            out.push(invalid(
+                "access.admin_cidrs",
+                "access.admin_cidrs is empty: SSH (22) and the admin ports (30080-30082) need the deploy host's address, e.g. [\"198.51.100.7/32\"]",
+            ));
+        }
+        if a.public_cidrs.is_empty() {
+            out.push(invalid(
+                "access.public_cidrs",
+                "access.public_cidrs is empty: the UI, Kubernetes API and log ports need at least one source, e.g. [\"0.0.0.0/0\"]",
+            ));
+        }
+        if let Err(why) = check_user(&a.ssh_user) {
+            out.push(invalid(
+                "access.ssh_user",
+                format!("access.ssh_user = {:?}: {why}", a.ssh_user),
+            ));
+        }
+        if let Some(k) = &a.ssh_private_key
+            && k.trim().is_empty()
+        {
+            out.push(invalid(
+                "access.ssh_private_key",
+                "access.ssh_private_key is empty: give a key file path, or remove it and set ssh_agent = true",
+            ));
+        }
+        let needs_key = self.local.is_none();
+        if needs_key && a.ssh_private_key.is_none() && !a.ssh_agent {
+            out.push(invalid(
+                "access",
+                "access has no SSH credentials: set ssh_private_key = \"<file>\" or ssh_agent = true",
+            ));
+        }
+    }
+
+    fn validate_bootstrap(&self, out: &mut Vec<Invalid>) {
+        if let Some(list) = &self.bootstrap.overlays {
+            if list.is_empty() {
+                out.push(invalid(
+                    "bootstrap.overlays",
+                    "bootstrap.overlays is empty: remove it to use the product's default list, or name the overlays",
+                ));
+            }
+            for (i, o) in list.iter().enumerate() {
+                if o.trim().is_empty() || o.contains(['"', '\'', '\n']) {
+                    out.push(invalid(
+                        format!("bootstrap.overlays[{i}]"),
+                        format!("bootstrap.overlays[{i}] = {o:?}: not an overlay path like \"overlay/ha.yaml\""),
+                    ));
+                }
+            }
+        }
+        if self.bootstrap.logstash_host.contains(char::is_whitespace) {
+            out.push(invalid(
+                "bootstrap.logstash_host",
+                "bootstrap.logstash_host contains white space: give a host name or address, or \"\"",
+            ));
+        }
+    }
+
+    fn validate_preflight(&self, out: &mut Vec<Invalid>) {
+        if let Some(name) = &self.preflight.dns_name
+            && (name.is_empty() || name.contains(char::is_whitespace))
+        {
+            out.push(invalid(
+                "preflight.dns_name",
+                format!("preflight.dns_name = {name:?}: give a DNS name every node must resolve"),
+            ));
+        }
+        if let Some(m) = &self.preflight.minimums {
+            for (key, v) in [("root_gb", m.root_gb), ("ram_gb", m.ram_gb), ("vcpus", m.vcpus)] {
+                if v == 0 {
+                    out.push(invalid(
+                        format!("preflight.minimums.{key}"),
+                        format!("preflight.minimums.{key} = 0: use at least 1"),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn validate_load_balancer(&self, kind: ProviderKind, out: &mut Vec<Invalid>) {
+        let lb = &self.load_balancer;
+        match (lb.kind, &lb.address) {
+            (LbKind::External, None) => out.push(invalid(
+                "load_balancer",
+                "load_balancer.kind = \"external\" needs address = \"<the load balancer's address>\"",
+            )),
+            (LbKind::External, Some(a)) if a.trim().is_empty() || a.contains(char::is_whitespace) => {
+                out.push(invalid(
+                    "load_balancer.address",
+                    format!("load_balancer.address = {a:?}: give an IP address or DNS name"),
+                ))
+            }
+            (LbKind::Cloud | LbKind::Nginx, Some(_)) => out.push(invalid(
+                "load_balancer.address",
+                format!(
+                    "load_balancer.address is only for kind = \"external\"; with kind = \"{}\" the tool {}",
+                    lb.kind.as_str(),
+                    if lb.kind == LbKind::Cloud { "creates the load balancer" } else { "knows the NGINX host's address" }
+                ),
+            )),
+            _ => {}
+        }
+        if lb.kind == LbKind::Cloud && matches!(kind, ProviderKind::Static | ProviderKind::Local) {
+            out.push(invalid(
+                "load_balancer.kind",
+                format!(
+                    "load_balancer.kind = \"cloud\": the {} provider has no cloud load balancer; use \"nginx\" or \"external\"",
+                    kind.as_str()
+                ),
+            ));
+        }
+        if lb.kind == LbKind::External && kind == ProviderKind::Local {
+            out.push(invalid(
+                "load_balancer.kind",
+                "load_balancer.kind = \"external\": the local target makes its own NGINX host; use \"nginx\"",
+            ));
+        }
+    }
+
+    fn validate_aws(&self, out: &mut Vec<Invalid>) {
+        let aws = self.aws.as_ref().expect("aws section");
+        if aws.key_name.is_some() && aws.public_key_file.is_some() {
+            out.push(invalid(
+                "aws.public_key_file",
+                "aws.key_name and aws.public_key_file are both set: use an existing key pair or import one, not both",
+            ));
+        }
+        if aws.key_name.is_none() && aws.public_key_file.is_none() {
+            out.push(invalid(
+                "aws",
+                "[aws] needs key_name = \"<existing key pair>\" or public_key_file = \"<file.pub>\"",
+            ));
+        }
+        if let Some(ami) = &aws.ami
+            && !ami.starts_with("ami-")
+        {
+            out.push(invalid(
+                "aws.ami",
+                format!("aws.ami = {ami:?}: an AMI ID starts with \"ami-\"; or remove it to use the newest Canonical image"),
+            ));
+        }
+        for (i, s) in aws.subnet_ids.iter().enumerate() {
+            if !s.starts_with("subnet-") {
+                out.push(invalid(
+                    format!("aws.subnet_ids[{i}]"),
+                    format!("aws.subnet_ids[{i}] = {s:?}: a subnet ID starts with \"subnet-\""),
+                ));
+            }
+        }
+        if let Some(v) = &aws.vpc_id
+            && !v.starts_with("vpc-")
+        {
+            out.push(invalid(
+                "aws.vpc_id",
+                format!("aws.vpc_id = {v:?}: a VPC ID starts with \"vpc-\""),
+            ));
+        }
+        for (key, t) in [("instance_type", &aws.instance_type), ("lb_instance_type", &aws.lb_instance_type)] {
+            if !t.contains('.') || t.contains(char::is_whitespace) {
+                out.push(invalid(
+                    format!("aws.{key}"),
+                    format!("aws.{key} = {t:?}: not an EC2 instance type such as \"m5.2xlarge\""),
+                ));
+            }
+        }
+    }
+
+    fn validate_openstack(&self, out: &mut Vec<Invalid>) {
+        let os = self.openstack.as_ref().expect("openstack section");
+        for (key, v) in [("flavor", &os.flavor), ("image", &os.image), ("network", &os.network)] {
+            if v.trim().is_empty() {
+                out.push(invalid(
+                    format!("openstack.{key}"),
+                    format!("openstack.{key} is empty: give a name or ID"),
+                ));
+            }
+        }
+        if os.key_name.is_some() && os.public_key_file.is_some() {
+            out.push(invalid(
+                "openstack.public_key_file",
+                "openstack.key_name and openstack.public_key_file are both set: use an existing key pair or import one, not both",
+            ));
+        }
+        if os.key_name.is_none() && os.public_key_file.is_none() {
+            out.push(invalid(
+                "openstack",
+                "[openstack] needs key_name = \"<existing key pair>\" or public_key_file = \"<file.pub>\"",
+            ));
+        }
+        if self.load_balancer.kind == LbKind::Nginx && os.lb_flavor.is_none() {
+            out.push(invalid(
+                "openstack",
+                "load_balancer.kind = \"nginx\" needs openstack.lb_flavor (the NGINX VM's flavor)",
+            ));
+        }
+    }
+
+    fn validate_static(&self, out: &mut Vec<Invalid>) {
+        let s = self.static_hosts.as_ref().expect("static section");
+        if s.nodes.len() != self.nodes.count as usize {
+            out.push(invalid(
+                "static.nodes",
+                format!(
+                    "static.nodes lists {} hosts but nodes.count = {}: list exactly nodes.count hosts",
+                    s.nodes.len(),
+                    self.nodes.count
+                ),
+            ));
+        }
+        let mut seen_names = std::collections::HashSet::new();
+        let mut seen_addrs = std::collections::HashSet::new();
+        let lb = s.lb.iter().map(|h| ("static.lb".to_string(), h));
+        let nodes = s
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (format!("static.nodes[{i}]"), h));
+        for (path, h) in nodes.chain(lb) {
+            if let Err(why) = check_label(&h.name, 63) {
+                out.push(invalid(
+                    format!("{path}.name"),
+                    format!(
+                        "{path}.name = {:?}: {why}; hostnames must not be FQDNs (no dots)",
+                        h.name
+                    ),
+                ));
+            }
+            if !seen_names.insert(h.name.clone()) {
+                out.push(invalid(
+                    format!("{path}.name"),
+                    format!("{path}.name = {:?} is listed twice", h.name),
+                ));
+            }
+            if !seen_addrs.insert(h.address) {
+                out.push(invalid(
+                    format!("{path}.address"),
+                    format!("{path}.address = {} is listed twice", h.address),
+                ));
+            }
+        }
+        match (self.load_balancer.kind, &s.lb) {
+            (LbKind::Nginx, None) => out.push(invalid(
+                "static",
+                "load_balancer.kind = \"nginx\" needs static.lb = { name = \"...\", address = \"...\" }: the host the tool configures NGINX on",
+            )),
+            (LbKind::External, Some(_)) => out.push(invalid(
+                "static.lb",
+                "static.lb is only for load_balancer.kind = \"nginx\"; an external load balancer is given by load_balancer.address",
+            )),
+            _ => {}
+        }
+        if self.nodes.hostname_prefix.is_some() {
+            out.push(invalid(
+                "nodes.hostname_prefix",
+                "nodes.hostname_prefix does not apply to [static]: the hosts' names are in static.nodes",
+            ));
+        }
+    }
+
+    fn validate_local(&self, out: &mut Vec<Invalid>) {
+        let l = self.local.as_ref().expect("local section");
+        let net = l.subnet;
+        if !net.addr().is_private() {
+            out.push(invalid(
+                "local.subnet",
+                format!("local.subnet = \"{net}\": the lab must use a private range (10/8, 172.16/12, 192.168/16) so no real address is ever shadowed"),
+            ));
+        }
+        if !(16..=26).contains(&net.prefix_len()) {
+            out.push(invalid(
+                "local.subnet",
+                format!("local.subnet = \"{net}\": use a prefix from /16 to /26"),
+            ));
+        } else if (net.hosts().count() as u32) < 11 + self.nodes.count {
+            out.push(invalid(
+                "local.subnet",
+                format!(
+                    "local.subnet = \"{net}\" is too small for {} nodes (node k is .10+k): use a larger subnet",
+                    self.nodes.count
+                ),
+            ));
+        }
+        if net.network() != net.addr() {
+            out.push(invalid(
+                "local.subnet",
+                format!("local.subnet = \"{net}\": not a network address; use \"{}\"", net.trunc()),
+            ));
+        }
+    }
+}
+
+/// The tag keys every created resource carries.
+pub const TAG_CLUSTER: &str = "acura-ha/cluster";
+pub const TAG_ROLE: &str = "acura-ha/role";
+pub const TAG_MANAGED_BY: &str = "acura-ha/managed-by";
+
+/// A DNS label: lowercase letters, digits and '-', not at either end, at most `max` characters.
+fn check_label(s: &str, max: usize) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    if s.len() > max {
+        return Err(format!("is {} characters, more than {max}", s.len()));
+    }
+    if s.contains('.') {
+        return Err("contains a dot".into());
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!("contains {c:?}"));
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err("starts or ends with '-'".into());
+    }
+    Ok(())
+}
+
+fn check_user(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 32 {
+        return Err("use a login name of 1 to 32 characters".into());
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        || s.starts_with('-')
+    {
+        return Err("not a login name: use letters, digits, '_', '-' and '.'".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert!(check_label("acura-1", 63).is_ok());
+        assert!(check_label("node1.example.com", 63).unwrap_err().contains("dot"));
+        assert!(check_label("-a", 63).is_err());
+        assert!(check_label("A", 63).is_err());
+        assert!(check_label("", 63).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! acura-ha: turns an OpenStack or AWS account, a set of existing hosts, or this machine into a
+//! running Hystax Acura HA cluster. The binary is a thin shell over this library: [`cli`] parses
+//! and dispatches, the modules below do the work.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod plan;
+pub mod state;

@@ -138,15 +138,13 @@ fn upstream_host(node: &str) -> Result<String, RenderError> {
     }
     let valid_name = !node.is_empty()
         && node.len() <= 253
-        && node
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
+        && node.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
     if valid_name {
         Ok(node.to_string())
     } else {
@@ -155,7 +153,9 @@ fn upstream_host(node: &str) -> Result<String, RenderError> {
 }
 
 fn check_word(s: &str) -> Result<(), RenderError> {
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}' | '"' | '\'')) {
+    if s.is_empty()
+        || s.contains(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}' | '"' | '\''))
+    {
         Err(RenderError::BadPath(s.to_string()))
     } else {
         Ok(())
@@ -175,7 +175,11 @@ mod tests {
         let conf = render("demo", &nodes(), &NginxOptions::default()).unwrap();
         assert_eq!(conf.matches('{').count(), conf.matches('}').count());
         for l in LISTENERS {
-            assert!(conf.contains(&format!("upstream {} {{", l.upstream)), "{}", l.upstream);
+            assert!(
+                conf.contains(&format!("upstream {} {{", l.upstream)),
+                "{}",
+                l.upstream
+            );
             assert_eq!(conf.matches(&format!(":{};", l.port)).count(), 3);
         }
         assert!(conf.contains("listen 12201 udp;"));
@@ -211,12 +215,21 @@ mod tests {
 
     #[test]
     fn refuses_what_would_break_the_config() {
-        assert_eq!(render("d", &[], &NginxOptions::default()), Err(RenderError::NoUpstreams));
+        assert_eq!(
+            render("d", &[], &NginxOptions::default()),
+            Err(RenderError::NoUpstreams)
+        );
         assert!(matches!(
             render("d", &["1.2.3.4; evil".into()], &NginxOptions::default()),
             Err(RenderError::BadAddress(_))
         ));
-        let opts = NginxOptions { pid_file: "/run/x y".into(), ..NginxOptions::default() };
-        assert!(matches!(render("d", &nodes(), &opts), Err(RenderError::BadPath(_))));
+        let opts = NginxOptions {
+            pid_file: "/run/x y".into(),
+            ..NginxOptions::default()
+        };
+        assert!(matches!(
+            render("d", &nodes(), &opts),
+            Err(RenderError::BadPath(_))
+        ));
     }
 }

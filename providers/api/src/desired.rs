@@ -61,7 +61,11 @@ pub fn ingress_rules(spec: &ClusterSpec) -> Vec<ConcreteRule> {
                 .map(|c| RuleSource::Cidr(*c))
                 .collect(),
         };
-        out.extend(sources.into_iter().map(|source| ConcreteRule { rule, source }));
+        out.extend(
+            sources
+                .into_iter()
+                .map(|source| ConcreteRule { rule, source }),
+        );
     }
     out
 }
@@ -255,7 +259,10 @@ fn external_lb(spec: &ClusterSpec) -> Resource {
     let address = spec.load_balancer.address.clone().unwrap_or_default();
     Resource::new(Kind::ExistingHost, Some("load-balancer"), address.clone())
         .attr("address", address)
-        .attr("role", "external load balancer (yours: the tool configures nothing on it)")
+        .attr(
+            "role",
+            "external load balancer (yours: the tool configures nothing on it)",
+        )
         .unmanaged()
 }
 
@@ -320,27 +327,35 @@ fn openstack(spec: &ClusterSpec) -> Vec<Resource> {
                         .after("load_balancer"),
                 );
                 out.push(
-                    Resource::new(Kind::Pool, Some(&key), format!("{}-{key}", spec.cluster.name))
-                        .attr("protocol", &proto)
-                        .attr("algorithm", "ROUND_ROBIN")
-                        .attr(
-                            "members",
-                            names
-                                .iter()
-                                .map(|n| format!("{n}:{}", l.port))
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        )
-                        .after(&format!("listener[{key}]")),
+                    Resource::new(
+                        Kind::Pool,
+                        Some(&key),
+                        format!("{}-{key}", spec.cluster.name),
+                    )
+                    .attr("protocol", &proto)
+                    .attr("algorithm", "ROUND_ROBIN")
+                    .attr(
+                        "members",
+                        names
+                            .iter()
+                            .map(|n| format!("{n}:{}", l.port))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                    .after(&format!("listener[{key}]")),
                 );
                 let monitor = match l.protocol {
                     Protocol::Tcp => "TCP",
                     Protocol::Udp => "UDP-CONNECT",
                 };
                 out.push(
-                    Resource::new(Kind::HealthMonitor, Some(&key), format!("{}-{key}", spec.cluster.name))
-                        .attr("type", monitor)
-                        .after(&format!("pool[{key}]")),
+                    Resource::new(
+                        Kind::HealthMonitor,
+                        Some(&key),
+                        format!("{}-{key}", spec.cluster.name),
+                    )
+                    .attr("type", monitor)
+                    .after(&format!("pool[{key}]")),
                 );
             }
         }
@@ -398,12 +413,18 @@ fn local(spec: &ClusterSpec) -> Vec<Resource> {
         Resource::new(Kind::LabNetwork, None, format!("ah-{}", spec.cluster.name))
             .attr("subnet", l.subnet)
             .attr("deploy_address", gw)
-            .attr("safety_route", format!("unreachable {} metric 4000", l.subnet))
-            .attr("resolver", format!("{gw}:53, answers lab names only, never forwards")),
+            .attr(
+                "safety_route",
+                format!("unreachable {} metric 4000", l.subnet),
+            )
+            .attr(
+                "resolver",
+                format!("{gw}:53, answers lab names only, never forwards"),
+            ),
     ];
     if spec.access.ssh_private_key.is_none() && !spec.access.ssh_agent {
         out.push(
-            Resource::new(Kind::KeyPair, None, format!("{}-lab", cloud_name(spec)))
+            Resource::new(Kind::KeyPair, None, "id_ed25519")
                 .attr("type", "ed25519, generated into the state directory"),
         );
     }

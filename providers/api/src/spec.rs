@@ -29,11 +29,7 @@ pub struct ClusterSpec {
     pub aws: Option<AwsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openstack: Option<OpenStackSection>,
-    #[serde(
-        rename = "static",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "static", default, skip_serializing_if = "Option::is_none")]
     pub static_hosts: Option<StaticSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalSection>,
@@ -359,7 +355,10 @@ impl ProviderKind {
 
     /// Whether the provider creates the hosts (and so can create a load balancer VM).
     pub fn creates_hosts(self) -> bool {
-        matches!(self, ProviderKind::Aws | ProviderKind::OpenStack | ProviderKind::Local)
+        matches!(
+            self,
+            ProviderKind::Aws | ProviderKind::OpenStack | ProviderKind::Local
+        )
     }
 }
 
@@ -638,7 +637,11 @@ impl ClusterSpec {
             ));
         }
         if let Some(m) = &self.preflight.minimums {
-            for (key, v) in [("root_gb", m.root_gb), ("ram_gb", m.ram_gb), ("vcpus", m.vcpus)] {
+            for (key, v) in [
+                ("root_gb", m.root_gb),
+                ("ram_gb", m.ram_gb),
+                ("vcpus", m.vcpus),
+            ] {
                 if v == 0 {
                     out.push(invalid(
                         format!("preflight.minimums.{key}"),
@@ -727,7 +730,10 @@ impl ClusterSpec {
                 format!("aws.vpc_id = {v:?}: a VPC ID starts with \"vpc-\""),
             ));
         }
-        for (key, t) in [("instance_type", &aws.instance_type), ("lb_instance_type", &aws.lb_instance_type)] {
+        for (key, t) in [
+            ("instance_type", &aws.instance_type),
+            ("lb_instance_type", &aws.lb_instance_type),
+        ] {
             if !t.contains('.') || t.contains(char::is_whitespace) {
                 out.push(invalid(
                     format!("aws.{key}"),
@@ -739,7 +745,11 @@ impl ClusterSpec {
 
     fn validate_openstack(&self, out: &mut Vec<Invalid>) {
         let os = self.openstack.as_ref().expect("openstack section");
-        for (key, v) in [("flavor", &os.flavor), ("image", &os.image), ("network", &os.network)] {
+        for (key, v) in [
+            ("flavor", &os.flavor),
+            ("image", &os.image),
+            ("network", &os.network),
+        ] {
             if v.trim().is_empty() {
                 out.push(invalid(
                     format!("openstack.{key}"),
@@ -855,7 +865,10 @@ impl ClusterSpec {
         if net.network() != net.addr() {
             out.push(invalid(
                 "local.subnet",
-                format!("local.subnet = \"{net}\": not a network address; use \"{}\"", net.trunc()),
+                format!(
+                    "local.subnet = \"{net}\": not a network address; use \"{}\"",
+                    net.trunc()
+                ),
             ));
         }
     }
@@ -910,7 +923,11 @@ mod tests {
     #[test]
     fn labels() {
         assert!(check_label("acura-1", 63).is_ok());
-        assert!(check_label("node1.example.com", 63).unwrap_err().contains("dot"));
+        assert!(
+            check_label("node1.example.com", 63)
+                .unwrap_err()
+                .contains("dot")
+        );
         assert!(check_label("-a", 63).is_err());
         assert!(check_label("A", 63).is_err());
         assert!(check_label("", 63).is_err());

@@ -110,13 +110,7 @@ pub const INGRESS_RULES: &[IngressRule] = &[
         Source::Public,
         "initial configuration UI",
     ),
-    rule(
-        Protocol::Tcp,
-        6443,
-        6443,
-        Source::Public,
-        "Kubernetes API",
-    ),
+    rule(Protocol::Tcp, 6443, 6443, Source::Public, "Kubernetes API"),
     rule(Protocol::Tcp, 30080, 30080, Source::Admin, "MariaDB"),
     rule(Protocol::Tcp, 30081, 30081, Source::Admin, "Kibana"),
     rule(Protocol::Tcp, 30082, 30082, Source::Admin, "Grafana"),
@@ -385,9 +379,15 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(initial_config_url("203.0.113.5"), "https://203.0.113.5:4443");
+        assert_eq!(
+            initial_config_url("203.0.113.5"),
+            "https://203.0.113.5:4443"
+        );
         assert_eq!(ui_url("lb.example"), "https://lb.example");
-        assert_eq!(initial_config_url("2001:db8::1"), "https://[2001:db8::1]:4443");
+        assert_eq!(
+            initial_config_url("2001:db8::1"),
+            "https://[2001:db8::1]:4443"
+        );
     }
 
     #[test]

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every component the test suite drives, on a fresh Debian or Ubuntu machine, as root:
+# OpenSSH, NGINX with its stream module, etcd, dnsmasq, nftables and iproute2 from the
+# distribution, and ansible-core in a Python virtual environment under $ACURA_HA_CACHE (kept
+# between runs so CI does not download it every time). Safe to run again.
+set -euo pipefail
+
+cache=${ACURA_HA_CACHE:-/var/cache/acura-ha}
+venv=$cache/venv
+apt_packages=(
+  openssh-server openssh-client nginx libnginx-mod-stream
+  etcd-server etcd-client dnsmasq-base dnsutils nftables iproute2 procps
+  netcat-openbsd python3-venv python3-pip
+)
+python_packages=("ansible-core==2.19.*")
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-test-deps: run as root (it installs packages with apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup-test-deps: apt-get install ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The machine's own python3 (Debian's), not a pyenv shim: the venv must outlive shell settings.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+if [ ! -x "$venv/bin/ansible-inventory" ]; then
+  echo "setup-test-deps: python venv with ${python_packages[*]} in $venv"
+  mkdir -p "$cache"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${python_packages[@]}"
+fi
+echo "setup-test-deps: ready ($("$venv/bin/ansible-inventory" --version | head -1))"

@@ -1,0 +1,23 @@
+//! From "we have addresses" to "Acura is installed": what the guide's Steps 4 to 6 do by hand.
+//! This issue builds the parts the plan and `render` need: the inventory file and the playbook
+//! invocations.
+
+pub mod inventory;
+pub mod playbook;
+
+use std::path::PathBuf;
+
+use crate::config::LoadedConfig;
+use crate::state::StateStore;
+
+/// The private key file the inventory names: the file's, or for the local target without one,
+/// the key the local provider generates in the cluster's state directory.
+pub fn key_file(cfg: &LoadedConfig, store: &StateStore) -> Option<PathBuf> {
+    match &cfg.spec.access.ssh_private_key {
+        Some(k) => Some(cfg.resolve(k)),
+        None if cfg.spec.local.is_some() && !cfg.spec.access.ssh_agent => {
+            Some(store.cluster_dir().join("id_ed25519"))
+        }
+        None => None,
+    }
+}

@@ -1,0 +1,171 @@
+//! The two `ansible-playbook` invocations of the guide's Steps 5 and 6, with exactly its extra
+//! variables, as argument vectors. The plan shows them; the runner executes them.
+
+use acura_ha_api::spec::ClusterSpec;
+use acura_ha_api::tables::{
+    ANSIBLE_PYTHON_INTERPRETER, HA_ACURA_PLAYBOOK, HA_ENV_FILE, K8S_MASTER_PLAYBOOK,
+};
+use serde::Serialize;
+
+/// One `-e` argument.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ExtraVar {
+    /// `-e "key=value"`
+    KeyValue(String, String),
+    /// `-e '{"key": <json>}'`
+    Json(String, serde_json::Value),
+}
+
+impl ExtraVar {
+    fn kv(k: &str, v: impl ToString) -> Self {
+        ExtraVar::KeyValue(k.to_string(), v.to_string())
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            ExtraVar::KeyValue(k, _) | ExtraVar::Json(k, _) => k,
+        }
+    }
+
+    /// The text after `-e`.
+    pub fn arg(&self) -> String {
+        match self {
+            ExtraVar::KeyValue(k, v) => format!("{k}={v}"),
+            ExtraVar::Json(k, v) => serde_json::json!({ k: v }).to_string(),
+        }
+    }
+}
+
+/// One playbook run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlaybookRun {
+    pub playbook: &'static str,
+    pub extra_vars: Vec<ExtraVar>,
+    pub inventory: &'static str,
+}
+
+impl PlaybookRun {
+    /// `ansible-playbook -e … -i ha_env_file <playbook>`, in the guide's argument order.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec!["ansible-playbook".to_string()];
+        for v in &self.extra_vars {
+            argv.push("-e".into());
+            argv.push(v.arg());
+        }
+        argv.extend([
+            "-i".to_string(),
+            self.inventory.to_string(),
+            self.playbook.to_string(),
+        ]);
+        argv
+    }
+
+    /// The command as a user would type it (shell-quoted).
+    pub fn command_line(&self) -> String {
+        self.argv()
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Quotes an argument for a POSIX shell only when it needs it (`key=value` stays as it is).
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@+%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Step 5: install the Kubernetes masters.
+pub fn k8s_master(spec: &ClusterSpec, lb_address: &str) -> PlaybookRun {
+    PlaybookRun {
+        playbook: K8S_MASTER_PLAYBOOK,
+        extra_vars: vec![
+            ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
+            ExtraVar::kv("lb_address", lb_address),
+            ExtraVar::kv("ansible_python_interpreter", ANSIBLE_PYTHON_INTERPRETER),
+            ExtraVar::kv("logstash_host", &spec.bootstrap.logstash_host),
+        ],
+        inventory: HA_ENV_FILE,
+    }
+}
+
+/// Step 6: deploy Acura (`update` adds the "How to update" section's `update_cluster=true`).
+pub fn ha_acura(spec: &ClusterSpec, overlays: &[String], update: bool) -> PlaybookRun {
+    let mut extra_vars = vec![
+        ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
+        ExtraVar::Json("overlay_list".into(), serde_json::json!(overlays)),
+        ExtraVar::kv("copy_patch", spec.bootstrap.copy_patch),
+        ExtraVar::kv("copy_ca", spec.bootstrap.copy_ca),
+    ];
+    if update {
+        extra_vars.push(ExtraVar::kv("update_cluster", true));
+    }
+    PlaybookRun {
+        playbook: HA_ACURA_PLAYBOOK,
+        extra_vars,
+        inventory: HA_ENV_FILE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ClusterSpec {
+        crate::config::parse(
+            "t.toml",
+            r#"
+[cluster]
+name = "demo"
+[load_balancer]
+kind = "external"
+address = "203.0.113.5"
+[access]
+admin_cidrs = ["198.51.100.7/32"]
+ssh_user = "ubuntu"
+ssh_agent = true
+[static]
+nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "192.0.2.12" }, { name = "a-3", address = "192.0.2.13" }]
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn step5_is_the_guides_command() {
+        assert_eq!(
+            k8s_master(&spec(), "203.0.113.5").command_line(),
+            "ansible-playbook -e ansible_ssh_user=ubuntu -e lb_address=203.0.113.5 \
+             -e ansible_python_interpreter=/usr/bin/python3 -e logstash_host= \
+             -i ha_env_file ansible/k8s-master.yaml"
+        );
+    }
+
+    #[test]
+    fn step6_is_the_guides_command() {
+        let s = spec();
+        let run = ha_acura(&s, &s.overlays(), false);
+        assert_eq!(
+            run.argv()[3],
+            r#"{"overlay_list":["overlay/ha.yaml","overlay/golden-image.yml","overlay/distr-dr.yaml","overlay/startup_reconfigure.yaml"]}"#
+        );
+        assert!(
+            run.command_line().ends_with(
+                "-e copy_patch=true -e copy_ca=true -i ha_env_file ansible/ha-acura.yaml"
+            )
+        );
+        assert!(
+            ha_acura(&s, &s.overlays(), true)
+                .command_line()
+                .contains("-e update_cluster=true")
+        );
+    }
+}

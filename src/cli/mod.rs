@@ -1,0 +1,119 @@
+//! The command line: one file per subcommand (its arguments and its `exec`), after cargo's
+//! `commands/*.rs`. A subcommand appears here only once it works.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::config::{self, LoadedConfig};
+use crate::error::Error;
+use crate::state::StateStore;
+
+mod completions;
+mod plan;
+mod render;
+mod state;
+
+/// Exit codes (documented in the README).
+pub const EXIT_OK: u8 = 0;
+/// Any error: the message names what failed and its code (`error[AH…]`).
+pub const EXIT_ERROR: u8 = 1;
+/// `plan` against an existing state: there are changes (as `terraform plan -detailed-exitcode`).
+pub const EXIT_CHANGES: u8 = 2;
+/// The command line itself is wrong (unknown flag, missing argument).
+pub const EXIT_USAGE: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "acura-ha",
+    version,
+    about = "Deploy a Hystax Acura HA cluster on AWS, OpenStack, your own hosts, or this machine",
+    propagate_version = true,
+    after_help = "Exit codes: 0 success, 1 error, 2 `plan` found changes (when a state exists), 64 usage error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show every resource `up` would create and every bootstrap step; with a state, only the difference
+    Plan(plan::Args),
+    /// Print a file the tool generates: the NGINX config, the ha_env_file, or the security-group audit table
+    #[command(subcommand)]
+    Render(render::What),
+    /// Inspect the state file, or remove a lock a dead run left behind
+    #[command(subcommand)]
+    State(state::What),
+    /// Print a shell completion script
+    Completions(completions::Args),
+}
+
+/// `-c FILE` and where the state lives: every command that works on a cluster takes these.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// The cluster file (TOML)
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "ACURA_HA_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// Where state files live [default: .acura-ha/ next to the cluster file]
+    #[arg(long, value_name = "DIR", env = "ACURA_HA_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    pub fn load(&self) -> Result<(LoadedConfig, StateStore), Error> {
+        let cfg = config::load(&self.config)?;
+        let store = StateStore::for_config(&cfg, self.state_dir.as_deref());
+        Ok((cfg, store))
+    }
+}
+
+/// The clap definition, for completions and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
+                _ => EXIT_USAGE,
+            });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Plan(args) => plan::exec(args),
+        Command::Render(what) => render::exec(what),
+        Command::State(what) => state::exec(what),
+        Command::Completions(args) => completions::exec(args),
+    }
+}
+
+fn report(e: &Error) {
+    eprintln!("error[{}]: {e}", e.code());
+    if let Some(help) = e.help() {
+        eprintln!("  help: {help}");
+    }
+}

@@ -1,0 +1,113 @@
+//! The tool's errors. Each has a stable code (`AH…`, listed in the README), a message that names
+//! the file, resource or host concerned, and where it helps, what to do next. Every error exits 1;
+//! see `cli::exit` for the other exit codes.
+
+use std::path::PathBuf;
+
+use acura_ha_api::provider::ProviderError;
+
+use crate::config::ConfigError;
+use crate::state::LockInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("the state file {} is not valid: {message}", path.display())]
+    StateCorrupt { path: PathBuf, message: String },
+
+    #[error("the state file {} has schema version {found}; this acura-ha reads up to {supported}", path.display())]
+    StateTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("the state file {} belongs to cluster {found:?}, not {expected:?}", path.display())]
+    StateOtherCluster {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+
+    #[error("the state of cluster {cluster:?} is locked: {info}")]
+    Locked { cluster: String, info: LockInfo },
+
+    #[error("the state of cluster {cluster:?} is not locked")]
+    NotLocked { cluster: String },
+
+    #[error("lock ID {given:?} does not match the lock held: {info}")]
+    LockMismatch { given: String, info: LockInfo },
+
+    #[error("the lock is held by a running process on this host: {info}")]
+    LockHolderAlive { info: LockInfo },
+
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
+
+    #[error("cannot render the NGINX config: {0}")]
+    Render(#[from] acura_ha_nginx::RenderError),
+
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The stable code printed as `error[AH…]`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config(e) => e.code(),
+            Error::Read { .. } => "AH001",
+            Error::Write { .. } => "AH002",
+            Error::Usage(_) => "AH003",
+            Error::StateCorrupt { .. } => "AH200",
+            Error::StateTooNew { .. } => "AH201",
+            Error::StateOtherCluster { .. } => "AH202",
+            Error::Locked { .. } => "AH210",
+            Error::NotLocked { .. } => "AH211",
+            Error::LockMismatch { .. } => "AH212",
+            Error::LockHolderAlive { .. } => "AH213",
+            Error::Provider(ProviderError::NotKnown { .. }) => "AH300",
+            Error::Provider(ProviderError::Cloud { .. }) => "AH301",
+            Error::Provider(ProviderError::Journal(_)) => "AH302",
+            Error::Provider(ProviderError::Unsupported(_)) => "AH303",
+            Error::Render(_) => "AH400",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.help(),
+            Error::StateCorrupt { .. } => Some(
+                "restore it from the `.bak` copy next to it, or, if the cluster was deleted, remove the file".into(),
+            ),
+            Error::StateTooNew { .. } => Some("use a newer acura-ha".into()),
+            Error::StateOtherCluster { .. } => Some(
+                "point --state-dir at this cluster's state, or check cluster.name in the cluster file".into(),
+            ),
+            Error::Locked { info, .. } => Some(format!(
+                "wait for that run to finish; if it died, run `acura-ha state unlock {}`",
+                info.id
+            )),
+            Error::LockHolderAlive { info } => Some(format!(
+                "process {} is still running: stop it first, or pass --force if you are sure it does not use this state",
+                info.pid
+            )),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! `plan`: every resource `up` would create, in dependency order, then the bootstrap steps — or,
+//! when a state exists, only the difference (create / keep / replace / delete).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use acura_ha_api::desired;
+use acura_ha_api::inventory;
+use acura_ha_api::model::{Host, Resource, Status};
+use acura_ha_api::spec::{ClusterSpec, LbKind};
+use acura_ha_api::tables::{self, GUIDE_MINIMUMS, LISTENERS};
+use serde::Serialize;
+
+use crate::bootstrap::{inventory as ha_env, playbook};
+use crate::state::State;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Keep,
+    Replace,
+    Delete,
+    /// Used as it is (an existing host, key pair or load balancer): never a change.
+    Use,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Keep => "keep",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Use => "use",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceChange {
+    pub action: Action,
+    #[serde(flatten)]
+    pub resource: Resource,
+    /// For `replace`: why (`attr: old -> new`, or `tainted`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    Run,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapStep {
+    pub id: &'static str,
+    pub action: StepAction,
+    pub summary: String,
+    /// What the step writes or runs, verbatim (file text or command line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// What decides whether a completed step must run again.
+    #[serde(skip)]
+    pub inputs: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub create: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub keep: usize,
+    pub used: usize,
+    pub steps_to_run: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub cluster: String,
+    pub provider: &'static str,
+    /// The serial of the state compared against, if one exists.
+    pub state_serial: Option<u64>,
+    pub resources: Vec<ResourceChange>,
+    pub bootstrap: Vec<BootstrapStep>,
+    pub warnings: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        let s = &self.summary;
+        s.create + s.replace + s.delete + s.steps_to_run > 0
+    }
+}
+
+/// Placeholder for what the cloud assigns.
+pub const UNKNOWN: &str = "(known after apply)";
+
+/// Builds the plan for `spec` against `state` (if any). `key_file` is the private key the
+/// inventory names.
+pub fn build(spec: &ClusterSpec, state: Option<&State>, key_file: Option<PathBuf>) -> Plan {
+    let mut resources = Vec::new();
+    let wanted = desired::desired(spec);
+    for r in &wanted {
+        resources.push(diff_one(r, state));
+    }
+    if let Some(st) = state {
+        // What the state has and the file no longer wants goes last, newest first.
+        for rec in st.resources.iter().rev() {
+            if !wanted.iter().any(|w| w.address == rec.address) {
+                let mut r = Resource::new(rec.kind, None, rec.name.clone());
+                r.address = rec.address.clone();
+                r.attrs = rec.attrs.clone();
+                resources.push(ResourceChange {
+                    action: Action::Delete,
+                    resource: r,
+                    reasons: vec!["no longer in the cluster file".into()],
+                });
+            }
+        }
+    }
+    let bootstrap = bootstrap_steps(spec, state, key_file.as_deref());
+    let mut summary = Summary::default();
+    for c in &resources {
+        match c.action {
+            Action::Create => summary.create += 1,
+            Action::Replace => summary.replace += 1,
+            Action::Delete => summary.delete += 1,
+            Action::Keep => summary.keep += 1,
+            Action::Use => summary.used += 1,
+        }
+    }
+    summary.steps_to_run = bootstrap
+        .iter()
+        .filter(|s| s.action == StepAction::Run)
+        .count();
+    Plan {
+        format_version: 1,
+        cluster: spec.cluster.name.clone(),
+        provider: spec.provider_kind().as_str(),
+        state_serial: state.map(|s| s.serial),
+        resources,
+        bootstrap,
+        warnings: warnings(spec),
+        summary,
+    }
+}
+
+fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
+    let change = |action, reasons| ResourceChange {
+        action,
+        resource: want.clone(),
+        reasons,
+    };
+    if !want.managed {
+        return change(Action::Use, vec![]);
+    }
+    let Some(rec) = state.and_then(|s| s.resource(&want.address)) else {
+        return change(Action::Create, vec![]);
+    };
+    if matches!(rec.status, Status::Tainted | Status::Creating) {
+        let why = match rec.status {
+            Status::Creating => "its creation was interrupted",
+            _ => "tainted: it failed or was half-created",
+        };
+        return change(Action::Replace, vec![why.into()]);
+    }
+    let mut reasons = Vec::new();
+    for (k, v) in &want.attrs {
+        match rec.attrs.get(k) {
+            Some(old) if old == v => {}
+            Some(old) => reasons.push(format!("{k}: {old} -> {v}")),
+            None => reasons.push(format!("{k}: (unset) -> {v}")),
+        }
+    }
+    for k in rec.attrs.keys().filter(|k| !want.attrs.contains_key(*k)) {
+        reasons.push(format!("{k}: removed"));
+    }
+    if reasons.is_empty() {
+        change(Action::Keep, vec![])
+    } else {
+        change(Action::Replace, reasons)
+    }
+}
+
+fn bootstrap_steps(
+    spec: &ClusterSpec,
+    state: Option<&State>,
+    key_file: Option<&std::path::Path>,
+) -> Vec<BootstrapStep> {
+    let recorded = state.map(|s| s.resources.as_slice()).unwrap_or(&[]);
+    let (nodes, lb_address, nginx_host) = match inventory::inventory(spec, recorded) {
+        Ok(inv) => (inv.nodes, inv.lb.address, inv.lb.nginx_host),
+        Err(_) => {
+            let nodes = spec
+                .node_names()
+                .into_iter()
+                .map(|name| Host {
+                    name,
+                    address: UNKNOWN.into(),
+                })
+                .collect();
+            let lb = match spec.load_balancer.kind {
+                LbKind::External => spec.load_balancer.address.clone().unwrap_or_default(),
+                _ => UNKNOWN.into(),
+            };
+            let nginx = (spec.load_balancer.kind == LbKind::Nginx).then(|| Host {
+                name: spec.lb_host_name(),
+                address: UNKNOWN.into(),
+            });
+            (nodes, lb, nginx)
+        }
+    };
+    let min = spec.minimums();
+    let mut steps = Vec::new();
+    let hosts = nodes.len() + usize::from(nginx_host.is_some());
+    steps.push(step(
+        "preflight",
+        format!(
+            "wait for SSH logins on {hosts} hosts, then check each node: Ubuntu {}, root filesystem >= {} GB{}, RAM >= {} GB, >= {} vCPU, hostname without dots, DNS, sudo, time sync",
+            spec.nodes.os_version.release().version(),
+            min.root_gb,
+            if min.single_partition { " as one partition" } else { "" },
+            min.ram_gb,
+            min.vcpus
+        ),
+        None,
+        None,
+    ));
+    if let Some(h) = &nginx_host {
+        steps.push(step(
+            "nginx",
+            format!(
+                "install NGINX and its stream module on {} ({}), upload the rendered config, `nginx -t`, reload, then prove all {} listeners reach a node",
+                h.name,
+                h.address,
+                LISTENERS.len()
+            ),
+            None,
+            None,
+        ));
+    }
+    let env_file = ha_env::render(&spec.cluster.name, &nodes, key_file);
+    steps.push(step(
+        "ha_env_file",
+        format!("write {} ({} nodes)", tables::HA_ENV_FILE, nodes.len()),
+        Some(env_file),
+        None,
+    ));
+    let step5 = playbook::k8s_master(spec, &lb_address);
+    steps.push(step(
+        "k8s-master",
+        "the guide's Step 5: install the Kubernetes HA masters".into(),
+        Some(step5.command_line()),
+        Some(step5.argv()),
+    ));
+    let step6 = playbook::ha_acura(spec, &spec.overlays(), false);
+    steps.push(step(
+        "ha-acura",
+        "the guide's Step 6: deploy Acura".into(),
+        Some(step6.command_line()),
+        Some(step6.argv()),
+    ));
+    let url_host = if lb_address == UNKNOWN {
+        "<load balancer address>"
+    } else {
+        lb_address.as_str()
+    };
+    steps.push(step(
+        "post-checks",
+        format!(
+            "wait until every node is Ready and every pod Running, then print {} and {}",
+            tables::initial_config_url(url_host),
+            tables::ui_url(url_host)
+        ),
+        None,
+        None,
+    ));
+    for s in &mut steps {
+        let done = state
+            .and_then(|st| st.steps.get(s.id))
+            .is_some_and(|rec| rec.inputs == s.inputs);
+        if done {
+            s.action = StepAction::Done;
+        }
+    }
+    steps
+}
+
+fn step(
+    id: &'static str,
+    summary: String,
+    detail: Option<String>,
+    argv: Option<Vec<String>>,
+) -> BootstrapStep {
+    let inputs = format!("{summary}\n{}", detail.as_deref().unwrap_or(""));
+    BootstrapStep {
+        id,
+        action: StepAction::Run,
+        summary,
+        detail,
+        argv,
+        inputs,
+    }
+}
+
+fn warnings(spec: &ClusterSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let m = spec.minimums();
+    let g = GUIDE_MINIMUMS;
+    let mut relaxed = Vec::new();
+    if m.root_gb < g.root_gb {
+        relaxed.push(format!("root filesystem {} -> {} GB", g.root_gb, m.root_gb));
+    }
+    if m.ram_gb < g.ram_gb {
+        relaxed.push(format!("RAM {} -> {} GB", g.ram_gb, m.ram_gb));
+    }
+    if m.vcpus < g.vcpus {
+        relaxed.push(format!("vCPU {} -> {}", g.vcpus, m.vcpus));
+    }
+    if g.single_partition && !m.single_partition {
+        relaxed.push("single root partition no longer required".into());
+    }
+    if !relaxed.is_empty() {
+        out.push(format!(
+            "preflight minimums are relaxed from the guide's by [preflight.minimums]: {}",
+            relaxed.join(", ")
+        ));
+    }
+    for c in &spec.access.admin_cidrs {
+        if c.prefix_len() == 0 {
+            out.push(format!(
+                "access.admin_cidrs has {c}: SSH and the MariaDB/Kibana/Grafana ports will be open to everyone"
+            ));
+        }
+    }
+    out
+}
+
+/// The plan as text, for a terminal.
+pub fn render_text(plan: &Plan) -> String {
+    let mut w = String::new();
+    let state = match plan.state_serial {
+        Some(serial) => format!("compared with the state (serial {serial})"),
+        None => "no state yet: everything is new".into(),
+    };
+    let _ = writeln!(
+        w,
+        "Plan for cluster {:?} on {} ({state})",
+        plan.cluster, plan.provider
+    );
+    for warning in &plan.warnings {
+        let _ = writeln!(w, "warning: {warning}");
+    }
+    let _ = writeln!(w, "\nResources, in the order `up` handles them:");
+    let width = plan
+        .resources
+        .iter()
+        .map(|c| c.resource.address.len())
+        .max()
+        .unwrap_or(0);
+    for c in &plan.resources {
+        let _ = writeln!(
+            w,
+            "  {:<7} {:<width$}  {}",
+            c.action.as_str(),
+            c.resource.address,
+            c.resource.name
+        );
+        if matches!(c.action, Action::Keep) {
+            continue;
+        }
+        let kw = c.resource.attrs.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (k, v) in &c.resource.attrs {
+            let _ = writeln!(w, "            {k:<kw$} = {v}");
+        }
+        for reason in &c.reasons {
+            let _ = writeln!(w, "            because {reason}");
+        }
+    }
+    let _ = writeln!(w, "\nBootstrap:");
+    for s in &plan.bootstrap {
+        let action = match s.action {
+            StepAction::Run => "run",
+            StepAction::Done => "done",
+        };
+        let _ = writeln!(w, "  {action:<7} {:<12} {}", s.id, s.summary);
+        if s.action == StepAction::Run
+            && let Some(d) = &s.detail
+        {
+            for line in d.lines() {
+                let _ = writeln!(w, "            | {line}");
+            }
+        }
+    }
+    let s = &plan.summary;
+    let _ = writeln!(
+        w,
+        "\nPlan: {} to create, {} to replace, {} to delete, {} kept, {} used as they are; {} bootstrap steps to run.",
+        s.create, s.replace, s.delete, s.keep, s.used, s.steps_to_run
+    );
+    w
+}

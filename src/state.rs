@@ -1,0 +1,464 @@
+//! The state file: one JSON document per cluster with a schema version, a lineage (a random ID
+//! fixed at creation, so two states of different clusters are never confused), a serial that
+//! grows with every write, and every resource. Written atomically (temporary file, fsync,
+//! rename) with mode 0600, the previous version kept as `.bak`. A lock file next to it says who
+//! is changing the cluster (after Terraform's `statemgr`).
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use acura_ha_api::model::Recorded;
+use acura_ha_api::provider::{Journal, ProviderError};
+use serde::{Deserialize, Serialize};
+
+use crate::config::LoadedConfig;
+use crate::error::Error;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub schema_version: u32,
+    pub lineage: String,
+    pub serial: u64,
+    pub cluster: String,
+    pub provider: String,
+    pub resources: Vec<Recorded>,
+    /// Bootstrap steps that have completed, by step ID.
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+/// A completed bootstrap step and the inputs it ran with (a change of inputs means "run again").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub completed_at: String,
+    pub inputs: String,
+}
+
+impl State {
+    pub fn new(cluster: &str, provider: &str) -> Self {
+        State {
+            schema_version: SCHEMA_VERSION,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            cluster: cluster.to_string(),
+            provider: provider.to_string(),
+            resources: Vec::new(),
+            steps: BTreeMap::new(),
+        }
+    }
+
+    pub fn resource(&self, address: &str) -> Option<&Recorded> {
+        self.resources.iter().find(|r| r.address == address)
+    }
+}
+
+/// Who holds the lock, written into the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub id: String,
+    pub operation: String,
+    pub owner: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: String,
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` by {}@{} (pid {}) since {}, lock ID {}",
+            self.operation, self.owner, self.host, self.pid, self.started_at, self.id
+        )
+    }
+}
+
+/// Where a cluster's state lives: `<dir>/<cluster>.state.json` and `<cluster>.lock`.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    pub dir: PathBuf,
+    pub cluster: String,
+}
+
+/// The default state directory: `.acura-ha/` next to the cluster file.
+pub const DEFAULT_DIR: &str = ".acura-ha";
+
+impl StateStore {
+    pub fn new(dir: PathBuf, cluster: &str) -> Self {
+        StateStore {
+            dir,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// The store for a loaded cluster file, in `state_dir` or next to the file.
+    pub fn for_config(cfg: &LoadedConfig, state_dir: Option<&Path>) -> Self {
+        let dir = match state_dir {
+            Some(d) => d.to_path_buf(),
+            None => cfg.dir.join(DEFAULT_DIR),
+        };
+        StateStore::new(dir, &cfg.spec.cluster.name)
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.state.json", self.cluster))
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock", self.cluster))
+    }
+
+    /// Files that belong to the cluster but not in the state (keys, logs, known_hosts).
+    pub fn cluster_dir(&self) -> PathBuf {
+        self.dir.join(&self.cluster)
+    }
+
+    /// The state, or `None` when the cluster has never been applied.
+    pub fn load(&self) -> Result<Option<State>, Error> {
+        let path = self.state_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        // Read the version first, so a newer schema gets a clear error, not a parse failure.
+        let probe: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::StateCorrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let found = probe
+            .get("schema_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        if found > SCHEMA_VERSION {
+            return Err(Error::StateTooNew {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let state: State = serde_json::from_value(probe).map_err(|e| Error::StateCorrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if state.cluster != self.cluster {
+            return Err(Error::StateOtherCluster {
+                path,
+                found: state.cluster,
+                expected: self.cluster.clone(),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes the state atomically with the next serial; the previous file becomes `.bak`.
+    pub fn save(&self, state: &mut State) -> Result<(), Error> {
+        self.ensure_dir()?;
+        let path = self.state_path();
+        state.serial += 1;
+        let mut text = serde_json::to_string_pretty(state).expect("state serialises");
+        text.push('\n');
+        if path.exists() {
+            let bak = path.with_extension("json.bak");
+            fs::copy(&path, &bak).map_err(|source| Error::Write {
+                path: bak.clone(),
+                source,
+            })?;
+            set_private(&bak)?;
+        }
+        write_atomic(&path, text.as_bytes())
+    }
+
+    fn ensure_dir(&self) -> Result<(), Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|source| Error::Write {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// Takes the lock for `operation`, or says who holds it.
+    pub fn lock(&self, operation: &str) -> Result<LockGuard, Error> {
+        self.ensure_dir()?;
+        let info = LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            owner: std::env::var("USER").unwrap_or_else(|_| format!("uid {}", unsafe_uid())),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            started_at: now_rfc3339(),
+        };
+        let path = self.lock_path();
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(mut f) => {
+                let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
+                f.write_all(text.as_bytes())
+                    .and_then(|_| f.sync_all())
+                    .map_err(|source| Error::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Ok(LockGuard { path, info })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let info = self.read_lock()?.ok_or_else(|| Error::StateCorrupt {
+                    path: path.clone(),
+                    message: "the lock file vanished while being read; try again".into(),
+                })?;
+                Err(Error::Locked {
+                    cluster: self.cluster.clone(),
+                    info,
+                })
+            }
+            Err(source) => Err(Error::Write { path, source }),
+        }
+    }
+
+    pub fn read_lock(&self) -> Result<Option<LockInfo>, Error> {
+        let path = self.lock_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::StateCorrupt {
+                    path,
+                    message: format!("lock file: {e}"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Read { path, source }),
+        }
+    }
+
+    /// Removes a lock left by a run that died. The ID must match (as `terraform force-unlock`
+    /// asks), and a holder still running on this host is refused unless `force`.
+    pub fn unlock(&self, id: &str, force: bool) -> Result<LockInfo, Error> {
+        let info = self.read_lock()?.ok_or_else(|| Error::NotLocked {
+            cluster: self.cluster.clone(),
+        })?;
+        if info.id != id {
+            return Err(Error::LockMismatch {
+                given: id.to_string(),
+                info,
+            });
+        }
+        let this_host = gethostname::gethostname().to_string_lossy().into_owned();
+        if !force && info.host == this_host && process_alive(info.pid) {
+            return Err(Error::LockHolderAlive { info });
+        }
+        fs::remove_file(self.lock_path()).map_err(|source| Error::Write {
+            path: self.lock_path(),
+            source,
+        })?;
+        Ok(info)
+    }
+}
+
+/// Holds the lock until dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+    pub info: LockInfo,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Only remove our own lock: someone may have force-unlocked and re-locked meanwhile.
+        if let Ok(text) = fs::read_to_string(&self.path)
+            && let Ok(info) = serde_json::from_str::<LockInfo>(&text)
+            && info.id == self.info.id
+        {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The engine's journal: every record is written to disk before the provider goes on.
+pub struct StateJournal<'a> {
+    pub store: &'a StateStore,
+    pub state: &'a mut State,
+}
+
+impl Journal for StateJournal<'_> {
+    fn record(&mut self, resource: Recorded) -> Result<(), ProviderError> {
+        match self
+            .state
+            .resources
+            .iter_mut()
+            .find(|r| r.address == resource.address)
+        {
+            Some(slot) => *slot = resource,
+            None => self.state.resources.push(resource),
+        }
+        self.store
+            .save(self.state)
+            .map_err(|e| ProviderError::Journal(e.to_string()))
+    }
+
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        self.state.resources.retain(|r| r.address != address);
+        self.store
+            .save(self.state)
+            .map_err(|e| ProviderError::Journal(e.to_string()))
+    }
+
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.state.resource(address)
+    }
+}
+
+/// Writes `bytes` to `path` through a 0600 temporary file in the same directory, fsyncs it,
+/// renames it over `path` and fsyncs the directory, so a crash leaves the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let werr = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(werr)?;
+    tmp.write_all(bytes).map_err(werr)?;
+    tmp.as_file().sync_all().map_err(werr)?;
+    tmp.persist(path).map_err(|e| werr(e.error))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn set_private(path: &Path) -> Result<(), Error> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn unsafe_uid() -> String {
+    // Without libc: the owner of /proc/self is the current user.
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self")
+        .map(|m| m.uid().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acura_ha_api::model::{Kind, Status};
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::new(dir.path().join("st"), "demo");
+        (dir, s)
+    }
+
+    #[test]
+    fn save_is_private_and_serial_grows() {
+        let (_d, s) = store();
+        assert!(s.load().unwrap().is_none());
+        let mut st = State::new("demo", "aws");
+        s.save(&mut st).unwrap();
+        s.save(&mut st).unwrap();
+        let back = s.load().unwrap().unwrap();
+        assert_eq!(back.serial, 2);
+        assert_eq!(back.lineage, st.lineage);
+        let mode = fs::metadata(s.state_path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let bak = s.state_path().with_extension("json.bak");
+        assert_eq!(
+            fs::metadata(bak).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&s.dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+
+    #[test]
+    fn journal_writes_ahead() {
+        let (_d, s) = store();
+        let mut st = State::new("demo", "aws");
+        let mut j = StateJournal {
+            store: &s,
+            state: &mut st,
+        };
+        j.record(Recorded {
+            address: "security_group".into(),
+            kind: Kind::SecurityGroup,
+            name: "acura-ha-demo".into(),
+            id: None,
+            status: Status::Creating,
+            attrs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            created_at: now_rfc3339(),
+        })
+        .unwrap();
+        let on_disk = s.load().unwrap().unwrap();
+        assert_eq!(on_disk.resources.len(), 1);
+        assert_eq!(on_disk.resources[0].status, Status::Creating);
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_unlock_checks_id() {
+        let (_d, s) = store();
+        let g = s.lock("up").unwrap();
+        match s.lock("down") {
+            Err(Error::Locked { info, .. }) => assert_eq!(info.id, g.info.id),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.unlock("wrong", false),
+            Err(Error::LockMismatch { .. })
+        ));
+        // Our own pid is alive on this host: refused without --force.
+        assert!(matches!(
+            s.unlock(&g.info.id, false),
+            Err(Error::LockHolderAlive { .. })
+        ));
+        s.unlock(&g.info.id, true).unwrap();
+        assert!(s.read_lock().unwrap().is_none());
+        drop(g);
+        let _again = s.lock("up").unwrap();
+    }
+
+    #[test]
+    fn newer_schema_and_other_cluster_are_refused() {
+        let (_d, s) = store();
+        fs::create_dir_all(&s.dir).unwrap();
+        fs::write(s.state_path(), r#"{"schema_version": 99}"#).unwrap();
+        assert!(matches!(
+            s.load(),
+            Err(Error::StateTooNew { found: 99, .. })
+        ));
+        let mut other = State::new("other", "aws");
+        other.serial = 1;
+        fs::write(s.state_path(), serde_json::to_string(&other).unwrap()).unwrap();
+        assert!(matches!(s.load(), Err(Error::StateOtherCluster { .. })));
+        fs::write(s.state_path(), "{not json").unwrap();
+        assert!(matches!(s.load(), Err(Error::StateCorrupt { .. })));
+    }
+}

@@ -1,0 +1,60 @@
+//! Shared by the integration tests: the binary, the examples, and the real components the tests
+//! drive. A missing component fails the test and names the setup command; nothing skips.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The command that installs every component the tests use.
+pub const SETUP: &str = "sudo scripts/setup-test-deps.sh";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    repo().join("examples").join(name)
+}
+
+pub fn acura_ha() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("acura-ha").expect("the binary is built");
+    cmd.env_remove("ACURA_HA_CONFIG")
+        .env_remove("ACURA_HA_STATE_DIR");
+    cmd
+}
+
+/// Where `scripts/setup-test-deps.sh` puts the Python tools (ansible-core, moto).
+pub fn tools_venv() -> PathBuf {
+    let cache = std::env::var("ACURA_HA_CACHE").unwrap_or_else(|_| "/var/cache/acura-ha".into());
+    PathBuf::from(cache).join("venv")
+}
+
+/// A program the tests need: from the tools venv, else from the usual system places.
+pub fn require(program: &str) -> PathBuf {
+    let venv = tools_venv().join("bin").join(program);
+    if venv.is_file() {
+        return venv;
+    }
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{program}` is not installed: run `{SETUP}` (it installs every component the tests use)"
+    );
+}
+
+/// Binding ports below 1024 and making namespaces need root; say so instead of failing obscurely.
+pub fn require_root(why: &str) {
+    let uid = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid()
+    });
+    assert_eq!(
+        uid.ok(),
+        Some(0),
+        "this test needs root ({why}); run the suite as root, as .ci/run does"
+    );
+}

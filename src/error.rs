@@ -44,16 +44,19 @@ pub enum Error {
     },
 
     #[error("the state of cluster {cluster:?} is locked: {info}")]
-    Locked { cluster: String, info: LockInfo },
+    Locked {
+        cluster: String,
+        info: Box<LockInfo>,
+    },
 
     #[error("the state of cluster {cluster:?} is not locked")]
     NotLocked { cluster: String },
 
     #[error("lock ID {given:?} does not match the lock held: {info}")]
-    LockMismatch { given: String, info: LockInfo },
+    LockMismatch { given: String, info: Box<LockInfo> },
 
     #[error("the lock is held by a running process on this host: {info}")]
-    LockHolderAlive { info: LockInfo },
+    LockHolderAlive { info: Box<LockInfo> },
 
     #[error("{0}")]
     Provider(#[from] ProviderError),

@@ -125,7 +125,16 @@ pub fn build(spec: &ClusterSpec, state: Option<&State>, key_file: Option<PathBuf
             }
         }
     }
-    let bootstrap = bootstrap_steps(spec, state, key_file.as_deref());
+    let mut bootstrap = bootstrap_steps(spec, state, key_file.as_deref());
+    // New, replaced or removed resources change the hosts the steps ran on: run them all again.
+    if resources
+        .iter()
+        .any(|c| matches!(c.action, Action::Create | Action::Replace | Action::Delete))
+    {
+        for s in &mut bootstrap {
+            s.action = StepAction::Run;
+        }
+    }
     let mut summary = Summary::default();
     for c in &resources {
         match c.action {

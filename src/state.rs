@@ -221,7 +221,7 @@ impl StateStore {
                 })?;
                 Err(Error::Locked {
                     cluster: self.cluster.clone(),
-                    info,
+                    info: Box::new(info),
                 })
             }
             Err(source) => Err(Error::Write { path, source }),
@@ -251,12 +251,14 @@ impl StateStore {
         if info.id != id {
             return Err(Error::LockMismatch {
                 given: id.to_string(),
-                info,
+                info: Box::new(info),
             });
         }
         let this_host = gethostname::gethostname().to_string_lossy().into_owned();
         if !force && info.host == this_host && process_alive(info.pid) {
-            return Err(Error::LockHolderAlive { info });
+            return Err(Error::LockHolderAlive {
+                info: Box::new(info),
+            });
         }
         fs::remove_file(self.lock_path()).map_err(|source| Error::Write {
             path: self.lock_path(),

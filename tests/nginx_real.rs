@@ -103,12 +103,25 @@ impl Node {
     }
 }
 
-struct Nginx(Child);
+/// The NGINX under test. Stopped with `nginx -s stop` (SIGTERM through its pid file), so its
+/// workers exit with it: killing only the master would leave them holding the ports.
+struct Nginx {
+    child: Child,
+    stop: Command,
+}
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.stop.status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -163,21 +176,34 @@ fn traffic_reaches_every_node_and_survives_one_dying() {
     let upstreams: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     let conf = dir.path().join("nginx.conf");
     std::fs::write(&conf, render("test", &upstreams, &opts).unwrap()).unwrap();
-    let child = Command::new(&nginx)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir.path())
-        .args(["-g", "daemon off;"])
+    let nginx_cmd = |extra: &[&str]| {
+        let mut c = Command::new(&nginx);
+        c.arg("-c").arg(&conf).arg("-p").arg(dir.path()).args(extra);
+        c
+    };
+    let child = nginx_cmd(&["-g", "daemon off;"])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let _nginx = Nginx(child);
-    let first = SocketAddr::new(IpAddr::V4(lb), LISTENERS[0].port);
+    let child_pid = child.id();
+    let mut nginx = Nginx {
+        child,
+        stop: nginx_cmd(&["-s", "stop"]),
+    };
+    // Ready when its pid file names it (it writes the file after binding every listener); an
+    // exit before that (a port taken) fails here rather than testing some other listener.
+    let pid_file = dir.path().join("nginx.pid");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&first, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start listening");
+    loop {
+        if let Ok(Some(status)) = nginx.child.try_wait() {
+            panic!("nginx exited at start ({status}); see its messages above");
+        }
+        let pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if pid.trim() == child_pid.to_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nginx did not start");
         thread::sleep(Duration::from_millis(20));
     }
 

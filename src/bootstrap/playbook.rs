@@ -154,7 +154,7 @@ nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "19
         let s = spec();
         let run = ha_acura(&s, &s.overlays(), false);
         assert_eq!(
-            run.argv()[3],
+            run.argv()[4],
             r#"{"overlay_list":["overlay/ha.yaml","overlay/golden-image.yml","overlay/distr-dr.yaml","overlay/startup_reconfigure.yaml"]}"#
         );
         assert!(

@@ -527,7 +527,7 @@ impl ClusterSpec {
                     tables::MIN_NODES
                 ),
             ));
-        } else if n % 2 == 0 {
+        } else if n.is_multiple_of(2) {
             out.push(invalid(
                 "nodes.count",
                 format!(

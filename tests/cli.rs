@@ -1,0 +1,364 @@
+//! The command surface: exit codes, errors that point at the file, plan against a state, the
+//! state commands, completions.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use acura_ha::config::load;
+use acura_ha::plan::{self, Action, StepAction};
+use acura_ha::state::{State, StateStore, StepRecord};
+use acura_ha_api::model::{Recorded, Status};
+use common::{acura_ha, example};
+use predicates::str::contains;
+
+/// A state as `up` would leave it after applying `plan` completely.
+fn applied_state(config: &Path, state_dir: &Path) -> (StateStore, State) {
+    let cfg = load(config).unwrap();
+    let store = StateStore::for_config(&cfg, Some(state_dir));
+    let p = plan::build(&cfg.spec, None, acura_ha::bootstrap::key_file(&cfg, &store));
+    let mut st = State::new(&cfg.spec.cluster.name, p.provider);
+    for c in p.resources.iter().filter(|c| c.action == Action::Create) {
+        st.resources.push(Recorded {
+            address: c.resource.address.clone(),
+            kind: c.resource.kind,
+            name: c.resource.name.clone(),
+            id: Some(format!("id-{}", c.resource.address)),
+            status: Status::Ready,
+            attrs: c.resource.attrs.clone(),
+            outputs: BTreeMap::new(),
+            created_at: "2026-11-30T00:00:00Z".into(),
+        });
+    }
+    for s in &p.bootstrap {
+        st.steps.insert(
+            s.id.to_string(),
+            StepRecord {
+                completed_at: "2026-11-30T00:00:00Z".into(),
+                inputs: s.inputs.clone(),
+            },
+        );
+    }
+    store.save(&mut st).unwrap();
+    (store, st)
+}
+
+fn copy_example(name: &str, dir: &Path) -> std::path::PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(example(name), &to).unwrap();
+    to
+}
+
+#[test]
+fn plan_without_changes_exits_0_and_with_changes_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("static.toml", dir.path());
+    let st = dir.path().join("state");
+    applied_state(&cfg, &st);
+    acura_ha()
+        .args(["plan", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .assert()
+        .code(0)
+        .stdout(contains("0 bootstrap steps to run"));
+
+    // Switching the product changes Step 6's overlay list: that step must run again.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("product = \"migration\"", "product = \"dr\"");
+    std::fs::write(&cfg, text).unwrap();
+    let out = acura_ha()
+        .args(["plan", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .args(["--output", "json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let steps: Vec<(&str, &str)> = v["bootstrap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert!(steps.contains(&("ha-acura", "run")), "{steps:?}");
+    assert!(steps.contains(&("k8s-master", "done")), "{steps:?}");
+}
+
+#[test]
+fn plan_diff_shows_replace_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = copy_example("aws.toml", dir.path());
+    let st_dir = dir.path().join("state");
+    let (store, mut st) = applied_state(&cfg_path, &st_dir);
+    // A tainted node, and a resource the file no longer wants.
+    st.resources
+        .iter_mut()
+        .find(|r| r.address == "instance[acura-2]")
+        .unwrap()
+        .status = Status::Tainted;
+    let mut extra = st.resources[0].clone();
+    extra.address = "instance[acura-9]".into();
+    st.resources.push(extra);
+    store.save(&mut st).unwrap();
+    // And a changed instance type.
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("m5.2xlarge", "m5.4xlarge");
+    std::fs::write(&cfg_path, text).unwrap();
+
+    let cfg = load(&cfg_path).unwrap();
+    let key = acura_ha::bootstrap::key_file(&cfg, &store);
+    let p = plan::build(&cfg.spec, store.load().unwrap().as_ref(), key);
+    let action = |addr: &str| {
+        p.resources
+            .iter()
+            .find(|c| c.resource.address == addr)
+            .unwrap()
+    };
+    assert_eq!(action("instance[acura-1]").action, Action::Replace);
+    assert_eq!(
+        action("instance[acura-1]").reasons,
+        ["instance_type: m5.2xlarge -> m5.4xlarge"]
+    );
+    assert!(action("instance[acura-2]").reasons[0].contains("tainted"));
+    assert_eq!(action("instance[acura-9]").action, Action::Delete);
+    assert_eq!(action("security_group").action, Action::Keep);
+    assert_eq!(p.summary.replace, 3);
+    assert_eq!(p.summary.delete, 1);
+    // Hosts change, so every bootstrap step runs again.
+    assert!(p.bootstrap.iter().all(|s| s.action == StepAction::Run));
+    acura_ha()
+        .args(["plan", "-c"])
+        .arg(&cfg_path)
+        .arg("--state-dir")
+        .arg(&st_dir)
+        .assert()
+        .code(2)
+        .stdout(contains("replace instance[acura-1]"))
+        .stdout(contains("because instance_type: m5.2xlarge -> m5.4xlarge"))
+        .stdout(contains("delete  instance[acura-9]"));
+}
+
+#[test]
+fn config_errors_point_at_file_line_col_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("aws.toml", dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("count = 3", "count = 4");
+    std::fs::write(&cfg, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("count = 4"))
+        .unwrap()
+        + 1;
+    acura_ha()
+        .args(["plan", "-c"])
+        .arg(&cfg)
+        .assert()
+        .code(1)
+        .stderr(contains(format!("error[AH103]: {}:{line}:9: nodes.count = 4: etcd needs an odd number of members; use 3 or 5", cfg.display())));
+}
+
+#[test]
+fn credentials_in_the_file_are_refused_with_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("aws.toml", dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("[aws]\n", "[aws]\naws_secret_access_key = \"abc\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    acura_ha()
+        .args(["plan", "-c"])
+        .arg(&cfg)
+        .assert()
+        .code(1)
+        .stderr(contains("error[AH102]"))
+        .stderr(contains("unknown field `aws_secret_access_key`"))
+        .stderr(contains("help: credentials never go in the cluster file"));
+}
+
+#[test]
+fn missing_file_and_usage_errors() {
+    acura_ha()
+        .args(["plan", "-c", "/nonexistent/cluster.toml"])
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "error[AH001]: cannot read /nonexistent/cluster.toml",
+        ));
+    acura_ha().args(["plan", "--bogus"]).assert().code(64);
+    acura_ha().assert().code(64);
+    acura_ha().arg("--help").assert().code(0);
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let out = acura_ha()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let help = String::from_utf8(out).unwrap();
+    for cmd in ["plan", "render", "state", "completions"] {
+        assert!(
+            help.contains(&format!("  {cmd} ")),
+            "{cmd} missing from --help"
+        );
+    }
+    for future in [
+        "  up ",
+        "  down ",
+        "  status ",
+        "  janitor ",
+        "  node ",
+        "  update ",
+    ] {
+        assert!(
+            !help.contains(future),
+            "{future} is in --help before it works"
+        );
+    }
+}
+
+#[test]
+fn state_show_and_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("static.toml", dir.path());
+    let st_dir = dir.path().join("state");
+    acura_ha()
+        .args(["state", "show", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st_dir)
+        .assert()
+        .code(0)
+        .stdout(contains("has no state"));
+    let (store, _) = applied_state(&cfg, &st_dir);
+    // A lock left by a dead run: a pid that cannot exist.
+    let lock = acura_ha::state::LockInfo {
+        id: "c0ffee".into(),
+        operation: "up".into(),
+        owner: "someone".into(),
+        host: "elsewhere".into(),
+        pid: 999_999_999,
+        started_at: "2026-11-30T00:00:00Z".into(),
+    };
+    std::fs::write(store.lock_path(), serde_json::to_string(&lock).unwrap()).unwrap();
+    let out = acura_ha()
+        .args(["state", "show", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st_dir)
+        .args(["--output", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["state"]["cluster"], "acura-static");
+    assert_eq!(v["state"]["schema_version"], 1);
+    assert_eq!(v["lock"]["id"], "c0ffee");
+    acura_ha()
+        .args(["state", "unlock", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st_dir)
+        .arg("wrong-id")
+        .assert()
+        .code(1)
+        .stderr(contains("error[AH212]"));
+    acura_ha()
+        .args(["state", "unlock", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st_dir)
+        .arg("c0ffee")
+        .assert()
+        .code(0)
+        .stdout(contains("unlocked"));
+    assert!(!store.lock_path().exists());
+}
+
+#[test]
+fn security_group_audit_is_the_guides_table() {
+    let out = acura_ha()
+        .args(["render", "security-group", "--output", "json", "-c"])
+        .arg(example("aws.toml"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    let admin: Vec<String> = rows
+        .iter()
+        .filter(|r| r["source"] == "198.51.100.7/32")
+        .map(|r| r["ports"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(admin, ["22", "30080", "30081", "30082"]);
+    let public: Vec<String> = rows
+        .iter()
+        .filter(|r| r["source"] == "0.0.0.0/0")
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["protocol"].as_str().unwrap(),
+                r["ports"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        public,
+        ["tcp/80", "tcp/443", "tcp/4443", "tcp/6443", "udp/12201"]
+    );
+    assert_eq!(rows[0]["source"], "security group itself");
+    assert_eq!(rows[0]["ports"], "1-65535");
+    assert_eq!(rows.len(), 10);
+}
+
+#[test]
+fn render_nginx_for_static_and_refusal_for_cloud_lb() {
+    acura_ha()
+        .args(["render", "nginx", "-c"])
+        .arg(example("static.toml"))
+        .assert()
+        .success()
+        .stdout(contains("server 192.0.2.13:15000;"))
+        .stdout(contains("listen 12201 udp;"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("openstack.toml", dir.path());
+    let st = dir.path().join("state");
+    applied_state(&cfg, &st);
+    acura_ha()
+        .args(["render", "nginx", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .assert()
+        .code(1)
+        .stderr(contains("error[AH300]"));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        acura_ha()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(contains("acura-ha"))
+            .stdout(contains("security-group"));
+    }
+}

@@ -15,9 +15,10 @@ use crate::state::StateStore;
 pub fn key_file(cfg: &LoadedConfig, store: &StateStore) -> Option<PathBuf> {
     match &cfg.spec.access.ssh_private_key {
         Some(k) => Some(cfg.resolve(k)),
-        None if cfg.spec.local.is_some() && !cfg.spec.access.ssh_agent => {
-            Some(store.cluster_dir().join("id_ed25519"))
-        }
+        None if cfg.spec.local.is_some() => Some(store.cluster_dir().join(GENERATED_KEY)),
         None => None,
     }
 }
+
+/// The key the local target generates when the cluster file names none.
+pub const GENERATED_KEY: &str = "id_ed25519";

@@ -422,7 +422,7 @@ fn local(spec: &ClusterSpec) -> Vec<Resource> {
                 format!("{gw}:53, answers lab names only, never forwards"),
             ),
     ];
-    if spec.access.ssh_private_key.is_none() && !spec.access.ssh_agent {
+    if spec.access.ssh_private_key.is_none() {
         out.push(
             Resource::new(Kind::KeyPair, None, "id_ed25519")
                 .attr("type", "ed25519, generated into the state directory"),

@@ -1,0 +1,1 @@
+//! The local target (`[local]`): every cluster host is a network namespace on this machine.

@@ -4,6 +4,7 @@
 
 pub mod inventory;
 pub mod playbook;
+pub mod ssh;
 
 use std::path::PathBuf;
 

@@ -8,4 +8,5 @@ pub mod config;
 pub mod error;
 pub mod output;
 pub mod plan;
+pub mod progress;
 pub mod state;

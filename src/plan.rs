@@ -232,8 +232,8 @@ fn bootstrap_steps(
     steps.push(step(
         "preflight",
         format!(
-            "wait for SSH logins on {hosts} hosts, then check each node: Ubuntu {}, root filesystem >= {} GB{}, RAM >= {} GB, >= {} vCPU, hostname without dots, DNS, sudo, time sync",
-            spec.nodes.os_version.release().version(),
+            "wait for SSH logins on {hosts} hosts, then check each node: {}, root filesystem >= {} GB{}, RAM >= {} GB, >= {} vCPU, hostname without dots, DNS, sudo, time sync",
+            spec.accepted_os().join(" or "),
             min.root_gb,
             if min.single_partition { " as one partition" } else { "" },
             min.ram_gb,
@@ -335,6 +335,18 @@ fn warnings(spec: &ClusterSpec) -> Vec<String> {
     }
     if g.single_partition && !m.single_partition {
         relaxed.push("single root partition no longer required".into());
+    }
+    if let Some(os) = spec
+        .preflight
+        .minimums
+        .as_ref()
+        .and_then(|m| m.os_releases.as_ref())
+    {
+        relaxed.push(format!(
+            "Ubuntu {} -> {}",
+            spec.nodes.os_version.release().version(),
+            os.join(" or ")
+        ));
     }
     if !relaxed.is_empty() {
         out.push(format!(

@@ -2,8 +2,10 @@
 //! This issue builds the parts the plan and `render` need: the inventory file and the playbook
 //! invocations.
 
+pub mod facts;
 pub mod inventory;
 pub mod playbook;
+pub mod preflight;
 pub mod ssh;
 
 use std::path::PathBuf;

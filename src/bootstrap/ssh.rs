@@ -30,6 +30,8 @@ pub struct Target {
 pub struct Credentials {
     pub key_file: Option<PathBuf>,
     pub agent: bool,
+    /// The agent's socket; `None` reads `SSH_AUTH_SOCK` as ssh does.
+    pub agent_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +168,11 @@ impl client::Handler for Pinning {
     }
 }
 
-fn check(pinned: &[PublicKey], offered: &PublicKey, mismatch: &Mutex<Option<(String, String)>>) -> bool {
+fn check(
+    pinned: &[PublicKey],
+    offered: &PublicKey,
+    mismatch: &Mutex<Option<(String, String)>>,
+) -> bool {
     if pinned.iter().any(|k| k.key_data() == offered.key_data()) {
         return true;
     }
@@ -216,7 +222,9 @@ impl Session {
             }
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
-                if let Some((pinned, offered)) = mismatch.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                if let Some((pinned, offered)) =
+                    mismatch.lock().unwrap_or_else(|e| e.into_inner()).take()
+                {
                     return Err(SshError::HostKeyChanged {
                         host: target.name.clone(),
                         address: target.address.clone(),
@@ -243,7 +251,10 @@ impl Session {
             let key = load_key(path)?;
             let result = self
                 .handle
-                .authenticate_publickey(user.clone(), PrivateKeyWithHashAlg::new(Arc::new(key), None))
+                .authenticate_publickey(
+                    user.clone(),
+                    PrivateKeyWithHashAlg::new(Arc::new(key), None),
+                )
                 .await
                 .map_err(|e| self.channel_error("authenticate", e))?;
             if result.success() {
@@ -252,16 +263,26 @@ impl Session {
             tried.push(format!("key {}", path.display()));
         }
         if creds.agent {
-            let mut agent = russh::keys::agent::client::AgentClient::connect_env()
-                .await
+            let connected = match &creds.agent_socket {
+                Some(sock) => russh::keys::agent::client::AgentClient::connect_uds(sock)
+                    .await
+                    .map(|a| a.dynamic()),
+                None => russh::keys::agent::client::AgentClient::connect_env()
+                    .await
+                    .map(|a| a.dynamic()),
+            };
+            let mut agent = connected
                 .map_err(|e| SshError::Key {
                     path: PathBuf::from("$SSH_AUTH_SOCK"),
                     message: format!("cannot reach ssh-agent: {e}; start it with `eval \"$(ssh-agent -s)\"` and `ssh-add`"),
                 })?;
-            let identities = agent.request_identities().await.map_err(|e| SshError::Key {
-                path: PathBuf::from("$SSH_AUTH_SOCK"),
-                message: format!("ssh-agent: {e}"),
-            })?;
+            let identities = agent
+                .request_identities()
+                .await
+                .map_err(|e| SshError::Key {
+                    path: PathBuf::from("$SSH_AUTH_SOCK"),
+                    message: format!("ssh-agent: {e}"),
+                })?;
             // RSA keys sign with rsa-sha2-512/256 as the server announces (OpenSSH >= 8.8
             // refuses SHA-1 `ssh-rsa`).
             let rsa_hash = self
@@ -275,7 +296,11 @@ impl Session {
                 let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else {
                     continue;
                 };
-                let hash = if key.algorithm().is_rsa() { rsa_hash.or(Some(HashAlg::Sha512)) } else { None };
+                let hash = if key.algorithm().is_rsa() {
+                    rsa_hash.or(Some(HashAlg::Sha512))
+                } else {
+                    None
+                };
                 let result = self
                     .handle
                     .authenticate_publickey_with(user.clone(), key.clone(), hash, &mut agent)
@@ -293,7 +318,11 @@ impl Session {
             host: self.target.name.clone(),
             address: self.target.address.clone(),
             user,
-            tried: if tried.is_empty() { "no credentials configured".into() } else { tried.join(", ") },
+            tried: if tried.is_empty() {
+                "no credentials configured".into()
+            } else {
+                tried.join(", ")
+            },
         })
     }
 
@@ -323,7 +352,10 @@ impl Session {
                     .await
                     .map_err(|e| self.channel_error(command, e))?;
             }
-            channel.eof().await.map_err(|e| self.channel_error(command, e))?;
+            channel
+                .eof()
+                .await
+                .map_err(|e| self.channel_error(command, e))?;
             let mut out = Output {
                 status: 0,
                 stdout: Vec::new(),
@@ -343,7 +375,9 @@ impl Session {
                         out.stderr.extend_from_slice(&data);
                     }
                     ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                    ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        signal = Some(format!("{signal_name:?}"))
+                    }
                     _ => {}
                 }
             }
@@ -438,7 +472,10 @@ fn connect_error(target: &Target, e: russh::Error) -> SshError {
                 return SshError::Connect {
                     host: target.name.clone(),
                     address: target.address.clone(),
-                    message: format!("{io} (is the host up, and does the security group admit port {} from here?)", target.port),
+                    message: format!(
+                        "{io} (is the host up, and does the security group admit port {} from here?)",
+                        target.port
+                    ),
                 };
             }
             _ => {}

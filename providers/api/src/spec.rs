@@ -210,6 +210,12 @@ pub struct PreflightSection {
     /// Overrides the guide's node minimums. `plan` prints every relaxed value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimums: Option<MinimumsSection>,
+    /// How long `up` waits for every host to accept an SSH login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_wait_secs: Option<u64>,
+    /// How long the post-checks wait for nodes Ready and pods Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +226,10 @@ pub struct MinimumsSection {
     pub vcpus: u32,
     #[serde(default = "yes")]
     pub single_partition: bool,
+    /// Operating systems accepted instead of the guide's Ubuntu, as `"<ID> <VERSION_ID>"` from
+    /// `/etc/os-release` (e.g. `"debian 12"` for the local target's hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_releases: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -454,6 +464,32 @@ impl ClusterSpec {
         }
     }
 
+    /// The `"<ID> <VERSION_ID>"` values preflight accepts: the file's override, or Ubuntu of
+    /// `nodes.os_version`.
+    pub fn accepted_os(&self) -> Vec<String> {
+        self.preflight
+            .minimums
+            .as_ref()
+            .and_then(|m| m.os_releases.clone())
+            .unwrap_or_else(|| {
+                vec![format!(
+                    "ubuntu {}",
+                    self.nodes.os_version.release().version()
+                )]
+            })
+    }
+
+    /// How long to wait for SSH logins: the file's value, or what the provider needs (cloud VMs
+    /// boot and run cloud-init; existing and local hosts answer at once).
+    pub fn ssh_wait_secs(&self) -> u64 {
+        self.preflight
+            .ssh_wait_secs
+            .unwrap_or(match self.provider_kinds().first() {
+                Some(ProviderKind::Aws | ProviderKind::OpenStack) => 900,
+                _ => 60,
+            })
+    }
+
     /// The tags every created resource carries.
     pub fn tags(&self, role: &str) -> Vec<(String, String)> {
         vec![
@@ -637,6 +673,18 @@ impl ClusterSpec {
             ));
         }
         if let Some(m) = &self.preflight.minimums {
+            if let Some(list) = &m.os_releases {
+                for (i, os) in list.iter().enumerate() {
+                    let mut words = os.split(' ');
+                    let ok = matches!((words.next(), words.next(), words.next()), (Some(id), Some(v), None) if !id.is_empty() && !v.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+                    if !ok {
+                        out.push(invalid(
+                            format!("preflight.minimums.os_releases[{i}]"),
+                            format!("preflight.minimums.os_releases[{i}] = {os:?}: write \"<ID> <VERSION_ID>\" as /etc/os-release has them, e.g. \"ubuntu 20.04\" or \"debian 12\""),
+                        ));
+                    }
+                }
+            }
             for (key, v) in [
                 ("root_gb", m.root_gb),
                 ("ram_gb", m.ram_gb),

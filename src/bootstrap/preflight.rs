@@ -1,0 +1,277 @@
+//! Readiness and preflight: wait until every host accepts a real SSH login (port 22 open is not
+//! enough), let cloud-init and apt finish, then gather every host's facts in parallel — one
+//! command per host — and judge them. The connections stay open for the later steps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acura_ha_api::model::Host;
+use backon::{ExponentialBuilder, Retryable};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::facts::{self, Expectations, Facts, Finding};
+use super::ssh::{Session, SshError, SshOptions, Target};
+use crate::output;
+use crate::progress::Progress;
+
+/// Open connections, one per host, reused by every step.
+#[derive(Default, Clone)]
+pub struct Pool {
+    sessions: BTreeMap<String, Arc<Session>>,
+}
+
+impl Pool {
+    pub fn get(&self, host: &str) -> Option<Arc<Session>> {
+        self.sessions.get(host).cloned()
+    }
+
+    pub fn insert(&mut self, session: Session) {
+        self.sessions
+            .insert(session.target.name.clone(), Arc::new(session));
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &String> {
+        self.sessions.keys()
+    }
+}
+
+/// A host that could not be reached within the deadline, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .failures.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct Unreachable {
+    pub failures: Vec<SshError>,
+}
+
+fn permanent(e: &SshError) -> bool {
+    matches!(e, SshError::HostKeyChanged { .. } | SshError::Key { .. })
+}
+
+/// Connects to every host, retrying with backoff until `deadline`: a host may still be booting
+/// (refused, timeout) or cloud-init may not have installed the key yet (login refused). A changed
+/// host key or an unusable key file fails at once.
+pub async fn connect_all(
+    hosts: &[(Host, String)],
+    opts: &SshOptions,
+    deadline: Duration,
+    progress: &mut Progress,
+) -> Result<Pool, Unreachable> {
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for (host, user) in hosts {
+        let target = Target {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: acura_ha_api::tables::SSH_PORT,
+            user: user.clone(),
+        };
+        let opts = opts.clone();
+        set.spawn(async move {
+            let attempt = || {
+                let target = target.clone();
+                let opts = opts.clone();
+                async move { Session::connect(&target, &opts).await }
+            };
+            let policy = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(10))
+                .with_jitter()
+                .with_max_times(usize::MAX)
+                .with_total_delay(Some(deadline));
+            let result = attempt
+                .retry(policy)
+                .when(|e| !permanent(e) && started.elapsed() < deadline)
+                .await;
+            (target.name.clone(), result)
+        });
+    }
+    let total = hosts.len();
+    let mut pool = Pool::default();
+    let mut failures = Vec::new();
+    progress.update(format!("0/{total} hosts accept a login"));
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((_, Ok(session))) => {
+                pool.insert(session);
+                progress.update(format!(
+                    "{}/{total} hosts accept a login",
+                    pool.sessions.len()
+                ));
+            }
+            Ok((_, Err(e))) => failures.push(e),
+            Err(e) => failures.push(SshError::Channel {
+                host: "?".into(),
+                command: "connect".into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if failures.is_empty() {
+        progress.done(format!("all {total} hosts accept a login"));
+        Ok(pool)
+    } else {
+        Err(Unreachable { failures })
+    }
+}
+
+/// One host's preflight result.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    pub address: String,
+    pub role: &'static str,
+    pub facts: Option<Facts>,
+    pub findings: Vec<Finding>,
+}
+
+impl HostReport {
+    pub fn ok(&self) -> bool {
+        self.facts.is_some() && self.findings.iter().all(|f| !f.fatal)
+    }
+}
+
+/// Waits for cloud-init and the dpkg lock, then gathers and checks facts on every host in
+/// parallel. `expect` gives each host's expectations (the LB host is not held to node minimums).
+pub async fn run(
+    pool: &Pool,
+    hosts: &[(Host, &'static str, Expectations)],
+    deadline: Duration,
+    progress: &mut Progress,
+) -> Vec<HostReport> {
+    let mut set = JoinSet::new();
+    for (host, role, want) in hosts {
+        let session = pool.get(&host.name);
+        let host = host.clone();
+        let role = *role;
+        let want = want.clone();
+        set.spawn(async move {
+            let Some(session) = session else {
+                return HostReport {
+                    host: host.name,
+                    address: host.address,
+                    role,
+                    facts: None,
+                    findings: vec![Finding {
+                        check: "ssh",
+                        message: "no connection".into(),
+                        fatal: true,
+                    }],
+                };
+            };
+            let (facts, findings) = match gather(&session, &want, deadline).await {
+                Ok(facts) => {
+                    let findings = facts::check(&facts, &want);
+                    (Some(facts), findings)
+                }
+                Err(e) => (
+                    None,
+                    vec![Finding {
+                        check: "ssh",
+                        message: e.to_string(),
+                        fatal: true,
+                    }],
+                ),
+            };
+            HostReport {
+                host: host.name,
+                address: host.address,
+                role,
+                facts,
+                findings,
+            }
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            reports.push(r);
+            progress.update(format!("{}/{} hosts checked", reports.len(), hosts.len()));
+        }
+    }
+    // Table order: the inventory's.
+    reports.sort_by_key(|r| hosts.iter().position(|(h, _, _)| h.name == r.host));
+    reports
+}
+
+/// cloud-init first (it may still be writing keys and installing packages), then the dpkg lock,
+/// then the facts — all in one round trip.
+async fn gather(
+    session: &Session,
+    want: &Expectations,
+    deadline: Duration,
+) -> Result<Facts, SshError> {
+    let wait = format!(
+        "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi\n\
+         if command -v flock >/dev/null 2>&1 && [ -e /var/lib/dpkg/lock-frontend ]; then\n\
+           s=''; [ \"$(id -u)\" = 0 ] || s='sudo -n'; $s flock -w {secs} /var/lib/dpkg/lock-frontend true 2>/dev/null || true\n\
+         fi\n",
+        secs = deadline.as_secs()
+    );
+    let cmd = format!(
+        "sh -c {}",
+        super::ssh::shell_quote(&(wait + &facts::script(&want.dns_name)))
+    );
+    let out = session
+        .run(&cmd, deadline + Duration::from_secs(30))
+        .await?;
+    if out.status != 0 {
+        return Err(SshError::Channel {
+            host: session.target.name.clone(),
+            command: "preflight facts".into(),
+            message: format!("exit {}: {}", out.status, out.stderr_text().trim()),
+        });
+    }
+    Ok(Facts::parse(&out.stdout_text()))
+}
+
+/// The preflight table: one line per host, then every finding explained.
+pub fn table(reports: &[HostReport]) -> String {
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            let f = r.facts.clone().unwrap_or_default();
+            let known = r.facts.is_some();
+            let v = |s: String| if known { s } else { "-".into() };
+            vec![
+                r.host.clone(),
+                r.address.clone(),
+                r.role.to_string(),
+                v(format!("{} {}", f.os_id, f.os_version)),
+                v(format!("{:.0} GiB", f.root_gib())),
+                v(format!("{:.1} GiB", f.ram_gib())),
+                v(f.vcpus.to_string()),
+                v(if f.dns_ok { "ok".into() } else { "fail".into() }),
+                v(f.sudo.clone()),
+                v(f.time_sync.clone()),
+                if r.ok() {
+                    if r.findings.is_empty() {
+                        "ok".into()
+                    } else {
+                        "ok (warnings)".into()
+                    }
+                } else {
+                    "FAIL".into()
+                },
+            ]
+        })
+        .collect();
+    let mut out = output::table(
+        &[
+            "HOST", "ADDRESS", "ROLE", "OS", "ROOT", "RAM", "VCPU", "DNS", "SUDO", "TIME", "RESULT",
+        ],
+        &rows,
+    );
+    for r in reports {
+        for f in &r.findings {
+            out.push_str(&format!(
+                "  {} {}: {}: {}\n",
+                if f.fatal { "error" } else { "warning" },
+                r.host,
+                f.check,
+                f.message
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,184 @@
+//! A real OpenSSH server on a loopback address, for the SSH layer's tests: its own host key and
+//! config in a temporary directory, key-only login as root, stopped by pid.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::require;
+
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    pub config: PathBuf,
+}
+
+/// Generates a key pair with ssh-keygen (`kind` = ed25519 | rsa), optionally password-protected.
+pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    let out = Command::new(require("ssh-keygen"))
+        .args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "acura-ha-test",
+            "-f",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Sshd {
+    /// Starts sshd on `address:22`, admitting the public keys `authorized`.
+    pub fn start(address: &str, authorized: &[&Path]) -> Sshd {
+        super::require_root("sshd listens on port 22 and logs in as root");
+        let sshd = require("sshd");
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let host_key = dir.path().join("host_ed25519");
+        keygen(&host_key, "ed25519", "");
+        let mut keys = String::new();
+        for k in authorized {
+            keys.push_str(&std::fs::read_to_string(k).unwrap());
+        }
+        std::fs::write(dir.path().join("authorized_keys"), keys).unwrap();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress {address}\nPort 22\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxStartups 100:30:200\nLogLevel ERROR\n",
+                hk = host_key.display(),
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let s = Sshd {
+            dir,
+            address: address.to_string(),
+            config,
+        };
+        let out = Command::new(sshd)
+            .arg("-f")
+            .arg(&s.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sshd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((address, 22)).is_err() {
+            assert!(Instant::now() < deadline, "sshd on {address} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+
+    pub fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("sshd.pid"))
+            .ok()
+            .map(|p| p.trim().to_string())
+    }
+
+    pub fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args([sig, &pid]).status();
+        }
+    }
+
+    /// Replaces the host key (as a rebuilt host would have) and restarts.
+    pub fn new_host_key(&self) {
+        let hk = self.dir.path().join("host_ed25519");
+        std::fs::remove_file(&hk).unwrap();
+        std::fs::remove_file(hk.with_extension("pub")).ok();
+        std::fs::remove_file(self.dir.path().join("host_ed25519.pub")).ok();
+        keygen(&hk, "ed25519", "");
+        self.stop();
+        let out = Command::new(require("sshd"))
+            .arg("-f")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((self.address.as_str(), 22)).is_err() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&self) {
+        self.signal("-CONT");
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect((self.address.as_str(), 22)).is_ok()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An ssh-agent on its own socket, killed on drop.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pid: String,
+}
+
+impl Agent {
+    pub fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let out = Command::new(require("ssh-agent"))
+            .arg("-a")
+            .arg(&socket)
+            .arg("-s")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid = text
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("SSH_AGENT_PID="))
+            .expect("ssh-agent prints its pid")
+            .to_string();
+        Agent { dir, socket, pid }
+    }
+
+    pub fn add(&self, key: &Path) {
+        let out = Command::new(require("ssh-add"))
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}

@@ -102,9 +102,17 @@ impl Plan {
 /// Placeholder for what the cloud assigns.
 pub const UNKNOWN: &str = "(known after apply)";
 
-/// Builds the plan for `spec` against `state` (if any). `key_file` is the private key the
-/// inventory names.
-pub fn build(spec: &ClusterSpec, state: Option<&State>, key_file: Option<PathBuf>) -> Plan {
+/// Where the bootstrap's files go: the plan shows their real paths.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The private key the inventory names.
+    pub key_file: Option<PathBuf>,
+    /// The `ha_env_file` the playbooks read.
+    pub inventory: PathBuf,
+}
+
+/// Builds the plan for `spec` against `state` (if any).
+pub fn build(spec: &ClusterSpec, state: Option<&State>, paths: &Paths) -> Plan {
     let mut resources = Vec::new();
     let wanted = desired::desired(spec);
     for r in &wanted {
@@ -125,7 +133,7 @@ pub fn build(spec: &ClusterSpec, state: Option<&State>, key_file: Option<PathBuf
             }
         }
     }
-    let mut bootstrap = bootstrap_steps(spec, state, key_file.as_deref());
+    let mut bootstrap = bootstrap_steps(spec, state, paths);
     // New, replaced or removed resources change the hosts the steps ran on: run them all again.
     if resources
         .iter()
@@ -198,11 +206,9 @@ fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
     }
 }
 
-fn bootstrap_steps(
-    spec: &ClusterSpec,
-    state: Option<&State>,
-    key_file: Option<&std::path::Path>,
-) -> Vec<BootstrapStep> {
+fn bootstrap_steps(spec: &ClusterSpec, state: Option<&State>, paths: &Paths) -> Vec<BootstrapStep> {
+    let key_file = paths.key_file.as_deref();
+    let inventory_path = paths.inventory.display().to_string();
     let recorded = state.map(|s| s.resources.as_slice()).unwrap_or(&[]);
     let (nodes, lb_address, nginx_host) = match inventory::inventory(spec, recorded) {
         Ok(inv) => (inv.nodes, inv.lb.address, inv.lb.nginx_host),
@@ -258,18 +264,18 @@ fn bootstrap_steps(
     let env_file = ha_env::render(&spec.cluster.name, &nodes, key_file);
     steps.push(step(
         "ha_env_file",
-        format!("write {} ({} nodes)", tables::HA_ENV_FILE, nodes.len()),
+        format!("write {inventory_path} ({} nodes)", nodes.len()),
         Some(env_file),
         None,
     ));
-    let step5 = playbook::k8s_master(spec, &lb_address);
+    let step5 = playbook::k8s_master(spec, &lb_address, &inventory_path);
     steps.push(step(
         "k8s-master",
         "the guide's Step 5: install the Kubernetes HA masters".into(),
         Some(step5.command_line()),
         Some(step5.argv()),
     ));
-    let step6 = playbook::ha_acura(spec, &spec.overlays(), false);
+    let step6 = playbook::ha_acura(spec, &spec.overlays(), false, &inventory_path);
     steps.push(step(
         "ha-acura",
         "the guide's Step 6: deploy Acura".into(),

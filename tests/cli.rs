@@ -17,7 +17,7 @@ use predicates::str::contains;
 fn applied_state(config: &Path, state_dir: &Path) -> (StateStore, State) {
     let cfg = load(config).unwrap();
     let store = StateStore::for_config(&cfg, Some(state_dir));
-    let p = plan::build(&cfg.spec, None, acura_ha::bootstrap::key_file(&cfg, &store));
+    let p = plan::build(&cfg.spec, None, &acura_ha::bootstrap::paths(&cfg, &store));
     let mut st = State::new(&cfg.spec.cluster.name, p.provider);
     for c in p.resources.iter().filter(|c| c.action == Action::Create) {
         st.resources.push(Recorded {
@@ -115,8 +115,8 @@ fn plan_diff_shows_replace_and_delete() {
     std::fs::write(&cfg_path, text).unwrap();
 
     let cfg = load(&cfg_path).unwrap();
-    let key = acura_ha::bootstrap::key_file(&cfg, &store);
-    let p = plan::build(&cfg.spec, store.load().unwrap().as_ref(), key);
+    let paths = acura_ha::bootstrap::paths(&cfg, &store);
+    let p = plan::build(&cfg.spec, store.load().unwrap().as_ref(), &paths);
     let action = |addr: &str| {
         p.resources
             .iter()

@@ -16,7 +16,11 @@ fn check(source: &str) {
     match parse("fuzz.toml", source) {
         Ok(spec) => {
             // A valid file must also plan without panicking.
-            let p = plan::build(&spec, None, None);
+            let paths = plan::Paths {
+                key_file: None,
+                inventory: "ha_env_file".into(),
+            };
+            let p = plan::build(&spec, None, &paths);
             assert!(!p.bootstrap.is_empty());
         }
         Err(e) => assert_located(source, &e),

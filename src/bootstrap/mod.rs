@@ -2,6 +2,7 @@
 //! This issue builds the parts the plan and `render` need: the inventory file and the playbook
 //! invocations.
 
+pub mod ansible;
 pub mod facts;
 pub mod inventory;
 pub mod playbook;
@@ -25,3 +26,11 @@ pub fn key_file(cfg: &LoadedConfig, store: &StateStore) -> Option<PathBuf> {
 
 /// The key the local target generates when the cluster file names none.
 pub const GENERATED_KEY: &str = "id_ed25519";
+
+/// The plan's view of where the bootstrap writes.
+pub fn paths(cfg: &LoadedConfig, store: &StateStore) -> crate::plan::Paths {
+    crate::plan::Paths {
+        key_file: key_file(cfg, store),
+        inventory: store.cluster_dir().join(acura_ha_api::tables::HA_ENV_FILE),
+    }
+}

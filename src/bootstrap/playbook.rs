@@ -2,9 +2,7 @@
 //! variables, as argument vectors. The plan shows them; the runner executes them.
 
 use acura_ha_api::spec::ClusterSpec;
-use acura_ha_api::tables::{
-    ANSIBLE_PYTHON_INTERPRETER, HA_ACURA_PLAYBOOK, HA_ENV_FILE, K8S_MASTER_PLAYBOOK,
-};
+use acura_ha_api::tables::{ANSIBLE_PYTHON_INTERPRETER, HA_ACURA_PLAYBOOK, K8S_MASTER_PLAYBOOK};
 use serde::Serialize;
 
 /// One `-e` argument.
@@ -42,7 +40,8 @@ impl ExtraVar {
 pub struct PlaybookRun {
     pub playbook: &'static str,
     pub extra_vars: Vec<ExtraVar>,
-    pub inventory: &'static str,
+    /// The `ha_env_file`'s path (the playbooks run from the archive's folder).
+    pub inventory: String,
 }
 
 impl PlaybookRun {
@@ -84,7 +83,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Step 5: install the Kubernetes masters.
-pub fn k8s_master(spec: &ClusterSpec, lb_address: &str) -> PlaybookRun {
+pub fn k8s_master(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> PlaybookRun {
     PlaybookRun {
         playbook: K8S_MASTER_PLAYBOOK,
         extra_vars: vec![
@@ -93,12 +92,17 @@ pub fn k8s_master(spec: &ClusterSpec, lb_address: &str) -> PlaybookRun {
             ExtraVar::kv("ansible_python_interpreter", ANSIBLE_PYTHON_INTERPRETER),
             ExtraVar::kv("logstash_host", &spec.bootstrap.logstash_host),
         ],
-        inventory: HA_ENV_FILE,
+        inventory: inventory.to_string(),
     }
 }
 
 /// Step 6: deploy Acura (`update` adds the "How to update" section's `update_cluster=true`).
-pub fn ha_acura(spec: &ClusterSpec, overlays: &[String], update: bool) -> PlaybookRun {
+pub fn ha_acura(
+    spec: &ClusterSpec,
+    overlays: &[String],
+    update: bool,
+    inventory: &str,
+) -> PlaybookRun {
     let mut extra_vars = vec![
         ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
         ExtraVar::Json("overlay_list".into(), serde_json::json!(overlays)),
@@ -111,7 +115,7 @@ pub fn ha_acura(spec: &ClusterSpec, overlays: &[String], update: bool) -> Playbo
     PlaybookRun {
         playbook: HA_ACURA_PLAYBOOK,
         extra_vars,
-        inventory: HA_ENV_FILE,
+        inventory: inventory.to_string(),
     }
 }
 
@@ -142,7 +146,7 @@ nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "19
     #[test]
     fn step5_is_the_guides_command() {
         assert_eq!(
-            k8s_master(&spec(), "203.0.113.5").command_line(),
+            k8s_master(&spec(), "203.0.113.5", "ha_env_file").command_line(),
             "ansible-playbook -e ansible_ssh_user=ubuntu -e lb_address=203.0.113.5 \
              -e ansible_python_interpreter=/usr/bin/python3 -e logstash_host= \
              -i ha_env_file ansible/k8s-master.yaml"
@@ -152,7 +156,7 @@ nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "19
     #[test]
     fn step6_is_the_guides_command() {
         let s = spec();
-        let run = ha_acura(&s, &s.overlays(), false);
+        let run = ha_acura(&s, &s.overlays(), false, "ha_env_file");
         assert_eq!(
             run.argv()[4],
             r#"{"overlay_list":["overlay/ha.yaml","overlay/golden-image.yml","overlay/distr-dr.yaml","overlay/startup_reconfigure.yaml"]}"#
@@ -163,7 +167,7 @@ nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "19
             )
         );
         assert!(
-            ha_acura(&s, &s.overlays(), true)
+            ha_acura(&s, &s.overlays(), true, "ha_env_file")
                 .command_line()
                 .contains("-e update_cluster=true")
         );

@@ -16,7 +16,7 @@ pub struct Args {
 pub fn exec(args: Args) -> Result<u8, Error> {
     let (cfg, store) = args.cluster.load()?;
     let state = store.load()?;
-    let plan = plan::build(&cfg.spec, state.as_ref(), bootstrap::key_file(&cfg, &store));
+    let plan = plan::build(&cfg.spec, state.as_ref(), &bootstrap::paths(&cfg, &store));
     match args.output {
         Format::Text => print!("{}", plan::render_text(&plan)),
         Format::Json => print!("{}", output::json(&plan)),

@@ -1,0 +1,455 @@
+//! Ansible as the guide runs it (Steps 4 to 6): unpack the archive, a Python virtual environment
+//! with the archive's `requirements.txt`, the `ha_env_file`, then `ansible-playbook` with the
+//! guide's variables. Each run's whole output goes to a log file; the terminal shows one line per
+//! task with the elapsed time, and the PLAY RECAP. On failure: the failed task, host, message
+//! and the log's path.
+//!
+//! Secrets (the become password, join tokens) go to Ansible in a 0600 extra-vars file
+//! (`-e @file`) that is deleted after the run: never in a command line, the log or the state.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::playbook::PlaybookRun;
+use crate::state::now_rfc3339;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnsibleError {
+    #[error("archive {}: {message}", path.display())]
+    Archive { path: PathBuf, message: String },
+    #[error("python virtual environment {}: {message} (log: {})", venv.display(), log.display())]
+    Venv {
+        venv: PathBuf,
+        message: String,
+        log: PathBuf,
+    },
+    #[error("{playbook} failed: {}\n  log: {}", summary(.failures), log.display())]
+    PlaybookFailed {
+        playbook: String,
+        failures: Vec<TaskFailure>,
+        log: PathBuf,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+fn summary(failures: &[TaskFailure]) -> String {
+    if failures.is_empty() {
+        return "ansible-playbook exited with an error before any task failed (see the log)".into();
+    }
+    failures
+        .iter()
+        .map(|f| format!("\n  task {:?} on {}: {}", f.task, f.host, f.message))
+        .collect()
+}
+
+/// A task that failed on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub task: String,
+    pub host: String,
+    pub message: String,
+}
+
+/// Where the archive's playbooks run from, and with which Ansible.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The archive's root (holds `requirements.txt`, `ansible/`, `overlay/`).
+    pub archive: PathBuf,
+    pub venv: PathBuf,
+    /// The cluster's private directory: logs, the inventory, Ansible's own files.
+    pub cluster_dir: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+impl Workspace {
+    pub fn logs(&self) -> PathBuf {
+        self.cluster_dir.join("logs")
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.cluster_dir.join(acura_ha_api::tables::HA_ENV_FILE)
+    }
+}
+
+/// The folder to run from: a folder archive as it is; a `.tar.gz` unpacked once into the
+/// cluster's directory (again when the archive file changes).
+pub async fn prepare_archive(archive: &Path, cluster_dir: &Path) -> Result<PathBuf, AnsibleError> {
+    let err = |message: String| AnsibleError::Archive {
+        path: archive.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(archive).map_err(|e| {
+        err(format!(
+            "{e}: set bootstrap.archive to Hystax's hystax-ha-archive.tar.gz or its unpacked folder"
+        ))
+    })?;
+    let root = if meta.is_dir() {
+        archive.to_path_buf()
+    } else {
+        let dest = cluster_dir.join("archive");
+        let stamp = dest.join(".acura-ha-unpacked");
+        let id = format!("{}:{:?}", meta.len(), meta.modified().ok());
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(id.as_str()) {
+            let _ = std::fs::remove_dir_all(&dest);
+            std::fs::create_dir_all(&dest).map_err(|e| err(e.to_string()))?;
+            let out = Command::new("tar")
+                .arg("-xzf")
+                .arg(archive)
+                .arg("-C")
+                .arg(&dest)
+                .arg("--no-same-owner")
+                .output()
+                .await
+                .map_err(|e| err(format!("cannot run tar: {e}")))?;
+            if !out.status.success() {
+                return Err(err(format!(
+                    "tar: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            std::fs::write(&stamp, id).map_err(|e| err(e.to_string()))?;
+        }
+        // The vendor's archive holds one top folder (`hystax_ha_archive/`).
+        if dest.join("requirements.txt").exists() {
+            dest
+        } else {
+            let dirs: Vec<PathBuf> = std::fs::read_dir(&dest)
+                .map_err(|e| err(e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            match dirs.as_slice() {
+                [one] => one.clone(),
+                _ => dest,
+            }
+        }
+    };
+    for needed in [
+        "requirements.txt",
+        acura_ha_api::tables::K8S_MASTER_PLAYBOOK,
+        acura_ha_api::tables::HA_ACURA_PLAYBOOK,
+    ] {
+        if !root.join(needed).exists() {
+            return Err(err(format!(
+                "{needed} is missing: is this Hystax's HA archive?"
+            )));
+        }
+    }
+    Ok(root)
+}
+
+/// The Python the guide asks for on the deploy host (3.11), or the system's python3 with a note.
+pub async fn pick_python() -> Result<(String, Option<String>), AnsibleError> {
+    for candidate in ["python3.11", "python3"] {
+        let out = Command::new(candidate).arg("--version").output().await;
+        if let Ok(out) = out
+            && out.status.success()
+        {
+            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let note = (!version.starts_with("Python 3.11")).then(|| {
+                format!("the guide asks for Python 3.11 on the deploy host; using {version} ({candidate})")
+            });
+            return Ok((candidate.to_string(), note));
+        }
+    }
+    Err(AnsibleError::Io(
+        "no python3 on the deploy host: the guide asks for Python 3.11 (apt install python3 python3-venv)".into(),
+    ))
+}
+
+/// A virtual environment with the archive's requirements, shared by clusters whose requirements
+/// and Python are the same (it is only rebuilt when they change).
+pub async fn prepare_venv(
+    archive: &Path,
+    cache_dir: &Path,
+    python: &str,
+    log_dir: &Path,
+) -> Result<PathBuf, AnsibleError> {
+    let reqs =
+        std::fs::read(archive.join("requirements.txt")).map_err(|e| AnsibleError::Archive {
+            path: archive.to_path_buf(),
+            message: format!("requirements.txt: {e}"),
+        })?;
+    let mut h = Sha256::new();
+    h.update(&reqs);
+    h.update(python.as_bytes());
+    let key: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let venv = cache_dir.join("venvs").join(key);
+    if venv.join(".acura-ha-ready").exists() {
+        return Ok(venv);
+    }
+    std::fs::create_dir_all(log_dir).map_err(|e| AnsibleError::Io(e.to_string()))?;
+    let log = log_dir.join("venv.log");
+    let fail = |message: String| AnsibleError::Venv {
+        venv: venv.clone(),
+        message,
+        log: log.clone(),
+    };
+    // A venv records its own path, so it is built in place; a marker says it is complete.
+    let ready = venv.join(".acura-ha-ready");
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::create_dir_all(&venv).map_err(|e| fail(e.to_string()))?;
+    let logf = std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?;
+    let status = Command::new(python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .stdout(logf.try_clone().map_err(|e| fail(e.to_string()))?)
+        .stderr(logf.try_clone().map_err(|e| fail(e.to_string()))?)
+        .status()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !status.success() {
+        return Err(fail(format!(
+            "`{python} -m venv` failed (Debian/Ubuntu: apt install python3-venv)"
+        )));
+    }
+    let status = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--disable-pip-version-check", "-r"])
+        .arg(archive.join("requirements.txt"))
+        .stdout(logf.try_clone().map_err(|e| fail(e.to_string()))?)
+        .stderr(logf)
+        .status()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !status.success() {
+        return Err(fail(
+            "pip install -r requirements.txt failed; the guide suggests `apt install libffi-dev` and trying again".into(),
+        ));
+    }
+    if !venv.join("bin").join("ansible-playbook").exists() {
+        return Err(fail(
+            "the archive's requirements.txt installs no ansible-playbook".into(),
+        ));
+    }
+    std::fs::write(&ready, "").map_err(|e| fail(e.to_string()))?;
+    Ok(venv)
+}
+
+/// Extra variables that must not appear in a command line (become password, tokens).
+#[derive(Default)]
+pub struct SecretVars(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for SecretVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<_> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        write!(f, "SecretVars({keys:?})")
+    }
+}
+
+/// Deletes the secrets file however the run ends.
+struct SecretFile(PathBuf);
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs one playbook. `label` names it in progress lines and the log file.
+pub async fn run_playbook(
+    ws: &Workspace,
+    run: &PlaybookRun,
+    secrets: &SecretVars,
+    label: &str,
+    quiet: bool,
+) -> Result<(), AnsibleError> {
+    let logs = ws.logs();
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| AnsibleError::Io(format!("{}: {e}", logs.display())))?;
+    let log_path = logs.join(format!("{}-{label}.log", now_rfc3339().replace(':', "")));
+    let mut log = std::fs::File::create(&log_path)
+        .map_err(|e| AnsibleError::Io(format!("{}: {e}", log_path.display())))?;
+    let mut argv = run.argv();
+    let _secret_file = if secrets.0.is_empty() {
+        None
+    } else {
+        let path = ws
+            .cluster_dir
+            .join(format!(".secret-vars-{}.json", std::process::id()));
+        let map: serde_json::Map<String, serde_json::Value> = secrets
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        write_private(
+            &path,
+            serde_json::to_string(&map).unwrap_or_default().as_bytes(),
+        )?;
+        // Before the inventory arguments, like any other -e.
+        let at = argv.len() - 3;
+        argv.insert(at, format!("@{}", path.display()));
+        argv.insert(at, "-e".into());
+        Some(SecretFile(path))
+    };
+    let program = ws.venv.join("bin").join(&argv[0]);
+    let _ = writeln!(log, "# {} (cwd {})\n", argv.join(" "), ws.archive.display());
+    let ansible_home = ws.cluster_dir.join("ansible");
+    let cp = ws.cluster_dir.join("cp");
+    std::fs::create_dir_all(&cp).map_err(|e| AnsibleError::Io(e.to_string()))?;
+    let mut child = Command::new(&program)
+        .args(&argv[1..])
+        .current_dir(&ws.archive)
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
+        .env("ANSIBLE_HOME", &ansible_home)
+        .env("ANSIBLE_LOCAL_TEMP", ansible_home.join("tmp"))
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", &cp)
+        // Host keys stay pinned for Ansible too: the cluster's known_hosts, strictly.
+        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
+        .env(
+            "ANSIBLE_SSH_ARGS",
+            format!(
+                "-o ControlMaster=auto -o ControlPersist=30s -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+                ws.known_hosts.display()
+            ),
+        )
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| AnsibleError::Io(format!("cannot start {}: {e}", program.display())))?;
+    let started = Instant::now();
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let mut err_lines = BufReader::new(stderr).lines();
+    let err_task = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(l)) = err_lines.next_line().await {
+            all.push(l);
+        }
+        all
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let mut parser = OutputParser::default();
+    let mut in_recap = false;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let _ = writeln!(log, "{line}");
+        if let Some(task) = parser.feed(&line) {
+            if !quiet {
+                eprintln!(
+                    "[{:>6.1}s] {label}: {task}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if line.starts_with("PLAY RECAP") {
+            in_recap = true;
+        }
+        if in_recap && !quiet && !line.trim().is_empty() {
+            eprintln!("           {line}");
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| AnsibleError::Io(e.to_string()))?;
+    let err_text = err_task.await.unwrap_or_default();
+    for l in &err_text {
+        let _ = writeln!(log, "stderr: {l}");
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let mut failures = parser.failures;
+    if failures.is_empty()
+        && let Some(last) = err_text.iter().rev().find(|l| l.contains("ERROR"))
+    {
+        failures.push(TaskFailure {
+            task: "(before any task)".into(),
+            host: "localhost".into(),
+            message: last.trim().to_string(),
+        });
+    }
+    Err(AnsibleError::PlaybookFailed {
+        playbook: run.playbook.to_string(),
+        failures,
+        log: log_path,
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AnsibleError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| AnsibleError::Io(format!("{}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(|e| AnsibleError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Reads Ansible's default output: task headers and failures.
+#[derive(Default, Debug)]
+pub struct OutputParser {
+    task: String,
+    pub failures: Vec<TaskFailure>,
+}
+
+impl OutputParser {
+    /// Returns the task's name when `line` starts a task.
+    pub fn feed(&mut self, line: &str) -> Option<String> {
+        if let Some(rest) = line.strip_prefix("TASK [") {
+            let name = rest
+                .split("] ")
+                .next()
+                .unwrap_or(rest)
+                .trim_end_matches(']')
+                .to_string();
+            self.task = name.clone();
+            return Some(name);
+        }
+        // fatal: [host]: FAILED! => {...}   or   fatal: [host]: UNREACHABLE! => {...}
+        if let Some(rest) = line.strip_prefix("fatal: [") {
+            let (host, tail) = rest.split_once("]: ").unwrap_or((rest, ""));
+            let host = host.split(" -> ").next().unwrap_or(host).to_string();
+            let json = tail.split_once("=> ").map(|(_, j)| j).unwrap_or(tail);
+            let message = serde_json::from_str::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| v.get("msg").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or_else(|| tail.trim().to_string());
+            self.failures.push(TaskFailure {
+                task: self.task.clone(),
+                host,
+                message,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tasks_and_failures() {
+        let mut p = OutputParser::default();
+        assert_eq!(
+            p.feed("TASK [Record the variables received] ****"),
+            Some("Record the variables received".into())
+        );
+        p.feed("ok: [acura-1]");
+        p.feed(r#"fatal: [acura-2]: FAILED! => {"changed": false, "msg": "stand-in failure requested"}"#);
+        p.feed(r#"fatal: [acura-3]: UNREACHABLE! => {"changed": false, "msg": "Failed to connect", "unreachable": true}"#);
+        assert_eq!(p.failures.len(), 2);
+        assert_eq!(p.failures[0].task, "Record the variables received");
+        assert_eq!(p.failures[0].host, "acura-2");
+        assert_eq!(p.failures[0].message, "stand-in failure requested");
+        assert_eq!(p.failures[1].message, "Failed to connect");
+    }
+}

@@ -5,7 +5,9 @@
 pub mod ansible;
 pub mod facts;
 pub mod inventory;
+pub mod lbhost;
 pub mod playbook;
+pub mod postcheck;
 pub mod preflight;
 pub mod ssh;
 

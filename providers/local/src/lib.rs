@@ -178,14 +178,21 @@ impl LocalProvider {
         journal: &mut dyn Journal,
     ) -> Result<(), ProviderError> {
         let r = res.address.as_str();
-        let healthy = network::safety_route_present(r, lab).await?
+        if let Some(old) = recorded_subnet(journal, r).filter(|old| *old != lab.subnet) {
+            return Err(ProviderError::Unsupported(format!(
+                "{r}: the lab's subnet changed from {old} to {}: run `acura-ha down` first (it \
+                 removes the lab on the old subnet too), then `acura-ha up`",
+                lab.subnet
+            )));
+        }
+        let healthy = network::safety_route_present(r, lab.subnet).await?
             && network::link_exists(&lab.bridge)
             && network::resolver_running(lab).is_some();
         if !healthy {
             record(journal, res, &lab.bridge, Status::Creating, BTreeMap::new())?;
         }
         // Safety route first: from here on no lab address can leave the machine.
-        network::safety_route_up(r, lab).await?;
+        network::safety_route_up(r, lab.subnet).await?;
         let bridge_created = network::bridge_up(r, lab).await?;
         if bridge_created {
             // A resolver bound to the address of a bridge that was replaced listens nowhere.
@@ -232,6 +239,14 @@ impl LocalProvider {
         }
         Ok(line)
     }
+}
+
+/// The subnet a recorded `lab_network` was made for (the file may have changed since).
+fn recorded_subnet(journal: &dyn Journal, address: &str) -> Option<ipnet::Ipv4Net> {
+    journal
+        .get(address)
+        .and_then(|r| r.attrs.get("subnet"))
+        .and_then(|s| s.parse().ok())
 }
 
 /// Every lab host's name and address, nodes first.
@@ -366,7 +381,11 @@ impl Provider for LocalProvider {
         network::resolver_down(net, &lab).await?;
         network::bridge_down(net, &lab).await?;
         // Last: until the bridge is gone, the route keeps lab packets on this machine.
-        network::safety_route_down(net, &lab).await?;
+        let mut subnets = vec![lab.subnet];
+        subnets.extend(recorded_subnet(journal, net).filter(|old| *old != lab.subnet));
+        for subnet in subnets {
+            network::safety_route_down(net, subnet).await?;
+        }
         files::remove_tree(net, &lab.network_dir)?;
         if known {
             journal.forget(net)?;

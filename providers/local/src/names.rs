@@ -116,6 +116,16 @@ pub fn veth_name(cluster: &str, host_index: u32) -> String {
     format!("{}v{host_index}", bridge_name(cluster))
 }
 
+/// `ip route` arguments of the safety route of `subnet`.
+pub fn safety_route(subnet: Ipv4Net) -> Vec<String> {
+    vec![
+        "unreachable".into(),
+        subnet.trunc().to_string(),
+        "metric".into(),
+        SAFETY_METRIC.to_string(),
+    ]
+}
+
 /// Every name and path of `spec`'s lab under `cluster_dir`. The spec must have a `[local]`
 /// section (the provider checks that first).
 pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
@@ -139,12 +149,7 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
         subnet,
         gateway: local_address(spec, LOCAL_GATEWAY),
         bridge: bridge_name(cluster),
-        safety_route: vec![
-            "unreachable".into(),
-            subnet.trunc().to_string(),
-            "metric".into(),
-            SAFETY_METRIC.to_string(),
-        ],
+        safety_route: safety_route(subnet),
         resolver_hosts: network_dir.join("lab-hosts"),
         resolver_pid_file: network_dir.join("dnsmasq.pid"),
         resolver_log: network_dir.join("dnsmasq.log"),

@@ -14,36 +14,37 @@ use rustix::process::Signal;
 
 use crate::cmd::{self, cloud};
 use crate::files;
-use crate::names::LabNames;
+use crate::names::{LabNames, safety_route};
 use crate::preflight::{DNSMASQ, IP};
 use crate::process;
+use ipnet::Ipv4Net;
 
-/// Whether the safety route is in the main table.
-pub async fn safety_route_present(resource: &str, n: &LabNames) -> Result<bool, ProviderError> {
-    let subnet = n.subnet.trunc().to_string();
+/// Whether the safety route of `subnet` is in the main table.
+pub async fn safety_route_present(resource: &str, subnet: Ipv4Net) -> Result<bool, ProviderError> {
+    let net = subnet.trunc().to_string();
     let out = cmd::run(
         resource,
         IP,
-        ["-4", "route", "show", "table", "main", "exact", &subnet],
+        ["-4", "route", "show", "table", "main", "exact", &net],
     )
     .await?;
-    let want = n.safety_route.join(" ");
+    let want = safety_route(subnet).join(" ");
     Ok(out.stdout.lines().any(|l| l.trim() == want))
 }
 
 /// `ip route replace unreachable <subnet> metric 4000` (idempotent).
-pub async fn safety_route_up(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
+pub async fn safety_route_up(resource: &str, subnet: Ipv4Net) -> Result<(), ProviderError> {
     let mut args = vec!["route".to_string(), "replace".to_string()];
-    args.extend(n.safety_route.iter().cloned());
+    args.extend(safety_route(subnet));
     cmd::run(resource, IP, &args).await.map(|_| ())
 }
 
-/// Removes the safety route; one that is already gone is fine.
-pub async fn safety_route_down(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
+/// Removes the safety route of `subnet`; one that is already gone is fine.
+pub async fn safety_route_down(resource: &str, subnet: Ipv4Net) -> Result<(), ProviderError> {
     let mut args = vec!["route".to_string(), "del".to_string()];
-    args.extend(n.safety_route.iter().cloned());
+    args.extend(safety_route(subnet));
     let out = cmd::probe(resource, IP, &args, cmd::DEFAULT_TIMEOUT).await?;
-    if out.success() || !safety_route_present(resource, n).await? {
+    if out.success() || !safety_route_present(resource, subnet).await? {
         Ok(())
     } else {
         Err(out.error(resource))

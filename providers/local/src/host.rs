@@ -146,6 +146,8 @@ async fn plumb(h: &HostNames, lab: &LabNames) -> Result<(), ProviderError> {
                 "peer",
                 "name",
                 "eth0",
+                "address",
+                &h.mac,
                 "netns",
                 &h.namespace,
             ],

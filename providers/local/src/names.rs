@@ -28,6 +28,8 @@ pub struct LabNames {
     pub gateway: Ipv4Addr,
     /// The Linux bridge, `ah` + 8 hex digits of a hash of the cluster name.
     pub bridge: String,
+    /// The bridge's MAC address, fixed (see [`mac_for`]).
+    pub bridge_mac: String,
     /// `ip route` arguments of the safety route: `unreachable <subnet> metric 4000`.
     pub safety_route: Vec<String>,
     /// Files of the bridge and the resolver.
@@ -56,6 +58,8 @@ pub struct HostNames {
     pub namespace: String,
     /// The root side of its veth pair (on the bridge); the namespace side is `eth0`.
     pub veth: String,
+    /// The MAC address of its `eth0`, fixed (see [`mac_for`]).
+    pub mac: String,
     /// `cluster_dir/hosts/<name>`.
     pub dir: PathBuf,
     /// Where its sshd writes its pid (`/run/sshd.pid` as the host sees it).
@@ -116,6 +120,16 @@ pub fn veth_name(cluster: &str, host_index: u32) -> String {
     format!("{}v{host_index}", bridge_name(cluster))
 }
 
+/// The MAC address of the interface that holds `address`: locally administered (`02:`), `a8`,
+/// then the four bytes of the address. Fixed addresses keep every neighbour cache on the lab
+/// valid when a host's veth pair is made again or the bridge's ports change (a random MAC
+/// would leave the others sending to the old one for up to a minute), and they are unique
+/// wherever the IPv4 addresses are.
+pub fn mac_for(address: Ipv4Addr) -> String {
+    let [a, b, c, d] = address.octets();
+    format!("02:a8:{a:02x}:{b:02x}:{c:02x}:{d:02x}")
+}
+
 /// `ip route` arguments of the safety route of `subnet`.
 pub fn safety_route(subnet: Ipv4Net) -> Vec<String> {
     vec![
@@ -149,6 +163,7 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
         subnet,
         gateway: local_address(spec, LOCAL_GATEWAY),
         bridge: bridge_name(cluster),
+        bridge_mac: mac_for(local_address(spec, LOCAL_GATEWAY)),
         safety_route: safety_route(subnet),
         resolver_hosts: network_dir.join("lab-hosts"),
         resolver_pid_file: network_dir.join("dnsmasq.pid"),
@@ -168,6 +183,7 @@ fn host_names(spec: &ClusterSpec, hosts_dir: &Path, index: u32, name: &str) -> H
         address: local_address(spec, index),
         namespace: namespace_name(&spec.cluster.name, name),
         veth: veth_name(&spec.cluster.name, index),
+        mac: mac_for(local_address(spec, index)),
         sshd_pid_file: dir.join("run").join("sshd.pid"),
         dir,
     }
@@ -183,6 +199,7 @@ pub fn orphan_host(spec: &ClusterSpec, hosts_dir: &Path, name: &str) -> HostName
         address: Ipv4Addr::UNSPECIFIED,
         namespace: namespace_name(&spec.cluster.name, name),
         veth: String::new(),
+        mac: String::new(),
         sshd_pid_file: dir.join("run").join("sshd.pid"),
         dir,
     }

@@ -81,11 +81,27 @@ pub async fn bridge_up(resource: &str, n: &LabNames) -> Result<bool, ProviderErr
         cmd::run(
             resource,
             IP,
-            ["link", "add", "name", &n.bridge, "type", "bridge"],
+            [
+                "link",
+                "add",
+                "name",
+                &n.bridge,
+                "address",
+                &n.bridge_mac,
+                "type",
+                "bridge",
+            ],
         )
         .await?;
         true
     };
+    // A bridge otherwise takes the lowest MAC of its ports, which changes with them.
+    cmd::run(
+        resource,
+        IP,
+        ["link", "set", "dev", &n.bridge, "address", &n.bridge_mac],
+    )
+    .await?;
     let cidr = format!("{}/{}", n.gateway, n.subnet.prefix_len());
     cmd::run(resource, IP, ["addr", "replace", &cidr, "dev", &n.bridge]).await?;
     cmd::run(resource, IP, ["link", "set", "dev", &n.bridge, "up"]).await?;

@@ -80,6 +80,13 @@ async fn hosts_answer_ssh_with_own_identity_and_lab_dns() {
             .collect();
         assert_eq!(seen, [Status::Creating, Status::Ready]);
     }
+    let net: Vec<Status> = j
+        .history
+        .iter()
+        .filter(|(a, _)| a == "lab_network")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(net, [Status::Creating, Status::Ready]);
     assert_eq!(
         j.get("key_pair").and_then(|r| r.id.clone()),
         Some(lab.provider.key_file().display().to_string())
@@ -250,6 +257,38 @@ async fn provision_is_idempotent_and_destroy_leaves_nothing() {
         routes.lines().filter(|l| l.contains(&subnet)).count(),
         1,
         "{routes}"
+    );
+
+    // Broken pieces are repaired, the rest kept: node 2's sshd dies, node 3 loses its link.
+    let (n1, n2, n3) = (&names.hosts[0], &names.hosts[1], &names.hosts[2]);
+    let old2: i32 = j.output(&n2.resource, "sshd_pid").parse().expect("pid");
+    let (rc, _, err) = sh("/usr/bin/kill", &["-KILL", &old2.to_string()]).await;
+    assert_eq!(rc, 0, "{err}");
+    let (rc, _, err) = sh("/usr/sbin/ip", &["link", "del", "dev", &n3.veth]).await;
+    assert_eq!(rc, 0, "{err}");
+    j.history.clear();
+    lab.provision(&mut j).await;
+    assert_ne!(j.output(&n2.resource, "sshd_pid"), old2.to_string());
+    assert_eq!(
+        j.output(&n1.resource, "sshd_pid"),
+        first[&n1.resource].outputs["sshd_pid"]
+    );
+    for h in [n2, n3] {
+        let seen: Vec<Status> = j
+            .history
+            .iter()
+            .filter(|(a, _)| *a == h.resource)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seen, [Status::Creating, Status::Ready], "{}", h.name);
+        let (rc, out, err) = ssh(&lab, &h.address.to_string(), "hostname").await;
+        assert_eq!((rc, out.trim()), (0, h.name.as_str()), "{err}");
+    }
+    assert!(
+        !j.history
+            .iter()
+            .any(|(a, s)| *a == n1.resource && *s == Status::Creating),
+        "a healthy host was re-created"
     );
 
     // Something the bootstrap would start on a host: stopped by destroy with the namespace.

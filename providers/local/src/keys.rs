@@ -55,7 +55,8 @@ pub async fn ensure_client_key(
 ) -> Result<(String, bool), ProviderError> {
     let public = pub_path(key_file);
     let mut created = false;
-    if generated_path && !(key_file.exists() && public.exists()) {
+    // Only a missing private key is generated: an existing one is never overwritten.
+    if generated_path && !key_file.exists() {
         generate(resource, key_file, GENERATED_COMMENT).await?;
         created = true;
     }

@@ -222,7 +222,7 @@ impl LocalProvider {
         let generated = self.key_is_generated(spec);
         let id = self.key_file.display().to_string();
         let resource = res.map(|r| r.address.as_str()).unwrap_or("key_pair");
-        let missing = !self.key_file.exists() || !keys::pub_path(&self.key_file).exists();
+        let missing = !self.key_file.exists();
         if let (Some(res), true, true) = (res, generated, missing) {
             record(journal, res, &id, Status::Creating, BTreeMap::new())?;
         }

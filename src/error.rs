@@ -66,6 +66,29 @@ pub enum Error {
 
     #[error("{0}")]
     Usage(String),
+
+    #[error("refused: {0}")]
+    Refused(String),
+
+    #[error(
+        "interrupted: the state holds everything done so far; run the same command again to continue"
+    )]
+    Interrupted,
+
+    #[error("cannot log in to every host:\n{0}")]
+    Unreachable(crate::bootstrap::preflight::Unreachable),
+
+    #[error("preflight failed on {0} (the table above says why)")]
+    Preflight(String),
+
+    #[error("NGINX load balancer: {0}")]
+    Lb(#[from] crate::bootstrap::lbhost::LbError),
+
+    #[error("{0}")]
+    Ansible(#[from] crate::bootstrap::ansible::AnsibleError),
+
+    #[error("post-checks: {0}")]
+    PostCheck(#[from] crate::bootstrap::postcheck::PostCheckError),
 }
 
 impl Error {
@@ -88,6 +111,13 @@ impl Error {
             Error::Provider(ProviderError::Journal(_)) => "AH302",
             Error::Provider(ProviderError::Unsupported(_)) => "AH303",
             Error::Render(_) => "AH400",
+            Error::Refused(_) => "AH004",
+            Error::Interrupted => "AH005",
+            Error::Unreachable(_) => "AH500",
+            Error::Preflight(_) => "AH501",
+            Error::Lb(_) => "AH502",
+            Error::Ansible(_) => "AH503",
+            Error::PostCheck(_) => "AH504",
         }
     }
 
@@ -110,6 +140,11 @@ impl Error {
                 "process {} is still running: stop it first, or pass --force if you are sure it does not use this state",
                 info.pid
             )),
+            Error::Unreachable(_) => Some(
+                "check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host".into(),
+            ),
+            Error::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
+            Error::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
             _ => None,
         }
     }

@@ -338,13 +338,13 @@ pub async fn run_playbook(
     let mut in_recap = false;
     while let Ok(Some(line)) = lines.next_line().await {
         let _ = writeln!(log, "{line}");
-        if let Some(task) = parser.feed(&line) {
-            if !quiet {
-                eprintln!(
-                    "[{:>6.1}s] {label}: {task}",
-                    started.elapsed().as_secs_f64()
-                );
-            }
+        if let Some(task) = parser.feed(&line)
+            && !quiet
+        {
+            eprintln!(
+                "[{:>6.1}s] {label}: {task}",
+                started.elapsed().as_secs_f64()
+            );
         }
         if line.starts_with("PLAY RECAP") {
             in_recap = true;

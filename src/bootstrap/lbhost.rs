@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acura_ha_api::model::Host;
-use acura_ha_api::tables::{LISTENERS, Listener, Protocol};
+use acura_ha_api::tables::{INGRESS_RULES, LISTENERS, Listener, Protocol, Source};
 use acura_ha_nginx::NginxOptions;
 use tokio::task::JoinSet;
 
@@ -46,8 +46,15 @@ pub fn sudo(user: &str) -> &'static str {
     if user == "root" { "" } else { "sudo -n " }
 }
 
-async fn step(session: &Session, name: &'static str, cmd: &str, deadline: Duration) -> Result<String, LbError> {
-    let out = session.run(&format!("sh -c {}", shell_quote(cmd)), deadline).await?;
+async fn step(
+    session: &Session,
+    name: &'static str,
+    cmd: &str,
+    deadline: Duration,
+) -> Result<String, LbError> {
+    let out = session
+        .run(&format!("sh -c {}", shell_quote(cmd)), deadline)
+        .await?;
     if out.status != 0 {
         let detail = format!("{}{}", out.stderr_text(), out.stdout_text());
         return Err(LbError::Step {
@@ -60,7 +67,12 @@ async fn step(session: &Session, name: &'static str, cmd: &str, deadline: Durati
 }
 
 /// Installs (when missing), configures and (re)loads NGINX on the LB host.
-pub async fn configure(session: &Session, cluster: &str, nodes: &[Host], progress: &mut Progress) -> Result<(), LbError> {
+pub async fn configure(
+    session: &Session,
+    cluster: &str,
+    nodes: &[Host],
+    progress: &mut Progress,
+) -> Result<(), LbError> {
     let s = sudo(&session.target.user);
     let module = NginxOptions::default().stream_module;
     progress.update(format!("checking NGINX on {}", session.target.name));
@@ -69,12 +81,24 @@ pub async fn configure(session: &Session, cluster: &str, nodes: &[Host], progres
          {s}env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
          {s}env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-stream >/dev/null && echo installed; fi"
     );
-    let how = step(session, "install nginx and libnginx-mod-stream", &install, STEP_TIMEOUT).await?;
+    let how = step(
+        session,
+        "install nginx and libnginx-mod-stream",
+        &install,
+        STEP_TIMEOUT,
+    )
+    .await?;
     progress.update(format!("NGINX {} on {}", how.trim(), session.target.name));
     let addresses: Vec<String> = nodes.iter().map(|h| h.address.clone()).collect();
     let conf = acura_ha_nginx::render(cluster, &addresses, &NginxOptions::default())?;
     session
-        .write_file("/etc/nginx/nginx.conf", conf.as_bytes(), 0o644, !s.is_empty(), QUICK)
+        .write_file(
+            "/etc/nginx/nginx.conf",
+            conf.as_bytes(),
+            0o644,
+            !s.is_empty(),
+            QUICK,
+        )
         .await?;
     step(session, "nginx -t", &format!("{s}nginx -t 2>&1"), QUICK).await?;
     // systemd where there is one; otherwise NGINX's own pid file and signals (the local target's
@@ -85,15 +109,26 @@ pub async fn configure(session: &Session, cluster: &str, nodes: &[Host], progres
          else {s}nginx </dev/null >/dev/null 2>&1; fi"
     );
     step(session, "reload nginx", &reload, QUICK).await?;
-    progress.update(format!("NGINX configured and running on {}", session.target.name));
+    progress.update(format!(
+        "NGINX configured and running on {}",
+        session.target.name
+    ));
     Ok(())
 }
 
 /// The responder each node runs during the proof: binds what it can of the listener ports,
 /// says which, answers `acura-ha-probe <hostname> <port>`, and exits after a few idle seconds.
 fn responder_script() -> String {
-    let tcp: Vec<String> = LISTENERS.iter().filter(|l| l.protocol == Protocol::Tcp).map(|l| l.port.to_string()).collect();
-    let udp: Vec<String> = LISTENERS.iter().filter(|l| l.protocol == Protocol::Udp).map(|l| l.port.to_string()).collect();
+    let tcp: Vec<String> = LISTENERS
+        .iter()
+        .filter(|l| l.protocol == Protocol::Tcp)
+        .map(|l| l.port.to_string())
+        .collect();
+    let udp: Vec<String> = LISTENERS
+        .iter()
+        .filter(|l| l.protocol == Protocol::Udp)
+        .map(|l| l.port.to_string())
+        .collect();
     format!(
         r#"import select, socket, time
 name = socket.gethostname()
@@ -135,12 +170,19 @@ pub struct Proof {
 
 /// Starts the responders, sends traffic through every listener, and checks every node answered
 /// on every port it could bind (a port a running Acura already serves only has to accept).
-pub async fn prove(pool: &Pool, nodes: &[Host], lb_address: &str, progress: &mut Progress) -> Result<Proof, LbError> {
+pub async fn prove(
+    pool: &Pool,
+    nodes: &[Host],
+    lb_address: &str,
+    progress: &mut Progress,
+) -> Result<Proof, LbError> {
     let script = responder_script();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let mut responders = JoinSet::new();
     for h in nodes {
-        let Some(session) = pool.get(&h.name) else { continue };
+        let Some(session) = pool.get(&h.name) else {
+            continue;
+        };
         let s = sudo(&session.target.user);
         let cmd = format!("{s}python3 -c {}", shell_quote(&script));
         let tx = ready_tx.clone();
@@ -170,7 +212,12 @@ pub async fn prove(pool: &Pool, nodes: &[Host], lb_address: &str, progress: &mut
                     if let Some(rest) = line.strip_prefix("ready ") {
                         let mut parts = rest.splitn(2, ' ');
                         let host = parts.next().unwrap_or("").to_string();
-                        for p in parts.next().unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+                        for p in parts
+                            .next()
+                            .unwrap_or("")
+                            .split(',')
+                            .filter(|p| !p.is_empty())
+                        {
                             bound.entry(p.to_string()).or_default().insert(host.clone());
                         }
                         waiting -= 1;
@@ -185,24 +232,52 @@ pub async fn prove(pool: &Pool, nodes: &[Host], lb_address: &str, progress: &mut
         return Err(LbError::Listener {
             listener: "all".into(),
             lb: lb_address.into(),
-            message: format!("{waiting} node(s) did not start the probe responder (python3 missing, or sudo needs a password?)"),
+            message: format!(
+                "{waiting} node(s) did not start the probe responder (python3 missing, or sudo needs a password?)"
+            ),
         });
     }
     let mut proof = Proof::default();
+    // A listener the guide's security group does not open to the public (the registry, 15000)
+    // serves the nodes only: prove it from a node, the others from here.
+    let inside = nodes.iter().find_map(|h| pool.get(&h.name));
     for l in LISTENERS {
         let key = format!("{}/{}", l.protocol, l.port);
         let expected = bound.get(&key).cloned().unwrap_or_default();
         let lb = lb_address.to_string();
         let listener = *l;
         let expected2 = expected.clone();
-        let seen = tokio::task::spawn_blocking(move || probe_listener(&listener, &lb, &expected2))
+        let seen = if public(l) {
+            tokio::task::spawn_blocking(move || {
+                probe_listener(&listener, &lb, &expected2, |addr, proto| match proto {
+                    Protocol::Tcp => tcp_probe(addr),
+                    Protocol::Udp => udp_probe(addr),
+                })
+            })
             .await
             .map_err(|e| LbError::Listener {
                 listener: key.clone(),
                 lb: lb_address.into(),
                 message: e.to_string(),
-            })??;
-        progress.update(format!("{} {key} reaches {}", l.name, seen.iter().cloned().collect::<Vec<_>>().join(", ")));
+            })??
+        } else {
+            let session = inside.clone().ok_or_else(|| LbError::Listener {
+                listener: key.clone(),
+                lb: lb_address.into(),
+                message: "no node to probe from".into(),
+            })?;
+            let attempts = 6 * expected.len().max(1);
+            let replies = remote_probe(&session, l, lb_address, attempts).await?;
+            let mut it = replies.into_iter();
+            probe_listener(l, lb_address, &expected, |_, _| {
+                it.next().unwrap_or_else(|| Err("no more replies".into()))
+            })?
+        };
+        progress.update(format!(
+            "{} {key} reaches {}",
+            l.name,
+            seen.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
         proof.reached.insert(key, seen);
     }
     // The responders exit by themselves once idle.
@@ -210,8 +285,61 @@ pub async fn prove(pool: &Pool, nodes: &[Host], lb_address: &str, progress: &mut
     Ok(proof)
 }
 
+/// Whether the guide's security group admits this listener's port from the public CIDRs.
+pub fn public(l: &Listener) -> bool {
+    INGRESS_RULES.iter().any(|r| {
+        r.source == Source::Public
+            && r.protocol == l.protocol
+            && (r.from_port..=r.to_port).contains(&l.port)
+    })
+}
+
+/// Probes a listener from a node: `attempts` connections (or datagrams), one reply per line.
+pub async fn remote_probe(
+    session: &Session,
+    l: &Listener,
+    lb: &str,
+    attempts: usize,
+) -> Result<Vec<Result<String, String>>, LbError> {
+    let script = format!(
+        r#"import socket
+for _ in range({attempts}):
+    try:
+        if "{proto}" == "tcp":
+            s = socket.create_connection(("{lb}", {port}), timeout=3); s.settimeout(3)
+            print("ok " + s.recv(256).decode().strip(), flush=True); s.close()
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+            s.sendto(b"acura-ha-probe", ("{lb}", {port})); print("ok " + s.recv(256).decode().strip(), flush=True); s.close()
+    except Exception as e:
+        print("error " + str(e), flush=True)
+"#,
+        proto = l.protocol,
+        port = l.port
+    );
+    let out = session
+        .run(
+            &format!("python3 -c {}", shell_quote(&script)),
+            Duration::from_secs(30 + 6 * attempts as u64),
+        )
+        .await?;
+    Ok(out
+        .stdout_text()
+        .lines()
+        .map(|line| match line.strip_prefix("ok ") {
+            Some(reply) => Ok(reply.to_string()),
+            None => Err(line.trim_start_matches("error ").to_string()),
+        })
+        .collect())
+}
+
 /// Sends through one listener until every expected node answered (or attempts run out).
-fn probe_listener(l: &Listener, lb: &str, expected: &BTreeSet<String>) -> Result<BTreeSet<String>, LbError> {
+fn probe_listener(
+    l: &Listener,
+    lb: &str,
+    expected: &BTreeSet<String>,
+    mut once: impl FnMut(SocketAddr, Protocol) -> Result<String, String>,
+) -> Result<BTreeSet<String>, LbError> {
     let key = format!("{}/{}", l.protocol, l.port);
     let err = |message: String| LbError::Listener {
         listener: format!("{} ({key})", l.name),
@@ -227,11 +355,7 @@ fn probe_listener(l: &Listener, lb: &str, expected: &BTreeSet<String>) -> Result
     let mut last_error = String::new();
     let attempts = 6 * expected.len().max(1);
     for _ in 0..attempts {
-        let reply = match l.protocol {
-            Protocol::Tcp => tcp_probe(addr),
-            Protocol::Udp => udp_probe(addr),
-        };
-        match reply {
+        match once(addr, l.protocol) {
             Ok(text) => {
                 if let Some(rest) = text.strip_prefix("acura-ha-probe ") {
                     let host = rest.split(' ').next().unwrap_or("").to_string();
@@ -253,7 +377,11 @@ fn probe_listener(l: &Listener, lb: &str, expected: &BTreeSet<String>) -> Result
     if seen.is_empty() {
         return Err(err(format!(
             "no node answered through the load balancer ({}); check NGINX on the LB host and the security group between the LB and the nodes",
-            if last_error.is_empty() { "no reply".into() } else { last_error }
+            if last_error.is_empty() {
+                "no reply".into()
+            } else {
+                last_error
+            }
         )));
     }
     let missing: Vec<_> = expected.difference(&seen).cloned().collect();
@@ -266,18 +394,26 @@ fn probe_listener(l: &Listener, lb: &str, expected: &BTreeSet<String>) -> Result
 
 fn tcp_probe(addr: SocketAddr) -> Result<String, String> {
     use std::io::Read;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 256];
     let n = s.read(&mut buf).map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
 fn udp_probe(addr: SocketAddr) -> Result<String, String> {
-    let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let bind = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
     let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-    s.send_to(b"acura-ha-probe", addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    s.send_to(b"acura-ha-probe", addr)
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 256];
     let (n, _) = s.recv_from(&mut buf).map_err(|e| e.to_string())?;
     if n == 0 {

@@ -14,7 +14,11 @@ pub enum PostCheckError {
     #[error("{0}")]
     Ssh(#[from] SshError),
     #[error("after {secs:.0} s: {state} (asked {host})")]
-    NotReady { host: String, secs: f64, state: String },
+    NotReady {
+        host: String,
+        secs: f64,
+        state: String,
+    },
 }
 
 /// What the cluster looked like at the last poll.
@@ -52,7 +56,10 @@ impl ClusterHealth {
             self.pods_running
         );
         if !self.pods_not_running.is_empty() {
-            s.push_str(&format!(", not Running: {}", self.pods_not_running.join(", ")));
+            s.push_str(&format!(
+                ", not Running: {}",
+                self.pods_not_running.join(", ")
+            ));
         }
         s
     }
@@ -61,14 +68,19 @@ impl ClusterHealth {
 fn kubectl(user: &str, args: &str) -> String {
     // ~/.local/bin holds user-installed tools (Ubuntu's profile adds it too); SSH commands do
     // not read the profile.
-    format!("{}env PATH=\"$HOME/.local/bin:$PATH\" kubectl {args}", sudo(user))
+    format!(
+        "{}env PATH=\"$HOME/.local/bin:$PATH\" kubectl {args}",
+        sudo(user)
+    )
 }
 
 /// One look at the cluster from `session`.
 pub async fn health(session: &Session) -> Result<ClusterHealth, SshError> {
     let user = &session.target.user;
     let mut h = ClusterHealth::default();
-    let nodes = session.run(&kubectl(user, "get nodes -o json"), Duration::from_secs(60)).await?;
+    let nodes = session
+        .run(&kubectl(user, "get nodes -o json"), Duration::from_secs(60))
+        .await?;
     if nodes.status != 0 {
         h.error = Some(format!("kubectl get nodes: {}", nodes.stderr_text().trim()));
         return Ok(h);
@@ -87,7 +99,12 @@ pub async fn health(session: &Session) -> Result<ClusterHealth, SshError> {
             h.nodes_not_ready.push(name);
         }
     }
-    let pods = session.run(&kubectl(user, "get pods -A -o json"), Duration::from_secs(60)).await?;
+    let pods = session
+        .run(
+            &kubectl(user, "get pods -A -o json"),
+            Duration::from_secs(60),
+        )
+        .await?;
     if pods.status != 0 {
         h.error = Some(format!("kubectl get pods: {}", pods.stderr_text().trim()));
         return Ok(h);

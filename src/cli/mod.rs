@@ -11,9 +11,12 @@ use crate::error::Error;
 use crate::state::StateStore;
 
 mod completions;
+mod down;
 mod plan;
 mod render;
 mod state;
+mod status;
+mod up;
 
 /// Exit codes (documented in the README).
 pub const EXIT_OK: u8 = 0;
@@ -21,8 +24,12 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// `plan` against an existing state: there are changes (as `terraform plan -detailed-exitcode`).
 pub const EXIT_CHANGES: u8 = 2;
+/// `status`: the cluster answered, but something is not healthy.
+pub const EXIT_DEGRADED: u8 = 3;
 /// The command line itself is wrong (unknown flag, missing argument).
 pub const EXIT_USAGE: u8 = 64;
+/// Interrupted (Ctrl-C); the state holds what was done.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +37,7 @@ pub const EXIT_USAGE: u8 = 64;
     version,
     about = "Deploy a Hystax Acura HA cluster on AWS, OpenStack, your own hosts, or this machine",
     propagate_version = true,
-    after_help = "Exit codes: 0 success, 1 error, 2 `plan` found changes (when a state exists), 64 usage error."
+    after_help = "Exit codes: 0 success, 1 error, 2 `plan` found changes (when a state exists), 3 `status` found the cluster degraded, 64 usage error, 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,6 +48,12 @@ pub struct Cli {
 pub enum Command {
     /// Show every resource `up` would create and every bootstrap step; with a state, only the difference
     Plan(plan::Args),
+    /// Create the hosts and load balancer, then install Acura on them (asks first unless --yes)
+    Up(up::Args),
+    /// Show each host (SSH, preflight), Kubernetes, and each listener
+    Status(status::Args),
+    /// Delete everything the cluster owns (asks first unless --yes)
+    Down(down::Args),
     /// Print a file the tool generates: the NGINX config, the ha_env_file, or the security-group audit table
     #[command(subcommand)]
     Render(render::What),
@@ -97,14 +110,35 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report(&e);
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(match e {
+                Error::Interrupted => EXIT_INTERRUPTED,
+                _ => EXIT_ERROR,
+            })
         }
     }
+}
+
+/// Runs an async command; Ctrl-C ends it as an error (so locks are released and the state says
+/// what was done), not by killing the process mid-write.
+pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        tokio::select! {
+            r = fut => r,
+            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        }
+    })
 }
 
 pub fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Plan(args) => plan::exec(args),
+        Command::Up(args) => up::exec(args),
+        Command::Status(args) => status::exec(args),
+        Command::Down(args) => down::exec(args),
         Command::Render(what) => render::exec(what),
         Command::State(what) => state::exec(what),
         Command::Completions(args) => completions::exec(args),

@@ -194,6 +194,94 @@ pub async fn up(
     Ok(report)
 }
 
+/// What each host is checked against: the node minimums, or next to nothing for the NGINX host.
+fn expectations(
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    become_password: bool,
+) -> Vec<(Host, &'static str, Expectations)> {
+    let dns_name = spec
+        .preflight
+        .dns_name
+        .clone()
+        .unwrap_or_else(|| "archive.ubuntu.com".into());
+    hosts
+        .iter()
+        .map(|(h, role)| {
+            let minimums = if *role == "node" {
+                spec.minimums()
+            } else {
+                // The LB host runs NGINX only: the node minimums do not apply to it.
+                tables::NodeMinimums {
+                    root_gb: 1,
+                    single_partition: false,
+                    ram_gb: 1,
+                    vcpus: 1,
+                }
+            };
+            (
+                h.clone(),
+                *role,
+                Expectations {
+                    minimums,
+                    os: spec.accepted_os(),
+                    dns_name: dns_name.clone(),
+                    hostname: Some(h.name.clone()),
+                    become_password,
+                },
+            )
+        })
+        .collect()
+}
+
+fn fail_on(reports: &[HostReport]) -> Result<(), Error> {
+    let failed: Vec<&HostReport> = reports.iter().filter(|r| !r.ok()).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Preflight(
+            failed
+                .iter()
+                .map(|r| r.host.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ))
+    }
+}
+
+/// `preflight`: log in to every host and check it, changing nothing. Returns the reports.
+pub async fn preflight_only(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    become_password: bool,
+    quiet: bool,
+) -> Result<Vec<HostReport>, Error> {
+    let spec = &cfg.spec;
+    let state = store.load()?;
+    let recorded = state
+        .as_ref()
+        .map(|s| s.resources.as_slice())
+        .unwrap_or(&[]);
+    let inv = inventory::inventory(spec, recorded)?;
+    let hosts = ssh_hosts(&inv);
+    let users: Vec<(Host, String)> = hosts
+        .iter()
+        .map(|(h, _)| (h.clone(), spec.access.ssh_user.clone()))
+        .collect();
+    let mut progress = Progress::new("ssh").quiet(quiet);
+    let pool = preflight::connect_all(
+        &users,
+        &ssh_options(cfg, store),
+        Duration::from_secs(spec.ssh_wait_secs()),
+        &mut progress,
+    )
+    .await
+    .map_err(Error::Unreachable)?;
+    let checks = expectations(spec, &hosts, become_password);
+    let mut progress = Progress::new("preflight").quiet(quiet);
+    Ok(preflight::run(&pool, &checks, Duration::from_secs(600), &mut progress).await)
+}
+
 struct Bootstrap<'a> {
     cfg: &'a LoadedConfig,
     store: &'a StateStore,
@@ -249,52 +337,12 @@ impl Bootstrap<'_> {
         .map_err(Error::Unreachable)?;
 
         if self.pending("preflight") {
-            let dns_name = spec
-                .preflight
-                .dns_name
-                .clone()
-                .unwrap_or_else(|| "archive.ubuntu.com".into());
-            let checks: Vec<(Host, &'static str, Expectations)> = hosts
-                .iter()
-                .map(|(h, role)| {
-                    let node = *role == "node";
-                    let mut minimums = spec.minimums();
-                    if !node {
-                        // The LB host runs NGINX only: the node minimums do not apply to it.
-                        minimums = tables::NodeMinimums {
-                            root_gb: 1,
-                            single_partition: false,
-                            ram_gb: 1,
-                            vcpus: 1,
-                        };
-                    }
-                    (
-                        h.clone(),
-                        *role,
-                        Expectations {
-                            minimums,
-                            os: spec.accepted_os(),
-                            dns_name: dns_name.clone(),
-                            hostname: Some(h.name.clone()),
-                            become_password: self.become_password.is_some(),
-                        },
-                    )
-                })
-                .collect();
+            let checks = expectations(spec, &hosts, self.become_password.is_some());
             let mut progress = Progress::new("preflight");
             let reports =
                 preflight::run(&self.pool, &checks, Duration::from_secs(600), &mut progress).await;
             println!("\n{}", preflight::table(&reports));
-            let failed: Vec<&HostReport> = reports.iter().filter(|r| !r.ok()).collect();
-            if !failed.is_empty() {
-                return Err(Error::Preflight(
-                    failed
-                        .iter()
-                        .map(|r| r.host.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ));
-            }
+            fail_on(&reports)?;
             self.record("preflight")?;
             report.steps_run.push("preflight".into());
         }

@@ -13,6 +13,7 @@ use crate::state::StateStore;
 mod completions;
 mod down;
 mod plan;
+mod preflight;
 mod render;
 mod state;
 mod status;
@@ -52,6 +53,8 @@ pub enum Command {
     Up(up::Args),
     /// Show each host (SSH, preflight), Kubernetes, and each listener
     Status(status::Args),
+    /// Log in to every host and check it against the minimums, changing nothing
+    Preflight(preflight::Args),
     /// Delete everything the cluster owns (asks first unless --yes)
     Down(down::Args),
     /// Print a file the tool generates: the NGINX config, the ha_env_file, or the security-group audit table
@@ -138,6 +141,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::exec(args),
         Command::Up(args) => up::exec(args),
         Command::Status(args) => status::exec(args),
+        Command::Preflight(args) => preflight::exec(args),
         Command::Down(args) => down::exec(args),
         Command::Render(what) => render::exec(what),
         Command::State(what) => state::exec(what),

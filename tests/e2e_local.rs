@@ -18,24 +18,43 @@ fn json_file(path: &std::path::Path) -> Value {
 }
 
 /// What the guide's Steps 5 and 6 pass, as the stand-in playbooks recorded it on each node.
-fn assert_guide_variables(lab: &Lab, nodes: &[(String, String)], lb_address: &str, overlays: &[&str]) {
+fn assert_guide_variables(
+    lab: &Lab,
+    nodes: &[(String, String)],
+    lb_address: &str,
+    overlays: &[&str],
+) {
     let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
     for (name, address) in nodes {
         let k8s = json_file(&lab.home_file(name, ".acura-standin/k8s-master.json"));
         assert_eq!(k8s["inventory_hostname"], name.as_str());
-        assert_eq!(k8s["fact_hostname"], name.as_str(), "the host's own hostname");
+        assert_eq!(
+            k8s["fact_hostname"],
+            name.as_str(),
+            "the host's own hostname"
+        );
         assert_eq!(k8s["ansible_host"], address.as_str());
         assert_eq!(k8s["ansible_ssh_user"], "root");
         assert_eq!(k8s["lb_address"], lb_address);
         assert_eq!(k8s["logstash_host"], "");
         assert_eq!(k8s["ansible_python_interpreter"], "/usr/bin/python3");
         assert_eq!(k8s["master_token_given"], false);
-        let play: Vec<&str> = k8s["play_hosts"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let play: Vec<&str> = k8s["play_hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(play, names);
 
         let acura = json_file(&lab.home_file(name, ".acura-standin/ha-acura.json"));
         assert_eq!(acura["ansible_ssh_user"], "root");
-        let list: Vec<&str> = acura["overlay_list"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let list: Vec<&str> = acura["overlay_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert_eq!(list, overlays);
         assert_eq!(acura["copy_patch"], "true");
         assert_eq!(acura["copy_ca"], "true");
@@ -51,30 +70,65 @@ const DR_OVERLAYS: &[&str] = &[
 ];
 
 fn netns_list() -> String {
-    String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned()
+    String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned()
 }
 
 #[test]
 fn local_target_up_status_down() {
     let lab = Lab::new("e2e-local", 70, 3);
-    let (out, err) = ok(&lab.run(&["up", "--yes"]));
+    // A become password (the guide's -K) reaches Ansible only through a 0600 file deleted after
+    // the run: it must appear in no output, log or state.
+    let secret = "s3cret-become-7f1c9e";
+    let (out, err) = ok(&lab.run_env(&["up", "--yes"], &[("ACURA_HA_BECOME_PASSWORD", secret)]));
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "the become password was printed"
+    );
+    for entry in walk(&lab.state_dir) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "the become password is in {}",
+            entry.display()
+        );
+    }
 
     // The preflight table: one line per host, all passing.
     assert!(out.contains("HOST") && out.contains("RESULT"), "{out}");
     for k in 1..=3 {
         let (name, address) = lab.node(k);
-        let line = out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no preflight line for {name}\n{out}"));
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no preflight line for {name}\n{out}"));
         assert!(line.contains(&address) && line.contains(" ok"), "{line}");
     }
     // The NGINX load balancer was proven: every listener, TCP and UDP, reached every node.
     let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
-    for listener in ["tcp/80", "tcp/443", "tcp/4443", "tcp/6443", "udp/12201", "tcp/15000"] {
+    for listener in [
+        "tcp/80",
+        "tcp/443",
+        "tcp/4443",
+        "tcp/6443",
+        "udp/12201",
+        "tcp/15000",
+    ] {
         let line = err
             .lines()
             .find(|l| l.contains(&format!(" {listener} reaches ")))
             .unwrap_or_else(|| panic!("no proof for {listener}\n{err}"));
         for (name, _) in &nodes {
-            assert!(line.contains(name.as_str()), "{listener} did not reach {name}: {line}");
+            assert!(
+                line.contains(name.as_str()),
+                "{listener} did not reach {name}: {line}"
+            );
         }
     }
     // Both playbooks ran with exactly the guide's variables.
@@ -86,10 +140,24 @@ fn local_target_up_status_down() {
     // Every step is recorded; plan shows nothing to do; a second up changes nothing.
     let (state_json, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
     let state: Value = serde_json::from_str(&state_json).unwrap();
-    let steps: BTreeSet<&str> = state["state"]["steps"].as_object().unwrap().keys().map(String::as_str).collect();
+    let steps: BTreeSet<&str> = state["state"]["steps"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         steps,
-        ["ha-acura", "ha_env_file", "k8s-master", "nginx", "post-checks", "preflight"].into_iter().collect()
+        [
+            "ha-acura",
+            "ha_env_file",
+            "k8s-master",
+            "nginx",
+            "post-checks",
+            "preflight"
+        ]
+        .into_iter()
+        .collect()
     );
     let plan = lab.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
@@ -101,8 +169,20 @@ fn local_target_up_status_down() {
     let status: Value = serde_json::from_str(&status_json).unwrap();
     assert_eq!(status["healthy"], true, "{status_json}");
     assert_eq!(status["hosts"].as_array().unwrap().len(), 4);
-    assert!(status["hosts"].as_array().unwrap().iter().all(|h| h["ssh"] == "ok"));
-    assert_eq!(status["kubernetes"]["nodes_ready"].as_array().unwrap().len(), 3);
+    assert!(
+        status["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["ssh"] == "ok")
+    );
+    assert_eq!(
+        status["kubernetes"]["nodes_ready"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     // down: nothing is left — namespaces, links, the safety route, processes, files.
     let names = {
@@ -119,25 +199,71 @@ fn local_target_up_status_down() {
     ok(&lab.run(&["down", "--yes"]));
     let ns = netns_list();
     assert!(!ns.contains("ah-e2e-local-"), "namespaces left: {ns}");
-    let links = String::from_utf8_lossy(&Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).into_owned();
+    let links = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
     assert!(!links.contains(&names.bridge), "bridge left: {links}");
-    let routes = String::from_utf8_lossy(&Command::new("ip").args(["route", "show", "table", "all"]).output().unwrap().stdout).into_owned();
+    let routes = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["route", "show", "table", "all"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
     assert!(!routes.contains("10.213.70."), "routes left: {routes}");
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}/exe")).exists() || pid_is_zombie(&pid), "sshd {pid} still runs");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/exe")).exists() || pid_is_zombie(&pid),
+            "sshd {pid} still runs"
+        );
     }
     let left: Vec<String> = std::fs::read_dir(lab.cluster_dir())
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(left.iter().all(|f| f == "logs"), "files left in the cluster directory: {left:?}");
+    assert!(
+        left.iter().all(|f| f == "logs"),
+        "files left in the cluster directory: {left:?}"
+    );
     let (state_json, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
     let state: Value = serde_json::from_str(&state_json).unwrap();
     assert_eq!(state["state"]["resources"].as_array().unwrap().len(), 0);
 }
 
+/// Every file under `dir` (state, logs, inventory, Ansible's own files).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p);
+            if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+                stack.push(p);
+            } else if meta.as_ref().is_ok_and(|m| m.is_file()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn pid_is_zombie(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')))
+        .map(|s| {
+            s.split(") ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -208,9 +334,13 @@ lb = {{ name = "{lb_name}", address = "{lb_address}" }}
     assert!(out.contains("use     existing_host[e2e-hosts-1]"), "{out}");
     assert_guide_variables(&lab, &nodes, &lb_address, DR_OVERLAYS);
     // First contact pinned every host's key in the static cluster's own known_hosts.
-    let pinned = std::fs::read_to_string(dir.path().join(".acura-ha/e2e-static/known_hosts")).unwrap();
+    let pinned =
+        std::fs::read_to_string(dir.path().join(".acura-ha/e2e-static/known_hosts")).unwrap();
     for (_, a) in nodes.iter().chain([&(lb_name.clone(), lb_address.clone())]) {
-        assert!(pinned.lines().any(|l| l.starts_with(&format!("{a} "))), "{a} not pinned:\n{pinned}");
+        assert!(
+            pinned.lines().any(|l| l.starts_with(&format!("{a} "))),
+            "{a} not pinned:\n{pinned}"
+        );
     }
     let status = run(&["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status).0);

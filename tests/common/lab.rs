@@ -27,8 +27,14 @@ impl Lab {
             .replace("name = \"acura-lab\"", &format!("name = \"{name}\""))
             .replace("count = 3", &format!("count = {nodes}"))
             .replace("10.213.0.", &format!("{net}."))
-            .replace("dns_name = \"acura-lab-1\"", &format!("dns_name = \"{name}-1\""))
-            .replace("archive = \"archive\"", &format!("archive = \"{}\"", example("archive").display()));
+            .replace(
+                "dns_name = \"acura-lab-1\"",
+                &format!("dns_name = \"{name}-1\""),
+            )
+            .replace(
+                "archive = \"archive\"",
+                &format!("archive = \"{}\"", example("archive").display()),
+            );
         let config = dir.path().join("local.toml");
         std::fs::write(&config, text).unwrap();
         let state_dir = dir.path().join("state");
@@ -43,7 +49,13 @@ impl Lab {
 
     /// Runs `acura-ha <args> -c <file> --state-dir <dir>`.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// The same with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         acura_ha()
+            .envs(env.iter().copied())
             .args(args)
             .arg("-c")
             .arg(&self.config)
@@ -63,16 +75,26 @@ impl Lab {
     }
 
     pub fn node(&self, k: u32) -> (String, String) {
-        (format!("{}-{k}", self.name), format!("10.213.{}.{}", self.octet, 10 + k))
+        (
+            format!("{}-{k}", self.name),
+            format!("10.213.{}.{}", self.octet, 10 + k),
+        )
     }
 
     pub fn lb(&self) -> (String, String) {
-        (format!("{}-lb", self.name), format!("10.213.{}.10", self.octet))
+        (
+            format!("{}-lb", self.name),
+            format!("10.213.{}.10", self.octet),
+        )
     }
 
     /// A file in a host's private home (what the stand-in playbooks write).
     pub fn home_file(&self, host: &str, rel: &str) -> PathBuf {
-        self.cluster_dir().join("hosts").join(host).join("root").join(rel)
+        self.cluster_dir()
+            .join("hosts")
+            .join(host)
+            .join("root")
+            .join(rel)
     }
 
     pub fn namespace(&self, host: &str) -> String {
@@ -84,19 +106,30 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let out = self.run(&["down", "--yes"]);
         if !out.status.success() {
-            eprintln!("lab {} teardown: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            eprintln!(
+                "lab {} teardown: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
 
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Panics with both streams when the command failed.
 pub fn ok(o: &Output) -> (String, String) {
     let (out, err) = text(o);
-    assert!(o.status.success(), "exit {:?}\n--- stdout\n{out}\n--- stderr\n{err}", o.status.code());
+    assert!(
+        o.status.success(),
+        "exit {:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+        o.status.code()
+    );
     (out, err)
 }
 

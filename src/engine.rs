@@ -60,6 +60,15 @@ pub fn provider(cfg: &LoadedConfig, store: &StateStore) -> Result<Box<dyn Provid
     }
 }
 
+/// `-c FILE` (and `--state-dir DIR` when it is not the default), for the hints printed.
+fn command_args(cfg: &LoadedConfig, store: &StateStore) -> String {
+    let mut args = format!("-c {}", cfg.path.display());
+    if store.dir != cfg.dir.join(crate::state::DEFAULT_DIR) {
+        args.push_str(&format!(" --state-dir {}", store.dir.display()));
+    }
+    args
+}
+
 /// Asks before a destructive or costly change: on a terminal, the user types `yes`; without one,
 /// only `--yes` proceeds.
 pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
@@ -123,6 +132,8 @@ pub async fn up(
     opts: &UpOptions,
 ) -> Result<UpReport, Error> {
     let spec = &cfg.spec;
+    // A provider that cannot provision fails before anything is shown or asked.
+    let provider = provider(cfg, store)?;
     let _lock = store.lock("up")?;
     let mut state = match store.load()? {
         Some(s) => s,
@@ -142,7 +153,6 @@ pub async fn up(
         return Ok(report);
     }
     confirm("\nApply this plan?", opts.yes)?;
-    let provider = provider(cfg, store)?;
 
     let inv = if opts.only == Some(Only::Bootstrap) {
         inventory::inventory(spec, &state.resources)?
@@ -183,13 +193,12 @@ pub async fn up(
     let lb = &inv.lb.address;
     report.initial_config_url = Some(tables::initial_config_url(lb));
     report.ui_url = Some(tables::ui_url(lb));
+    let args = command_args(cfg, store);
     println!(
-        "\nAcura HA cluster {:?} is up.\n  Initial configuration: {}\n  Acura UI:              {}\n  Status:   acura-ha status -c {}\n  Teardown: acura-ha down -c {}",
+        "\nAcura HA cluster {:?} is up.\n  Initial configuration: {}\n  Acura UI:              {}\n  Status:   acura-ha status {args}\n  Teardown: acura-ha down {args}",
         spec.cluster.name,
         tables::initial_config_url(lb),
         tables::ui_url(lb),
-        cfg.path.display(),
-        cfg.path.display()
     );
     Ok(report)
 }

@@ -336,8 +336,32 @@ pub async fn run_playbook(
     let mut lines = BufReader::new(stdout).lines();
     let mut parser = OutputParser::default();
     let mut in_recap = false;
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    tick.tick().await;
+    let mut task_started = Instant::now();
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => match l {
+                Ok(Some(l)) => l,
+                _ => break,
+            },
+            _ = tick.tick() => {
+                // A long task (package installs, image pulls) still shows that it runs.
+                if !quiet && !parser.task.is_empty() {
+                    eprintln!(
+                        "[{:>6.1}s] {label}: still running {:?} ({:.0} s)",
+                        started.elapsed().as_secs_f64(),
+                        parser.task,
+                        task_started.elapsed().as_secs_f64()
+                    );
+                }
+                continue;
+            }
+        };
         let _ = writeln!(log, "{line}");
+        if line.starts_with("TASK [") {
+            task_started = Instant::now();
+        }
         if let Some(task) = parser.feed(&line)
             && !quiet
         {

@@ -44,6 +44,16 @@ pub struct Unreachable {
     pub failures: Vec<SshError>,
 }
 
+fn short_reason(e: &SshError) -> String {
+    match e {
+        SshError::Refused { .. } => "refused".into(),
+        SshError::Timeout { .. } => "no answer".into(),
+        SshError::AuthFailed { .. } => "login refused".into(),
+        SshError::Connect { message, .. } => message.chars().take(60).collect(),
+        other => other.to_string().chars().take(60).collect(),
+    }
+}
+
 fn permanent(e: &SshError) -> bool {
     matches!(e, SshError::HostKeyChanged { .. } | SshError::Key { .. })
 }
@@ -58,6 +68,8 @@ pub async fn connect_all(
     progress: &mut Progress,
 ) -> Result<Pool, Unreachable> {
     let started = Instant::now();
+    // The latest reason each host is still waited for, for the progress line.
+    let waiting: Arc<std::sync::Mutex<BTreeMap<String, String>>> = Arc::default();
     let mut set = JoinSet::new();
     for (host, user) in hosts {
         let target = Target {
@@ -67,6 +79,11 @@ pub async fn connect_all(
             user: user.clone(),
         };
         let opts = opts.clone();
+        let waiting = waiting.clone();
+        waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.name.clone(), "connecting".into());
         set.spawn(async move {
             let attempt = || {
                 let target = target.clone();
@@ -79,10 +96,22 @@ pub async fn connect_all(
                 .with_jitter()
                 .with_max_times(usize::MAX)
                 .with_total_delay(Some(deadline));
+            let name = target.name.clone();
             let result = attempt
                 .retry(policy)
                 .when(|e| !permanent(e) && started.elapsed() < deadline)
+                .notify(|e, _| {
+                    let why = short_reason(e);
+                    waiting
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), why);
+                })
                 .await;
+            waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&target.name);
             (target.name.clone(), result)
         });
     }
@@ -90,7 +119,26 @@ pub async fn connect_all(
     let mut pool = Pool::default();
     let mut failures = Vec::new();
     progress.update(format!("0/{total} hosts accept a login"));
-    while let Some(joined) = set.join_next().await {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        let joined = tokio::select! {
+            j = set.join_next() => match j {
+                Some(j) => j,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let pending = waiting.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if !pending.is_empty() {
+                    let list: Vec<String> = pending.iter().map(|(h, why)| format!("{h} ({why})")).collect();
+                    progress.update(format!(
+                        "{}/{total} hosts accept a login; waiting for {}",
+                        pool.sessions.len(),
+                        list.join(", ")
+                    ));
+                }
+                continue;
+            }
+        };
         match joined {
             Ok((_, Ok(session))) => {
                 pool.insert(session);

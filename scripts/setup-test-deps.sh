@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every component the test suite drives, on a fresh Debian or Ubuntu machine, as root:
-# OpenSSH, NGINX with its stream module, etcd, dnsmasq, nftables and iproute2 from the
-# distribution, and ansible-core in a Python virtual environment under $ACURA_HA_CACHE (kept
-# between runs so CI does not download it every time). Safe to run again.
+# OpenSSH, NGINX with its stream module, etcd, dnsmasq, nftables, iproute2 and sudo (for the
+# test of a login whose sudo asks for a password) from the distribution, and ansible-core in a
+# Python virtual environment under $ACURA_HA_CACHE (kept between runs so CI does not download it
+# every time). Safe to run again.
 set -euo pipefail
 
 cache=${ACURA_HA_CACHE:-/var/cache/acura-ha}
@@ -10,7 +11,7 @@ venv=$cache/venv
 apt_packages=(
   openssh-server openssh-client nginx libnginx-mod-stream
   etcd-server etcd-client dnsmasq-base dnsutils nftables iproute2 procps
-  netcat-openbsd python3-venv python3-pip
+  netcat-openbsd python3-venv python3-pip sudo
 )
 python_packages=("ansible-core==2.19.*")
 

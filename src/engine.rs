@@ -103,7 +103,8 @@ fn ssh_options(cfg: &LoadedConfig, store: &StateStore) -> SshOptions {
             agent: cfg.spec.access.ssh_agent,
             agent_socket: None,
         },
-        connect_timeout: Duration::from_secs(10),
+        // One attempt never outlasts the whole wait.
+        connect_timeout: Duration::from_secs(10.min(cfg.spec.ssh_wait_secs().max(1))),
     }
 }
 

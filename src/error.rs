@@ -91,6 +91,31 @@ pub enum Error {
     PostCheck(#[from] crate::bootstrap::postcheck::PostCheckError),
 }
 
+/// What to do depends on why the hosts could not be reached.
+fn unreachable_help(u: &crate::bootstrap::preflight::Unreachable) -> String {
+    use crate::bootstrap::ssh::SshError;
+    let any = |f: fn(&SshError) -> bool| u.failures.iter().any(f);
+    let mut help = Vec::new();
+    if any(|e| matches!(e, SshError::HostKeyChanged { .. })) {
+        help.push("a changed host key is never accepted: if the host was rebuilt, delete its line from the known_hosts file named above and run `up` again");
+    }
+    if any(|e| matches!(e, SshError::AuthFailed { .. } | SshError::Key { .. })) {
+        help.push("check access.ssh_user and the key (access.ssh_private_key, or ssh-agent with access.ssh_agent = true)");
+    }
+    if any(|e| {
+        matches!(
+            e,
+            SshError::Refused { .. }
+                | SshError::Timeout { .. }
+                | SshError::Connect { .. }
+                | SshError::Channel { .. }
+        )
+    }) {
+        help.push("check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host");
+    }
+    help.join("; ")
+}
+
 impl Error {
     /// The stable code printed as `error[AH…]`.
     pub fn code(&self) -> &'static str {
@@ -140,9 +165,7 @@ impl Error {
                 "process {} is still running: stop it first, or pass --force if you are sure it does not use this state",
                 info.pid
             )),
-            Error::Unreachable(_) => Some(
-                "check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host".into(),
-            ),
+            Error::Unreachable(u) => Some(unreachable_help(u)),
             Error::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
             Error::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
             _ => None,

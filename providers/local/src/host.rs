@@ -92,11 +92,13 @@ async fn write_files(h: &HostNames, inp: &HostInputs<'_>) -> Result<(String, boo
     let (host_key, new_key) = keys::ensure_host_key(r, &h.host_key(), &h.name).await?;
     let new_config =
         files::write_if_changed(r, &h.sshd_config(), &node::sshd_config(h.address), 0o644)?;
+    // sshd reads it as the user logging in: world-readable (a public key only), so a lab host
+    // admits non-root users too.
     files::write_if_changed(
         r,
         &h.authorized_keys(),
         &format!("{}\n", inp.client_key),
-        0o600,
+        0o644,
     )?;
     files::write_if_changed(r, &h.dir.join("hosts"), inp.hosts_file, 0o644)?;
     files::write_if_changed(r, &h.dir.join("resolv.conf"), inp.resolv_conf, 0o644)?;

@@ -156,9 +156,12 @@ pub fn resolver_running(n: &LabNames) -> Option<i32> {
 }
 
 /// PIDs of any dnsmasq started with this lab's pid file, whatever its other arguments (an
-/// older run's, or one whose pid file was lost).
+/// older run's, or one whose pid file was lost), and of any lab resolver left on this lab's
+/// gateway address by a run whose state directory is gone: it would hold the address and keep
+/// the next resolver from starting.
 fn resolver_pids(n: &LabNames) -> Vec<i32> {
     let marker = format!("--pid-file={}", n.resolver_pid_file.display());
+    let listen = format!("--listen-address={}", n.gateway);
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return pids;
@@ -167,9 +170,10 @@ fn resolver_pids(n: &LabNames) -> Vec<i32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if process::exe(pid).is_some_and(|x| x == Path::new(DNSMASQ))
-            && process::cmdline(pid).contains(&marker)
-            && process::alive(pid)
+        let cmdline = process::cmdline(pid);
+        let ours = cmdline.contains(&marker)
+            || (cmdline.contains(&listen) && cmdline.iter().any(|a| a == "--local=/#/"));
+        if process::exe(pid).is_some_and(|x| x == Path::new(DNSMASQ)) && ours && process::alive(pid)
         {
             pids.push(pid);
         }

@@ -528,7 +528,8 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
     let mut hosts_out = Vec::new();
     let mut pool = Pool::default();
     let mut set = tokio::task::JoinSet::new();
-    for (h, role) in hosts.clone() {
+    // Status reports sudo as it finds it: a password is not a failure here.
+    for (h, role, want) in expectations(spec, &hosts, true) {
         let target = Target {
             name: h.name.clone(),
             address: h.address.clone(),
@@ -536,26 +537,6 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
             user: spec.access.ssh_user.clone(),
         };
         let opts = opts.clone();
-        let want = Expectations {
-            minimums: if role == "node" {
-                spec.minimums()
-            } else {
-                tables::NodeMinimums {
-                    root_gb: 1,
-                    single_partition: false,
-                    ram_gb: 1,
-                    vcpus: 1,
-                }
-            },
-            os: spec.accepted_os(),
-            dns_name: spec
-                .preflight
-                .dns_name
-                .clone()
-                .unwrap_or_else(|| "archive.ubuntu.com".into()),
-            hostname: Some(h.name.clone()),
-            become_password: true,
-        };
         set.spawn(async move {
             match Session::connect(&target, &opts).await {
                 Ok(s) => {

@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP proxy in front of moto_server, for the AWS provider's tests.
+
+Python 3 standard library only. It listens on 127.0.0.1, forwards every request to the moto URL
+it is given (which must be on 127.0.0.0/8: it never contacts anything else), counts the requests
+by service and Action, and answers scripted ones itself with the error AWS would send.
+
+    fault_proxy.py --upstream http://127.0.0.1:5000 [--port 0] [--exit-on-stdin-eof]
+
+The first line on stdout is `listening <port>` (with --port 0 the system picks the port).
+With --exit-on-stdin-eof the proxy exits when its standard input closes, so a test that dies
+without cleaning up does not leave it behind.
+
+Control API, on the same port:
+
+    POST /__proxy/rules        JSON list of rules; replaces the current rules
+    GET  /__proxy/rules        the current rules, each with `remaining` (how often it still fires)
+    GET  /__proxy/stats        counts and the request log (see Stats.snapshot)
+    POST /__proxy/reset-stats  zero the counts and the log (the rules stay)
+
+A rule:
+
+    {"action": "DeleteSecurityGroup", "times": 2, "fault": "DependencyViolation", "delay_ms": 0}
+    {"action": "*", "delay_ms": 50}                      # pure latency, every request, no limit
+
+  action    Action name or "*" (required).
+  service   optional: "ec2" or "elasticloadbalancing" (the SigV4 credential scope's service).
+  fault     optional; without it the rule only adds latency. Known faults:
+              DependencyViolation        400, code DependencyViolation
+              Throttling                 EC2: 503 RequestLimitExceeded; ELBv2: 400 Throttling
+                                         (the codes AWS sends; both are in the SDK's list of
+                                         throttling codes)
+              InternalError500           EC2: 500 InternalError; ELBv2: 500 InternalFailure
+              InvalidInstanceID.NotFound 400, code InvalidInstanceID.NotFound
+              reset                      close the connection (TCP RST) without any reply
+            Any other fault name is sent as that error code and needs "status".
+  status, message, code   optional overrides of the error reply.
+  times     how many requests the rule acts on, then it stops; default 1 for a fault rule,
+            unlimited for a latency-only rule.
+  delay_ms  sleep before answering (or before forwarding, for a latency-only rule).
+
+For each request the first fault rule that matches and has times left fires; every matching
+latency-only rule adds its delay. Faulted requests are not forwarded to moto.
+"""
+
+import argparse
+import http.client
+import ipaddress
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MUTATING_PREFIXES = (
+    "Create", "Delete", "Run", "Terminate", "Authorize", "Revoke", "Register", "Deregister",
+    "Import", "Modify", "Add", "Remove", "Set",
+    # Also mutating, though not in the first list: Elastic IPs, attachments, instance power.
+    "Allocate", "Release", "Associate", "Disassociate", "Attach", "Detach", "Start", "Stop",
+    "Reboot", "Replace", "Update",
+)
+
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade", "content-length", "expect",
+}
+
+EC2 = "ec2"
+ELBV2 = "elasticloadbalancing"
+
+KNOWN_FAULTS = {
+    "DependencyViolation", "Throttling", "InternalError500", "InvalidInstanceID.NotFound", "reset",
+}
+
+
+def is_mutating(action):
+    return bool(action) and action.startswith(MUTATING_PREFIXES)
+
+
+def xml_escape(s):
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+def service_of(headers):
+    """The service of the SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request."""
+    auth = headers.get("Authorization") or ""
+    marker = "Credential="
+    i = auth.find(marker)
+    if i < 0:
+        return None
+    scope = auth[i + len(marker):].split(",")[0].strip().split("/")
+    return scope[3] if len(scope) >= 5 else None
+
+
+def params_of(path, headers, body):
+    """The query parameters of the request: the query string, then a form-encoded body."""
+    params = {}
+    query = urllib.parse.urlsplit(path).query
+    for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        params.setdefault(k, v)
+    ctype = (headers.get("Content-Type") or "").lower()
+    if body and ("x-www-form-urlencoded" in ctype or (not ctype and b"Action=" in body)):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        for k, v in urllib.parse.parse_qsl(text, keep_blank_values=True):
+            params[k] = v
+    return params
+
+
+def validate_rules(rules):
+    if not isinstance(rules, list):
+        raise ValueError("rules must be a JSON list")
+    out = []
+    for i, r in enumerate(rules):
+        if not isinstance(r, dict):
+            raise ValueError(f"rule {i} is not an object")
+        action = r.get("action")
+        if not isinstance(action, str) or not action:
+            raise ValueError(f"rule {i}: `action` (a name or \"*\") is required")
+        fault = r.get("fault")
+        if fault is not None:
+            if not isinstance(fault, str):
+                raise ValueError(f"rule {i}: `fault` must be a string")
+            if fault not in KNOWN_FAULTS and not isinstance(r.get("status"), int):
+                raise ValueError(
+                    f"rule {i}: unknown fault {fault!r}; known: {sorted(KNOWN_FAULTS)}; "
+                    "any other code needs an explicit `status`")
+        times = r.get("times", 1 if fault is not None else None)
+        if times is not None and (not isinstance(times, int) or times < 0):
+            raise ValueError(f"rule {i}: `times` must be a non-negative integer")
+        delay = r.get("delay_ms", 0)
+        if not isinstance(delay, (int, float)) or delay < 0:
+            raise ValueError(f"rule {i}: `delay_ms` must be a non-negative number")
+        service = r.get("service")
+        if service is not None and service not in (EC2, ELBV2):
+            raise ValueError(f"rule {i}: `service` must be {EC2!r} or {ELBV2!r}")
+        rule = dict(r)
+        rule["remaining"] = times  # None = unlimited
+        rule["fired"] = 0
+        out.append(rule)
+    return out
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rules = []
+        self.reset_stats()
+
+    def reset_stats(self):
+        self.epoch = time.monotonic()
+        self.total = 0
+        self.by_action = {}
+        self.by_service = {}
+        self.mutating = 0
+        self.mutating_by_action = {}
+        self.faults = 0
+        self.faults_by_action = {}
+        self.log = []
+
+    def decide(self, service, action):
+        """Count the request and pick its fault and delay. Returns (fault rule or None, delay s)."""
+        with self.lock:
+            fault_rule = None
+            delay_ms = 0.0
+            for rule in self.rules:
+                if rule["action"] != "*" and rule["action"] != action:
+                    continue
+                if rule.get("service") is not None and rule["service"] != service:
+                    continue
+                if rule["remaining"] is not None and rule["remaining"] <= 0:
+                    continue
+                if rule.get("fault") is None:
+                    delay_ms += float(rule.get("delay_ms", 0))
+                    if rule["remaining"] is not None:
+                        rule["remaining"] -= 1
+                    rule["fired"] += 1
+                elif fault_rule is None:
+                    fault_rule = rule
+                    delay_ms += float(rule.get("delay_ms", 0))
+                    if rule["remaining"] is not None:
+                        rule["remaining"] -= 1
+                    rule["fired"] += 1
+
+            self.total += 1
+            name = action or "(none)"
+            self.by_action[name] = self.by_action.get(name, 0) + 1
+            svc = service or "(none)"
+            self.by_service[svc] = self.by_service.get(svc, 0) + 1
+            mutating = is_mutating(action)
+            if mutating:
+                self.mutating += 1
+                self.mutating_by_action[name] = self.mutating_by_action.get(name, 0) + 1
+            fault = fault_rule["fault"] if fault_rule else None
+            if fault:
+                self.faults += 1
+                self.faults_by_action[name] = self.faults_by_action.get(name, 0) + 1
+            self.log.append({
+                "t": round(time.monotonic() - self.epoch, 6),
+                "service": service,
+                "action": action,
+                "mutating": mutating,
+                "fault": fault,
+            })
+            return (dict(fault_rule) if fault_rule else None), delay_ms / 1000.0
+
+    def snapshot(self):
+        with self.lock:
+            return {
+                "total": self.total,
+                "by_action": dict(self.by_action),
+                "by_service": dict(self.by_service),
+                "mutating": self.mutating,
+                "mutating_by_action": dict(self.mutating_by_action),
+                "faults_injected": self.faults,
+                "faults_by_action": dict(self.faults_by_action),
+                "log": list(self.log),
+            }
+
+    def rules_snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.rules]
+
+
+def error_reply(rule, service, params):
+    """(status, body bytes) of the AWS error for a fault rule."""
+    fault = rule["fault"]
+    sender = True
+    if fault == "DependencyViolation":
+        status, code = 400, "DependencyViolation"
+        res = params.get("GroupId") or params.get("GroupName") or params.get("VpcId") or "resource"
+        message = f"resource {res} has a dependent object"
+    elif fault == "Throttling":
+        if service == ELBV2:
+            status, code, message = 400, "Throttling", "Rate exceeded"
+        else:
+            status, code, message = 503, "RequestLimitExceeded", "Request limit exceeded."
+    elif fault == "InternalError500":
+        sender = False
+        if service == ELBV2:
+            status, code = 500, "InternalFailure"
+            message = "The request processing has failed because of an unknown error, exception or failure."
+        else:
+            status, code = 500, "InternalError"
+            message = "An internal error has occurred"
+    elif fault == "InvalidInstanceID.NotFound":
+        status, code = 400, "InvalidInstanceID.NotFound"
+        ids = [v for k, v in sorted(params.items()) if k.startswith("InstanceId")]
+        message = f"The instance ID '{', '.join(ids) or 'i-00000000000000000'}' does not exist"
+    else:
+        status, code = int(rule["status"]), fault
+        message = "injected by fault_proxy"
+        sender = status < 500
+    status = int(rule.get("status", status))
+    code = rule.get("code", code)
+    message = rule.get("message", message)
+    request_id = str(uuid.uuid4())
+    if service == ELBV2:
+        body = (
+            '<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+            f"<Error><Type>{'Sender' if sender else 'Receiver'}</Type>"
+            f"<Code>{xml_escape(code)}</Code><Message>{xml_escape(message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Response><Errors><Error><Code>{xml_escape(code)}</Code>"
+            f"<Message>{xml_escape(message)}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+    return status, body.encode("utf-8"), request_id
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 300  # an idle keep-alive connection is dropped after this long
+
+    def version_string(self):
+        return "fault-proxy"
+
+    def log_message(self, fmt, *args):  # quiet: the stats are the log
+        pass
+
+    def do_GET(self):
+        self.handle_any()
+
+    def do_POST(self):
+        self.handle_any()
+
+    def do_PUT(self):
+        self.handle_any()
+
+    def do_DELETE(self):
+        self.handle_any()
+
+    def do_HEAD(self):
+        self.handle_any()
+
+    def do_PATCH(self):
+        self.handle_any()
+
+    def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def reply(self, status, body, ctype, extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def reply_json(self, status, value):
+        self.reply(status, json.dumps(value).encode("utf-8"), "application/json")
+
+    def handle_any(self):
+        body = self.read_body()
+        if self.path.startswith("/__proxy/"):
+            return self.control(body)
+        state = self.server.state
+        service = service_of(self.headers)
+        params = params_of(self.path, self.headers, body)
+        action = params.get("Action")
+        rule, delay = state.decide(service, action)
+        if delay > 0:
+            time.sleep(delay)
+        if rule is not None:
+            if rule["fault"] == "reset":
+                self.reset_connection()
+                return
+            status, err, request_id = error_reply(rule, service, params)
+            return self.reply(status, err, "text/xml",
+                              [("x-amzn-RequestId", request_id)])
+        self.forward(body)
+
+    def reset_connection(self):
+        # SO_LINGER with a zero timeout: close() sends RST, not FIN, and no reply at all.
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def forward(self, body):
+        host, port = self.server.upstream
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        conn = http.client.HTTPConnection(host, port, timeout=120)
+        try:
+            conn.request(self.command, self.path, body=body if body or self.command in
+                         ("POST", "PUT", "PATCH") else None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            status = resp.status
+            out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP
+                           and k.lower() not in ("server", "date")]
+        except OSError as e:
+            msg = f"fault_proxy: upstream {host}:{port} failed: {e}\n".encode("utf-8")
+            return self.reply(502, msg, "text/plain")
+        finally:
+            conn.close()
+        self.send_response(status)
+        for k, v in out_headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def control(self, body):
+        state = self.server.state
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/__proxy/rules" and self.command == "POST":
+            try:
+                rules = validate_rules(json.loads(body.decode("utf-8") or "null"))
+            except (ValueError, UnicodeDecodeError) as e:
+                return self.reply_json(400, {"error": str(e)})
+            with state.lock:
+                state.rules = rules
+            return self.reply_json(200, {"ok": True, "rules": len(rules)})
+        if path == "/__proxy/rules" and self.command == "GET":
+            return self.reply_json(200, state.rules_snapshot())
+        if path == "/__proxy/stats" and self.command == "GET":
+            return self.reply_json(200, state.snapshot())
+        if path == "/__proxy/reset-stats" and self.command == "POST":
+            with state.lock:
+                state.reset_stats()
+            return self.reply_json(200, {"ok": True})
+        return self.reply_json(404, {"error": f"no control endpoint {self.command} {path}"})
+
+
+def loopback_upstream(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError(f"upstream must be http://127.x.y.z:PORT, not {url!r}")
+    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"upstream host must be a loopback address, not {parts.hostname!r}")
+    if addr.version != 4 or not addr.is_loopback:
+        raise ValueError(f"upstream host must be on 127.0.0.0/8, not {host}")
+    return host, parts.port
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--upstream", required=True, help="moto URL, http://127.0.0.1:PORT")
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    ap.add_argument("--rules", help="initial rules, a JSON list")
+    ap.add_argument("--exit-on-stdin-eof", action="store_true",
+                    help="exit when standard input closes (the parent went away)")
+    args = ap.parse_args()
+    try:
+        upstream = loopback_upstream(args.upstream)
+        rules = validate_rules(json.loads(args.rules)) if args.rules else []
+    except ValueError as e:
+        print(f"fault_proxy: {e}", file=sys.stderr)
+        return 2
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.upstream = upstream
+    server.state = State()
+    server.state.rules = rules
+
+    if args.exit_on_stdin_eof:
+        def watch_stdin():
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            finally:
+                os._exit(0)
+        threading.Thread(target=watch_stdin, daemon=True).start()
+
+    print(f"listening {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

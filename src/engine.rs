@@ -53,6 +53,8 @@ pub fn provider(cfg: &LoadedConfig, store: &StateStore) -> Result<Box<dyn Provid
                 key,
             )))
         }
+        #[cfg(feature = "aws")]
+        ProviderKind::Aws => Ok(Box::new(acura_ha_aws::AwsProvider::new(cfg.dir.clone()))),
         other => Err(Error::Usage(format!(
             "the {} provider cannot provision yet in this version of acura-ha (`plan` and `render` work); use [static] with hosts you created, or [local]",
             other.as_str()
@@ -173,8 +175,8 @@ pub async fn up(
     };
     if opts.only == Some(Only::Provision) {
         println!(
-            "Provisioned. Continue with `acura-ha up --only bootstrap -c {}`.",
-            cfg.path.display()
+            "Provisioned. Continue with `acura-ha up --only bootstrap {}`.",
+            command_args(cfg, store)
         );
         return Ok(report);
     }
@@ -694,14 +696,29 @@ pub fn render_status(s: &Status) -> String {
     out
 }
 
-/// `down`: deletes what the cluster owns, in reverse order, and the tool's files for it.
-pub async fn down(cfg: &LoadedConfig, store: &StateStore, yes: bool) -> Result<(), Error> {
+/// `down`: deletes what the cluster owns, in reverse order, and the tool's files for it. With
+/// `discover`, also what the cloud holds under the cluster's tags (the state was lost).
+pub async fn down(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    yes: bool,
+    discover: bool,
+) -> Result<(), Error> {
     let spec = &cfg.spec;
+    let provider = provider(cfg, store)?;
     let _lock = store.lock("down")?;
     let mut state = match store.load()? {
         Some(s) => s,
         None => State::new(&spec.cluster.name, spec.provider_kind().as_str()),
     };
+    if discover {
+        let found = provider.discover(spec).await?;
+        for r in found {
+            if state.resource(&r.address).is_none() {
+                state.resources.push(r);
+            }
+        }
+    }
     let managed: Vec<String> = state
         .resources
         .iter()
@@ -726,7 +743,6 @@ pub async fn down(cfg: &LoadedConfig, store: &StateStore, yes: bool) -> Result<(
     }
     confirm(&format!("\nDelete cluster {:?}?", spec.cluster.name), yes)?;
     close_control_masters(&store.cluster_dir()).await;
-    let provider = provider(cfg, store)?;
     let mut progress = Progress::new("down");
     {
         let mut journal = StateJournal {

@@ -319,6 +319,10 @@ impl Journal for StateJournal<'_> {
     fn get(&self, address: &str) -> Option<&Recorded> {
         self.state.resource(address)
     }
+
+    fn all(&self) -> Vec<Recorded> {
+        self.state.resources.clone()
+    }
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file in the same directory, fsyncs it,

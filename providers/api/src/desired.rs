@@ -149,6 +149,30 @@ fn aws(spec: &ClusterSpec) -> Vec<Resource> {
         aws.public_key_file.as_deref(),
     )];
     out.extend(security_group(spec, ("vpc", vpc.clone())));
+    if spec.load_balancer.kind == LbKind::Cloud {
+        // The NLB health-checks the nodes from its own addresses in the VPC, on every port a
+        // target group checks.
+        let mut ports: Vec<u16> = LISTENERS
+            .iter()
+            .map(|l| match l.protocol {
+                Protocol::Tcp => l.port,
+                Protocol::Udp => tables::kubernetes_listener().port,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for port in ports {
+            let key = format!("tcp-{port}-vpc");
+            out.push(
+                Resource::new(Kind::SecurityGroupRule, Some(&key), key.clone())
+                    .attr("protocol", "tcp")
+                    .attr("ports", port)
+                    .attr("source", "the VPC's CIDR")
+                    .attr("description", "NLB health checks")
+                    .after("security_group"),
+            );
+        }
+    }
     let names = spec.node_names();
     for (k, name) in names.iter().enumerate() {
         out.push(

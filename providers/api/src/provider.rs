@@ -12,6 +12,8 @@ pub trait Journal: Send {
     fn record(&mut self, resource: Recorded) -> Result<(), ProviderError>;
     fn forget(&mut self, address: &str) -> Result<(), ProviderError>;
     fn get(&self, address: &str) -> Option<&Recorded>;
+    /// Everything recorded, in the order it was first recorded.
+    fn all(&self) -> Vec<Recorded>;
 }
 
 /// A provider's failure: which resource, what the cloud said, and its request ID.
@@ -47,6 +49,12 @@ pub trait Provider: Send + Sync {
         spec: &ClusterSpec,
         journal: &mut dyn Journal,
     ) -> Result<Inventory, ProviderError>;
+
+    /// Everything in the cloud that carries the cluster's tags (or its deterministic names), as
+    /// records `destroy` can delete: for `down --discover` when the state is lost.
+    async fn discover(&self, _spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
+        Ok(Vec::new())
+    }
 
     /// Deletes everything the journal holds, in reverse order; NotFound counts as done.
     async fn destroy(

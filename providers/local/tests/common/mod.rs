@@ -104,6 +104,9 @@ impl Journal for MemJournal {
     fn get(&self, address: &str) -> Option<&Recorded> {
         self.records.iter().find(|r| r.address == address)
     }
+    fn all(&self) -> Vec<Recorded> {
+        self.records.clone()
+    }
 }
 
 impl MemJournal {

@@ -1,0 +1,554 @@
+//! ELBv2: the internet-facing Network Load Balancer, a target group and a listener for each of
+//! the guide's listeners, target registration, and teardown. Checks AWS makes and moto does not
+//! are made here first: one load balancer per name (adopted only when it is this cluster's), no
+//! UDP health checks, one listener per port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use acura_ha_api::inventory::OUTPUT_ADDRESS;
+use acura_ha_api::model::{Kind, Recorded, Resource, Status};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
+    ProtocolEnum, Tag, TargetDescription, TargetTypeEnum,
+};
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::ec2::Net;
+use crate::error::{self, CloudError};
+use crate::{Clients, SharedJournal, found, progress, record};
+
+pub(crate) struct Lb {
+    /// Target group ARN by listener key (`tcp-443`).
+    pub target_groups: BTreeMap<String, String>,
+}
+
+fn protocol(p: &str) -> ProtocolEnum {
+    ProtocolEnum::from(p)
+}
+
+fn elb_tags(spec: &ClusterSpec, role: &str) -> Vec<Tag> {
+    spec.tags(role)
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Refuses what AWS would refuse and moto accepts.
+pub(crate) fn validate(_spec: &ClusterSpec, desired: &[Resource]) -> Result<(), ProviderError> {
+    let mut ports = BTreeSet::new();
+    for l in desired.iter().filter(|r| r.kind == Kind::Listener) {
+        let port = l.attrs.get("port").cloned().unwrap_or_default();
+        if !ports.insert(port.clone()) {
+            return Err(ProviderError::Unsupported(format!(
+                "{}: port {port} has a listener already; an NLB listens once per port",
+                l.address
+            )));
+        }
+    }
+    for tg in desired.iter().filter(|r| r.kind == Kind::TargetGroup) {
+        let check = tg.attrs.get("health_check").cloned().unwrap_or_default();
+        if !check.starts_with("TCP") && !check.starts_with("HTTP") {
+            return Err(ProviderError::Unsupported(format!(
+                "{}: health check {check:?}: NLB target groups check over TCP, HTTP or HTTPS only",
+                tg.address
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn one<'a>(desired: &'a [Resource], address: &str) -> &'a Resource {
+    desired
+        .iter()
+        .find(|r| r.address == address)
+        .expect("planned")
+}
+
+/// The cluster's tag value on a load balancer or target group, if any.
+async fn cluster_tag(c: &Clients, arn: &str) -> Result<Option<String>, ProviderError> {
+    let out = c
+        .elb
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .map_err(|e| error::elb(e).into_provider(arn))?;
+    Ok(out
+        .tag_descriptions()
+        .iter()
+        .flat_map(|d| d.tags())
+        .find(|t| t.key() == Some(TAG_CLUSTER))
+        .and_then(|t| t.value())
+        .map(String::from))
+}
+
+/// Finds the load balancer by its name: this cluster's is adopted, anyone else's refused.
+async fn find_lb(
+    c: &Clients,
+    spec: &ClusterSpec,
+    name: &str,
+) -> Result<Option<(String, String)>, ProviderError> {
+    let out = c.elb.describe_load_balancers().names(name).send().await;
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            let e = error::elb(e);
+            if e.is("LoadBalancerNotFound") {
+                return Ok(None);
+            }
+            return Err(e.into_provider(&format!("load balancer {name}")));
+        }
+    };
+    let mut ours = None;
+    for lb in out.load_balancers() {
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        match cluster_tag(c, &arn).await? {
+            Some(owner) if owner == spec.cluster.name => {
+                ours.get_or_insert((arn, lb.dns_name().unwrap_or_default().to_string()));
+            }
+            other => {
+                return Err(ProviderError::Cloud {
+                    resource: format!("load balancer {name}"),
+                    message: format!(
+                        "exists and belongs to {}: pick another cluster.name, or delete it",
+                        other
+                            .map(|o| format!("cluster {o:?}"))
+                            .unwrap_or_else(|| "no acura-ha cluster".into())
+                    ),
+                    request_id: None,
+                });
+            }
+        }
+    }
+    if ours.is_some() {
+        return Ok(ours);
+    }
+    Ok(None)
+}
+
+/// Creates (or adopts) the NLB, its target groups and listeners; waits until it is active.
+pub(crate) async fn load_balancer(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    net: &Net,
+    journal: &SharedJournal<'_>,
+    quiet: bool,
+) -> Result<Option<Lb>, ProviderError> {
+    let r = one(desired, "load_balancer");
+    let name = r.name.clone();
+    let (arn, dns) = match find_lb(c, spec, &name).await? {
+        Some(found) => found,
+        None => {
+            record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
+            // One subnet per availability zone.
+            let mut zones = BTreeSet::new();
+            let subnets: Vec<String> = net
+                .subnets
+                .iter()
+                .filter(|(_, az)| zones.insert(az.clone()))
+                .map(|(s, _)| s.clone())
+                .collect();
+            progress(quiet, &format!("create network load balancer {name}"));
+            let out = c
+                .elb
+                .create_load_balancer()
+                .name(&name)
+                .r#type(LoadBalancerTypeEnum::Network)
+                .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                .set_subnets(Some(subnets))
+                .set_tags(Some(elb_tags(spec, "load-balancer")))
+                .send()
+                .await
+                .map_err(|e| error::elb(e).into_provider(&r.address))?;
+            let lb = out
+                .load_balancers()
+                .first()
+                .ok_or_else(|| ProviderError::Cloud {
+                    resource: r.address.clone(),
+                    message: "CreateLoadBalancer returned no load balancer".into(),
+                    request_id: None,
+                })?;
+            (
+                lb.load_balancer_arn().unwrap_or_default().to_string(),
+                lb.dns_name().unwrap_or_default().to_string(),
+            )
+        }
+    };
+    let mut outputs = BTreeMap::new();
+    outputs.insert(OUTPUT_ADDRESS.to_string(), dns.clone());
+    outputs.insert("dns_name".to_string(), dns);
+    record(
+        journal,
+        r,
+        Status::Creating,
+        Some(arn.clone()),
+        outputs.clone(),
+    )
+    .await?;
+
+    let mut target_groups = BTreeMap::new();
+    for tg in desired.iter().filter(|r| r.kind == Kind::TargetGroup) {
+        let key = tg
+            .address
+            .trim_start_matches("target_group[")
+            .trim_end_matches(']')
+            .to_string();
+        let tg_arn = target_group(c, spec, tg, net, journal).await?;
+        target_groups.insert(key, tg_arn);
+    }
+    let existing: BTreeSet<i32> = c
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?
+        .listeners()
+        .iter()
+        .filter_map(|l| l.port())
+        .collect();
+    let current = c
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?;
+    for l in desired.iter().filter(|r| r.kind == Kind::Listener) {
+        let key = l
+            .address
+            .trim_start_matches("listener[")
+            .trim_end_matches(']')
+            .to_string();
+        let port: i32 = l
+            .attrs
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let proto = l.attrs.get("protocol").cloned().unwrap_or_default();
+        let listener_arn = if existing.contains(&port) {
+            current
+                .listeners()
+                .iter()
+                .find(|x| x.port() == Some(port))
+                .and_then(|x| x.listener_arn())
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            record(journal, l, Status::Creating, None, BTreeMap::new()).await?;
+            let out = c
+                .elb
+                .create_listener()
+                .load_balancer_arn(&arn)
+                .protocol(protocol(&proto))
+                .port(port)
+                .default_actions(
+                    Action::builder()
+                        .r#type(ActionTypeEnum::Forward)
+                        .target_group_arn(&target_groups[&key])
+                        .build(),
+                )
+                .set_tags(Some(elb_tags(spec, "load-balancer")))
+                .send()
+                .await
+                .map_err(|e| error::elb(e).into_provider(&l.address))?;
+            out.listeners()
+                .first()
+                .and_then(|x| x.listener_arn())
+                .unwrap_or_default()
+                .to_string()
+        };
+        record(
+            journal,
+            l,
+            Status::Ready,
+            Some(listener_arn),
+            BTreeMap::new(),
+        )
+        .await?;
+    }
+    crate::wait::until(
+        &format!("load balancer {name} active"),
+        Duration::from_secs(900),
+        quiet,
+        || {
+            let arn = arn.clone();
+            async move {
+                let out = c
+                    .elb
+                    .describe_load_balancers()
+                    .load_balancer_arns(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| error::elb(e).into_provider(&arn))?;
+                let state = out
+                    .load_balancers()
+                    .first()
+                    .and_then(|l| l.state())
+                    .and_then(|s| s.code())
+                    .cloned();
+                Ok(match state {
+                    Some(LoadBalancerStateEnum::Active) => Ok(()),
+                    Some(LoadBalancerStateEnum::Failed) => {
+                        return Err(ProviderError::Cloud {
+                            resource: arn.clone(),
+                            message: "the load balancer failed to provision".into(),
+                            request_id: None,
+                        });
+                    }
+                    other => Err(other
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into())),
+                })
+            }
+        },
+    )
+    .await?;
+    record(journal, r, Status::Ready, Some(arn.clone()), outputs).await?;
+    Ok(Some(Lb { target_groups }))
+}
+
+async fn target_group(
+    c: &Clients,
+    spec: &ClusterSpec,
+    tg: &Resource,
+    net: &Net,
+    journal: &SharedJournal<'_>,
+) -> Result<String, ProviderError> {
+    let name = tg.name.clone();
+    let existing = c.elb.describe_target_groups().names(&name).send().await;
+    let arn = match existing {
+        Ok(out) if !out.target_groups().is_empty() => {
+            let arn = out.target_groups()[0]
+                .target_group_arn()
+                .unwrap_or_default()
+                .to_string();
+            match cluster_tag(c, &arn).await? {
+                Some(owner) if owner == spec.cluster.name => arn,
+                _ => {
+                    return Err(ProviderError::Cloud {
+                        resource: format!("target group {name}"),
+                        message: "exists and is not this cluster's: pick another cluster.name, or delete it".into(),
+                        request_id: None,
+                    });
+                }
+            }
+        }
+        Ok(_) => String::new(),
+        Err(e) => {
+            let e = error::elb(e);
+            if !e.is("TargetGroupNotFound") {
+                return Err(e.into_provider(&format!("target group {name}")));
+            }
+            String::new()
+        }
+    };
+    let arn = if arn.is_empty() {
+        record(journal, tg, Status::Creating, None, BTreeMap::new()).await?;
+        let proto = tg.attrs.get("protocol").cloned().unwrap_or_default();
+        let port: i32 = tg
+            .attrs
+            .get("port")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        // "TCP 6443": the health check's protocol and port (UDP groups check over TCP).
+        let check = tg.attrs.get("health_check").cloned().unwrap_or_default();
+        let mut parts = check.split(' ');
+        let (check_proto, check_port) = (
+            parts.next().unwrap_or("TCP"),
+            parts.next().unwrap_or("traffic-port"),
+        );
+        let out = c
+            .elb
+            .create_target_group()
+            .name(&name)
+            .protocol(protocol(&proto))
+            .port(port)
+            .vpc_id(&net.vpc_id)
+            .target_type(TargetTypeEnum::Instance)
+            .health_check_protocol(protocol(check_proto))
+            .health_check_port(check_port)
+            .set_tags(Some(elb_tags(spec, "load-balancer")))
+            .send()
+            .await
+            .map_err(|e| error::elb(e).into_provider(&tg.address))?;
+        out.target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        arn
+    };
+    record(
+        journal,
+        tg,
+        Status::Ready,
+        Some(arn.clone()),
+        BTreeMap::new(),
+    )
+    .await?;
+    Ok(arn)
+}
+
+/// Registers every node in every target group (idempotent on AWS).
+pub(crate) async fn register_targets(
+    c: &Clients,
+    _spec: &ClusterSpec,
+    desired: &[Resource],
+    lb: &Lb,
+    instance_ids: &BTreeMap<String, String>,
+    _journal: &SharedJournal<'_>,
+) -> Result<(), ProviderError> {
+    let nodes: Vec<&String> = desired
+        .iter()
+        .filter(|r| r.kind == Kind::Instance)
+        .filter_map(|r| instance_ids.get(&r.address))
+        .collect();
+    for (key, arn) in &lb.target_groups {
+        let mut req = c.elb.register_targets().target_group_arn(arn);
+        for id in &nodes {
+            req = req.targets(TargetDescription::builder().id(id.as_str()).build());
+        }
+        req.send()
+            .await
+            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))?;
+    }
+    Ok(())
+}
+
+/// The load balancer, its target groups and listeners, by their deterministic names.
+pub(crate) async fn discover(
+    c: &Clients,
+    spec: &ClusterSpec,
+) -> Result<Vec<Recorded>, ProviderError> {
+    let mut out = Vec::new();
+    let desired = acura_ha_api::desired::desired(spec);
+    if let Ok(Some((arn, dns))) = find_lb(c, spec, &format!("{}-nlb", spec.cluster.name)).await {
+        let mut o = BTreeMap::new();
+        o.insert(OUTPUT_ADDRESS.to_string(), dns);
+        out.push(found(
+            "load_balancer".into(),
+            Kind::LoadBalancer,
+            format!("{}-nlb", spec.cluster.name),
+            arn,
+            o,
+        ));
+    }
+    for tg in desired.iter().filter(|r| r.kind == Kind::TargetGroup) {
+        if let Ok(res) = c.elb.describe_target_groups().names(&tg.name).send().await
+            && let Some(t) = res.target_groups().first()
+        {
+            let arn = t.target_group_arn().unwrap_or_default().to_string();
+            if cluster_tag(c, &arn).await?.as_deref() == Some(spec.cluster.name.as_str()) {
+                out.push(found(
+                    tg.address.clone(),
+                    Kind::TargetGroup,
+                    tg.name.clone(),
+                    arn,
+                    BTreeMap::new(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the load balancer (its listeners go with it), waits until it is gone, then the
+/// target groups, retrying `ResourceInUse` while the deletion settles.
+pub(crate) async fn destroy(
+    c: &Clients,
+    _spec: &ClusterSpec,
+    journal: &SharedJournal<'_>,
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    let all = crate::ec2::journal_records(journal).await;
+    for l in all.iter().filter(|r| r.kind == Kind::Listener) {
+        journal.lock().await.forget(&l.address)?;
+    }
+    if let Some(lb) = all.iter().find(|r| r.kind == Kind::LoadBalancer) {
+        if let Some(arn) = &lb.id {
+            progress(quiet, &format!("delete load balancer {}", lb.name));
+            let out = c
+                .elb
+                .delete_load_balancer()
+                .load_balancer_arn(arn)
+                .send()
+                .await;
+            if let Err(e) = out {
+                let e = error::elb(e);
+                if !e.is("LoadBalancerNotFound") {
+                    return Err(e.into_provider(&lb.address));
+                }
+            }
+            crate::wait::until(
+                &format!("load balancer {} deleted", lb.name),
+                Duration::from_secs(600),
+                quiet,
+                || {
+                    let arn = arn.clone();
+                    async move {
+                        match c
+                            .elb
+                            .describe_load_balancers()
+                            .load_balancer_arns(&arn)
+                            .send()
+                            .await
+                        {
+                            Ok(o) if o.load_balancers().is_empty() => Ok(Ok(())),
+                            Ok(_) => Ok(Err("still there".into())),
+                            Err(e) => {
+                                let e = error::elb(e);
+                                if e.is("LoadBalancerNotFound") {
+                                    Ok(Ok(()))
+                                } else {
+                                    Err(e.into_provider(&arn))
+                                }
+                            }
+                        }
+                    }
+                },
+            )
+            .await?;
+        }
+        journal.lock().await.forget(&lb.address)?;
+    }
+    for tg in all.iter().filter(|r| r.kind == Kind::TargetGroup) {
+        if let Some(arn) = &tg.id {
+            let delete = || async {
+                match c
+                    .elb
+                    .delete_target_group()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let e = error::elb(e);
+                        if e.is("TargetGroupNotFound") {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            };
+            delete
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_secs(1))
+                        .with_max_times(20),
+                )
+                .when(|e: &CloudError| e.is("ResourceInUse"))
+                .await
+                .map_err(|e| e.into_provider(&tg.address))?;
+        }
+        journal.lock().await.forget(&tg.address)?;
+    }
+    Ok(())
+}

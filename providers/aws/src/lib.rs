@@ -1,0 +1,215 @@
+//! The AWS provider: EC2 (security group and rules, key pair, Ubuntu instances with 200 GiB gp3
+//! root volumes) and ELBv2 (an internet-facing Network Load Balancer with a target group and a
+//! listener per listener of the guide), or an NGINX instance, through the AWS SDK for Rust.
+//!
+//! Credentials, profiles, SSO, regions and `AWS_ENDPOINT_URL*` are resolved by `aws-config`
+//! exactly as the aws CLI does. Every resource carries the cluster's tags and a deterministic
+//! name, is looked up before it is created (and adopted), and is recorded in the journal the
+//! moment its ID is known. Checks moto does not make but AWS does (one load balancer per name,
+//! no UDP health checks, one listener per port) are made here before calling.
+
+mod ec2;
+mod elb;
+mod error;
+mod wait;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
+use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+pub use error::CloudError;
+
+/// The provider, with the clients it builds on first use.
+pub struct AwsProvider {
+    /// Relative paths in the cluster file (`aws.public_key_file`) are relative to this.
+    base_dir: std::path::PathBuf,
+    quiet: bool,
+}
+
+impl AwsProvider {
+    pub fn new(base_dir: std::path::PathBuf) -> Self {
+        AwsProvider {
+            base_dir,
+            quiet: false,
+        }
+    }
+
+    /// No progress lines (tests, `--output json`).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+}
+
+/// The two SDK clients, configured as the aws CLI would be.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+async fn clients(spec: &ClusterSpec) -> Clients {
+    let aws = spec.aws.as_ref().expect("aws section");
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
+    if let Some(region) = &aws.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(profile) = &aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    let conf = loader.load().await;
+    Clients {
+        ec2: aws_sdk_ec2::Client::new(&conf),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
+    }
+}
+
+/// The journal shared by work that runs concurrently (nodes ∥ load balancer).
+pub(crate) type SharedJournal<'a> = Arc<Mutex<&'a mut dyn Journal>>;
+
+/// Records `r` with `status`, the cloud's `id` and `outputs`, keeping its first `created_at`.
+pub(crate) async fn record(
+    journal: &SharedJournal<'_>,
+    r: &Resource,
+    status: Status,
+    id: Option<String>,
+    outputs: BTreeMap<String, String>,
+) -> Result<(), ProviderError> {
+    let mut j = journal.lock().await;
+    let created_at = j
+        .get(&r.address)
+        .map(|old| old.created_at.clone())
+        .unwrap_or_else(now);
+    j.record(Recorded {
+        address: r.address.clone(),
+        kind: r.kind,
+        name: r.name.clone(),
+        id,
+        status,
+        attrs: r.attrs.clone(),
+        outputs,
+        created_at,
+    })
+}
+
+pub(crate) async fn recorded(journal: &SharedJournal<'_>, address: &str) -> Option<Recorded> {
+    journal.lock().await.get(address).cloned()
+}
+
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+pub(crate) fn progress(quiet: bool, msg: &str) {
+    if !quiet {
+        eprintln!("[  aws ] {msg}");
+    }
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Aws
+    }
+
+    async fn provision(
+        &self,
+        spec: &ClusterSpec,
+        journal: &mut dyn Journal,
+    ) -> Result<Inventory, ProviderError> {
+        let c = clients(spec).await;
+        let desired = acura_ha_api::desired::desired(spec);
+        elb::validate(spec, &desired)?;
+        let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
+        let net = ec2::network(&c, spec).await?;
+        ec2::check_instance_types(&c, spec).await?;
+        let image = ec2::image(&c, spec).await?;
+        let key_name = ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal).await?;
+        let sg = ec2::security_group(&c, spec, &desired, &net, &journal).await?;
+
+        // Nodes and the load balancer are independent until targets are registered.
+        let nodes = ec2::instances(
+            &c, spec, &desired, &net, &image, &key_name, &sg, &journal, self.quiet,
+        );
+        let lb = async {
+            if spec.load_balancer.kind == LbKind::Cloud {
+                elb::load_balancer(&c, spec, &desired, &net, &journal, self.quiet).await
+            } else {
+                Ok(None)
+            }
+        };
+        let (ids, lb) = tokio::join!(nodes, lb);
+        let ids = ids?;
+        if let Some(lb) = lb? {
+            elb::register_targets(&c, spec, &desired, &lb, &ids, &journal).await?;
+        }
+        let all: Vec<Recorded> = {
+            let j = journal.lock().await;
+            desired
+                .iter()
+                .filter_map(|r| j.get(&r.address).cloned())
+                .collect()
+        };
+        acura_ha_api::inventory::inventory(spec, &all)
+    }
+
+    async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
+        let c = clients(spec).await;
+        discover_with(&c, spec).await
+    }
+
+    async fn destroy(
+        &self,
+        spec: &ClusterSpec,
+        journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError> {
+        let c = clients(spec).await;
+        let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
+        // What the state holds, plus whatever carries the cluster's tags (a crash between a
+        // create and its record, or a lost state).
+        let found = discover_with(&c, spec).await?;
+        {
+            let mut j = journal.lock().await;
+            for r in found {
+                if j.get(&r.address).is_none() {
+                    j.record(r)?;
+                }
+            }
+        }
+        elb::destroy(&c, spec, &journal, self.quiet).await?;
+        ec2::destroy(&c, spec, &journal, self.quiet).await?;
+        Ok(())
+    }
+}
+
+async fn discover_with(c: &Clients, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
+    let mut out = ec2::discover(c, spec).await?;
+    out.extend(elb::discover(c, spec).await?);
+    Ok(out)
+}
+
+/// A record for something found rather than created.
+pub(crate) fn found(
+    address: String,
+    kind: Kind,
+    name: String,
+    id: String,
+    outputs: BTreeMap<String, String>,
+) -> Recorded {
+    Recorded {
+        address,
+        kind,
+        name,
+        id: Some(id),
+        status: Status::Ready,
+        attrs: BTreeMap::new(),
+        outputs,
+        created_at: now(),
+    }
+}

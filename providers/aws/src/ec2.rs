@@ -746,22 +746,34 @@ async fn live_instances(
     c: &Clients,
     spec: &ClusterSpec,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    let out = c
-        .ec2
-        .describe_instances()
-        .filters(filter(&format!("tag:{TAG_CLUSTER}"), &spec.cluster.name))
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .values("stopping")
-                .values("stopped")
-                .build(),
+    // EC2 is eventually consistent: right after a create, a describe may answer NotFound for a
+    // moment. Retry that a few times.
+    let describe = || async {
+        c.ec2
+            .describe_instances()
+            .filters(filter(&format!("tag:{TAG_CLUSTER}"), &spec.cluster.name))
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .values("stopping")
+                    .values("stopped")
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(error::ec2)
+    };
+    let out = describe
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(300))
+                .with_max_times(5),
         )
-        .send()
+        .when(|e: &CloudError| e.is("InvalidInstanceID.NotFound"))
         .await
-        .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))?;
+        .map_err(|e| e.into_provider("instances of the cluster"))?;
     let mut by_name = BTreeMap::new();
     for i in out.reservations().iter().flat_map(|r| r.instances()) {
         if let Some(name) = i

@@ -1,0 +1,364 @@
+//! The AWS provider against a real moto_server (with the fault proxy in front of it where a test
+//! needs faults or request counts), after kOps' lifecycle test: record the inventory, `up`,
+//! `plan` shows no resource change, `up` again creates nothing, `down`, and the inventory is
+//! exactly the starting one. Also: lost state (`down --discover`), injected faults, crash and
+//! resume, and an audit of what was created. `up --only provision` is used throughout: no VM
+//! really boots in moto.
+
+#[path = "../providers/aws/tests/common/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod aws;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use aws::{Moto, Proxy, apply_aws_env, inventory, inventory_diff, items, text};
+use serde_json::{Value, json};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Cluster {
+    /// examples/aws.toml with a test key and the harness's region; `edit` changes the text.
+    fn new(name: &str, edit: impl Fn(String) -> String) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("id.pub");
+        std::fs::write(&public, format!("{}\n", aws::TEST_PUBLIC_KEY)).unwrap();
+        let text = std::fs::read_to_string(common::example("aws.toml"))
+            .unwrap()
+            .replace("name = \"acura-aws\"", &format!("name = \"{name}\""))
+            .replace(
+                "region = \"eu-central-1\"",
+                &format!("region = \"{}\"", aws::REGION),
+            )
+            .replace(
+                "public_key_file = \"~/.ssh/id_ed25519.pub\"",
+                "public_key_file = \"id.pub\"",
+            );
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, edit(text)).unwrap();
+        Cluster { dir, config }
+    }
+
+    fn run(&self, url: &str, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("acura-ha"));
+        apply_aws_env(&mut cmd, url);
+        cmd.args(args).arg("-c").arg(&self.config).output().unwrap()
+    }
+
+    fn state_file(&self) -> PathBuf {
+        let name = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("name = \"")
+                    .map(|r| r.trim_end_matches('"').to_string())
+            })
+            .unwrap();
+        self.dir
+            .path()
+            .join(".acura-ha")
+            .join(format!("{name}.state.json"))
+    }
+}
+
+fn ok(o: &Output) -> (String, String) {
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        o.status.success(),
+        "exit {:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+        o.status.code()
+    );
+    (out, err)
+}
+
+fn assert_same(before: &Value, after: &Value, when: &str) {
+    let diff = inventory_diff(before, after);
+    assert!(
+        diff["added"].as_object().unwrap().is_empty()
+            && diff["removed"].as_object().unwrap().is_empty(),
+        "{when}: the inventory changed: {diff:#}"
+    );
+}
+
+fn plan_summary(c: &Cluster, url: &str) -> Value {
+    let o = c.run(url, &["plan", "--output", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "bootstrap steps are still pending"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["summary"].clone()
+}
+
+#[test]
+fn lifecycle_leaves_the_account_as_it_was() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    let c = Cluster::new("life", |t| t);
+
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let created = inventory(&url);
+    assert_eq!(items(&created["instances"]).len(), 3);
+    assert_eq!(items(&created["load_balancers"]).len(), 1);
+    assert_eq!(items(&created["target_groups"]).len(), 6);
+    assert_eq!(items(&created["listeners"]).len(), 6);
+
+    // plan: no resource to create, replace or delete (the bootstrap has not run).
+    let s = plan_summary(&c, &url);
+    assert_eq!(
+        (
+            s["create"].as_u64(),
+            s["replace"].as_u64(),
+            s["delete"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{s}"
+    );
+
+    // up again creates nothing.
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    assert_same(&created, &inventory(&url), "a second up");
+
+    ok(&c.run(&url, &["down", "--yes"]));
+    assert_same(&before, &inventory(&url), "after down");
+}
+
+#[test]
+fn audit_rules_volumes_listeners() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let c = Cluster::new("audit", |t| t);
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let inv = inventory(&url);
+
+    // Security group rules: exactly the guide's table, 22 and 30080-30082 only from the admin
+    // CIDR, plus the NLB health checks from the VPC.
+    let sg = items(&inv["security_groups"])
+        .into_iter()
+        .find(|g| text(g, "name") == "acura-ha-audit")
+        .expect("the cluster's group")
+        .clone();
+    let sg_id = text(&sg, "id").to_string();
+    let rules = aws::ec2_ok(
+        &url,
+        "DescribeSecurityGroupRules",
+        &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &sg_id)],
+    );
+    let mut ingress: Vec<(String, String, String)> = items(&rules["securityGroupRuleSet"])
+        .into_iter()
+        .filter(|r| text(r, "isEgress") != "true")
+        .map(|r| {
+            let ports = if text(r, "fromPort") == text(r, "toPort") {
+                text(r, "fromPort").to_string()
+            } else {
+                format!("{}-{}", text(r, "fromPort"), text(r, "toPort"))
+            };
+            let source = if !text(r, "cidrIpv4").is_empty() {
+                text(r, "cidrIpv4").to_string()
+            } else {
+                "self".to_string()
+            };
+            (text(r, "ipProtocol").to_string(), ports, source)
+        })
+        .collect();
+    ingress.sort();
+    let admin: Vec<&str> = ingress
+        .iter()
+        .filter(|r| r.2 == "198.51.100.7/32")
+        .map(|r| r.1.as_str())
+        .collect();
+    let mut admin_sorted = admin.clone();
+    admin_sorted.sort();
+    assert_eq!(
+        admin_sorted,
+        ["22", "30080", "30081", "30082"],
+        "{ingress:?}"
+    );
+    let public: Vec<String> = ingress
+        .iter()
+        .filter(|r| r.2 == "0.0.0.0/0")
+        .map(|r| format!("{}/{}", r.0, r.1))
+        .collect();
+    let mut public_sorted = public.clone();
+    public_sorted.sort();
+    assert_eq!(
+        public_sorted,
+        ["tcp/443", "tcp/4443", "tcp/6443", "tcp/80", "udp/12201"]
+    );
+    assert!(
+        ingress
+            .iter()
+            .any(|r| r.0 == "tcp" && r.1 == "1-65535" && r.2 == "self"),
+        "{ingress:?}"
+    );
+    assert!(
+        !ingress
+            .iter()
+            .any(|r| r.1 == "22" && r.2 != "198.51.100.7/32"),
+        "SSH open beyond the admin CIDR: {ingress:?}"
+    );
+
+    // Every node has a 200 GiB gp3 root volume.
+    let volumes = items(&inv["volumes"]);
+    assert_eq!(volumes.len(), 3, "{volumes:?}");
+    for v in volumes {
+        assert_eq!(text(v, "size"), "200");
+        assert_eq!(text(v, "type"), "gp3");
+    }
+    // Every listener of the guide, with the right protocol; UDP groups health-check over TCP.
+    let mut listeners: Vec<String> = items(&inv["listeners"])
+        .into_iter()
+        .map(|l| format!("{}/{}", text(l, "protocol"), text(l, "port")))
+        .collect();
+    listeners.sort();
+    assert_eq!(
+        listeners,
+        [
+            "TCP/15000",
+            "TCP/443",
+            "TCP/4443",
+            "TCP/6443",
+            "TCP/80",
+            "UDP/12201"
+        ]
+    );
+    let tgs = aws::elbv2_ok(&url, "DescribeTargetGroups", &[]);
+    for tg in items(&tgs["DescribeTargetGroupsResult"]["TargetGroups"]) {
+        if text(tg, "Protocol") == "UDP" {
+            assert_eq!(text(tg, "HealthCheckProtocol"), "TCP", "{tg}");
+        }
+    }
+    // The newest Canonical focal image, never the impostor.
+    for i in items(&inv["instances"]) {
+        assert_eq!(text(i, "image"), aws::amis::FOCAL_NEW);
+        assert_eq!(text(i, "type"), "m5.2xlarge");
+    }
+    ok(&c.run(&url, &["down", "--yes"]));
+}
+
+#[test]
+fn lost_state_down_discover_leaves_nothing() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    let c = Cluster::new("lost", |t| t);
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    std::fs::remove_file(c.state_file()).unwrap();
+    ok(&c.run(&url, &["down", "--discover", "--yes"]));
+    assert_same(&before, &inventory(&url), "after down --discover");
+}
+
+#[test]
+fn faults_moto_never_produces_are_survived() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let before = inventory(&moto.url());
+    let c = Cluster::new("faults", |t| t);
+    proxy.set_rules(json!([
+        {"action": "RunInstances", "times": 1, "fault": "Throttling"},
+        {"action": "CreateTargetGroup", "times": 1, "fault": "InternalError500"},
+        {"action": "DescribeInstances", "times": 1, "fault": "reset"},
+        {"action": "DescribeInstances", "times": 1, "fault": "InvalidInstanceID.NotFound"},
+        {"action": "DeleteSecurityGroup", "times": 2, "fault": "DependencyViolation"}
+    ]));
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let created = inventory(&moto.url());
+    assert_eq!(
+        items(&created["instances"]).len(),
+        3,
+        "no duplicate instance"
+    );
+    assert_eq!(
+        items(&created["target_groups"]).len(),
+        6,
+        "no duplicate target group"
+    );
+    ok(&c.run(&proxy.url(), &["down", "--yes"]));
+    assert_same(&before, &inventory(&moto.url()), "after down with faults");
+    let stats = proxy.stats();
+    assert!(
+        stats["faults_injected"].as_u64().unwrap_or(0) >= 5,
+        "{stats:#}"
+    );
+}
+
+#[test]
+fn a_run_that_fails_midway_resumes_without_duplicates() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let before = inventory(&moto.url());
+    let c = Cluster::new("resume", |t| t);
+    // Fails (not retryable) after the group and the first instances, in the middle of the
+    // load balancer: the state holds what was made.
+    proxy.set_rules(
+        json!([{"action": "CreateListener", "times": 1, "fault": "AccessDenied", "status": 403}]),
+    );
+    let o = c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error[AH301]") && err.contains("listener["),
+        "{err}"
+    );
+    assert!(
+        !inventory(&moto.url())["instances"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    proxy.set_rules(json!([]));
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let inv = inventory(&moto.url());
+    assert_eq!(items(&inv["instances"]).len(), 3);
+    assert_eq!(items(&inv["load_balancers"]).len(), 1);
+    assert_eq!(items(&inv["listeners"]).len(), 6);
+    ok(&c.run(&proxy.url(), &["down", "--yes"]));
+    assert_same(&before, &inventory(&moto.url()), "after resume and down");
+}
+
+#[test]
+fn an_lb_name_taken_by_someone_else_is_refused() {
+    let moto = Moto::start();
+    let url = moto.url();
+    // Someone else's NLB with the name the cluster would use.
+    let subnets = aws::ec2_ok(&url, "DescribeSubnets", &[]);
+    let subnet = items(&subnets["subnetSet"])[0]["subnetId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws::elbv2_ok(
+        &url,
+        "CreateLoadBalancer",
+        &[
+            ("Name", "taken-nlb"),
+            ("Type", "network"),
+            ("Subnets.member.1", &subnet),
+        ],
+    );
+    let c = Cluster::new("taken", |t| t);
+    let o = c.run(&url, &["up", "--only", "provision", "--yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("load balancer taken-nlb") && err.contains("no acura-ha cluster"),
+        "{err}"
+    );
+    ok(&c.run(&url, &["down", "--yes"]));
+    let inv = inventory(&url);
+    assert_eq!(
+        items(&inv["load_balancers"]).len(),
+        1,
+        "the other LB is untouched"
+    );
+    assert!(items(&inv["instances"]).is_empty());
+}
+
+#[allow(dead_code)]
+fn unused(_: &Path) {}

@@ -198,33 +198,53 @@ impl StateStore {
             started_at: now_rfc3339(),
         };
         let path = self.lock_path();
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
-        match created {
-            Ok(mut f) => {
-                let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
-                f.write_all(text.as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|source| Error::Write {
+        let mut retried = false;
+        loop {
+            let created = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            return match created {
+                Ok(mut f) => {
+                    let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
+                    f.write_all(text.as_bytes())
+                        .and_then(|_| f.sync_all())
+                        .map_err(|source| Error::Write {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    Ok(LockGuard {
+                        path,
+                        info: info.clone(),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let held = self.read_lock()?.ok_or_else(|| Error::StateCorrupt {
                         path: path.clone(),
-                        source,
+                        message: "the lock file vanished while being read; try again".into(),
                     })?;
-                Ok(LockGuard { path, info })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let info = self.read_lock()?.ok_or_else(|| Error::StateCorrupt {
-                    path: path.clone(),
-                    message: "the lock file vanished while being read; try again".into(),
-                })?;
-                Err(Error::Locked {
-                    cluster: self.cluster.clone(),
-                    info: Box::new(info),
-                })
-            }
-            Err(source) => Err(Error::Write { path, source }),
+                    // A run on this host that was killed left its lock: its process is gone, so
+                    // nobody can be changing the cluster. Anything else needs `state unlock`.
+                    if !retried && held.host == info.host && !process_alive(held.pid) {
+                        eprintln!(
+                            "note: removing a stale lock of cluster {:?} left by {held}: that process no longer runs",
+                            self.cluster
+                        );
+                        fs::remove_file(&path).map_err(|source| Error::Write {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        retried = true;
+                        continue;
+                    }
+                    Err(Error::Locked {
+                        cluster: self.cluster.clone(),
+                        info: Box::new(held),
+                    })
+                }
+                Err(source) => Err(Error::Write { path, source }),
+            };
         }
     }
 
@@ -449,6 +469,36 @@ mod tests {
         assert!(s.read_lock().unwrap().is_none());
         drop(g);
         let _again = s.lock("up").unwrap();
+    }
+
+    #[test]
+    fn a_stale_lock_of_a_dead_process_on_this_host_is_taken_over() {
+        let (_d, s) = store();
+        s.ensure_dir().unwrap();
+        let this_host = gethostname::gethostname().to_string_lossy().into_owned();
+        let dead = |host: &str| LockInfo {
+            id: "old".into(),
+            operation: "up".into(),
+            owner: "x".into(),
+            host: host.into(),
+            pid: 999_999_999,
+            started_at: "2026-11-30T00:00:00Z".into(),
+        };
+        fs::write(
+            s.lock_path(),
+            serde_json::to_string(&dead(&this_host)).unwrap(),
+        )
+        .unwrap();
+        let g = s.lock("up").expect("the dead process's lock is taken over");
+        assert_ne!(g.info.id, "old");
+        drop(g);
+        // Another host's lock cannot be judged from here.
+        fs::write(
+            s.lock_path(),
+            serde_json::to_string(&dead("elsewhere")).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(s.lock("up"), Err(Error::Locked { .. })));
     }
 
     #[test]

@@ -360,5 +360,86 @@ fn an_lb_name_taken_by_someone_else_is_refused() {
     assert!(items(&inv["instances"]).is_empty());
 }
 
+#[test]
+fn killed_at_several_points_the_next_up_converges() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let before = inventory(&moto.url());
+    // (cluster, the call after which the run is killed, a slow call that keeps it busy meanwhile)
+    let points = [
+        (
+            "crash-sg",
+            "AuthorizeSecurityGroupIngress",
+            "AuthorizeSecurityGroupIngress",
+        ),
+        ("crash-vm", "RunInstances", "DescribeInstances"),
+        ("crash-lb", "CreateTargetGroup", "CreateTargetGroup"),
+    ];
+    for (name, after, slow) in points {
+        let c = Cluster::new(name, |t| t);
+        proxy.set_rules(json!([{"action": slow, "delay_ms": 1500}]));
+        proxy.reset_stats();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("acura-ha"));
+        apply_aws_env(&mut cmd, &proxy.url());
+        let mut child = cmd
+            .args(["up", "--only", "provision", "--yes", "-c"])
+            .arg(&c.config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while proxy.stats()["by_action"][after].as_u64().unwrap_or(0) == 0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name}: the run ended ({status}) before {after}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: {after} never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        proxy.set_rules(json!([]));
+        // The next run takes over the dead run's lock, adopts what exists, creates the rest.
+        let (_, err) = ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+        assert!(err.contains("stale lock"), "{name}: {err}");
+        let inv = inventory(&moto.url());
+        let mine = |kind: &str, field: &str| {
+            items(&inv[kind])
+                .into_iter()
+                .filter(|r| r.to_string().contains(name) || text(r, field).contains(name))
+                .count()
+        };
+        assert_eq!(
+            mine("instances", "tags"),
+            3,
+            "{name}: no duplicate instance"
+        );
+        assert_eq!(
+            mine("security_groups", "name"),
+            1,
+            "{name}: no duplicate group"
+        );
+        assert_eq!(
+            mine("load_balancers", "name"),
+            1,
+            "{name}: no duplicate load balancer"
+        );
+        assert_eq!(
+            mine("target_groups", "name"),
+            6,
+            "{name}: no duplicate target group"
+        );
+        ok(&c.run(&proxy.url(), &["down", "--yes"]));
+        assert_same(
+            &before,
+            &inventory(&moto.url()),
+            &format!("{name}: after the crash and down"),
+        );
+    }
+}
+
 #[allow(dead_code)]
 fn unused(_: &Path) {}

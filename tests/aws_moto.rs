@@ -401,6 +401,9 @@ fn killed_at_several_points_the_next_up_converges() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+        // Requests the dead run had sent are still held by the proxy: let them reach moto (a
+        // create whose reply was lost), so the next run must find what they made.
+        std::thread::sleep(std::time::Duration::from_millis(2500));
         proxy.set_rules(json!([]));
         // The next run takes over the dead run's lock, adopts what exists, creates the rest.
         let (_, err) = ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));

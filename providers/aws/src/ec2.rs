@@ -576,76 +576,82 @@ pub(crate) async fn instances(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
     let live = live_instances(c, spec).await?;
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    for (k, r) in wanted.iter().enumerate() {
-        if let Some(id) = live.get(&r.name) {
-            ids.insert(r.address.clone(), id.clone());
-            continue;
+    // The instances are independent: run them concurrently.
+    let runs = wanted.iter().enumerate().map(|(k, r)| {
+        let live = &live;
+        async move {
+            if let Some(id) = live.get(&r.name) {
+                return Ok::<_, ProviderError>((r.address.clone(), id.clone()));
+            }
+            let previous = recorded(journal, &r.address).await;
+            let token = previous
+                .as_ref()
+                .filter(|p| p.status == Status::Creating)
+                .and_then(|p| p.outputs.get("client_token").cloned())
+                .unwrap_or_else(|| client_token(&spec.cluster.name, &r.name));
+            let mut outputs = BTreeMap::new();
+            outputs.insert("client_token".to_string(), token.clone());
+            record(journal, r, Status::Creating, None, outputs.clone()).await?;
+            let (subnet, _) = &net.subnets[k % net.subnets.len()];
+            let (itype, root_gb, role) = match r.kind {
+                Kind::LbInstance => (aws.lb_instance_type.as_str(), 20, "lb"),
+                _ => (
+                    aws.instance_type.as_str(),
+                    spec.nodes.volume_size_gb as i32,
+                    "node",
+                ),
+            };
+            progress(quiet, &format!("run instance {} ({itype})", r.name));
+            let out = c
+                .ec2
+                .run_instances()
+                .image_id(&image.id)
+                .instance_type(InstanceType::from(itype))
+                .min_count(1)
+                .max_count(1)
+                .key_name(key_name)
+                .client_token(&token)
+                .user_data(user_data(&r.name))
+                .block_device_mappings(
+                    BlockDeviceMapping::builder()
+                        .device_name(&image.root_device)
+                        .ebs(
+                            EbsBlockDevice::builder()
+                                .volume_size(root_gb)
+                                .volume_type(VolumeType::Gp3)
+                                .delete_on_termination(true)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .network_interfaces(
+                    InstanceNetworkInterfaceSpecification::builder()
+                        .device_index(0)
+                        .subnet_id(subnet)
+                        .groups(sg)
+                        .associate_public_ip_address(aws.associate_public_ip)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .tag_specifications(tags(spec, role, &r.name, ResourceType::Instance))
+                .tag_specifications(tags(spec, role, &r.name, ResourceType::Volume))
+                .send()
+                .await
+                .map_err(|e| error::ec2(e).into_provider(&r.address))?;
+            let id = out
+                .instances()
+                .first()
+                .and_then(|i| i.instance_id())
+                .unwrap_or_default()
+                .to_string();
+            record(journal, r, Status::Creating, Some(id.clone()), outputs).await?;
+            Ok((r.address.clone(), id))
         }
-        let previous = recorded(journal, &r.address).await;
-        let token = previous
-            .as_ref()
-            .filter(|p| p.status == Status::Creating)
-            .and_then(|p| p.outputs.get("client_token").cloned())
-            .unwrap_or_else(|| client_token(&spec.cluster.name, &r.name));
-        let mut outputs = BTreeMap::new();
-        outputs.insert("client_token".to_string(), token.clone());
-        record(journal, r, Status::Creating, None, outputs.clone()).await?;
-        let (subnet, _) = &net.subnets[k % net.subnets.len()];
-        let (itype, root_gb, role) = match r.kind {
-            Kind::LbInstance => (aws.lb_instance_type.as_str(), 20, "lb"),
-            _ => (
-                aws.instance_type.as_str(),
-                spec.nodes.volume_size_gb as i32,
-                "node",
-            ),
-        };
-        progress(quiet, &format!("run instance {} ({itype})", r.name));
-        let out = c
-            .ec2
-            .run_instances()
-            .image_id(&image.id)
-            .instance_type(InstanceType::from(itype))
-            .min_count(1)
-            .max_count(1)
-            .key_name(key_name)
-            .client_token(&token)
-            .user_data(user_data(&r.name))
-            .block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name(&image.root_device)
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .volume_size(root_gb)
-                            .volume_type(VolumeType::Gp3)
-                            .delete_on_termination(true)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .network_interfaces(
-                InstanceNetworkInterfaceSpecification::builder()
-                    .device_index(0)
-                    .subnet_id(subnet)
-                    .groups(sg)
-                    .associate_public_ip_address(aws.associate_public_ip)
-                    .delete_on_termination(true)
-                    .build(),
-            )
-            .tag_specifications(tags(spec, role, &r.name, ResourceType::Instance))
-            .tag_specifications(tags(spec, role, &r.name, ResourceType::Volume))
-            .send()
-            .await
-            .map_err(|e| error::ec2(e).into_provider(&r.address))?;
-        let id = out
-            .instances()
-            .first()
-            .and_then(|i| i.instance_id())
-            .unwrap_or_default()
-            .to_string();
-        record(journal, r, Status::Creating, Some(id.clone()), outputs).await?;
-        ids.insert(r.address.clone(), id);
-    }
+    });
+    let ids: BTreeMap<String, String> = futures::future::try_join_all(runs)
+        .await?
+        .into_iter()
+        .collect();
     // One DescribeInstances for all of them per poll; NotFound right after RunInstances is
     // eventual consistency, not an error.
     let all: Vec<String> = ids.values().cloned().collect();

@@ -190,26 +190,22 @@ pub(crate) async fn load_balancer(
     )
     .await?;
 
-    let mut target_groups = BTreeMap::new();
-    for tg in desired.iter().filter(|r| r.kind == Kind::TargetGroup) {
-        let key = tg
-            .address
-            .trim_start_matches("target_group[")
-            .trim_end_matches(']')
-            .to_string();
-        let tg_arn = target_group(c, spec, tg, net, journal).await?;
-        target_groups.insert(key, tg_arn);
-    }
-    let existing: BTreeSet<i32> = c
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?
-        .listeners()
+    // The target groups are independent of each other: made concurrently.
+    let groups = desired
         .iter()
-        .filter_map(|l| l.port())
+        .filter(|r| r.kind == Kind::TargetGroup)
+        .map(|tg| async move {
+            let key = tg
+                .address
+                .trim_start_matches("target_group[")
+                .trim_end_matches(']')
+                .to_string();
+            let tg_arn = target_group(c, spec, tg, net, journal).await?;
+            Ok::<_, ProviderError>((key, tg_arn))
+        });
+    let target_groups: BTreeMap<String, String> = futures::future::try_join_all(groups)
+        .await?
+        .into_iter()
         .collect();
     let current = c
         .elb
@@ -218,59 +214,66 @@ pub(crate) async fn load_balancer(
         .send()
         .await
         .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?;
-    for l in desired.iter().filter(|r| r.kind == Kind::Listener) {
-        let key = l
-            .address
-            .trim_start_matches("listener[")
-            .trim_end_matches(']')
-            .to_string();
-        let port: i32 = l
-            .attrs
-            .get("port")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let proto = l.attrs.get("protocol").cloned().unwrap_or_default();
-        let listener_arn = if existing.contains(&port) {
-            current
+    // One listener per port, made concurrently.
+    let (current, groups_ref, arn_ref) = (&current, &target_groups, &arn);
+    let listeners = desired
+        .iter()
+        .filter(|r| r.kind == Kind::Listener)
+        .map(|l| async move {
+            let key = l
+                .address
+                .trim_start_matches("listener[")
+                .trim_end_matches(']')
+                .to_string();
+            let port: i32 = l
+                .attrs
+                .get("port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let proto = l.attrs.get("protocol").cloned().unwrap_or_default();
+            let existing = current
                 .listeners()
                 .iter()
                 .find(|x| x.port() == Some(port))
                 .and_then(|x| x.listener_arn())
-                .unwrap_or_default()
-                .to_string()
-        } else {
-            record(journal, l, Status::Creating, None, BTreeMap::new()).await?;
-            let out = c
-                .elb
-                .create_listener()
-                .load_balancer_arn(&arn)
-                .protocol(protocol(&proto))
-                .port(port)
-                .default_actions(
-                    Action::builder()
-                        .r#type(ActionTypeEnum::Forward)
-                        .target_group_arn(&target_groups[&key])
-                        .build(),
-                )
-                .set_tags(Some(elb_tags(spec, "load-balancer")))
-                .send()
-                .await
-                .map_err(|e| error::elb(e).into_provider(&l.address))?;
-            out.listeners()
-                .first()
-                .and_then(|x| x.listener_arn())
-                .unwrap_or_default()
-                .to_string()
-        };
-        record(
-            journal,
-            l,
-            Status::Ready,
-            Some(listener_arn),
-            BTreeMap::new(),
-        )
-        .await?;
-    }
+                .map(String::from);
+            let listener_arn = match existing {
+                Some(a) => a,
+                None => {
+                    record(journal, l, Status::Creating, None, BTreeMap::new()).await?;
+                    let out = c
+                        .elb
+                        .create_listener()
+                        .load_balancer_arn(arn_ref)
+                        .protocol(protocol(&proto))
+                        .port(port)
+                        .default_actions(
+                            Action::builder()
+                                .r#type(ActionTypeEnum::Forward)
+                                .target_group_arn(&groups_ref[&key])
+                                .build(),
+                        )
+                        .set_tags(Some(elb_tags(spec, "load-balancer")))
+                        .send()
+                        .await
+                        .map_err(|e| error::elb(e).into_provider(&l.address))?;
+                    out.listeners()
+                        .first()
+                        .and_then(|x| x.listener_arn())
+                        .unwrap_or_default()
+                        .to_string()
+                }
+            };
+            record(
+                journal,
+                l,
+                Status::Ready,
+                Some(listener_arn),
+                BTreeMap::new(),
+            )
+            .await
+        });
+    futures::future::try_join_all(listeners).await?;
     crate::wait::until(
         &format!("load balancer {name} active"),
         Duration::from_secs(900),
@@ -409,15 +412,18 @@ pub(crate) async fn register_targets(
         .filter(|r| r.kind == Kind::Instance)
         .filter_map(|r| instance_ids.get(&r.address))
         .collect();
-    for (key, arn) in &lb.target_groups {
+    let nodes = &nodes;
+    let calls = lb.target_groups.iter().map(|(key, arn)| async move {
         let mut req = c.elb.register_targets().target_group_arn(arn);
-        for id in &nodes {
+        for id in nodes {
             req = req.targets(TargetDescription::builder().id(id.as_str()).build());
         }
         req.send()
             .await
-            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))?;
-    }
+            .map(|_| ())
+            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))
+    });
+    futures::future::try_join_all(calls).await?;
     Ok(())
 }
 
@@ -428,32 +434,99 @@ pub(crate) async fn discover(
 ) -> Result<Vec<Recorded>, ProviderError> {
     let mut out = Vec::new();
     let desired = acura_ha_api::desired::desired(spec);
-    if let Ok(Some((arn, dns))) = find_lb(c, spec, &format!("{}-nlb", spec.cluster.name)).await {
+    let lb_name = format!("{}-nlb", spec.cluster.name);
+    let lbs = match c.elb.describe_load_balancers().names(&lb_name).send().await {
+        Ok(o) => o
+            .load_balancers()
+            .iter()
+            .map(|l| {
+                (
+                    l.load_balancer_arn().unwrap_or_default().to_string(),
+                    l.dns_name().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            let e = error::elb(e);
+            if !e.is("LoadBalancerNotFound") {
+                return Err(e.into_provider(&format!("load balancer {lb_name}")));
+            }
+            Vec::new()
+        }
+    };
+    // Every target group of the region (one page holds hundreds), kept by name.
+    let names: BTreeMap<&str, &Resource> = desired
+        .iter()
+        .filter(|r| r.kind == Kind::TargetGroup)
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let tgs = c
+        .elb
+        .describe_target_groups()
+        .send()
+        .await
+        .map_err(|e| error::elb(e).into_provider("target groups"))?;
+    let tgs: Vec<(String, &Resource)> = tgs
+        .target_groups()
+        .iter()
+        .filter_map(|t| {
+            let r = names.get(t.target_group_name()?)?;
+            Some((t.target_group_arn()?.to_string(), *r))
+        })
+        .collect();
+    // Ownership from the tags, in batches of 20 ARNs (the API's limit).
+    let arns: Vec<String> = lbs
+        .iter()
+        .map(|(a, _)| a.clone())
+        .chain(tgs.iter().map(|(a, _)| a.clone()))
+        .collect();
+    let mut ours = BTreeSet::new();
+    for chunk in arns.chunks(20) {
+        let tags = c
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| error::elb(e).into_provider("tags of the load balancer"))?;
+        for d in tags.tag_descriptions() {
+            if d.tags().iter().any(|t| {
+                t.key() == Some(TAG_CLUSTER) && t.value() == Some(spec.cluster.name.as_str())
+            }) {
+                ours.insert(d.resource_arn().unwrap_or_default().to_string());
+            }
+        }
+    }
+    // Duplicates (a create whose reply was lost, then made again) get addresses of their own.
+    let mut taken = BTreeSet::new();
+    let mut address = |base: &str, arn: &str| {
+        let a = if taken.contains(base) {
+            format!("{base}~{}", arn.rsplit('/').next().unwrap_or(arn))
+        } else {
+            base.to_string()
+        };
+        taken.insert(a.clone());
+        a
+    };
+    for (arn, dns) in lbs.into_iter().filter(|(a, _)| ours.contains(a)) {
         let mut o = BTreeMap::new();
         o.insert(OUTPUT_ADDRESS.to_string(), dns);
         out.push(found(
-            "load_balancer".into(),
+            address("load_balancer", &arn),
             Kind::LoadBalancer,
-            format!("{}-nlb", spec.cluster.name),
+            lb_name.clone(),
             arn,
             o,
         ));
     }
-    for tg in desired.iter().filter(|r| r.kind == Kind::TargetGroup) {
-        if let Ok(res) = c.elb.describe_target_groups().names(&tg.name).send().await
-            && let Some(t) = res.target_groups().first()
-        {
-            let arn = t.target_group_arn().unwrap_or_default().to_string();
-            if cluster_tag(c, &arn).await?.as_deref() == Some(spec.cluster.name.as_str()) {
-                out.push(found(
-                    tg.address.clone(),
-                    Kind::TargetGroup,
-                    tg.name.clone(),
-                    arn,
-                    BTreeMap::new(),
-                ));
-            }
-        }
+    for (arn, r) in tgs.into_iter().filter(|(a, _)| ours.contains(a)) {
+        out.push(found(
+            address(&r.address, &arn),
+            Kind::TargetGroup,
+            r.name.clone(),
+            arn,
+            BTreeMap::new(),
+        ));
     }
     Ok(out)
 }
@@ -470,7 +543,7 @@ pub(crate) async fn destroy(
     for l in all.iter().filter(|r| r.kind == Kind::Listener) {
         journal.lock().await.forget(&l.address)?;
     }
-    if let Some(lb) = all.iter().find(|r| r.kind == Kind::LoadBalancer) {
+    for lb in all.iter().filter(|r| r.kind == Kind::LoadBalancer) {
         if let Some(arn) = &lb.id {
             progress(quiet, &format!("delete load balancer {}", lb.name));
             let out = c

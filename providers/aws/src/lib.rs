@@ -128,10 +128,13 @@ impl Provider for AwsProvider {
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
         let net = ec2::network(&c, spec).await?;
-        ec2::check_instance_types(&c, spec).await?;
-        let image = ec2::image(&c, spec).await?;
-        let key_name = ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal).await?;
-        let sg = ec2::security_group(&c, spec, &desired, &net, &journal).await?;
+        // Independent of each other: checked and made concurrently.
+        let (_, image, key_name, sg) = tokio::try_join!(
+            ec2::check_instance_types(&c, spec),
+            ec2::image(&c, spec),
+            ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
+            ec2::security_group(&c, spec, &desired, &net, &journal),
+        )?;
 
         // Nodes and the load balancer are independent until targets are registered.
         let nodes = ec2::instances(
@@ -170,18 +173,23 @@ impl Provider for AwsProvider {
         journal: &mut dyn Journal,
     ) -> Result<(), ProviderError> {
         let c = clients(spec).await;
-        let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
-        // What the state holds, plus whatever carries the cluster's tags (a crash between a
-        // create and its record, or a lost state).
-        let found = discover_with(&c, spec).await?;
-        {
-            let mut j = journal.lock().await;
-            for r in found {
-                if j.get(&r.address).is_none() {
-                    j.record(r)?;
-                }
+        // Besides what the state holds, whatever carries the cluster's tags: a create whose
+        // reply was lost (or a crash before its record) leaves resources only the tags know.
+        // A few batched describes.
+        let known: Vec<Option<String>> = journal.all().into_iter().map(|r| r.id).collect();
+        for mut r in discover_with(&c, spec).await? {
+            if known.contains(&r.id) {
+                continue;
             }
+            if journal.get(&r.address).is_some_and(|old| old.id.is_some()) {
+                // Another copy under the same name: a separate record.
+                let id = r.id.clone().unwrap_or_default();
+                let suffix = id.rsplit('/').next().unwrap_or(&id).to_string();
+                r.address = format!("{}~{suffix}", r.address);
+            }
+            journal.record(r)?;
         }
+        let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
         elb::destroy(&c, spec, &journal, self.quiet).await?;
         ec2::destroy(&c, spec, &journal, self.quiet).await?;
         Ok(())

@@ -590,38 +590,43 @@ pub(crate) async fn destroy(
         }
         journal.lock().await.forget(&lb.address)?;
     }
-    for tg in all.iter().filter(|r| r.kind == Kind::TargetGroup) {
-        if let Some(arn) = &tg.id {
-            let delete = || async {
-                match c
-                    .elb
-                    .delete_target_group()
-                    .target_group_arn(arn)
-                    .send()
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let e = error::elb(e);
-                        if e.is("TargetGroupNotFound") {
-                            Ok(())
-                        } else {
-                            Err(e)
+    // The target groups are independent: deleted concurrently.
+    let deletes = all
+        .iter()
+        .filter(|r| r.kind == Kind::TargetGroup)
+        .map(|tg| async move {
+            if let Some(arn) = &tg.id {
+                let delete = || async {
+                    match c
+                        .elb
+                        .delete_target_group()
+                        .target_group_arn(arn)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(e) => {
+                            let e = error::elb(e);
+                            if e.is("TargetGroupNotFound") {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
                         }
                     }
-                }
-            };
-            delete
-                .retry(
-                    ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_secs(1))
-                        .with_max_times(20),
-                )
-                .when(|e: &CloudError| e.is("ResourceInUse"))
-                .await
-                .map_err(|e| e.into_provider(&tg.address))?;
-        }
-        journal.lock().await.forget(&tg.address)?;
-    }
+                };
+                delete
+                    .retry(
+                        ExponentialBuilder::default()
+                            .with_min_delay(Duration::from_secs(1))
+                            .with_max_times(20),
+                    )
+                    .when(|e: &CloudError| e.is("ResourceInUse"))
+                    .await
+                    .map_err(|e| e.into_provider(&tg.address))?;
+            }
+            journal.lock().await.forget(&tg.address)
+        });
+    futures::future::try_join_all(deletes).await?;
     Ok(())
 }

@@ -128,18 +128,21 @@ impl Provider for AwsProvider {
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
         let net = ec2::network(&c, spec).await?;
-        // Independent of each other: checked and made concurrently.
-        let (_, image, key_name, sg) = tokio::try_join!(
-            ec2::check_instance_types(&c, spec),
-            ec2::image(&c, spec),
-            ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
-            ec2::security_group(&c, spec, &desired, &net, &journal),
-        )?;
-
-        // Nodes and the load balancer are independent until targets are registered.
-        let nodes = ec2::instances(
-            &c, spec, &desired, &net, &image, &key_name, &sg, &journal, self.quiet,
-        );
+        // The nodes need the checks, the key pair and the group (made concurrently); the load
+        // balancer needs none of them: both branches run side by side until targets are
+        // registered.
+        let nodes = async {
+            let (_, image, key_name, sg) = tokio::try_join!(
+                ec2::check_instance_types(&c, spec),
+                ec2::image(&c, spec),
+                ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
+                ec2::security_group(&c, spec, &desired, &net, &journal),
+            )?;
+            ec2::instances(
+                &c, spec, &desired, &net, &image, &key_name, &sg, &journal, self.quiet,
+            )
+            .await
+        };
         let lb = async {
             if spec.load_balancer.kind == LbKind::Cloud {
                 elb::load_balancer(&c, spec, &desired, &net, &journal, self.quiet).await

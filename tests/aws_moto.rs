@@ -444,5 +444,106 @@ fn killed_at_several_points_the_next_up_converges() {
     }
 }
 
+#[test]
+fn janitor_deletes_whole_clusters_by_age_and_tag() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    let a = Cluster::new("jan-a", |t| t);
+    let b = Cluster::new("jan-b", |t| t);
+    ok(&a.run(&url, &["up", "--only", "provision", "--yes"]));
+    ok(&b.run(&url, &["up", "--only", "provision", "--yes"]));
+    let both = inventory(&url);
+
+    // Nothing is a day old yet.
+    let (out, _) = ok(&a.run(
+        &url,
+        &[
+            "janitor",
+            "--older-than",
+            "24h",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    ));
+    let found: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["cluster"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["jan-a", "jan-b"]);
+    assert!(
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["delete"] == false)
+    );
+    assert_same(&both, &inventory(&url), "janitor with nothing old enough");
+
+    // Without a terminal and without --yes, it refuses.
+    let o = a.run(&url, &["janitor", "--older-than", "0s"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error[AH004]"));
+
+    // Only the tagged cluster goes; then the other.
+    ok(&a.run(
+        &url,
+        &[
+            "janitor",
+            "--older-than",
+            "0s",
+            "--tag",
+            "acura-ha/cluster=jan-a",
+            "--yes",
+        ],
+    ));
+    let left = inventory(&url);
+    assert!(
+        items(&left["instances"])
+            .iter()
+            .all(|i| i.to_string().contains("jan-b"))
+    );
+    assert_eq!(items(&left["instances"]).len(), 3);
+    ok(&a.run(&url, &["janitor", "--older-than", "0s", "--yes"]));
+    assert_same(&before, &inventory(&url), "after the janitor");
+}
+
+#[test]
+fn nginx_load_balancer_is_an_instance_of_its_own() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    let c = Cluster::new("ngx", |t| t.replace("kind = \"cloud\"", "kind = \"nginx\""));
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let inv = inventory(&url);
+    let instances = items(&inv["instances"]);
+    assert_eq!(instances.len(), 4, "3 nodes and the NGINX VM");
+    let lb: Vec<&&Value> = instances
+        .iter()
+        .filter(|i| text(i, "type") == "t3.small")
+        .collect();
+    assert_eq!(lb.len(), 1);
+    assert!(items(&inv["load_balancers"]).is_empty());
+    let sizes: Vec<&str> = items(&inv["volumes"])
+        .into_iter()
+        .map(|v| text(v, "size"))
+        .collect();
+    assert_eq!(
+        sizes.iter().filter(|s| **s == "200").count(),
+        3,
+        "{sizes:?}"
+    );
+    assert_eq!(sizes.iter().filter(|s| **s == "20").count(), 1, "{sizes:?}");
+    // The inventory the bootstrap would use names the NGINX VM.
+    let (inv_text, _) = ok(&c.run(&url, &["render", "nginx"]));
+    assert!(inv_text.contains("upstream stream_https"), "{inv_text}");
+    ok(&c.run(&url, &["down", "--yes"]));
+    assert_same(&before, &inventory(&url), "after down");
+}
+
 #[allow(dead_code)]
 fn unused(_: &Path) {}

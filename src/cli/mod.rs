@@ -12,6 +12,7 @@ use crate::state::StateStore;
 
 mod completions;
 mod down;
+mod janitor;
 mod plan;
 mod preflight;
 mod render;
@@ -57,6 +58,8 @@ pub enum Command {
     Preflight(preflight::Args),
     /// Delete everything the cluster owns (asks first unless --yes)
     Down(down::Args),
+    /// Delete whole test clusters older than an age, found by their tags (AWS)
+    Janitor(janitor::Args),
     /// Print a file the tool generates: the NGINX config, the ha_env_file, or the security-group audit table
     #[command(subcommand)]
     Render(render::What),
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Status(args) => status::exec(args),
         Command::Preflight(args) => preflight::exec(args),
         Command::Down(args) => down::exec(args),
+        Command::Janitor(args) => janitor::exec(args),
         Command::Render(what) => render::exec(what),
         Command::State(what) => state::exec(what),
         Command::Completions(args) => completions::exec(args),

@@ -56,6 +56,19 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Every cluster this tool made in the provider's account and region (for `janitor`), with
+    /// the Unix time of its oldest resource, optionally only those carrying all `tags`.
+    async fn clusters(
+        &self,
+        _spec: &ClusterSpec,
+        _tags: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, ProviderError> {
+        Err(ProviderError::Unsupported(format!(
+            "janitor does not apply to the {} provider",
+            self.kind().as_str()
+        )))
+    }
+
     /// Deletes everything the journal holds, in reverse order; NotFound counts as done.
     async fn destroy(
         &self,

@@ -165,6 +165,102 @@ impl Provider for AwsProvider {
         acura_ha_api::inventory::inventory(spec, &all)
     }
 
+    async fn clusters(
+        &self,
+        spec: &ClusterSpec,
+        tags: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, ProviderError> {
+        let c = clients(spec).await;
+        let mut oldest: BTreeMap<String, u64> = BTreeMap::new();
+        let mut note = |name: &str, secs: u64| {
+            let e = oldest.entry(name.to_string()).or_insert(secs);
+            *e = (*e).min(secs);
+        };
+        let matches = |t: &dyn Fn(&str) -> Option<String>| {
+            t(acura_ha_api::spec::TAG_MANAGED_BY).as_deref() == Some("acura-ha")
+                && tags
+                    .iter()
+                    .all(|(k, v)| t(k).as_deref() == Some(v.as_str()))
+        };
+        let out = c
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag-key")
+                    .values(acura_ha_api::spec::TAG_CLUSTER)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| error::ec2(e).into_provider("instances"))?;
+        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            if i.state().and_then(|s| s.name())
+                == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+            {
+                continue;
+            }
+            let tag = |k: &str| {
+                i.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(k))
+                    .and_then(|t| t.value())
+                    .map(String::from)
+            };
+            if let (true, Some(name), Some(t)) = (
+                matches(&tag),
+                tag(acura_ha_api::spec::TAG_CLUSTER),
+                i.launch_time(),
+            ) {
+                note(&name, t.secs().max(0) as u64);
+            }
+        }
+        let lbs = c
+            .elb
+            .describe_load_balancers()
+            .send()
+            .await
+            .map_err(|e| error::elb(e).into_provider("load balancers"))?;
+        let arns: Vec<(String, u64)> = lbs
+            .load_balancers()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l.load_balancer_arn()?.to_string(),
+                    l.created_time()?.secs().max(0) as u64,
+                ))
+            })
+            .collect();
+        for chunk in arns.chunks(20) {
+            let described = c
+                .elb
+                .describe_tags()
+                .set_resource_arns(Some(chunk.iter().map(|(a, _)| a.clone()).collect()))
+                .send()
+                .await
+                .map_err(|e| error::elb(e).into_provider("tags of load balancers"))?;
+            for d in described.tag_descriptions() {
+                let tag = |k: &str| {
+                    d.tags()
+                        .iter()
+                        .find(|t| t.key() == Some(k))
+                        .and_then(|t| t.value())
+                        .map(String::from)
+                };
+                let created = chunk
+                    .iter()
+                    .find(|(a, _)| Some(a.as_str()) == d.resource_arn())
+                    .map(|(_, t)| *t);
+                if let (true, Some(name), Some(t)) =
+                    (matches(&tag), tag(acura_ha_api::spec::TAG_CLUSTER), created)
+                {
+                    note(&name, t);
+                }
+            }
+        }
+        Ok(oldest.into_iter().collect())
+    }
+
     async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
         let c = clients(spec).await;
         discover_with(&c, spec).await

@@ -545,5 +545,32 @@ fn nginx_load_balancer_is_an_instance_of_its_own() {
     assert_same(&before, &inventory(&url), "after down");
 }
 
+#[test]
+fn a_quota_that_is_short_stops_up_before_anything_is_made() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    // 15 admin CIDRs: 1 + 15 x 4 + 5 public + 5 health-check rules = 71 rules in one group, over
+    // moto's (and AWS's default) 60 rules per security group.
+    let cidrs: Vec<String> = (1..=15).map(|i| format!("\"198.51.100.{i}/32\"")).collect();
+    let c = Cluster::new("quota", |t| {
+        t.replace(
+            "admin_cidrs = [\"198.51.100.7/32\"]",
+            &format!("admin_cidrs = [{}]", cidrs.join(", ")),
+        )
+    });
+    let o = c.run(&url, &["up", "--only", "provision", "--yes"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("quota Inbound or outbound rules per security group (vpc L-0EA8095F)")
+            && err.contains("needs 71, the quota is 60"),
+        "{err}"
+    );
+    // Quotas moto cannot answer are said to be unchecked, not silently passed.
+    assert!(err.contains("(L-1216C47A) not checked"), "{err}");
+    assert_same(&before, &inventory(&url), "a refused quota");
+}
+
 #[allow(dead_code)]
 fn unused(_: &Path) {}

@@ -11,6 +11,7 @@
 mod ec2;
 mod elb;
 mod error;
+mod quota;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ impl AwsProvider {
 pub(crate) struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub quotas: aws_sdk_servicequotas::Client,
 }
 
 async fn clients(spec: &ClusterSpec) -> Clients {
@@ -67,6 +69,7 @@ async fn clients(spec: &ClusterSpec) -> Clients {
     Clients {
         ec2: aws_sdk_ec2::Client::new(&conf),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
+        quotas: aws_sdk_servicequotas::Client::new(&conf),
     }
 }
 
@@ -127,6 +130,8 @@ impl Provider for AwsProvider {
         let desired = acura_ha_api::desired::desired(spec);
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
+        // Before anything is created: every quota the cluster needs.
+        quota::preflight(&c, spec, &desired, self.quiet).await?;
         let net = ec2::network(&c, spec).await?;
         // The nodes need the checks, the key pair and the group (made concurrently); the load
         // balancer needs none of them: both branches run side by side until targets are

@@ -138,10 +138,7 @@ pub async fn up(
     // A provider that cannot provision fails before anything is shown or asked.
     let provider = provider(cfg, store)?;
     let _lock = store.lock("up")?;
-    let mut state = match store.load()? {
-        Some(s) => s,
-        None => State::new(&spec.cluster.name, spec.provider_kind().as_str()),
-    };
+    let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     let paths = bootstrap::paths(cfg, store);
     let first = plan::build(spec, (state.serial > 0).then_some(&state), &paths);
     print!("{}", plan::render_text(&first));
@@ -707,10 +704,7 @@ pub async fn down(
     let spec = &cfg.spec;
     let provider = provider(cfg, store)?;
     let _lock = store.lock("down")?;
-    let mut state = match store.load()? {
-        Some(s) => s,
-        None => State::new(&spec.cluster.name, spec.provider_kind().as_str()),
-    };
+    let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     if discover {
         let found = provider.discover(spec).await?;
         for r in found {

@@ -157,6 +157,13 @@ impl StateStore {
         Ok(Some(state))
     }
 
+    /// The state, or a new one (serial 0, nothing written yet) for a cluster never applied.
+    pub fn load_or_new(&self, provider: &str) -> Result<State, Error> {
+        Ok(self
+            .load()?
+            .unwrap_or_else(|| State::new(&self.cluster, provider)))
+    }
+
     /// Writes the state atomically with the next serial; the previous file becomes `.bak`.
     pub fn save(&self, state: &mut State) -> Result<(), Error> {
         self.ensure_dir()?;

@@ -266,12 +266,7 @@ pub async fn preflight_only(
     quiet: bool,
 ) -> Result<Vec<HostReport>, Error> {
     let spec = &cfg.spec;
-    let state = store.load()?;
-    let recorded = state
-        .as_ref()
-        .map(|s| s.resources.as_slice())
-        .unwrap_or(&[]);
-    let inv = inventory::inventory(spec, recorded)?;
+    let inv = known_inventory(cfg, store)?;
     let hosts = ssh_hosts(&inv);
     let users: Vec<(Host, String)> = hosts
         .iter()
@@ -516,11 +511,7 @@ pub struct Status {
 pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Error> {
     let spec = &cfg.spec;
     let state = store.load()?;
-    let recorded = state
-        .as_ref()
-        .map(|s| s.resources.as_slice())
-        .unwrap_or(&[]);
-    let inv = inventory::inventory(spec, recorded)?;
+    let inv = known_inventory(cfg, store)?;
     let mut opts = ssh_options(cfg, store);
     opts.connect_timeout = Duration::from_secs(5);
     let hosts = ssh_hosts(&inv);
@@ -879,4 +870,22 @@ pub async fn janitor(
         progress.done(format!("cluster {:?} is gone", f.cluster));
     }
     Ok(found)
+}
+
+/// The inventory from the file (static, local) or from the state (clouds).
+pub fn known_inventory(cfg: &LoadedConfig, store: &StateStore) -> Result<Inventory, Error> {
+    let state = store.load()?;
+    let recorded = state
+        .as_ref()
+        .map(|s| s.resources.as_slice())
+        .unwrap_or(&[]);
+    inventory::inventory(&cfg.spec, recorded).map_err(|e| match e {
+        acura_ha_api::provider::ProviderError::NotKnown { what, hint } => {
+            Error::Provider(acura_ha_api::provider::ProviderError::NotKnown {
+                what: format!("{what} (state: {})", store.state_path().display()),
+                hint,
+            })
+        }
+        other => other.into(),
+    })
 }

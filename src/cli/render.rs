@@ -3,18 +3,13 @@
 use std::net::IpAddr;
 
 use acura_ha_api::desired::{RuleSource, ingress_rules};
-use acura_ha_api::inventory::inventory;
-use acura_ha_api::model::Inventory;
-use acura_ha_api::provider::ProviderError;
 use acura_ha_nginx::NginxOptions;
 use serde::Serialize;
 
 use super::{ClusterArgs, EXIT_OK};
 use crate::bootstrap;
-use crate::config::LoadedConfig;
 use crate::error::Error;
 use crate::output::{self, Format};
-use crate::state::StateStore;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum What {
@@ -47,7 +42,7 @@ pub fn exec(what: What) -> Result<u8, Error> {
             listen_address,
         } => {
             let (cfg, store) = cluster.load()?;
-            let inv = known_inventory(&cfg, &store)?;
+            let inv = crate::engine::known_inventory(&cfg, &store)?;
             if inv.lb.nginx_host.is_none() {
                 return Err(Error::Usage(format!(
                     "cluster {:?} has load_balancer.kind = \"{}\": there is no NGINX host to render a config for",
@@ -67,7 +62,7 @@ pub fn exec(what: What) -> Result<u8, Error> {
         }
         What::Inventory { cluster } => {
             let (cfg, store) = cluster.load()?;
-            let inv = known_inventory(&cfg, &store)?;
+            let inv = crate::engine::known_inventory(&cfg, &store)?;
             let key = bootstrap::key_file(&cfg, &store);
             print!(
                 "{}",
@@ -133,20 +128,4 @@ struct AuditRow {
     ports: String,
     source: String,
     description: &'static str,
-}
-
-/// The inventory from the file (static, local) or from the state (clouds).
-fn known_inventory(cfg: &LoadedConfig, store: &StateStore) -> Result<Inventory, Error> {
-    let state = store.load()?;
-    let recorded = state
-        .as_ref()
-        .map(|s| s.resources.as_slice())
-        .unwrap_or(&[]);
-    inventory(&cfg.spec, recorded).map_err(|e| match e {
-        ProviderError::NotKnown { what, hint } => Error::Provider(ProviderError::NotKnown {
-            what: format!("{what} (state: {})", store.state_path().display()),
-            hint,
-        }),
-        other => other.into(),
-    })
 }

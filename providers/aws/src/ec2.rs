@@ -109,11 +109,12 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
     })
 }
 
-/// The instance types must have what the guide asks of a node (8 vCPU, 16 GiB).
+/// The node instance type must have what the guide asks of a node (8 vCPU, 16 GiB); returns
+/// its vCPUs (the quota preflight counts them).
 pub(crate) async fn check_instance_types(
     c: &Clients,
     spec: &ClusterSpec,
-) -> Result<(), ProviderError> {
+) -> Result<u32, ProviderError> {
     let aws = spec.aws.as_ref().expect("aws section");
     let t = &aws.instance_type;
     let out = c
@@ -152,7 +153,7 @@ pub(crate) async fn check_instance_types(
             request_id: None,
         });
     }
-    Ok(())
+    Ok(vcpus as u32)
 }
 
 pub(crate) struct Image {

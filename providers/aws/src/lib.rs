@@ -130,15 +130,14 @@ impl Provider for AwsProvider {
         let desired = acura_ha_api::desired::desired(spec);
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
-        // Before anything is created: every quota the cluster needs.
+        // Before anything is created: the instance type and every quota the cluster needs.
         quota::preflight(&c, spec, &desired, self.quiet).await?;
         let net = ec2::network(&c, spec).await?;
         // The nodes need the checks, the key pair and the group (made concurrently); the load
         // balancer needs none of them: both branches run side by side until targets are
         // registered.
         let nodes = async {
-            let (_, image, key_name, sg) = tokio::try_join!(
-                ec2::check_instance_types(&c, spec),
+            let (image, key_name, sg) = tokio::try_join!(
                 ec2::image(&c, spec),
                 ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
                 ec2::security_group(&c, spec, &desired, &net, &journal),

@@ -65,7 +65,7 @@ async fn value(c: &Clients, q: &Quota) -> Result<f64, String> {
     }
 }
 
-/// vCPUs of one instance type (DescribeInstanceTypes).
+/// vCPUs of the NGINX VM's instance type (DescribeInstanceTypes).
 async fn vcpus(c: &Clients, t: &str) -> Result<u32, ProviderError> {
     let out = c
         .ec2
@@ -143,15 +143,17 @@ pub(crate) async fn preflight(
         )
     };
     // vCPUs: the nodes (and the NGINX VM), next to what already runs.
-    let (vq, gq, rq, lq) = tokio::join!(
+    let (node_vcpus, vq, gq, rq, lq) = tokio::join!(
+        crate::ec2::check_instance_types(c, spec),
         value(c, &VCPU),
         value(c, &GROUPS),
         value(c, &RULES),
         value(c, &NLBS)
     );
+    let node_vcpus = node_vcpus?;
     match vq {
         Ok(quota) => {
-            let mut need = spec.nodes.count * vcpus(c, &aws.instance_type).await?;
+            let mut need = spec.nodes.count * node_vcpus;
             if spec.load_balancer.kind == LbKind::Nginx {
                 need += vcpus(c, &aws.lb_instance_type).await?;
             }

@@ -77,18 +77,32 @@ impl Sshd {
             "sshd: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        s.wait_started();
+        s
+    }
+
+    /// Waits until sshd answers on port 22 *and* its pid file holds a pid: the daemon writes
+    /// the file after it binds, so a signal sent on "port open" alone can find an empty file
+    /// (a CI run froze nothing that way).
+    fn wait_started(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((address, 22)).is_err() {
-            assert!(Instant::now() < deadline, "sshd on {address} did not start");
+        while std::net::TcpStream::connect((self.address.as_str(), 22)).is_err()
+            || self.pid().is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on {} did not start (or wrote no pid file)",
+                self.address
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        s
     }
 
     pub fn pid(&self) -> Option<String> {
         std::fs::read_to_string(self.dir.path().join("sshd.pid"))
             .ok()
             .map(|p| p.trim().to_string())
+            .filter(|p| p.parse::<u32>().is_ok())
     }
 
     pub fn signal(&self, sig: &str) {
@@ -105,17 +119,15 @@ impl Sshd {
         std::fs::remove_file(self.dir.path().join("host_ed25519.pub")).ok();
         keygen(&hk, "ed25519", "");
         self.stop();
+        // A stale pid would satisfy `wait_started` before the new daemon writes its own.
+        std::fs::remove_file(self.dir.path().join("sshd.pid")).ok();
         let out = Command::new(require("sshd"))
             .arg("-f")
             .arg(&self.config)
             .output()
             .unwrap();
         assert!(out.status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((self.address.as_str(), 22)).is_err() {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_started();
     }
 
     pub fn stop(&self) {

@@ -455,8 +455,10 @@ fn local(spec: &ClusterSpec) -> Vec<Resource> {
     let rules = ingress_rules(spec).len();
     let names = spec.node_names();
     for (k, name) in names.iter().enumerate() {
+        // By the name's number, not its position: `node remove` must not move the others.
+        let number = spec.node_number(name).unwrap_or(k as u32 + 1);
         let mut r = Resource::new(Kind::LabHost, Some(name), name.clone())
-            .attr("address", local_address(spec, LOCAL_LB + 1 + k as u32))
+            .attr("address", local_address(spec, LOCAL_LB + number))
             .attr("hostname", name)
             .attr("sshd", "own host key, key-only login")
             .attr("firewall", format!("nftables: the guide's {rules} rules"))

@@ -69,6 +69,21 @@ pub trait Provider: Send + Sync {
         )))
     }
 
+    /// Day 2 (`node remove`/`replace`): takes the named nodes out of the load balancer and
+    /// deletes their hosts (VM and volume, or lab host), forgetting each record as it goes.
+    /// `spec.node_names()` no longer lists them. NotFound counts as done.
+    async fn remove_nodes(
+        &self,
+        _spec: &ClusterSpec,
+        _names: &[String],
+        _journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported(format!(
+            "the {} provider cannot remove nodes yet",
+            self.kind().as_str()
+        )))
+    }
+
     /// Deletes everything the journal holds, in reverse order; NotFound counts as done.
     async fn destroy(
         &self,

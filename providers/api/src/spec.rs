@@ -73,6 +73,10 @@ pub struct NodesSection {
     pub volume_size_gb: u32,
     #[serde(default)]
     pub os_version: OsVersion,
+    /// The node names after day-2 changes (`node remove/add/replace`): set by the engine from
+    /// the state, never read from the file. `None` means `<prefix>-1 … <prefix>-<count>`.
+    #[serde(skip)]
+    pub members: Option<Vec<String>>,
 }
 
 fn default_node_count() -> u32 {
@@ -89,6 +93,7 @@ impl Default for NodesSection {
             hostname_prefix: None,
             volume_size_gb: default_volume_gb(),
             os_version: OsVersion::default(),
+            members: None,
         }
     }
 }
@@ -429,10 +434,34 @@ impl ClusterSpec {
     pub fn node_names(&self) -> Vec<String> {
         match &self.static_hosts {
             Some(s) => s.nodes.iter().map(|h| h.name.clone()).collect(),
-            None => (1..=self.nodes.count)
-                .map(|k| format!("{}-{k}", self.hostname_prefix()))
-                .collect(),
+            None => match &self.nodes.members {
+                Some(members) => members.clone(),
+                None => (1..=self.nodes.count)
+                    .map(|k| format!("{}-{k}", self.hostname_prefix()))
+                    .collect(),
+            },
         }
+    }
+
+    /// The number in a `<prefix>-<k>` node name (what the local target derives an address
+    /// from, so that removing a node never moves the others).
+    pub fn node_number(&self, name: &str) -> Option<u32> {
+        name.strip_prefix(self.hostname_prefix())?
+            .strip_prefix('-')?
+            .parse()
+            .ok()
+    }
+
+    /// The name `node add` gives a new node: one past the highest number ever used, so a
+    /// replaced node's name (and its pinned host key) is never reused.
+    pub fn next_node_name(&self, used: &[String]) -> String {
+        let high = used
+            .iter()
+            .chain(self.node_names().iter())
+            .filter_map(|n| self.node_number(n))
+            .max()
+            .unwrap_or(0);
+        format!("{}-{}", self.hostname_prefix(), high + 1)
     }
 
     /// The NGINX host's name, when the tool creates one.

@@ -1,0 +1,1 @@
+//! A stateful fake OpenStack cloud for tests (skeleton: being written).

@@ -97,7 +97,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), Error> {
     }
 }
 
-fn ssh_options(cfg: &LoadedConfig, store: &StateStore) -> SshOptions {
+pub(crate) fn ssh_options(cfg: &LoadedConfig, store: &StateStore) -> SshOptions {
     SshOptions {
         known_hosts: store.cluster_dir().join("known_hosts"),
         credentials: Credentials {
@@ -204,7 +204,7 @@ pub async fn up(
 }
 
 /// What each host is checked against: the node minimums, or next to nothing for the NGINX host.
-fn expectations(
+pub(crate) fn expectations(
     spec: &acura_ha_api::spec::ClusterSpec,
     hosts: &[(Host, &'static str)],
     become_password: bool,
@@ -243,7 +243,7 @@ fn expectations(
         .collect()
 }
 
-fn fail_on(reports: &[HostReport]) -> Result<(), Error> {
+pub(crate) fn fail_on(reports: &[HostReport]) -> Result<(), Error> {
     let failed: Vec<&HostReport> = reports.iter().filter(|r| !r.ok()).collect();
     if failed.is_empty() {
         Ok(())
@@ -439,31 +439,36 @@ impl Bootstrap<'_> {
     }
 
     async fn workspace(&self) -> Result<Workspace, Error> {
-        let spec = &self.cfg.spec;
-        let archive = spec
-            .bootstrap
-            .archive
-            .as_deref()
-            .map(|a| self.cfg.resolve(a))
-            .ok_or_else(|| Error::Usage("bootstrap.archive is not set: name Hystax's hystax-ha-archive.tar.gz (or its folder)".into()))?;
-        let cluster_dir = self.store.cluster_dir();
-        let root = ansible::prepare_archive(&archive, &cluster_dir).await?;
-        let (python, note) = ansible::pick_python().await?;
-        if let Some(n) = note {
-            eprintln!("note: {n}");
-        }
-        let mut progress = Progress::new("ansible");
-        progress.update("python virtual environment with the archive's requirements.txt");
-        let venv =
-            ansible::prepare_venv(&root, &cache_dir(), &python, &cluster_dir.join("logs")).await?;
-        progress.done(format!("ansible ready in {}", venv.display()));
-        Ok(Workspace {
-            archive: root,
-            venv,
-            cluster_dir: cluster_dir.clone(),
-            known_hosts: cluster_dir.join("known_hosts"),
-        })
+        workspace(self.cfg, self.store).await
     }
+}
+
+/// The archive unpacked (or its folder) and a Python environment with its requirements.
+pub(crate) async fn workspace(cfg: &LoadedConfig, store: &StateStore) -> Result<Workspace, Error> {
+    let spec = &cfg.spec;
+    let archive = spec
+        .bootstrap
+        .archive
+        .as_deref()
+        .map(|a| cfg.resolve(a))
+        .ok_or_else(|| Error::Usage("bootstrap.archive is not set: name Hystax's hystax-ha-archive.tar.gz (or its folder)".into()))?;
+    let cluster_dir = store.cluster_dir();
+    let root = ansible::prepare_archive(&archive, &cluster_dir).await?;
+    let (python, note) = ansible::pick_python().await?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    let mut progress = Progress::new("ansible");
+    progress.update("python virtual environment with the archive's requirements.txt");
+    let venv =
+        ansible::prepare_venv(&root, &cache_dir(), &python, &cluster_dir.join("logs")).await?;
+    progress.done(format!("ansible ready in {}", venv.display()));
+    Ok(Workspace {
+        archive: root,
+        venv,
+        cluster_dir: cluster_dir.clone(),
+        known_hosts: cluster_dir.join("known_hosts"),
+    })
 }
 
 /// Where shared, rebuildable things live (Python environments).

@@ -89,6 +89,9 @@ pub enum Error {
 
     #[error("post-checks: {0}")]
     PostCheck(#[from] crate::bootstrap::postcheck::PostCheckError),
+
+    #[error("{0}")]
+    Day2(#[from] crate::day2::Day2Error),
 }
 
 /// What to do depends on why the hosts could not be reached.
@@ -143,6 +146,10 @@ impl Error {
             Error::Lb(_) => "AH502",
             Error::Ansible(_) => "AH503",
             Error::PostCheck(_) => "AH504",
+            Error::Day2(crate::day2::Day2Error::Ssh(_)) => "AH500",
+            Error::Day2(crate::day2::Day2Error::NoLiveNode { .. }) => "AH600",
+            Error::Day2(crate::day2::Day2Error::Command { .. }) => "AH601",
+            Error::Day2(crate::day2::Day2Error::Parse { .. }) => "AH602",
         }
     }
 
@@ -167,6 +174,8 @@ impl Error {
             )),
             Error::Unreachable(u) => Some(unreachable_help(u)),
             Error::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
+            Error::Day2(crate::day2::Day2Error::NoLiveNode { .. }) => Some("a day-2 command needs one node that answers SSH and runs kubectl: check the hosts with `acura-ha status`".into()),
+            Error::Day2(_) => Some("what was done is recorded in the state: fix the cause and run the same command again to continue".into()),
             Error::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
             _ => None,
         }

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod day2;
 pub mod engine;
 pub mod error;
 pub mod output;

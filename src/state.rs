@@ -30,6 +30,54 @@ pub struct State {
     /// Bootstrap steps that have completed, by step ID.
     #[serde(default)]
     pub steps: BTreeMap<String, StepRecord>,
+    /// What day-2 commands changed: the node set and the overlay list now live here, not in
+    /// the cluster file.
+    #[serde(default, skip_serializing_if = "Day2::is_empty")]
+    pub day2: Day2,
+}
+
+/// The cluster as day-2 commands left it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Day2 {
+    /// The nodes, once `node remove/add/replace` changed them (the file's list until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeEntry>>,
+    /// Names removed from the cluster: never given to a new node again (their host keys and
+    /// addresses belonged to other machines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+    /// The overlay list `update` wrote to Acura's store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlays: Option<Vec<String>>,
+    /// A `node add`/`replace` that has not finished: re-running it resumes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+impl Day2 {
+    pub fn is_empty(&self) -> bool {
+        *self == Day2::default()
+    }
+}
+
+/// One node of the cluster; `address` only for hosts given with `node add --address`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
+}
+
+/// An unfinished node change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// `add` or `replace`.
+    pub operation: String,
+    /// The node being replaced (`replace` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// The node being added.
+    pub new: String,
 }
 
 /// A completed bootstrap step and the inputs it ran with (a change of inputs means "run again").
@@ -49,11 +97,38 @@ impl State {
             provider: provider.to_string(),
             resources: Vec::new(),
             steps: BTreeMap::new(),
+            day2: Day2::default(),
         }
     }
 
     pub fn resource(&self, address: &str) -> Option<&Recorded> {
         self.resources.iter().find(|r| r.address == address)
+    }
+
+    /// Makes `spec` describe the cluster as day-2 commands left it: their node set (for
+    /// `static`, the file's hosts plus those added with an address) and overlay list.
+    pub fn apply_day2(&self, spec: &mut acura_ha_api::spec::ClusterSpec) {
+        if let Some(nodes) = &self.day2.nodes {
+            match spec.static_hosts.as_mut() {
+                Some(s) => {
+                    let file = std::mem::take(&mut s.nodes);
+                    s.nodes = nodes
+                        .iter()
+                        .filter_map(|n| match n.address {
+                            Some(address) => Some(acura_ha_api::spec::StaticHost {
+                                name: n.name.clone(),
+                                address,
+                            }),
+                            None => file.iter().find(|h| h.name == n.name).cloned(),
+                        })
+                        .collect();
+                }
+                None => spec.nodes.members = Some(nodes.iter().map(|n| n.name.clone()).collect()),
+            }
+        }
+        if let Some(overlays) = &self.day2.overlays {
+            spec.bootstrap.overlays = Some(overlays.clone());
+        }
     }
 }
 

@@ -96,6 +96,24 @@ pub fn k8s_master(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> Play
     }
 }
 
+/// "Add a new node", step 5: Step 5's playbook against the new node only, with the guide's
+/// variables. `master_token`, `master_discovery_token` and `master_cert_key` are not here: the
+/// runner passes them through a 0600 file, never on a command line.
+pub fn k8s_join(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> PlaybookRun {
+    PlaybookRun {
+        playbook: K8S_MASTER_PLAYBOOK,
+        extra_vars: vec![
+            ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
+            ExtraVar::kv("ansible_python_interpreter", ANSIBLE_PYTHON_INTERPRETER),
+            ExtraVar::kv("lb_address", lb_address),
+            ExtraVar::kv("logstash_host", &spec.bootstrap.logstash_host),
+            ExtraVar::kv("copy_patch", spec.bootstrap.copy_patch),
+            ExtraVar::kv("copy_ca", spec.bootstrap.copy_ca),
+        ],
+        inventory: inventory.to_string(),
+    }
+}
+
 /// Step 6: deploy Acura (`update` adds the "How to update" section's `update_cluster=true`).
 pub fn ha_acura(
     spec: &ClusterSpec,

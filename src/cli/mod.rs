@@ -13,12 +13,14 @@ use crate::state::StateStore;
 mod completions;
 mod down;
 mod janitor;
+mod node;
 mod plan;
 mod preflight;
 mod render;
 mod state;
 mod status;
 mod up;
+mod update;
 
 /// Exit codes (documented in the README).
 pub const EXIT_OK: u8 = 0;
@@ -58,6 +60,11 @@ pub enum Command {
     Preflight(preflight::Args),
     /// Delete everything the cluster owns (asks first unless --yes)
     Down(down::Args),
+    /// Day 2: write a new overlay list to Acura's store and redeploy with update_cluster=true
+    Update(update::Args),
+    /// Day 2: remove a dead node, add a node, or replace one
+    #[command(subcommand)]
+    Node(node::What),
     /// Delete whole test clusters older than an age, found by their tags (AWS)
     Janitor(janitor::Args),
     /// Print a file the tool generates: the NGINX config, the ha_env_file, or the security-group audit table
@@ -87,10 +94,26 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// The cluster file as day-2 commands left the cluster (their node set and overlay list
+    /// are in the state), and its state store.
     pub fn load(&self) -> Result<(LoadedConfig, StateStore), Error> {
-        let cfg = config::load(&self.config)?;
+        let mut cfg = config::load(&self.config)?;
         let store = StateStore::for_config(&cfg, self.state_dir.as_deref());
+        if let Some(state) = store.load()? {
+            state.apply_day2(&mut cfg.spec);
+        }
         Ok((cfg, store))
+    }
+}
+
+/// The sudo password (the guide's `-K`): asked for, or from `ACURA_HA_BECOME_PASSWORD`.
+pub fn become_password(ask: bool) -> Result<Option<String>, Error> {
+    if ask {
+        rpassword::prompt_password("BECOME password: ")
+            .map(Some)
+            .map_err(|e| Error::Refused(format!("cannot read the become password: {e}")))
+    } else {
+        Ok(std::env::var("ACURA_HA_BECOME_PASSWORD").ok())
     }
 }
 
@@ -147,6 +170,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Preflight(args) => preflight::exec(args),
         Command::Down(args) => down::exec(args),
         Command::Janitor(args) => janitor::exec(args),
+        Command::Update(args) => update::exec(args),
+        Command::Node(what) => node::exec(what),
         Command::Render(what) => render::exec(what),
         Command::State(what) => state::exec(what),
         Command::Completions(args) => completions::exec(args),

@@ -21,14 +21,7 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<u8, Error> {
     let (cfg, store) = args.cluster.load()?;
-    let become_password = if args.ask_become_pass {
-        Some(
-            rpassword::prompt_password("BECOME password: ")
-                .map_err(|e| Error::Refused(format!("cannot read the become password: {e}")))?,
-        )
-    } else {
-        std::env::var("ACURA_HA_BECOME_PASSWORD").ok()
-    };
+    let become_password = super::become_password(args.ask_become_pass)?;
     let opts = UpOptions {
         yes: args.yes,
         only: args.only,

@@ -335,6 +335,17 @@ pub const K8S_MASTER_PLAYBOOK: &str = "ansible/k8s-master.yaml";
 pub const HA_ACURA_PLAYBOOK: &str = "ansible/ha-acura.yaml";
 /// The inventory file name the guide uses.
 pub const HA_ENV_FILE: &str = "ha_env_file";
+
+/// The guide's "How to ..." section: Acura's own store (a v2-style etcd in pod `etcd-0` of the
+/// default namespace) holds the overlay list under this key.
+pub const ACURA_STORE_POD: &str = "etcd-0";
+pub const OVERLAY_LIST_KEY: &str = "/overlay_list";
+/// The control-plane etcd runs as pod `etcd-<node>` in this namespace, with these certificates.
+pub const CONTROL_PLANE_NAMESPACE: &str = "kube-system";
+pub const ETCD_POD_PREFIX: &str = "etcd-";
+pub const ETCD_CACERT: &str = "/etc/kubernetes/pki/etcd/ca.crt";
+pub const ETCD_CERT: &str = "/etc/kubernetes/pki/etcd/peer.crt";
+pub const ETCD_KEY: &str = "/etc/kubernetes/pki/etcd/peer.key";
 /// The Python the guide asks for on the deploy host.
 pub const DEPLOY_PYTHON: &str = "3.11";
 

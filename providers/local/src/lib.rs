@@ -347,6 +347,38 @@ impl Provider for LocalProvider {
         inventory::inventory(spec, &[])
     }
 
+    /// Stops and removes the named hosts (every process in their namespaces, their veths and
+    /// files) and un-pins their keys; the other hosts are not touched.
+    async fn remove_nodes(
+        &self,
+        spec: &ClusterSpec,
+        names: &[String],
+        journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError> {
+        require_root(current_euid())?;
+        let lab = self.names(spec);
+        for name in names {
+            let h = names::orphan_host(spec, &lab.hosts_dir, name);
+            remove_host(journal, &h).await?;
+        }
+        // The pins of the hosts that remain, from their records.
+        let pinned: Vec<(Ipv4Addr, String)> = lab
+            .hosts
+            .iter()
+            .filter_map(|h| {
+                let r = journal.get(&h.resource)?;
+                Some((h.address, r.outputs.get(OUTPUT_HOST_KEY)?.clone()))
+            })
+            .collect();
+        files::write_if_changed(
+            "lab_network",
+            &lab.known_hosts,
+            &keys::known_hosts(&pinned),
+            0o600,
+        )?;
+        Ok(())
+    }
+
     async fn destroy(
         &self,
         spec: &ClusterSpec,

@@ -1,0 +1,87 @@
+//! `acura-ha node remove NAME | add | replace NAME`: the guide's "remove a dead node" and "add a
+//! new node", one command each.
+
+use super::{ClusterArgs, EXIT_OK};
+use crate::day2::node::{self, NodeOptions};
+use crate::error::Error;
+use crate::output::{self, Format};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// Remove a dead node: kubectl delete node, etcd member remove, out of the load balancer, delete its host
+    Remove(Remove),
+    /// Add a node (dead nodes are removed first): create or take the host, join it with a fresh token, add it to the load balancer
+    Add(Add),
+    /// Replace a node: remove it, then add a new one (resumes if interrupted)
+    Replace(Remove),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Apply without asking (required when there is no terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Remove {
+    /// The node's name (as in `kubectl get nodes`)
+    pub name: String,
+    /// Also when the node is still Ready
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Add {
+    /// The host to take (static provider): its address
+    #[arg(long, value_name = "IP")]
+    pub address: Option<std::net::IpAddr>,
+    /// The new node's name [default: <prefix>-<next number>]; for the static provider its hostname
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn exec(what: What) -> Result<u8, Error> {
+    let common = match &what {
+        What::Remove(r) | What::Replace(r) => &r.common,
+        What::Add(a) => &a.common,
+    };
+    let (cfg, store) = common.cluster.load()?;
+    let mut opts = NodeOptions {
+        yes: common.yes,
+        become_password: super::become_password(common.ask_become_pass)?,
+        ..NodeOptions::default()
+    };
+    let format = common.output;
+    let report = match &what {
+        What::Remove(r) => {
+            opts.force = r.force;
+            super::block_on(node::remove(&cfg, &store, &r.name, &opts))?
+        }
+        What::Replace(r) => {
+            opts.force = r.force;
+            super::block_on(node::replace(&cfg, &store, &r.name, &opts))?
+        }
+        What::Add(a) => {
+            opts.address = a.address;
+            opts.name = a.name.clone();
+            super::block_on(node::add(&cfg, &store, &opts))?
+        }
+    };
+    if format == Format::Json {
+        print!("{}", output::json(&report));
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,274 @@
+//! Day 2: the guide's "How to ..." section as one command each — `update` (the overlay list),
+//! `node remove`, `node add`, `node replace` — run on a live node over SSH, with the load
+//! balancer kept in step and every change recorded in the state so an interrupted command
+//! resumes where it stopped.
+
+pub mod kube;
+pub mod node;
+pub mod update;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use acura_ha_api::model::Host;
+use acura_ha_api::tables;
+
+use crate::bootstrap::postcheck::{self, ClusterHealth};
+use crate::bootstrap::preflight::Pool;
+use crate::bootstrap::ssh::{Session, SshError, SshOptions, Target};
+use crate::bootstrap::{self, inventory as ha_env};
+use crate::config::{self, LoadedConfig};
+use crate::error::Error;
+use crate::plan::{self, StepAction};
+use crate::state::{NodeEntry, State, StateStore, StepRecord, now_rfc3339, write_atomic};
+
+/// A day-2 step that failed on a host.
+#[derive(Debug, thiserror::Error)]
+pub enum Day2Error {
+    #[error("{0}")]
+    Ssh(#[from] SshError),
+    #[error("{step} on {host} failed: {message}")]
+    Command {
+        host: String,
+        step: String,
+        message: String,
+    },
+    #[error("{step} on {host}: cannot read the output: {message}")]
+    Parse {
+        host: String,
+        step: String,
+        message: String,
+    },
+    #[error("no live node answers (tried {tried}): {why}")]
+    NoLiveNode { tried: String, why: String },
+}
+
+/// Prints one step: what, and on which host.
+pub fn say(step: &str, message: impl AsRef<str>) {
+    eprintln!("[{step:>6}] {}", message.as_ref());
+}
+
+/// The state being changed and the pristine cluster file it is applied to.
+pub struct Ctx<'a> {
+    pub store: &'a StateStore,
+    /// The cluster file as written (the state's day-2 changes are applied by [`Ctx::cfg`]).
+    file: LoadedConfig,
+    pub state: State,
+}
+
+impl<'a> Ctx<'a> {
+    /// Loads the state under the caller's lock. A cluster never applied has nothing to change.
+    pub fn open(cfg: &LoadedConfig, store: &'a StateStore) -> Result<Self, Error> {
+        let state = store.load()?.ok_or_else(|| {
+            Error::Usage(format!(
+                "cluster {:?} has no state in {}: run `acura-ha up` first",
+                cfg.spec.cluster.name,
+                store.dir.display()
+            ))
+        })?;
+        let file = config::load(&cfg.path)?;
+        Ok(Ctx { store, file, state })
+    }
+
+    /// The cluster file with the day-2 changes applied: what the cluster is now.
+    pub fn cfg(&self) -> LoadedConfig {
+        let mut c = self.file.clone();
+        self.state.apply_day2(&mut c.spec);
+        c
+    }
+
+    /// The node set, as the state will record it.
+    pub fn members(&self) -> Vec<NodeEntry> {
+        if let Some(n) = &self.state.day2.nodes {
+            return n.clone();
+        }
+        let spec = &self.cfg().spec;
+        spec.node_names()
+            .into_iter()
+            .map(|name| NodeEntry {
+                name,
+                address: None,
+            })
+            .collect()
+    }
+
+    pub fn set_members(&mut self, nodes: Vec<NodeEntry>) {
+        self.state.day2.nodes = Some(nodes);
+    }
+
+    pub fn save(&mut self) -> Result<(), Error> {
+        self.store.save(&mut self.state)
+    }
+
+    /// The hosts as the state knows them now.
+    pub fn inventory(&self) -> Result<acura_ha_api::model::Inventory, Error> {
+        acura_ha_api::inventory::inventory(&self.cfg().spec, &self.state.resources)
+            .map_err(Error::from)
+    }
+
+    pub fn ssh_options(&self) -> SshOptions {
+        crate::engine::ssh_options(&self.cfg(), self.store)
+    }
+
+    /// After a change: rewrites the `ha_env_file` for the current nodes and brings the recorded
+    /// bootstrap steps up to date, so `plan` shows no change for what this command did.
+    pub fn settle(&mut self) -> Result<(), Error> {
+        let cfg = self.cfg();
+        let inv = self.inventory()?;
+        let dir = self.store.cluster_dir();
+        let path = dir.join(tables::HA_ENV_FILE);
+        let key = bootstrap::key_file(&cfg, self.store);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        write_atomic(
+            &path,
+            ha_env::render(&cfg.spec.cluster.name, &inv.nodes, key.as_deref()).as_bytes(),
+        )?;
+        let p = plan::build(
+            &cfg.spec,
+            Some(&self.state),
+            &bootstrap::paths(&cfg, self.store),
+        );
+        for s in &p.bootstrap {
+            if s.action == StepAction::Run && self.state.steps.contains_key(s.id) {
+                self.state.steps.insert(
+                    s.id.to_string(),
+                    StepRecord {
+                        completed_at: now_rfc3339(),
+                        inputs: s.inputs.clone(),
+                    },
+                );
+            }
+        }
+        self.save()
+    }
+}
+
+/// Connects to each host it can within `wait`, in parallel; the others are returned with why.
+pub async fn connect_some(
+    hosts: &[Host],
+    user: &str,
+    opts: &SshOptions,
+    wait: Duration,
+) -> (Pool, Vec<(String, String)>) {
+    let mut opts = opts.clone();
+    opts.connect_timeout = wait;
+    let mut set = tokio::task::JoinSet::new();
+    for h in hosts {
+        let target = Target {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            port: tables::SSH_PORT,
+            user: user.to_string(),
+        };
+        let opts = opts.clone();
+        set.spawn(async move {
+            let r = Session::connect(&target, &opts).await;
+            (target.name, r)
+        });
+    }
+    let mut pool = Pool::default();
+    let mut failed = Vec::new();
+    while let Some(Ok((name, r))) = set.join_next().await {
+        match r {
+            Ok(s) => pool.insert(s),
+            Err(e) => failed.push((name, e.to_string())),
+        }
+    }
+    failed.sort();
+    (pool, failed)
+}
+
+/// A node that answers SSH and whose `kubectl` works, and what it sees of the cluster.
+pub struct Live {
+    pub session: Arc<Session>,
+    pub health: ClusterHealth,
+}
+
+impl Live {
+    pub fn name(&self) -> &str {
+        &self.session.target.name
+    }
+}
+
+/// The first of `nodes` (in order, skipping `exclude`) that answers and can run `kubectl`.
+pub async fn live_node(
+    nodes: &[Host],
+    exclude: &[String],
+    user: &str,
+    opts: &SshOptions,
+) -> Result<(Live, Vec<(String, String)>), Error> {
+    let candidates: Vec<Host> = nodes
+        .iter()
+        .filter(|h| !exclude.contains(&h.name))
+        .cloned()
+        .collect();
+    let (pool, mut unreachable) =
+        connect_some(&candidates, user, opts, Duration::from_secs(10)).await;
+    let mut why = Vec::new();
+    for h in &candidates {
+        let Some(s) = pool.get(&h.name) else { continue };
+        match postcheck::health(&s).await {
+            Ok(health) if health.error.is_none() => {
+                return Ok((Live { session: s, health }, unreachable));
+            }
+            Ok(health) => why.push(format!("{}: {}", h.name, health.error.unwrap_or_default())),
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    why.extend(unreachable.drain(..).map(|(h, e)| format!("{h}: {e}")));
+    Err(Error::Day2(Day2Error::NoLiveNode {
+        tried: candidates
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        why: why.join("; "),
+    }))
+}
+
+/// Removes `address`'s lines from a known_hosts file: a host that is gone must not pin the key
+/// of the next machine that gets its address.
+pub fn unpin(known_hosts: &std::path::Path, address: &str) -> Result<(), Error> {
+    let Ok(text) = std::fs::read_to_string(known_hosts) else {
+        return Ok(());
+    };
+    let bracketed = format!("[{address}]:");
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            let hosts = l.split_whitespace().next().unwrap_or("");
+            !hosts
+                .split(',')
+                .any(|h| h == address || h.starts_with(&bracketed))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept != text {
+        write_atomic(known_hosts, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpin_drops_only_that_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(
+            &kh,
+            "10.0.0.11 ssh-ed25519 AAA1\n10.0.0.12 ssh-ed25519 AAA2\n[10.0.0.12]:2222 ssh-ed25519 AAA3\n10.0.0.121 ssh-ed25519 AAA4\n",
+        )
+        .unwrap();
+        unpin(&kh, "10.0.0.12").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&kh).unwrap(),
+            "10.0.0.11 ssh-ed25519 AAA1\n10.0.0.121 ssh-ed25519 AAA4\n"
+        );
+    }
+}

@@ -1,0 +1,636 @@
+//! `acura-ha node remove | add | replace`: the guide's "remove a dead node" and "add a new node"
+//! as one command each.
+//!
+//! Order matters for a consistent state: Kubernetes and etcd first (on a live node), then the
+//! state's node set, then the load balancer, then the host itself; a new node is recorded as
+//! pending *before* anything is created for it, so a re-run resumes with the same name.
+
+use std::time::Duration;
+
+use acura_ha_api::model::{Host, Inventory};
+use acura_ha_api::provider::Provider;
+use acura_ha_api::spec::{LbKind, ProviderKind};
+use serde::Serialize;
+
+use super::{Ctx, Live, kube, live_node, say, unpin};
+use crate::bootstrap::ansible::{self, SecretVars};
+use crate::bootstrap::preflight;
+use crate::bootstrap::{self, inventory as ha_env, lbhost, playbook, postcheck};
+use crate::engine;
+use crate::error::Error;
+use crate::progress::Progress;
+use crate::state::{NodeEntry, Pending, StateJournal};
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    pub yes: bool,
+    /// Remove a node that is still Ready.
+    pub force: bool,
+    /// `node add`: the host to take (static).
+    pub address: Option<std::net::IpAddr>,
+    /// `node add`: the new node's name (static: its hostname).
+    pub name: Option<String>,
+    pub become_password: Option<String>,
+}
+
+/// What a node command did.
+#[derive(Debug, Default, Serialize)]
+pub struct NodeReport {
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
+/// Refuses what etcd cannot survive, and says what an even count means.
+fn check_count(remaining: usize, name: &str) -> Result<(), Error> {
+    if remaining == 0 {
+        return Err(Error::Refused(format!(
+            "removing {name} would remove the last etcd member: the cluster would be gone. Use `acura-ha down` to delete the whole cluster"
+        )));
+    }
+    if remaining % 2 == 0 {
+        eprintln!(
+            "warning: without {name} the cluster has {remaining} members, an even count: etcd's quorum is then {} and it survives no more failures than with {}; run `acura-ha node add` to return to an odd count",
+            remaining / 2 + 1,
+            remaining - 1
+        );
+    }
+    Ok(())
+}
+
+/// Whether the provider made the hosts (then it deletes them) or they are the user's.
+fn creates_hosts(ctx: &Ctx) -> bool {
+    ctx.cfg().spec.provider_kind() != ProviderKind::Static
+}
+
+/// The recorded host resource of `name` (`instance[..]`, `lab_host[..]`), if any is left.
+fn host_left(ctx: &Ctx, name: &str) -> bool {
+    let suffix = format!("[{name}]");
+    ctx.state
+        .resources
+        .iter()
+        .any(|r| r.address.ends_with(&suffix))
+}
+
+/// Re-renders and reloads NGINX for the current nodes (load balancer kind `nginx`).
+async fn reconfigure_nginx(ctx: &Ctx<'_>, inv: &Inventory) -> Result<(), Error> {
+    let Some(lb) = &inv.lb.nginx_host else {
+        return Ok(());
+    };
+    let cfg = ctx.cfg();
+    let (pool, failed) = super::connect_some(
+        std::slice::from_ref(lb),
+        &cfg.spec.access.ssh_user,
+        &ctx.ssh_options(),
+        Duration::from_secs(30),
+    )
+    .await;
+    let Some(session) = pool.get(&lb.name) else {
+        return Err(Error::Day2(super::Day2Error::Command {
+            host: lb.name.clone(),
+            step: "reconfigure NGINX".into(),
+            message: failed.first().map(|(_, e)| e.clone()).unwrap_or_default(),
+        }));
+    };
+    say(
+        "lb",
+        format!(
+            "NGINX upstreams on {} -> {}",
+            lb.name,
+            inv.nodes
+                .iter()
+                .map(|h| format!("{} ({})", h.name, h.address))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let mut progress = Progress::new("nginx");
+    lbhost::configure(&session, &cfg.spec.cluster.name, &inv.nodes, &mut progress).await?;
+    progress.done(format!("{} reloaded", lb.name));
+    Ok(())
+}
+
+/// Takes `name` out of Kubernetes, etcd, the state's node set, the load balancer, and deletes
+/// its host. Each part is skipped when already done, so a re-run finishes an interrupted one.
+async fn remove_one(
+    ctx: &mut Ctx<'_>,
+    provider: &dyn Provider,
+    live: &Live,
+    name: &str,
+) -> Result<(), Error> {
+    let host_before = ctx.inventory()?.nodes.into_iter().find(|h| h.name == name);
+    say(
+        "k8s",
+        format!("kubectl delete node {name} (on {})", live.name()),
+    );
+    if !kube::delete_node(&live.session, name).await? {
+        say("k8s", format!("{name} was already gone from Kubernetes"));
+    }
+    say(
+        "etcd",
+        format!(
+            "member list through etcd-{} (on {})",
+            live.name(),
+            live.name()
+        ),
+    );
+    let members = kube::member_list(&live.session, live.name()).await?;
+    match members.iter().find(|m| m.name == name) {
+        Some(m) => {
+            say(
+                "etcd",
+                format!("member remove {} ({name}, on {})", m.id, live.name()),
+            );
+            kube::member_remove(&live.session, live.name(), &m.id).await?;
+        }
+        None => say("etcd", format!("{name} was already not an etcd member")),
+    }
+    let mut nodes = ctx.members();
+    nodes.retain(|n| n.name != name);
+    ctx.set_members(nodes);
+    if !ctx.state.day2.retired.iter().any(|r| r == name) {
+        ctx.state.day2.retired.push(name.to_string());
+    }
+    ctx.save()?;
+
+    let cfg = ctx.cfg();
+    match cfg.spec.load_balancer.kind {
+        LbKind::Nginx => reconfigure_nginx(ctx, &ctx.inventory()?).await?,
+        LbKind::Cloud => say(
+            "lb",
+            format!("{name} leaves the cloud load balancer with its host"),
+        ),
+        LbKind::External => eprintln!(
+            "note: the load balancer at {} is yours: take {name} out of its pools",
+            cfg.spec.load_balancer.address.as_deref().unwrap_or("?")
+        ),
+    }
+    if creates_hosts(ctx) {
+        say(
+            "host",
+            format!("deleting {name} ({} provider)", provider.kind().as_str()),
+        );
+        let mut journal = StateJournal {
+            store: ctx.store,
+            state: &mut ctx.state,
+        };
+        provider
+            .remove_nodes(&cfg.spec, &[name.to_string()], &mut journal)
+            .await?;
+    } else {
+        say("host", format!("{name} is your host: it is left as it is"));
+    }
+    if let Some(h) = host_before {
+        unpin(&ctx.store.cluster_dir().join("known_hosts"), &h.address)?;
+    }
+    ctx.settle()
+}
+
+/// Resolves the node to remove for `remove`/`replace`: a member, or one whose removal was
+/// interrupted (its host is still recorded).
+fn removable(ctx: &Ctx, name: &str) -> bool {
+    ctx.members().iter().any(|n| n.name == name) || host_left(ctx, name)
+}
+
+/// `node remove NAME`.
+pub async fn remove(
+    loaded: &crate::config::LoadedConfig,
+    store: &crate::state::StateStore,
+    name: &str,
+    opts: &NodeOptions,
+) -> Result<NodeReport, Error> {
+    let provider = engine::provider(loaded, store)?;
+    let _lock = store.lock("node remove")?;
+    let mut ctx = Ctx::open(loaded, store)?;
+    let mut report = NodeReport::default();
+    if !removable(&ctx, name) {
+        println!(
+            "{name} is not a node of cluster {:?} (nodes: {}): nothing to do.",
+            ctx.cfg().spec.cluster.name,
+            names(&ctx.members())
+        );
+        report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
+        return Ok(report);
+    }
+    let remaining = ctx.members().iter().filter(|n| n.name != name).count();
+    check_count(remaining, name)?;
+    let now = ctx.cfg();
+    let inv = ctx.inventory()?;
+    let (live, unreachable) = live_node(
+        &inv.nodes,
+        &[name.to_string()],
+        &now.spec.access.ssh_user,
+        &ctx.ssh_options(),
+    )
+    .await?;
+    for (h, why) in &unreachable {
+        eprintln!("note: {h} does not answer either: {why}");
+    }
+    if live.health.nodes_ready.iter().any(|n| n == name) && !opts.force {
+        return Err(Error::Refused(format!(
+            "{name} is still Ready (asked {}): it is not dead. Pass --force to remove a live node",
+            live.name()
+        )));
+    }
+    print_removal(&ctx, &live, name);
+    engine::confirm(&format!("\nRemove {name}?"), opts.yes)?;
+    remove_one(&mut ctx, provider.as_ref(), &live, name).await?;
+    report.removed.push(name.to_string());
+    report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
+    println!("\n{name} removed. Nodes now: {}.", report.nodes.join(", "));
+    Ok(report)
+}
+
+fn names(nodes: &[NodeEntry]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_removal(ctx: &Ctx, live: &Live, name: &str) {
+    let cfg = ctx.cfg();
+    println!("Remove node {name} (live node: {}):", live.name());
+    println!("  - kubectl delete node {name}");
+    println!("  - etcdctl member remove <the ID of {name}>");
+    match cfg.spec.load_balancer.kind {
+        LbKind::Nginx => println!("  - NGINX upstreams re-rendered without it, and reloaded"),
+        LbKind::Cloud => println!("  - out of the cloud load balancer"),
+        LbKind::External => println!("  - (your load balancer: take it out yourself)"),
+    }
+    if creates_hosts(ctx) {
+        println!("  - delete its host (VM and volume)");
+    }
+}
+
+/// `node add`.
+pub async fn add(
+    loaded: &crate::config::LoadedConfig,
+    store: &crate::state::StateStore,
+    opts: &NodeOptions,
+) -> Result<NodeReport, Error> {
+    let provider = engine::provider(loaded, store)?;
+    let _lock = store.lock("node add")?;
+    let mut ctx = Ctx::open(loaded, store)?;
+    let new = match &ctx.state.day2.pending {
+        Some(p) => {
+            eprintln!(
+                "note: resuming the unfinished `node {}` of {}",
+                p.operation, p.new
+            );
+            p.new.clone()
+        }
+        None => new_name(&ctx, opts)?,
+    };
+    let mut report = NodeReport::default();
+    let old = ctx.state.day2.pending.as_ref().and_then(|p| p.old.clone());
+    add_flow(&mut ctx, provider.as_ref(), &new, old, opts, &mut report).await?;
+    Ok(report)
+}
+
+/// `node replace NAME`.
+pub async fn replace(
+    loaded: &crate::config::LoadedConfig,
+    store: &crate::state::StateStore,
+    name: &str,
+    opts: &NodeOptions,
+) -> Result<NodeReport, Error> {
+    let provider = engine::provider(loaded, store)?;
+    let _lock = store.lock("node replace")?;
+    let mut ctx = Ctx::open(loaded, store)?;
+    let mut report = NodeReport::default();
+    let new = match &ctx.state.day2.pending {
+        Some(p) if p.old.as_deref() == Some(name) => {
+            eprintln!(
+                "note: resuming the unfinished replacement of {name} by {}",
+                p.new
+            );
+            p.new.clone()
+        }
+        Some(p) => {
+            return Err(Error::Refused(format!(
+                "an unfinished `node {}` of {} comes first: run it again to finish it",
+                p.operation, p.new
+            )));
+        }
+        None if !removable(&ctx, name) => {
+            println!(
+                "{name} is not a node of cluster {:?} (nodes: {}): nothing to replace.",
+                ctx.cfg().spec.cluster.name,
+                names(&ctx.members())
+            );
+            report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
+            return Ok(report);
+        }
+        None => new_name(&ctx, opts)?,
+    };
+    add_flow(
+        &mut ctx,
+        provider.as_ref(),
+        &new,
+        Some(name.to_string()),
+        opts,
+        &mut report,
+    )
+    .await?;
+    Ok(report)
+}
+
+/// The new node's name: `--name`, or one past the highest number ever used.
+fn new_name(ctx: &Ctx, opts: &NodeOptions) -> Result<String, Error> {
+    let cfg = ctx.cfg();
+    let spec = &cfg.spec;
+    match (spec.provider_kind(), &opts.address) {
+        (ProviderKind::Static, None) => {
+            return Err(Error::Usage(
+                "the static provider takes a host you made: give --address IP (and --name HOSTNAME)".into(),
+            ));
+        }
+        (ProviderKind::Static, Some(_)) => {}
+        (kind, Some(_)) => {
+            return Err(Error::Usage(format!(
+                "--address is for the static provider; the {} provider creates the new host itself",
+                kind.as_str()
+            )));
+        }
+        _ => {}
+    }
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => spec.next_node_name(&ctx.state.day2.retired),
+    };
+    if name.is_empty() || name.contains('.') {
+        return Err(Error::Usage(format!(
+            "node name {name:?}: a hostname without dots is needed"
+        )));
+    }
+    if ctx.members().iter().any(|n| n.name == name) || ctx.state.day2.retired.contains(&name) {
+        return Err(Error::Usage(format!(
+            "{name} is (or was) a node of this cluster: choose another --name"
+        )));
+    }
+    Ok(name)
+}
+
+/// Removes `old` (replace) and the dead nodes, then adds `new`, then joins it.
+async fn add_flow(
+    ctx: &mut Ctx<'_>,
+    provider: &dyn Provider,
+    new: &str,
+    old: Option<String>,
+    opts: &NodeOptions,
+    report: &mut NodeReport,
+) -> Result<(), Error> {
+    let cfg = ctx.cfg();
+    let spec = &cfg.spec;
+    let inv = ctx.inventory()?;
+    let mut exclude = vec![new.to_string()];
+    exclude.extend(old.clone());
+    let (live, unreachable) = live_node(
+        &inv.nodes,
+        &exclude,
+        &spec.access.ssh_user,
+        &ctx.ssh_options(),
+    )
+    .await?;
+    let new_is_member = ctx.members().iter().any(|n| n.name == new);
+    // The guide's first step: dead nodes go before a new one joins.
+    let mut dead: Vec<String> = ctx
+        .members()
+        .iter()
+        .map(|n| n.name.clone())
+        .filter(|n| n != new && Some(n) != old.as_ref())
+        .filter(|n| !live.health.nodes_ready.contains(n))
+        .collect();
+    for (h, _) in &unreachable {
+        if !dead.contains(h) && h != new && Some(h) != old.as_ref() {
+            dead.push(h.clone());
+        }
+    }
+    let mut removals: Vec<String> = Vec::new();
+    if let Some(o) = &old
+        && removable(ctx, o)
+    {
+        if live.health.nodes_ready.contains(o) && !opts.force {
+            return Err(Error::Refused(format!(
+                "{o} is still Ready (asked {}): pass --force to replace a live node",
+                live.name()
+            )));
+        }
+        removals.push(o.clone());
+    }
+    removals.extend(dead.iter().cloned());
+    let remaining = ctx
+        .members()
+        .iter()
+        .filter(|n| !removals.contains(&n.name) && n.name != new)
+        .count();
+    if remaining == 0 {
+        return Err(Error::Refused(
+            "no live node would be left to join the new one to".into(),
+        ));
+    }
+
+    println!(
+        "Node change on cluster {:?} (live node: {}):",
+        spec.cluster.name,
+        live.name()
+    );
+    for r in &removals {
+        let why = if Some(r) == old.as_ref() {
+            "replaced"
+        } else {
+            "dead"
+        };
+        println!(
+            "  - remove {r} ({why}): kubectl delete node, etcd member remove, out of the load balancer{}",
+            if creates_hosts(ctx) {
+                ", delete its host"
+            } else {
+                ""
+            }
+        );
+    }
+    let how = match spec.provider_kind() {
+        ProviderKind::Static => format!(
+            "take your host at {}",
+            opts.address
+                .map(|a| a.to_string())
+                .or_else(|| ctx
+                    .members()
+                    .iter()
+                    .find(|n| n.name == new)
+                    .and_then(|n| n.address.map(|a| a.to_string())))
+                .unwrap_or_else(|| "?".into())
+        ),
+        kind => format!("create it ({} provider)", kind.as_str()),
+    };
+    println!(
+        "  + add {new}: {how}, check it, then join it with a fresh join token and certificate key from {} (ansible/k8s-master.yaml on {new} only), add it to the load balancer, wait until it is Ready",
+        live.name()
+    );
+    engine::confirm("\nApply this change?", opts.yes)?;
+
+    // Write-ahead: the new name is fixed before anything happens, so a re-run resumes with it.
+    if ctx.state.day2.pending.is_none() {
+        ctx.state.day2.pending = Some(Pending {
+            operation: if old.is_some() { "replace" } else { "add" }.into(),
+            old: old.clone(),
+            new: new.to_string(),
+        });
+        ctx.save()?;
+    }
+    for r in &removals {
+        remove_one(ctx, provider, &live, r).await?;
+        report.removed.push(r.clone());
+    }
+    if !new_is_member {
+        let mut nodes = ctx.members();
+        nodes.push(NodeEntry {
+            name: new.to_string(),
+            address: opts.address,
+        });
+        ctx.set_members(nodes);
+        ctx.save()?;
+    }
+    let cfg = ctx.cfg();
+    let spec = &cfg.spec;
+    let inv = if creates_hosts(ctx) {
+        let mut progress = Progress::new("provision");
+        progress.update(format!("{new} ({} provider)", provider.kind().as_str()));
+        let mut journal = StateJournal {
+            store: ctx.store,
+            state: &mut ctx.state,
+        };
+        let inv = provider.provision(spec, &mut journal).await?;
+        progress.done(format!("{new} created"));
+        // Addresses the provider knows only after creation come from the state.
+        ctx.inventory().unwrap_or(inv)
+    } else {
+        ctx.inventory()?
+    };
+    let host = inv
+        .nodes
+        .iter()
+        .find(|h| h.name == new)
+        .cloned()
+        .ok_or_else(|| Error::Usage(format!("{new}: no address known after provisioning")))?;
+    join(ctx, &live, &host, &inv, opts).await?;
+    ctx.state.day2.pending = None;
+    ctx.settle()?;
+    report.added.push(new.to_string());
+    report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
+    println!(
+        "\n{new} joined the cluster. Nodes now: {}.",
+        report.nodes.join(", ")
+    );
+    Ok(())
+}
+
+/// Logs in to the new host, checks it, joins it with fresh secrets, puts it behind the load
+/// balancer and waits until it is Ready.
+async fn join(
+    ctx: &mut Ctx<'_>,
+    live: &Live,
+    host: &Host,
+    inv: &Inventory,
+    opts: &NodeOptions,
+) -> Result<(), Error> {
+    let cfg = ctx.cfg();
+    let spec = &cfg.spec;
+    let user = spec.access.ssh_user.clone();
+    let mut progress = Progress::new("ssh");
+    let pool = preflight::connect_all(
+        &[(host.clone(), user.clone())],
+        &ctx.ssh_options(),
+        Duration::from_secs(spec.ssh_wait_secs()),
+        &mut progress,
+    )
+    .await
+    .map_err(Error::Unreachable)?;
+    progress.done(format!("{} answers", host.name));
+    let checks = engine::expectations(
+        spec,
+        &[(host.clone(), "node")],
+        opts.become_password.is_some(),
+    );
+    let mut progress = Progress::new("preflight");
+    let reports = preflight::run(&pool, &checks, Duration::from_secs(600), &mut progress).await;
+    println!("\n{}", preflight::table(&reports));
+    engine::fail_on(&reports)?;
+
+    let already = postcheck::health(&live.session)
+        .await
+        .map(|h| h.nodes_ready.contains(&host.name))
+        .unwrap_or(false);
+    if already {
+        say(
+            "join",
+            format!("{} is already Ready: no join needed", host.name),
+        );
+    } else {
+        say(
+            "token",
+            format!(
+                "kubeadm token create --print-join-command and kubeadm init phase upload-certs --upload-certs (on {}; values not shown)",
+                live.name()
+            ),
+        );
+        let secrets = kube::join_secrets(&live.session).await?;
+        let dir = ctx.store.cluster_dir();
+        let join_inv = dir.join(format!("{}.join", acura_ha_api::tables::HA_ENV_FILE));
+        let key = bootstrap::key_file(&cfg, ctx.store);
+        crate::state::write_atomic(
+            &join_inv,
+            ha_env::render(
+                &spec.cluster.name,
+                std::slice::from_ref(host),
+                key.as_deref(),
+            )
+            .as_bytes(),
+        )?;
+        let run = playbook::k8s_join(spec, &inv.lb.address, &join_inv.display().to_string());
+        let mut vars = SecretVars::default();
+        vars.0.push(("master_token".into(), secrets.master_token));
+        vars.0.push((
+            "master_discovery_token".into(),
+            secrets.master_discovery_token,
+        ));
+        vars.0
+            .push(("master_cert_key".into(), secrets.master_cert_key));
+        if let Some(pw) = &opts.become_password {
+            vars.0.push(("ansible_become_password".into(), pw.clone()));
+        }
+        let ws = engine::workspace(&cfg, ctx.store).await?;
+        say(
+            "join",
+            format!(
+                "{} (+ master_token, master_discovery_token, master_cert_key from a 0600 file)",
+                run.command_line()
+            ),
+        );
+        let result = ansible::run_playbook(&ws, &run, &vars, "k8s-master-join", false).await;
+        drop(vars);
+        let _ = std::fs::remove_file(&join_inv);
+        result?;
+    }
+    match spec.load_balancer.kind {
+        LbKind::Nginx => reconfigure_nginx(ctx, inv).await?,
+        LbKind::Cloud => say(
+            "lb",
+            format!("{} is a member of the cloud load balancer", host.name),
+        ),
+        LbKind::External => eprintln!(
+            "note: the load balancer at {} is yours: add {} ({}) to its pools",
+            spec.load_balancer.address.as_deref().unwrap_or("?"),
+            host.name,
+            host.address
+        ),
+    }
+    let names: Vec<String> = inv.nodes.iter().map(|h| h.name.clone()).collect();
+    let mut progress = Progress::new("ready");
+    let wait = Duration::from_secs(spec.preflight.ready_wait_secs.unwrap_or(1800));
+    postcheck::wait_ready(&live.session, &names, wait, &mut progress).await?;
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `acura-ha update`: the guide's "update an already deployed Acura" — read `/overlay_list` from
+//! Acura's store on a live node, show the change, write the new list, then run
+//! `ansible/ha-acura.yaml` with the full list and `update_cluster=true`.
+
+use serde::Serialize;
+
+use super::{Ctx, kube, live_node, say};
+use crate::bootstrap::ansible::{self, SecretVars};
+use crate::bootstrap::playbook;
+use crate::config::LoadedConfig;
+use crate::engine;
+use crate::error::Error;
+use crate::state::StateStore;
+
+#[derive(Debug, Default, Clone)]
+pub struct UpdateOptions {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+    pub yes: bool,
+}
+
+/// What `update` did.
+#[derive(Debug, Serialize)]
+pub struct UpdateReport {
+    pub live_node: String,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+    pub written: bool,
+}
+
+/// The new list: `current` without `remove`, then each of `add` not already in it.
+pub fn changed_list(current: &[String], add: &[String], remove: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|o| !remove.contains(o))
+        .cloned()
+        .collect();
+    for a in add {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+pub async fn update(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    opts: &UpdateOptions,
+    become_password: Option<String>,
+) -> Result<UpdateReport, Error> {
+    let _lock = store.lock("update")?;
+    let mut ctx = Ctx::open(cfg, store)?;
+    let now = ctx.cfg();
+    let spec = &now.spec;
+    for r in &opts.remove {
+        if opts.add.contains(r) {
+            return Err(Error::Usage(format!(
+                "{r:?} is both added and removed: name it once"
+            )));
+        }
+    }
+    let inv = ctx.inventory()?;
+    let (live, _) = live_node(&inv.nodes, &[], &spec.access.ssh_user, &ctx.ssh_options()).await?;
+    say(
+        "read",
+        format!("/overlay_list from etcd-0 (on {})", live.name()),
+    );
+    let before = kube::overlay_get(&live.session).await?;
+    for r in &opts.remove {
+        if !before.contains(r) {
+            eprintln!("note: {r:?} is not in the overlay list: nothing to remove");
+        }
+    }
+    let after = changed_list(&before, &opts.add, &opts.remove);
+    println!("overlay_list on {}:", live.name());
+    for o in &before {
+        let mark = if after.contains(o) { " " } else { "-" };
+        println!("  {mark} {o}");
+    }
+    for o in after.iter().filter(|o| !before.contains(o)) {
+        println!("  + {o}");
+    }
+    let written = after != before;
+    let inventory = store
+        .cluster_dir()
+        .join(acura_ha_api::tables::HA_ENV_FILE)
+        .display()
+        .to_string();
+    let run = playbook::ha_acura(spec, &after, true, &inventory);
+    println!(
+        "\n{}then run: {}",
+        if written {
+            "write the new list to etcd-0, "
+        } else {
+            "the list is unchanged; "
+        },
+        run.command_line()
+    );
+    engine::confirm("\nApply this update?", opts.yes)?;
+    if written {
+        say(
+            "write",
+            format!("/overlay_list in etcd-0 (on {})", live.name()),
+        );
+        kube::overlay_set(&live.session, &after).await?;
+    }
+    // The state follows the store at once: a failed playbook below is re-run with this list.
+    ctx.state.day2.overlays = Some(after.clone());
+    ctx.save()?;
+    ctx.settle()?;
+    let ws = engine::workspace(&ctx.cfg(), store).await?;
+    let mut secrets = SecretVars::default();
+    if let Some(pw) = become_password {
+        secrets.0.push(("ansible_become_password".into(), pw));
+    }
+    say("run", format!("ha-acura (update): {}", run.command_line()));
+    ansible::run_playbook(&ws, &run, &secrets, "ha-acura-update", false).await?;
+    println!(
+        "\nAcura updated with {} overlay(s) (live node {}).",
+        after.len(),
+        live.name()
+    );
+    Ok(UpdateReport {
+        live_node: live.name().to_string(),
+        before,
+        after,
+        written,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_append_once_and_removes_keep_order() {
+        let cur: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(
+            changed_list(&cur, &["d".into(), "a".into()], &["b".into()]),
+            ["a", "c", "d"].map(String::from).to_vec()
+        );
+        assert_eq!(changed_list(&cur, &[], &[]), cur);
+    }
+}

@@ -48,7 +48,7 @@ fn check_count(remaining: usize, name: &str) -> Result<(), Error> {
             "removing {name} would remove the last etcd member: the cluster would be gone. Use `acura-ha down` to delete the whole cluster"
         )));
     }
-    if remaining % 2 == 0 {
+    if remaining.is_multiple_of(2) {
         eprintln!(
             "warning: without {name} the cluster has {remaining} members, an even count: etcd's quorum is then {} and it survives no more failures than with {}; run `acura-ha node add` to return to an odd count",
             remaining / 2 + 1,

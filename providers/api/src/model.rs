@@ -23,6 +23,11 @@ pub enum Kind {
     Listener,
     Pool,
     HealthMonitor,
+    /// One node's membership in a load-balancer pool (OpenStack Octavia), so that removing a
+    /// node removes exactly its members.
+    Member,
+    /// A floating IP the provider allocated (OpenStack).
+    FloatingIp,
     /// A host the tool uses but does not create (`static`, or an external load balancer).
     ExistingHost,
     /// The local target's bridge, safety route and lab resolver.
@@ -45,6 +50,8 @@ impl Kind {
             Kind::Listener => "listener",
             Kind::Pool => "pool",
             Kind::HealthMonitor => "health_monitor",
+            Kind::Member => "member",
+            Kind::FloatingIp => "floating_ip",
             Kind::ExistingHost => "existing_host",
             Kind::LabNetwork => "lab_network",
             Kind::LabHost => "lab_host",

@@ -301,6 +301,18 @@ pub struct OpenStackSection {
     pub lb_flavor: Option<String>,
     #[serde(default)]
     pub anti_affinity: AntiAffinity,
+    /// The subnet (name or ID) of `network` the nodes and the load balancer's VIP use;
+    /// otherwise the network's first IPv4 subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// The catalog interface: `public` (default), `internal` or `admin`; otherwise
+    /// `OS_INTERFACE` or the clouds.yaml entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// A PEM CA bundle to trust (relative to the cluster file); otherwise `OS_CACERT` or the
+    /// clouds.yaml entry's `cacert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -220,16 +220,12 @@ fn help_lists_only_working_commands() {
         "render",
         "state",
         "completions",
+        "update",
+        "node",
     ] {
         assert!(
             help.contains(&format!("  {cmd} ")),
             "{cmd} missing from --help"
-        );
-    }
-    for future in ["  node ", "  update "] {
-        assert!(
-            !help.contains(future),
-            "{future} is in --help before it works"
         );
     }
 }

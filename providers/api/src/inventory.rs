@@ -1,7 +1,7 @@
 //! The hosts and load-balancer address of a cluster, from the cluster file where they are
 //! known offline (`static`, `local`) and from the state's recorded outputs otherwise.
 
-use crate::desired::{LOCAL_LB, local_address};
+use crate::desired::{LOCAL_LB, local_address, local_node_index};
 use crate::model::{Host, Inventory, LbEndpoint, Recorded};
 use crate::provider::ProviderError;
 use crate::spec::{ClusterSpec, LbKind, ProviderKind};
@@ -48,8 +48,8 @@ pub fn inventory(spec: &ClusterSpec, recorded: &[Recorded]) -> Result<Inventory,
                 .into_iter()
                 .enumerate()
                 .map(|(k, name)| Host {
+                    address: local_address(spec, local_node_index(spec, k, &name)).to_string(),
                     name,
-                    address: local_address(spec, LOCAL_LB + 1 + k as u32).to_string(),
                 })
                 .collect();
             let address = local_address(spec, LOCAL_LB).to_string();

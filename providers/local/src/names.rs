@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use acura_ha_api::desired::{LOCAL_GATEWAY, LOCAL_LB, local_address};
+use acura_ha_api::desired::{LOCAL_GATEWAY, LOCAL_LB, local_address, local_node_index};
 use acura_ha_api::model::Kind;
 use acura_ha_api::spec::ClusterSpec;
 use ipnet::Ipv4Net;
@@ -151,7 +151,7 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
         .node_names()
         .into_iter()
         .enumerate()
-        .map(|(k, name)| (LOCAL_LB + 1 + k as u32, name))
+        .map(|(k, name)| (local_node_index(spec, k, &name), name))
         .collect();
     indexed.push((LOCAL_LB, spec.lb_host_name()));
     let hosts = indexed

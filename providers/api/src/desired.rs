@@ -425,6 +425,12 @@ pub fn local_address(spec: &ClusterSpec, host_index: u32) -> std::net::Ipv4Addr 
     std::net::Ipv4Addr::from(base + host_index)
 }
 
+/// Index (in [`local_address`]) of the `k`-th node (0-based) named `name`: by the name's
+/// number, not its position, so `node remove` never moves the other nodes.
+pub fn local_node_index(spec: &ClusterSpec, k: usize, name: &str) -> u32 {
+    LOCAL_LB + spec.node_number(name).unwrap_or(k as u32 + 1)
+}
+
 /// Index (in [`local_address`]) of the deploy side of the lab bridge.
 pub const LOCAL_GATEWAY: u32 = 1;
 /// Index of the NGINX host.
@@ -455,10 +461,8 @@ fn local(spec: &ClusterSpec) -> Vec<Resource> {
     let rules = ingress_rules(spec).len();
     let names = spec.node_names();
     for (k, name) in names.iter().enumerate() {
-        // By the name's number, not its position: `node remove` must not move the others.
-        let number = spec.node_number(name).unwrap_or(k as u32 + 1);
         let mut r = Resource::new(Kind::LabHost, Some(name), name.clone())
-            .attr("address", local_address(spec, LOCAL_LB + number))
+            .attr("address", local_address(spec, local_node_index(spec, k, name)))
             .attr("hostname", name)
             .attr("sshd", "own host key, key-only login")
             .attr("firewall", format!("nftables: the guide's {rules} rules"))

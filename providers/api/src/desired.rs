@@ -462,7 +462,10 @@ fn local(spec: &ClusterSpec) -> Vec<Resource> {
     let names = spec.node_names();
     for (k, name) in names.iter().enumerate() {
         let mut r = Resource::new(Kind::LabHost, Some(name), name.clone())
-            .attr("address", local_address(spec, local_node_index(spec, k, name)))
+            .attr(
+                "address",
+                local_address(spec, local_node_index(spec, k, name)),
+            )
             .attr("hostname", name)
             .attr("sshd", "own host key, key-only login")
             .attr("firewall", format!("nftables: the guide's {rules} rules"))

@@ -8,8 +8,8 @@
 //! and is recorded in the journal before the create call and again the moment its ID is known.
 
 pub mod client;
-pub mod config;
 mod compute;
+pub mod config;
 mod image;
 mod network;
 mod octavia;
@@ -237,10 +237,8 @@ impl Provider for OpenStackProvider {
             pace: self.pace,
         };
         // Lookups (nothing created yet), then the quota preflight.
-        let (look, existing) = tokio::try_join!(
-            compute::lookups(&cx),
-            compute::cluster_servers(&cx),
-        )?;
+        let (look, existing) =
+            tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
         quota::preflight(&cx, &desired, &look, &existing).await?;
         let nodes = async {
             let (key_name, sg, group) = tokio::try_join!(

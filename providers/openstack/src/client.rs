@@ -1,0 +1,564 @@
+//! The session: a Keystone v3 token, the catalog's endpoints, and one `call` that sends JSON,
+//! retries what is safe to retry (5xx, 429 with `Retry-After`, connection errors on GET and
+//! DELETE), and turns every failure into an [`ApiError`] with the request ID.
+
+use std::time::Duration;
+
+use acura_ha_api::provider::ProviderError;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::config::{CloudConfig, Credentials, Named};
+
+/// A failed call: HTTP status (None: no answer), the error's type or fault name, its message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: Option<u16>,
+    /// `SecurityGroupRuleExists`, `itemNotFound`, `Client`...
+    pub kind: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+    pub fn conflict(&self) -> bool {
+        self.status == Some(409)
+    }
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind.as_deref() == Some(kind)
+    }
+    /// The outcome of a create is unknown: no answer, or a server-side failure.
+    pub fn outcome_unknown(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => s >= 500,
+        }
+    }
+    /// Worth asking again (not for creates: see [`outcome_unknown`](Self::outcome_unknown)).
+    pub fn transient(&self) -> bool {
+        matches!(self.status, None | Some(429) | Some(500..=599))
+    }
+    pub fn into_provider(self, resource: &str) -> ProviderError {
+        let message = match (&self.status, &self.kind) {
+            (Some(s), Some(k)) => format!("HTTP {s} {k}: {}", self.message),
+            (Some(s), None) => format!("HTTP {s}: {}", self.message),
+            (None, _) => self.message.clone(),
+        };
+        ProviderError::Cloud {
+            resource: resource.to_string(),
+            message,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// The services this tool uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Compute,
+    Network,
+    Volume,
+    Image,
+    LoadBalancer,
+}
+
+impl Service {
+    fn types(self) -> &'static [&'static str] {
+        match self {
+            Service::Compute => &["compute"],
+            Service::Network => &["network"],
+            Service::Volume => &["block-storage", "volumev3", "volume"],
+            Service::Image => &["image"],
+            Service::LoadBalancer => &["load-balancer"],
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Service::Compute => "compute (Nova)",
+            Service::Network => "network (Neutron)",
+            Service::Volume => "block-storage (Cinder)",
+            Service::Image => "image (Glance)",
+            Service::LoadBalancer => "load-balancer (Octavia)",
+        }
+    }
+}
+
+/// A token and the endpoints picked from its catalog.
+pub struct Session {
+    http: reqwest::Client,
+    token: String,
+    pub project_id: String,
+    compute: Option<String>,
+    network: Option<String>,
+    volume: Option<String>,
+    image: Option<String>,
+    load_balancer: Option<String>,
+    /// Where the credentials came from (a 401 names it).
+    pub source: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"***")
+            .field("project_id", &self.project_id)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+const NOVA_VERSION: &str = "compute 2.67";
+
+fn request_id(h: &reqwest::header::HeaderMap) -> Option<String> {
+    ["x-openstack-request-id", "x-compute-request-id"]
+        .iter()
+        .find_map(|k| h.get(*k))
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+/// The error type and message of any of the services' error bodies.
+pub fn parse_error(body: &str) -> (Option<String>, Option<String>) {
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        let t = body.trim();
+        return (None, (!t.is_empty()).then(|| t.chars().take(300).collect()));
+    };
+    if let Some(n) = v.get("NeutronError") {
+        return (str_of(n, "type"), str_of(n, "message"));
+    }
+    if let Some(s) = v.get("faultstring") {
+        return (str_of(&v, "faultcode"), s.as_str().map(String::from));
+    }
+    if let Some(e) = v.get("error").filter(|e| e.is_object()) {
+        return (str_of(e, "title"), str_of(e, "message"));
+    }
+    if let Some(obj) = v.as_object()
+        && obj.len() == 1
+        && let Some((name, inner)) = obj.iter().next()
+        && inner.get("message").is_some()
+    {
+        return (Some(name.clone()), str_of(inner, "message"));
+    }
+    (None, Some(body.chars().take(300).collect()))
+}
+
+fn str_of(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(|x| x.as_str()).map(String::from)
+}
+
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    h.get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(60)))
+}
+
+/// Builds the HTTP client, with the CA bundle when one is given.
+pub fn http_client(cfg: &CloudConfig) -> Result<reqwest::Client, ProviderError> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(120))
+        .user_agent(concat!("acura-ha/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &cfg.cacert {
+        let pem = std::fs::read(path).map_err(|e| ProviderError::Cloud {
+            resource: format!("CA bundle {}", path.display()),
+            message: e.to_string(),
+            request_id: None,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ProviderError::Cloud {
+                resource: format!("CA bundle {}", path.display()),
+                message: e.to_string(),
+                request_id: None,
+            })?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| ProviderError::Cloud {
+        resource: "HTTP client".into(),
+        message: e.to_string(),
+        request_id: None,
+    })
+}
+
+fn named(n: &Named) -> Value {
+    let mut o = serde_json::Map::new();
+    if let Some(id) = &n.id {
+        o.insert("id".into(), json!(id));
+    } else if let Some(name) = &n.name {
+        o.insert("name".into(), json!(name));
+        let dom = match (&n.domain_id, &n.domain_name) {
+            (Some(id), _) => json!({"id": id}),
+            (None, Some(name)) => json!({"name": name}),
+            (None, None) => json!({"id": "default"}),
+        };
+        o.insert("domain".into(), dom);
+    }
+    Value::Object(o)
+}
+
+/// The body of `POST /v3/auth/tokens`.
+pub fn auth_body(c: &Credentials) -> Value {
+    match c {
+        Credentials::Password {
+            user,
+            password,
+            project,
+        } => {
+            let mut u = named(user);
+            u["password"] = json!(password.expose());
+            let mut auth = json!({
+                "identity": {"methods": ["password"], "password": {"user": u}}
+            });
+            if project.id.is_some() || project.name.is_some() {
+                auth["scope"] = json!({"project": named(project)});
+            }
+            json!({ "auth": auth })
+        }
+        Credentials::ApplicationCredential {
+            id,
+            name,
+            user,
+            secret,
+        } => {
+            let mut ac = serde_json::Map::new();
+            match (id, name) {
+                (Some(id), _) => {
+                    ac.insert("id".into(), json!(id));
+                }
+                (None, Some(name)) => {
+                    ac.insert("name".into(), json!(name));
+                    ac.insert("user".into(), named(user));
+                }
+                _ => {}
+            }
+            ac.insert("secret".into(), json!(secret.expose()));
+            json!({"auth": {"identity": {
+                "methods": ["application_credential"],
+                "application_credential": Value::Object(ac)
+            }}})
+        }
+    }
+}
+
+/// The endpoint of `types` for `region` and `interface` in a token's catalog.
+pub fn pick_endpoint(
+    catalog: &Value,
+    types: &[&str],
+    region: Option<&str>,
+    interface: &str,
+) -> Option<String> {
+    let entries = catalog.as_array()?;
+    for t in types {
+        for e in entries.iter().filter(|e| e["type"] == *t) {
+            let found = e["endpoints"].as_array()?.iter().find(|ep| {
+                ep["interface"] == interface
+                    && region.is_none_or(|r| ep["region_id"] == r || ep["region"] == r)
+            });
+            if let Some(ep) = found.and_then(|ep| ep["url"].as_str()) {
+                return Some(ep.trim_end_matches('/').to_string());
+            }
+        }
+    }
+    None
+}
+
+fn token_url(auth_url: &str) -> String {
+    let base = auth_url.trim_end_matches('/');
+    if base.ends_with("/v3") {
+        format!("{base}/auth/tokens")
+    } else {
+        format!("{base}/v3/auth/tokens")
+    }
+}
+
+impl Session {
+    /// Authenticates and reads the catalog.
+    pub async fn connect(cfg: &CloudConfig) -> Result<Session, ProviderError> {
+        let http = http_client(cfg)?;
+        let url = token_url(&cfg.auth_url);
+        let resource = format!("Keystone token at {url} (credentials from {})", cfg.source);
+        let send = || async {
+            http.post(&url)
+                .json(&auth_body(&cfg.credentials))
+                .send()
+                .await
+        };
+        use backon::Retryable;
+        let resp = send
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_times(4),
+            )
+            .when(|e: &reqwest::Error| e.is_connect() || e.is_timeout())
+            .await
+            .map_err(|e| ProviderError::Cloud {
+                resource: resource.clone(),
+                message: e.to_string(),
+                request_id: None,
+            })?;
+        let status = resp.status();
+        let rid = request_id(resp.headers());
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let (kind, msg) = parse_error(&body);
+            let hint = if status == StatusCode::UNAUTHORIZED {
+                format!(
+                    "; check the credentials in {} (user, password or application credential, project, domains)",
+                    cfg.source
+                )
+            } else {
+                String::new()
+            };
+            return Err(ApiError {
+                status: Some(status.as_u16()),
+                kind,
+                message: format!("{}{hint}", msg.unwrap_or_default()),
+                request_id: rid,
+            }
+            .into_provider(&resource));
+        }
+        let token = token.ok_or_else(|| ProviderError::Cloud {
+            resource: resource.clone(),
+            message: "no X-Subject-Token header in the answer".into(),
+            request_id: rid.clone(),
+        })?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| ProviderError::Cloud {
+            resource: resource.clone(),
+            message: format!("unreadable token body: {e}"),
+            request_id: rid.clone(),
+        })?;
+        let t = &v["token"];
+        let project_id = t["project"]["id"]
+            .as_str()
+            .or_else(|| t["application_credential"]["project_id"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let region = cfg.region.as_deref();
+        let pick = |s: Service| pick_endpoint(&t["catalog"], s.types(), region, &cfg.interface);
+        Ok(Session {
+            http,
+            token,
+            project_id,
+            compute: pick(Service::Compute),
+            network: pick(Service::Network),
+            volume: pick(Service::Volume),
+            image: pick(Service::Image),
+            load_balancer: pick(Service::LoadBalancer),
+            source: cfg.source.clone(),
+        })
+    }
+
+    pub fn has(&self, s: Service) -> bool {
+        self.endpoint(s).is_ok()
+    }
+
+    fn endpoint(&self, s: Service) -> Result<&str, ApiError> {
+        let e = match s {
+            Service::Compute => &self.compute,
+            Service::Network => &self.network,
+            Service::Volume => &self.volume,
+            Service::Image => &self.image,
+            Service::LoadBalancer => &self.load_balancer,
+        };
+        e.as_deref().ok_or_else(|| ApiError {
+            status: None,
+            kind: None,
+            message: format!(
+                "the catalog has no {} endpoint for this region and interface",
+                s.name()
+            ),
+            request_id: None,
+        })
+    }
+
+    /// The full URL of `path` on `service` (Neutron and Octavia paths get their version).
+    pub fn url(&self, s: Service, path: &str) -> Result<String, ApiError> {
+        let base = self.endpoint(s)?;
+        let prefix = match s {
+            Service::Network if !base.ends_with("/v2.0") => "/v2.0",
+            Service::LoadBalancer => "/v2",
+            Service::Image if !base.ends_with("/v2") => "/v2",
+            _ => "",
+        };
+        Ok(format!("{base}{prefix}{path}"))
+    }
+
+    /// One call, with no retry: `Ok(None)` for an empty body.
+    pub async fn once(
+        &self,
+        method: Method,
+        s: Service,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = self.url(s, path)?;
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("X-Auth-Token", &self.token)
+            .header("Accept", "application/json");
+        if s == Service::Compute {
+            req = req.header("OpenStack-API-Version", NOVA_VERSION);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| ApiError {
+            status: None,
+            kind: None,
+            message: format!("no answer from {url}: {e}"),
+            request_id: None,
+        })?;
+        let status = resp.status();
+        let rid = request_id(resp.headers());
+        let after = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| ApiError {
+            status: Some(status.as_u16()),
+            kind: None,
+            message: format!("answer from {url} cut short: {e}"),
+            request_id: rid.clone(),
+        })?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).map_err(|e| ApiError {
+                status: Some(status.as_u16()),
+                kind: None,
+                message: format!("unreadable answer from {url}: {e}"),
+                request_id: rid,
+            });
+        }
+        let (kind, msg) = parse_error(&text);
+        let mut message = msg.unwrap_or_else(|| status.to_string());
+        if status == StatusCode::UNAUTHORIZED {
+            message.push_str(&format!(" (the token from {} was refused)", self.source));
+        }
+        if let Some(a) = after {
+            message.push_str(&format!(" [retry after {} s]", a.as_secs()));
+        }
+        Err(ApiError {
+            status: Some(status.as_u16()),
+            kind,
+            message,
+            request_id: rid,
+        })
+    }
+
+    /// A GET or DELETE (idempotent): retried on 5xx, 429 (after `Retry-After`) and no answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        s: Service,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            match self.once(method.clone(), s, path, body).await {
+                Err(e) if e.transient() && attempt < 6 => {
+                    attempt += 1;
+                    let wait = wait_for(&e).unwrap_or(delay);
+                    tokio::time::sleep(wait).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn get(&self, s: Service, path: &str) -> Result<Value, ApiError> {
+        self.call(Method::GET, s, path, None).await
+    }
+
+    /// DELETE where NotFound counts as done.
+    pub async fn delete(&self, s: Service, path: &str) -> Result<(), ApiError> {
+        match self.call(Method::DELETE, s, path, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A POST or PUT that is not a create (or whose duplicate is harmless): 429 and no answer
+    /// before the request was sent are retried; others are the caller's.
+    pub async fn send(
+        &self,
+        method: Method,
+        s: Service,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut attempt = 0;
+        loop {
+            match self.once(method.clone(), s, path, Some(body)).await {
+                Err(e) if e.status == Some(429) && attempt < 6 => {
+                    attempt += 1;
+                    tokio::time::sleep(wait_for(&e).unwrap_or(Duration::from_secs(1))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A create that must not be duplicated: `find` first (adopt), then POST; when the outcome
+    /// is unknown (no answer, 5xx) `find` again before sending again.
+    pub async fn create<F, Fut>(
+        &self,
+        s: Service,
+        path: &str,
+        body: &Value,
+        find: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Value>, ApiError>>,
+    {
+        let mut attempt = 0;
+        let mut delay = Duration::from_millis(300);
+        loop {
+            if let Some(v) = find().await? {
+                return Ok(v);
+            }
+            match self.send(Method::POST, s, path, body).await {
+                Err(e) if e.outcome_unknown() && attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(wait_for(&e).unwrap_or(delay)).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn wait_for(e: &ApiError) -> Option<Duration> {
+    let i = e.message.find("[retry after ")?;
+    let rest = &e.message[i + 13..];
+    let n: u64 = rest.split(' ').next()?.parse().ok()?;
+    Some(Duration::from_secs(n))
+}
+
+/// Percent-encodes a query value.
+pub fn q(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

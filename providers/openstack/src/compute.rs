@@ -1,0 +1,859 @@
+//! Nova: flavor check, key pair, server group, servers booted from new volumes (batched waits),
+//! their floating IPs, teardown, discovery and the janitor's listing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use acura_ha_api::desired::cloud_name;
+use acura_ha_api::inventory::OUTPUT_ADDRESS;
+use acura_ha_api::model::{Kind, Recorded, Resource, Status};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::{ClusterSpec, LbKind, TAG_CLUSTER, TAG_MANAGED_BY, TAG_ROLE};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::client::{ApiError, Service, Session, q};
+use crate::image::Image;
+use crate::network::Net;
+use crate::{Ctx, cluster_tag, desired_one, found, js, tag_strings};
+
+pub(crate) struct Flavor {
+    pub id: String,
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mb: u64,
+}
+
+/// What is looked up before anything is created.
+pub(crate) struct Lookups {
+    pub flavor: Flavor,
+    pub lb_flavor: Option<Flavor>,
+    pub image: Image,
+    pub net: Net,
+    /// The external network of floating IPs.
+    pub fip_net: Option<String>,
+}
+
+/// The flavor by name or ID from one `GET /flavors/detail`.
+pub(crate) fn pick_flavor(list: &Value, want: &str) -> Option<Flavor> {
+    let f = list["flavors"]
+        .as_array()?
+        .iter()
+        .find(|f| js(f, "id") == want)
+        .or_else(|| {
+            list["flavors"]
+                .as_array()?
+                .iter()
+                .find(|f| js(f, "name") == want)
+        })?;
+    Some(Flavor {
+        id: js(f, "id"),
+        name: js(f, "name"),
+        vcpus: f["vcpus"].as_u64().unwrap_or(0) as u32,
+        ram_mb: f["ram"].as_u64().unwrap_or(0),
+    })
+}
+
+/// The guide's minimums (or the file's relaxed ones) against a flavor.
+pub(crate) fn check_flavor(spec: &ClusterSpec, f: &Flavor) -> Result<(), ProviderError> {
+    let min = spec.minimums();
+    if f.vcpus < min.vcpus || f.ram_mb < u64::from(min.ram_gb) * 1024 {
+        return Err(ProviderError::Cloud {
+            resource: format!("openstack.flavor = {}", f.name),
+            message: format!(
+                "{} vCPU and {:.1} GiB: the guide asks for at least {} vCPU and {} GiB; choose a larger flavor (`openstack flavor list`)",
+                f.vcpus,
+                f.ram_mb as f64 / 1024.0,
+                min.vcpus,
+                min.ram_gb
+            ),
+            request_id: None,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
+    let os = cx.spec.openstack.as_ref().expect("openstack section");
+    let s = cx.s;
+    let flavors = async {
+        s.get(Service::Compute, "/flavors/detail")
+            .await
+            .map_err(|e| e.into_provider("flavors"))
+    };
+    let fip = async {
+        match &os.floating_ip_network {
+            Some(n) => Ok(Some(js(
+                &crate::network::find_network(s, n, "openstack.floating_ip_network").await?,
+                "id",
+            ))),
+            None => Ok::<_, ProviderError>(None),
+        }
+    };
+    let (flavors, image, net, fip_net) = tokio::try_join!(
+        flavors,
+        crate::image::image(s, &os.image),
+        crate::network::network(s, cx.spec),
+        fip
+    )?;
+    let flavor = pick_flavor(&flavors, &os.flavor).ok_or_else(|| ProviderError::Cloud {
+        resource: format!("openstack.flavor = {}", os.flavor),
+        message: "no such flavor (see `openstack flavor list`)".into(),
+        request_id: None,
+    })?;
+    check_flavor(cx.spec, &flavor)?;
+    let lb_flavor = match (&os.lb_flavor, cx.spec.load_balancer.kind) {
+        (Some(name), LbKind::Nginx) => {
+            Some(
+                pick_flavor(&flavors, name).ok_or_else(|| ProviderError::Cloud {
+                    resource: format!("openstack.lb_flavor = {name}"),
+                    message: "no such flavor (see `openstack flavor list`)".into(),
+                    request_id: None,
+                })?,
+            )
+        }
+        _ => None,
+    };
+    if image.min_disk_gb > u64::from(cx.spec.nodes.volume_size_gb) {
+        return Err(ProviderError::Cloud {
+            resource: format!("openstack.image = {}", image.name),
+            message: format!(
+                "needs a {} GB disk, more than nodes.volume_size_gb = {}",
+                image.min_disk_gb, cx.spec.nodes.volume_size_gb
+            ),
+            request_id: None,
+        });
+    }
+    Ok(Lookups {
+        flavor,
+        lb_flavor,
+        image,
+        net,
+        fip_net,
+    })
+}
+
+fn is_ours(spec: &ClusterSpec, v: &Value) -> bool {
+    let tag = cluster_tag(spec);
+    v["metadata"][TAG_CLUSTER] == json!(spec.cluster.name)
+        || v["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == &json!(tag)))
+}
+
+async fn list_servers(s: &Session, spec: &ClusterSpec) -> Result<Vec<Value>, ApiError> {
+    let v = s
+        .get(
+            Service::Compute,
+            &format!("/servers/detail?tags={}", q(&cluster_tag(spec))),
+        )
+        .await?;
+    Ok(v["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|sv| is_ours(spec, sv) && js(sv, "status") != "DELETED")
+        .cloned()
+        .collect())
+}
+
+/// The cluster's servers by name (one call).
+pub(crate) async fn cluster_servers(
+    cx: &Ctx<'_>,
+) -> Result<BTreeMap<String, Value>, ProviderError> {
+    Ok(list_servers(cx.s, cx.spec)
+        .await
+        .map_err(|e| e.into_provider("servers of the cluster"))?
+        .into_iter()
+        .map(|sv| (js(&sv, "name"), sv))
+        .collect())
+}
+
+/// The key pair the servers use: the file's existing one, or the imported public key.
+pub(crate) async fn key_pair(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    base: &Path,
+) -> Result<String, ProviderError> {
+    let os = cx.spec.openstack.as_ref().expect("openstack section");
+    let r = desired_one(desired, "key_pair").expect("planned");
+    let s = cx.s;
+    let get = |name: String| async move {
+        match s
+            .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
+            .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(name) = &os.key_name {
+        return match get(name.clone())
+            .await
+            .map_err(|e| e.into_provider(&r.address))?
+        {
+            Some(_) => Ok(name.clone()),
+            None => Err(ProviderError::Cloud {
+                resource: format!("openstack.key_name = {name}"),
+                message: "no such key pair in this project (see `openstack keypair list`)".into(),
+                request_id: None,
+            }),
+        };
+    }
+    let file = os.public_key_file.as_deref().unwrap_or_default();
+    let path = crate::expand(base, file);
+    let public_key = std::fs::read_to_string(&path).map_err(|e| ProviderError::Cloud {
+        resource: format!("openstack.public_key_file = {}", path.display()),
+        message: e.to_string(),
+        request_id: None,
+    })?;
+    let public_key = public_key.trim().to_string();
+    let name = r.name.clone();
+    let mut outputs = BTreeMap::new();
+    outputs.insert("imported".to_string(), "true".to_string());
+    if let Some(existing) = get(name.clone())
+        .await
+        .map_err(|e| e.into_provider(&r.address))?
+    {
+        let have = js(&existing["keypair"], "public_key");
+        let same = |a: &str, b: &str| {
+            a.split_whitespace()
+                .take(2)
+                .eq(b.split_whitespace().take(2))
+        };
+        if !have.is_empty() && !same(&have, &public_key) {
+            return Err(ProviderError::Cloud {
+                resource: format!("key pair {name}"),
+                message: format!(
+                    "exists with another public key than {}: delete it or set openstack.key_name",
+                    path.display()
+                ),
+                request_id: None,
+            });
+        }
+    } else {
+        cx.record(r, Status::Creating, None, outputs.clone())
+            .await?;
+        cx.progress(&format!("import key pair {name}"));
+        let body = json!({"keypair": {"name": name, "public_key": public_key, "type": "ssh"}});
+        s.create(
+            Service::Compute,
+            "/os-keypairs",
+            &body,
+            || get(name.clone()),
+        )
+        .await
+        .map_err(|e| e.into_provider(&r.address))?;
+    }
+    cx.record(r, Status::Ready, Some(name.clone()), outputs)
+        .await?;
+    Ok(name)
+}
+
+async fn find_group(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
+    let v = s.get(Service::Compute, "/os-server-groups").await?;
+    Ok(v["server_groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| js(g, "name") == name)
+        .cloned())
+}
+
+/// The anti-affinity server group (adopted by name, or created). Returns its ID.
+pub(crate) async fn server_group(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+) -> Result<String, ProviderError> {
+    let r = desired_one(desired, "server_group").expect("planned");
+    let s = cx.s;
+    let g = match find_group(s, &r.name)
+        .await
+        .map_err(|e| e.into_provider(&r.address))?
+    {
+        Some(g) => g,
+        None => {
+            cx.record(r, Status::Creating, None, BTreeMap::new())
+                .await?;
+            cx.progress(&format!("create server group {}", r.name));
+            let policy = r.attrs.get("policy").cloned().unwrap_or_default();
+            let body = json!({"server_group": {"name": r.name, "policy": policy}});
+            let v = s
+                .create(Service::Compute, "/os-server-groups", &body, || {
+                    find_group(s, &r.name)
+                })
+                .await
+                .map_err(|e| e.into_provider(&r.address))?;
+            v.get("server_group").cloned().unwrap_or(v)
+        }
+    };
+    let id = js(&g, "id");
+    cx.record(r, Status::Ready, Some(id.clone()), BTreeMap::new())
+        .await?;
+    Ok(id)
+}
+
+fn user_data(hostname: &str) -> String {
+    // The guide wants short hostnames (no dots) that the inventory can name.
+    let cloud_config = format!(
+        "#cloud-config\nhostname: {hostname}\nfqdn: {hostname}\nprefer_fqdn_over_hostname: false\nmanage_etc_hosts: true\n"
+    );
+    base64::engine::general_purpose::STANDARD.encode(cloud_config)
+}
+
+/// The fixed IPv4 address of a server on `net` (any network if that one is not listed).
+pub(crate) fn fixed_ip(server: &Value, net: &str) -> Option<String> {
+    let addrs = server["addresses"].as_object()?;
+    let pick = |list: &Value| {
+        list.as_array()?
+            .iter()
+            .filter(|a| a["OS-EXT-IPS:type"].as_str().is_none_or(|t| t == "fixed"))
+            .find(|a| a["version"].as_u64() != Some(6))
+            .map(|a| js(a, "addr"))
+    };
+    addrs
+        .get(net)
+        .and_then(pick)
+        .or_else(|| addrs.values().find_map(pick))
+}
+
+/// Servers: nodes and the NGINX VM. Adopted by name and tag, else recorded and created; then
+/// one list call per poll until all are ACTIVE; then floating IPs. Returns name → fixed IP.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn servers(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    look: &Lookups,
+    existing: &BTreeMap<String, Value>,
+    key_name: &str,
+    sg: &(String, String),
+    group: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    let s = cx.s;
+    let spec = cx.spec;
+    let wanted: Vec<&Resource> = desired
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
+        .collect();
+    let creates = wanted.iter().map(|r| async move {
+        if let Some(sv) = existing.get(&r.name) {
+            return Ok::<_, ProviderError>((r.name.clone(), js(sv, "id")));
+        }
+        cx.record(r, Status::Creating, None, BTreeMap::new())
+            .await?;
+        let (flavor, size, role) = match r.kind {
+            Kind::LbInstance => (look.lb_flavor.as_ref().unwrap_or(&look.flavor), 20, "lb"),
+            _ => (&look.flavor, spec.nodes.volume_size_gb, "node"),
+        };
+        let metadata: serde_json::Map<String, Value> = spec
+            .tags(role)
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        let body = json!({
+            "server": {
+                "name": r.name,
+                "flavorRef": flavor.id,
+                "key_name": key_name,
+                "security_groups": [{"name": sg.1}],
+                "networks": [{"uuid": look.net.id}],
+                "user_data": user_data(&r.name),
+                "metadata": metadata,
+                "tags": tag_strings(spec, role),
+                "block_device_mapping_v2": [{
+                    "uuid": look.image.id,
+                    "source_type": "image",
+                    "destination_type": "volume",
+                    "boot_index": 0,
+                    "volume_size": size,
+                    "delete_on_termination": true
+                }]
+            },
+            "OS-SCH-HNT:scheduler_hints": {"group": group}
+        });
+        cx.progress(&format!(
+            "create server {} ({}, {size} GB volume from {})",
+            r.name, flavor.name, look.image.name
+        ));
+        let name = r.name.clone();
+        let v = s
+            .create(Service::Compute, "/servers", &body, || {
+                let name = name.clone();
+                async move {
+                    Ok(list_servers(s, spec)
+                        .await?
+                        .into_iter()
+                        .find(|sv| js(sv, "name") == name)
+                        .map(|sv| json!({ "server": sv })))
+                }
+            })
+            .await
+            .map_err(|e| e.into_provider(&r.address))?;
+        let id = js(&v["server"], "id");
+        cx.record(r, Status::Creating, Some(id.clone()), BTreeMap::new())
+            .await?;
+        Ok((r.name.clone(), id))
+    });
+    let ids: BTreeMap<String, String> = futures::future::try_join_all(creates)
+        .await?
+        .into_iter()
+        .collect();
+    let active = wait_active(cx, &ids).await?;
+    // Floating IPs: one port list and one floating IP list for all of them.
+    let mut fips: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(ext) = &look.fip_net {
+        let ports = crate::network::ports_of(s, &ids.values().cloned().collect::<Vec<_>>()).await?;
+        let known = crate::network::floating_ips(s).await?;
+        for (name, id) in &ids {
+            let Some(port) = ports.iter().find(|p| js(p, "device_id") == *id) else {
+                continue;
+            };
+            let key = format!("floating_ip[{name}]");
+            let fr = Resource::new(
+                Kind::FloatingIp,
+                Some(name),
+                crate::network::fip_description(spec, name),
+            );
+            if !known.iter().any(|f| js(f, "port_id") == js(port, "id")) {
+                cx.record(&fr, Status::Creating, None, BTreeMap::new())
+                    .await?;
+            }
+            let f =
+                crate::network::ensure_floating_ip(cx, ext, &js(port, "id"), name, &known).await?;
+            let mut out = BTreeMap::new();
+            out.insert(OUTPUT_ADDRESS.to_string(), js(&f, "floating_ip_address"));
+            cx.record(&fr, Status::Ready, Some(js(&f, "id")), out)
+                .await?;
+            debug_assert_eq!(fr.address, key);
+            fips.insert(name.clone(), js(&f, "floating_ip_address"));
+        }
+    }
+    let mut fixed = BTreeMap::new();
+    for r in &wanted {
+        let id = &ids[&r.name];
+        let sv = &active[id];
+        let ip = fixed_ip(sv, &look.net.name).unwrap_or_default();
+        let mut outputs = BTreeMap::new();
+        outputs.insert("fixed_ip".to_string(), ip.clone());
+        let address = fips.get(&r.name).cloned().unwrap_or_else(|| ip.clone());
+        if let Some(f) = fips.get(&r.name) {
+            outputs.insert("floating_ip".to_string(), f.clone());
+        }
+        outputs.insert(OUTPUT_ADDRESS.to_string(), address);
+        let volumes: Vec<String> = sv["os-extended-volumes:volumes_attached"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| js(v, "id"))
+            .collect();
+        if !volumes.is_empty() {
+            outputs.insert("volumes".to_string(), volumes.join(","));
+        }
+        cx.record(r, Status::Ready, Some(id.clone()), outputs)
+            .await?;
+        if r.kind == Kind::Instance {
+            fixed.insert(r.name.clone(), ip);
+        }
+    }
+    Ok(fixed)
+}
+
+/// One list call per poll until every server is ACTIVE; ERROR fails with the server's fault.
+async fn wait_active(
+    cx: &Ctx<'_>,
+    ids: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Value>, ProviderError> {
+    let s = cx.s;
+    crate::wait::until(
+        "servers ACTIVE",
+        Duration::from_secs(1200),
+        cx.pace,
+        cx.quiet,
+        || async {
+            let list = list_servers(s, cx.spec)
+                .await
+                .map_err(|e| e.into_provider("servers of the cluster"))?;
+            let by_id: BTreeMap<String, Value> =
+                list.into_iter().map(|sv| (js(&sv, "id"), sv)).collect();
+            let mut waiting = Vec::new();
+            for (name, id) in ids {
+                match by_id.get(id).map(|sv| js(sv, "status")).as_deref() {
+                    Some("ACTIVE") => {}
+                    Some("ERROR") => {
+                        let sv = &by_id[id];
+                        return Err(ProviderError::Cloud {
+                            resource: format!("instance[{name}] ({id})"),
+                            message: format!(
+                                "went to ERROR: {}",
+                                sv["fault"]["message"]
+                                    .as_str()
+                                    .unwrap_or("no fault message")
+                            ),
+                            request_id: None,
+                        });
+                    }
+                    Some(other) => waiting.push(format!("{name} {other}")),
+                    None => waiting.push(format!("{name} not listed yet")),
+                }
+            }
+            Ok(if waiting.is_empty() {
+                Ok(by_id)
+            } else {
+                Err(waiting.join(", "))
+            })
+        },
+    )
+    .await
+}
+
+/// Deletes servers by ID and waits until none is listed; then their leftover volumes.
+async fn delete_servers(
+    cx: &Ctx<'_>,
+    victims: &[(String, String, Vec<String>)],
+) -> Result<(), ProviderError> {
+    let s = cx.s;
+    if victims.is_empty() {
+        return Ok(());
+    }
+    for (name, id, _) in victims {
+        cx.progress(&format!("delete server {name}"));
+        s.delete(Service::Compute, &format!("/servers/{id}"))
+            .await
+            .map_err(|e| e.into_provider(&format!("server {name} ({id})")))?;
+    }
+    let ids: Vec<String> = victims.iter().map(|v| v.1.clone()).collect();
+    crate::wait::until(
+        "servers deleted",
+        Duration::from_secs(900),
+        cx.pace,
+        cx.quiet,
+        || async {
+            let list = list_servers(s, cx.spec)
+                .await
+                .map_err(|e| e.into_provider("servers of the cluster"))?;
+            let left: Vec<String> = list
+                .iter()
+                .filter(|sv| ids.contains(&js(sv, "id")))
+                .map(|sv| js(sv, "name"))
+                .collect();
+            Ok(if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join(", "))
+            })
+        },
+    )
+    .await?;
+    let volumes: Vec<String> = victims.iter().flat_map(|v| v.2.clone()).collect();
+    crate::volume::delete_leftovers(s, &volumes, cx.quiet).await
+}
+
+fn volumes_of(server: Option<&Value>, rec: &Recorded) -> Vec<String> {
+    let mut out: Vec<String> = rec
+        .outputs
+        .get("volumes")
+        .map(|v| {
+            v.split(',')
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(sv) = server {
+        for v in sv["os-extended-volumes:volumes_attached"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let id = js(v, "id");
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+/// Day 2: the named nodes' floating IPs and servers (volumes go with them), forgotten as done.
+pub(crate) async fn remove_servers(cx: &Ctx<'_>, names: &[String]) -> Result<(), ProviderError> {
+    let live = cluster_servers(cx).await?;
+    let all = cx.all().await;
+    let mut victims = Vec::new();
+    for name in names {
+        let address = format!("instance[{name}]");
+        let rec = all.iter().find(|r| r.address == address);
+        let sv = live.get(name);
+        let id = sv
+            .map(|v| js(v, "id"))
+            .or_else(|| rec.and_then(|r| r.id.clone()));
+        if let Some(id) = id {
+            let vols = rec.map(|r| volumes_of(sv, r)).unwrap_or_else(|| {
+                volumes_of(
+                    sv,
+                    &found(
+                        String::new(),
+                        Kind::Instance,
+                        String::new(),
+                        String::new(),
+                        BTreeMap::new(),
+                    ),
+                )
+            });
+            victims.push((name.clone(), id, vols));
+        }
+    }
+    let ports = crate::network::ports_of(
+        cx.s,
+        &victims.iter().map(|v| v.1.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let port_ids: Vec<String> = ports.iter().map(|p| js(p, "id")).collect();
+    crate::network::delete_floating_ips(cx, names, &port_ids).await?;
+    for name in names {
+        cx.forget(&format!("floating_ip[{name}]")).await?;
+    }
+    delete_servers(cx, &victims).await?;
+    for name in names {
+        cx.forget(&format!("instance[{name}]")).await?;
+    }
+    Ok(())
+}
+
+/// Floating IPs, servers (waited for), leftover volumes, server group, security group, key
+/// pair: the reverse of provisioning. NotFound is done.
+pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
+    let all = cx.all().await;
+    let live = cluster_servers(cx).await?;
+    let servers: Vec<&Recorded> = all
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
+        .collect();
+    let mut victims = Vec::new();
+    for r in &servers {
+        let sv = live.get(&r.name);
+        let id = r.id.clone().or_else(|| sv.map(|v| js(v, "id")));
+        if let Some(id) = id {
+            victims.push((r.name.clone(), id, volumes_of(sv, r)));
+        }
+    }
+    // Servers the state does not name but the tags do.
+    for (name, sv) in &live {
+        let id = js(sv, "id");
+        if !victims.iter().any(|v| v.1 == id) {
+            let empty = found(
+                String::new(),
+                Kind::Instance,
+                String::new(),
+                String::new(),
+                BTreeMap::new(),
+            );
+            victims.push((name.clone(), id, volumes_of(Some(sv), &empty)));
+        }
+    }
+    let hosts: Vec<String> = victims.iter().map(|v| v.0.clone()).collect();
+    let ports = crate::network::ports_of(
+        cx.s,
+        &victims.iter().map(|v| v.1.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let port_ids: Vec<String> = ports.iter().map(|p| js(p, "id")).collect();
+    crate::network::delete_floating_ips(cx, &hosts, &port_ids).await?;
+    for r in all.iter().filter(|r| r.kind == Kind::FloatingIp) {
+        if let Some(id) = &r.id {
+            cx.s.delete(Service::Network, &format!("/floatingips/{id}"))
+                .await
+                .map_err(|e| e.into_provider(&r.address))?;
+        }
+        cx.forget(&r.address).await?;
+    }
+    delete_servers(cx, &victims).await?;
+    for r in &servers {
+        cx.forget(&r.address).await?;
+    }
+    for r in all.iter().filter(|r| r.kind == Kind::ServerGroup) {
+        let id = match &r.id {
+            Some(id) => Some(id.clone()),
+            None => find_group(cx.s, &r.name)
+                .await
+                .map_err(|e| e.into_provider(&r.address))?
+                .map(|g| js(&g, "id")),
+        };
+        if let Some(id) = id {
+            cx.progress(&format!("delete server group {}", r.name));
+            cx.s.delete(Service::Compute, &format!("/os-server-groups/{id}"))
+                .await
+                .map_err(|e| e.into_provider(&r.address))?;
+        }
+        cx.forget(&r.address).await?;
+    }
+    for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
+        cx.forget(&r.address).await?;
+    }
+    for r in all.iter().filter(|r| r.kind == Kind::SecurityGroup) {
+        let ids: Vec<String> = match &r.id {
+            Some(id) => vec![id.clone()],
+            None => crate::network::discover(cx.s, cx.spec)
+                .await?
+                .into_iter()
+                .filter(|d| d.kind == Kind::SecurityGroup)
+                .filter_map(|d| d.id)
+                .collect(),
+        };
+        for id in ids {
+            crate::network::delete_group(cx, &id).await?;
+        }
+        cx.forget(&r.address).await?;
+    }
+    for r in all.iter().filter(|r| r.kind == Kind::KeyPair) {
+        let imported = r.outputs.get("imported").map(String::as_str) != Some("false")
+            && r.name == cloud_name(cx.spec);
+        if imported {
+            cx.progress(&format!("delete key pair {}", r.name));
+            cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&r.name)))
+                .await
+                .map_err(|e| e.into_provider(&r.address))?;
+        }
+        cx.forget(&r.address).await?;
+    }
+    Ok(())
+}
+
+/// The cluster's servers, server group and imported key pair.
+pub(crate) async fn discover(
+    s: &Session,
+    spec: &ClusterSpec,
+) -> Result<Vec<Recorded>, ProviderError> {
+    let mut out = Vec::new();
+    let list = list_servers(s, spec)
+        .await
+        .map_err(|e| e.into_provider("servers of the cluster"))?;
+    for sv in &list {
+        let name = js(sv, "name");
+        let lb = sv["metadata"][TAG_ROLE] == json!("lb");
+        let (kind, prefix) = if lb {
+            (Kind::LbInstance, "lb_instance")
+        } else {
+            (Kind::Instance, "instance")
+        };
+        let mut outputs = BTreeMap::new();
+        let vols: Vec<String> = sv["os-extended-volumes:volumes_attached"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| js(v, "id"))
+            .collect();
+        if !vols.is_empty() {
+            outputs.insert("volumes".to_string(), vols.join(","));
+        }
+        out.push(found(
+            format!("{prefix}[{name}]"),
+            kind,
+            name,
+            js(sv, "id"),
+            outputs,
+        ));
+    }
+    let group = format!("{}-nodes", cloud_name(spec));
+    if let Some(g) = find_group(s, &group)
+        .await
+        .map_err(|e| e.into_provider("server groups"))?
+    {
+        out.push(found(
+            "server_group".into(),
+            Kind::ServerGroup,
+            group,
+            js(&g, "id"),
+            BTreeMap::new(),
+        ));
+    }
+    let os = spec.openstack.as_ref().expect("openstack section");
+    if os.key_name.is_none() {
+        let name = cloud_name(spec);
+        match s
+            .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
+            .await
+        {
+            Ok(_) => {
+                let mut o = BTreeMap::new();
+                o.insert("imported".to_string(), "true".to_string());
+                out.push(found(
+                    "key_pair".into(),
+                    Kind::KeyPair,
+                    name.clone(),
+                    name,
+                    o,
+                ));
+            }
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(e.into_provider("key pair")),
+        }
+    }
+    Ok(out)
+}
+
+/// Every cluster this tool made in the project (servers and load balancers carrying
+/// `acura-ha/managed-by`), with its oldest creation time.
+pub(crate) async fn clusters(
+    s: &Session,
+    tags: &[(String, String)],
+) -> Result<Vec<(String, u64)>, ProviderError> {
+    let managed = format!("{}=acura-ha", TAG_MANAGED_BY.replace('/', "-"));
+    let v = s
+        .get(
+            Service::Compute,
+            &format!("/servers/detail?tags={}", q(&managed)),
+        )
+        .await
+        .map_err(|e| e.into_provider("servers"))?;
+    let mut oldest: BTreeMap<String, u64> = BTreeMap::new();
+    let mut note = |name: String, created: &str| {
+        let secs = humantime::parse_rfc3339_weak(created.trim_end_matches('Z'))
+            .or_else(|_| humantime::parse_rfc3339(created))
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let e = oldest.entry(name).or_insert(secs);
+        *e = (*e).min(secs);
+    };
+    for sv in v["servers"].as_array().into_iter().flatten() {
+        let md = &sv["metadata"];
+        if md[TAG_MANAGED_BY] != json!("acura-ha") {
+            continue;
+        }
+        if !tags.iter().all(|(k, val)| md[k.as_str()] == json!(val)) {
+            continue;
+        }
+        if let Some(name) = md[TAG_CLUSTER].as_str() {
+            note(name.to_string(), &js(sv, "created"));
+        }
+    }
+    if s.has(Service::LoadBalancer) {
+        let lbs = s
+            .get(Service::LoadBalancer, "/lbaas/loadbalancers")
+            .await
+            .map_err(|e| e.into_provider("load balancers"))?;
+        for lb in lbs["loadbalancers"].as_array().into_iter().flatten() {
+            let t: Vec<String> = lb["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            if !t.contains(&managed) {
+                continue;
+            }
+            let has = |k: &str, val: &str| t.contains(&format!("{}={val}", k.replace('/', "-")));
+            if !tags.iter().all(|(k, val)| has(k, val)) {
+                continue;
+            }
+            let prefix = format!("{}=", TAG_CLUSTER.replace('/', "-"));
+            if let Some(name) = t.iter().find_map(|x| x.strip_prefix(&prefix)) {
+                note(name.to_string(), &js(lb, "created_at"));
+            }
+        }
+    }
+    Ok(oldest.into_iter().collect())
+}

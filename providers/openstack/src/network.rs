@@ -1,0 +1,467 @@
+//! Neutron: the network and subnet, the security group with the guide's rules (one bulk POST;
+//! a rule that exists counts as created), and floating IPs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use acura_ha_api::desired::{RuleSource, cloud_name, ingress_rules};
+use acura_ha_api::model::{Kind, Recorded, Resource, Status};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::ClusterSpec;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::{ApiError, Service, Session, q};
+use crate::{Ctx, cluster_tag, desired_one, found, js, tag_strings};
+
+pub(crate) struct Net {
+    pub id: String,
+    pub name: String,
+    pub subnet_id: String,
+}
+
+/// The first element of `key` in a list answer.
+fn first(v: &Value, key: &str) -> Option<Value> {
+    v[key].as_array().and_then(|a| a.first().cloned())
+}
+
+/// A network by name, else by ID.
+pub(crate) async fn find_network(
+    s: &Session,
+    name_or_id: &str,
+    what: &str,
+) -> Result<Value, ProviderError> {
+    let resource = format!("{what} = {name_or_id}");
+    for filter in ["name", "id"] {
+        let v = s
+            .get(
+                Service::Network,
+                &format!("/networks?{filter}={}", q(name_or_id)),
+            )
+            .await
+            .map_err(|e| e.into_provider(&resource))?;
+        if let Some(n) = first(&v, "networks") {
+            return Ok(n);
+        }
+    }
+    Err(ProviderError::Cloud {
+        resource,
+        message: "no such network (see `openstack network list`)".into(),
+        request_id: None,
+    })
+}
+
+/// The nodes' network and subnet: `subnet` by name or ID, else the first IPv4 subnet.
+pub(crate) async fn network(s: &Session, spec: &ClusterSpec) -> Result<Net, ProviderError> {
+    let os = spec.openstack.as_ref().expect("openstack section");
+    let n = find_network(s, &os.network, "openstack.network").await?;
+    let id = js(&n, "id");
+    let subnets = s
+        .get(Service::Network, &format!("/subnets?network_id={}", q(&id)))
+        .await
+        .map_err(|e| e.into_provider(&format!("subnets of network {}", os.network)))?;
+    let list = subnets["subnets"].as_array().cloned().unwrap_or_default();
+    let chosen = match &os.subnet {
+        Some(want) => list
+            .iter()
+            .find(|sn| js(sn, "id") == *want || js(sn, "name") == *want),
+        None => list
+            .iter()
+            .find(|sn| sn["ip_version"].as_u64() == Some(4))
+            .or(list.first()),
+    };
+    let Some(sn) = chosen else {
+        return Err(ProviderError::Cloud {
+            resource: format!("openstack.network = {}", os.network),
+            message: match &os.subnet {
+                Some(w) => format!("no subnet {w:?} on this network"),
+                None => "the network has no subnet".into(),
+            },
+            request_id: None,
+        });
+    };
+    Ok(Net {
+        id,
+        name: js(&n, "name"),
+        subnet_id: js(sn, "id"),
+    })
+}
+
+/// The ingress rule bodies of the guide's table (no security_group_id yet), keyed as the plan.
+pub(crate) fn wanted_rules(spec: &ClusterSpec, group_id: &str) -> Vec<(String, Value)> {
+    ingress_rules(spec)
+        .into_iter()
+        .map(|r| {
+            let mut body = json!({
+                "security_group_id": group_id,
+                "direction": "ingress",
+                "protocol": r.rule.protocol.as_str(),
+                "port_range_min": r.rule.from_port,
+                "port_range_max": r.rule.to_port,
+                "description": r.rule.description,
+            });
+            match r.source {
+                RuleSource::SelfGroup => {
+                    body["ethertype"] = json!("IPv4");
+                    body["remote_group_id"] = json!(group_id);
+                }
+                RuleSource::Cidr(net) => {
+                    body["ethertype"] = json!(if net.addr().is_ipv4() { "IPv4" } else { "IPv6" });
+                    body["remote_ip_prefix"] = json!(net.to_string());
+                }
+            }
+            (format!("security_group_rule[{}]", r.key()), body)
+        })
+        .collect()
+}
+
+fn norm_prefix(p: &str) -> String {
+    match p {
+        "0.0.0.0/0" | "::/0" => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Neutron's duplicate test (`_rule_to_key`), less the description.
+pub(crate) fn same_rule(a: &Value, b: &Value) -> bool {
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_lowercase()
+    };
+    let n = |v: &Value, k: &str| {
+        v.get(k).and_then(|x| {
+            x.as_u64()
+                .or_else(|| x.as_str().and_then(|t| t.parse().ok()))
+        })
+    };
+    s(a, "direction") == s(b, "direction")
+        && s(a, "ethertype") == s(b, "ethertype")
+        && s(a, "protocol") == s(b, "protocol")
+        && n(a, "port_range_min") == n(b, "port_range_min")
+        && n(a, "port_range_max") == n(b, "port_range_max")
+        && norm_prefix(&s(a, "remote_ip_prefix")) == norm_prefix(&s(b, "remote_ip_prefix"))
+        && s(a, "remote_group_id") == s(b, "remote_group_id")
+}
+
+async fn find_group(s: &Session, spec: &ClusterSpec) -> Result<Option<Value>, ApiError> {
+    let name = cloud_name(spec);
+    let v = s
+        .get(
+            Service::Network,
+            &format!("/security-groups?name={}", q(&name)),
+        )
+        .await?;
+    let tag = cluster_tag(spec);
+    Ok(v["security_groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| {
+            js(g, "name") == name
+                && g["tags"]
+                    .as_array()
+                    .is_none_or(|t| t.is_empty() || t.iter().any(|x| x == &json!(tag)))
+        })
+        .cloned())
+}
+
+/// The group (adopted by name and tag, or created) and its rules. Returns (id, name).
+pub(crate) async fn security_group(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+) -> Result<(String, String), ProviderError> {
+    let r = desired_one(desired, "security_group").expect("planned");
+    let s = cx.s;
+    let group = match find_group(s, cx.spec)
+        .await
+        .map_err(|e| e.into_provider(&r.address))?
+    {
+        Some(g) => g,
+        None => {
+            cx.record(r, Status::Creating, None, BTreeMap::new())
+                .await?;
+            cx.progress(&format!("create security group {}", r.name));
+            let body = json!({"security_group": {
+                "name": r.name,
+                "description": r.attrs.get("description").cloned().unwrap_or_default(),
+                "tags": tag_strings(cx.spec, "security-group"),
+            }});
+            let v = s
+                .create(Service::Network, "/security-groups", &body, || async {
+                    find_group(s, cx.spec).await
+                })
+                .await
+                .map_err(|e| e.into_provider(&r.address))?;
+            v.get("security_group").cloned().unwrap_or(v)
+        }
+    };
+    let id = js(&group, "id");
+    cx.record(r, Status::Ready, Some(id.clone()), BTreeMap::new())
+        .await?;
+    rules(cx, desired, &id).await?;
+    Ok((id, r.name.clone()))
+}
+
+async fn list_rules(s: &Session, group_id: &str) -> Result<Vec<Value>, ApiError> {
+    let v = s
+        .get(
+            Service::Network,
+            &format!("/security-group-rules?security_group_id={}", q(group_id)),
+        )
+        .await?;
+    Ok(v["security_group_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+async fn rules(cx: &Ctx<'_>, desired: &[Resource], group_id: &str) -> Result<(), ProviderError> {
+    let s = cx.s;
+    let what = format!("rules of security group {group_id}");
+    let wanted = wanted_rules(cx.spec, group_id);
+    let mut have = list_rules(s, group_id)
+        .await
+        .map_err(|e| e.into_provider(&what))?;
+    let missing: Vec<&(String, Value)> = wanted
+        .iter()
+        .filter(|(_, w)| !have.iter().any(|h| same_rule(h, w)))
+        .collect();
+    if !missing.is_empty() {
+        cx.progress(&format!(
+            "add {} rules to security group {group_id}",
+            missing.len()
+        ));
+        let body = json!({"security_group_rules": missing.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>()});
+        match s
+            .send(
+                Method::POST,
+                Service::Network,
+                "/security-group-rules",
+                &body,
+            )
+            .await
+        {
+            Ok(v) => have.extend(
+                v["security_group_rules"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            Err(e) if e.conflict() || e.outcome_unknown() => {
+                // Some exist already (a race, or a bulk POST whose answer was lost): one by one,
+                // a rule that exists counting as created.
+                have = list_rules(s, group_id)
+                    .await
+                    .map_err(|e| e.into_provider(&what))?;
+                for (address, b) in &missing {
+                    if have.iter().any(|h| same_rule(h, b)) {
+                        continue;
+                    }
+                    let one = json!({ "security_group_rule": b });
+                    let res = s
+                        .create(Service::Network, "/security-group-rules", &one, || async {
+                            Ok(list_rules(s, group_id)
+                                .await?
+                                .into_iter()
+                                .find(|h| same_rule(h, b)))
+                        })
+                        .await;
+                    match res {
+                        Ok(v) => have.push(v.get("security_group_rule").cloned().unwrap_or(v)),
+                        Err(e) if e.is("SecurityGroupRuleExists") => {}
+                        Err(e) => return Err(e.into_provider(address)),
+                    }
+                }
+                have = list_rules(s, group_id)
+                    .await
+                    .map_err(|e| e.into_provider(&what))?;
+            }
+            Err(e) => return Err(e.into_provider(&what)),
+        }
+    }
+    for (address, w) in &wanted {
+        let Some(r) = desired_one(desired, address) else {
+            continue;
+        };
+        let id = have.iter().find(|h| same_rule(h, w)).map(|h| js(h, "id"));
+        cx.record(r, Status::Ready, id, BTreeMap::new()).await?;
+    }
+    Ok(())
+}
+
+/// Floating IPs of the project (one call).
+pub(crate) async fn floating_ips(s: &Session) -> Result<Vec<Value>, ProviderError> {
+    let v = s
+        .get(Service::Network, "/floatingips")
+        .await
+        .map_err(|e| e.into_provider("floating IPs"))?;
+    Ok(v["floatingips"].as_array().cloned().unwrap_or_default())
+}
+
+/// The description that names a floating IP's owner: `acura-ha <cluster> <host>`.
+pub(crate) fn fip_description(spec: &ClusterSpec, host: &str) -> String {
+    format!("acura-ha {} {host}", spec.cluster.name)
+}
+
+/// A floating IP from `network_id` on `port_id`: the one it has, else a new one.
+pub(crate) async fn ensure_floating_ip(
+    cx: &Ctx<'_>,
+    network_id: &str,
+    port_id: &str,
+    host: &str,
+    known: &[Value],
+) -> Result<Value, ProviderError> {
+    let s = cx.s;
+    if let Some(f) = known.iter().find(|f| js(f, "port_id") == port_id) {
+        return Ok(f.clone());
+    }
+    let description = fip_description(cx.spec, host);
+    // Free, ours, for this host: a create whose association was lost.
+    if let Some(f) = known
+        .iter()
+        .find(|f| js(f, "description") == description && f["port_id"].is_null())
+    {
+        let id = js(f, "id");
+        let v = s
+            .send(
+                Method::PUT,
+                Service::Network,
+                &format!("/floatingips/{id}"),
+                &json!({"floatingip": {"port_id": port_id}}),
+            )
+            .await
+            .map_err(|e| e.into_provider(&format!("floating IP {id}")))?;
+        return Ok(v.get("floatingip").cloned().unwrap_or(v));
+    }
+    cx.progress(&format!("allocate a floating IP for {host}"));
+    let body = json!({"floatingip": {
+        "floating_network_id": network_id,
+        "port_id": port_id,
+        "description": description,
+    }});
+    let v = s
+        .create(Service::Network, "/floatingips", &body, || async {
+            let v = s
+                .get(
+                    Service::Network,
+                    &format!("/floatingips?port_id={}", q(port_id)),
+                )
+                .await?;
+            Ok(first(&v, "floatingips"))
+        })
+        .await
+        .map_err(|e| e.into_provider(&format!("floating IP for {host}")))?;
+    Ok(v.get("floatingip").cloned().unwrap_or(v))
+}
+
+/// The ports of these servers (one call).
+pub(crate) async fn ports_of(
+    s: &Session,
+    device_ids: &[String],
+) -> Result<Vec<Value>, ProviderError> {
+    if device_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query: Vec<String> = device_ids
+        .iter()
+        .map(|d| format!("device_id={}", q(d)))
+        .collect();
+    let v = s
+        .get(Service::Network, &format!("/ports?{}", query.join("&")))
+        .await
+        .map_err(|e| e.into_provider("ports of the servers"))?;
+    Ok(v["ports"].as_array().cloned().unwrap_or_default())
+}
+
+/// Deletes the floating IPs named for `hosts` (or on `ports`). NotFound is done.
+pub(crate) async fn delete_floating_ips(
+    cx: &Ctx<'_>,
+    hosts: &[String],
+    ports: &[String],
+) -> Result<(), ProviderError> {
+    let all = floating_ips(cx.s).await?;
+    let descs: Vec<String> = hosts.iter().map(|h| fip_description(cx.spec, h)).collect();
+    for f in all
+        .iter()
+        .filter(|f| descs.contains(&js(f, "description")) || ports.contains(&js(f, "port_id")))
+    {
+        let id = js(f, "id");
+        cx.progress(&format!(
+            "release floating IP {}",
+            js(f, "floating_ip_address")
+        ));
+        cx.s.delete(Service::Network, &format!("/floatingips/{id}"))
+            .await
+            .map_err(|e| e.into_provider(&format!("floating IP {id}")))?;
+    }
+    Ok(())
+}
+
+/// Deletes the group, retrying `SecurityGroupInUse` while ports are released.
+pub(crate) async fn delete_group(cx: &Ctx<'_>, id: &str) -> Result<(), ProviderError> {
+    cx.progress(&format!("delete security group {id}"));
+    let started = std::time::Instant::now();
+    let mut delay = cx.pace.min;
+    loop {
+        match cx
+            .s
+            .delete(Service::Network, &format!("/security-groups/{id}"))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if e.conflict() && started.elapsed() < Duration::from_secs(300) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(cx.pace.max);
+            }
+            Err(e) => return Err(e.into_provider(&format!("security group {id}"))),
+        }
+    }
+}
+
+/// The group and the floating IPs of the cluster.
+pub(crate) async fn discover(
+    s: &Session,
+    spec: &ClusterSpec,
+) -> Result<Vec<Recorded>, ProviderError> {
+    let mut out = Vec::new();
+    let name = cloud_name(spec);
+    let v = s
+        .get(
+            Service::Network,
+            &format!("/security-groups?name={}", q(&name)),
+        )
+        .await
+        .map_err(|e| e.into_provider("security groups of the cluster"))?;
+    for g in v["security_groups"].as_array().into_iter().flatten() {
+        if js(g, "name") == name {
+            out.push(found(
+                "security_group".into(),
+                Kind::SecurityGroup,
+                name.clone(),
+                js(g, "id"),
+                BTreeMap::new(),
+            ));
+        }
+    }
+    let prefix = format!("acura-ha {} ", spec.cluster.name);
+    for f in floating_ips(s).await? {
+        let d = js(&f, "description");
+        if let Some(host) = d.strip_prefix(&prefix) {
+            let key = if host == "load-balancer" {
+                "lb".to_string()
+            } else {
+                host.to_string()
+            };
+            out.push(found(
+                format!("floating_ip[{key}]"),
+                Kind::FloatingIp,
+                d.clone(),
+                js(&f, "id"),
+                BTreeMap::new(),
+            ));
+        }
+    }
+    Ok(out)
+}

@@ -13,7 +13,7 @@ pub mod config;
 mod image;
 mod network;
 mod octavia;
-mod quota;
+pub mod quota;
 mod volume;
 pub mod wait;
 
@@ -345,3 +345,6 @@ async fn discover_with(s: &Session, spec: &ClusterSpec) -> Result<Vec<Recorded>,
     out.extend(octavia::discover(s, spec).await?);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

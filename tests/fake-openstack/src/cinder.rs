@@ -19,7 +19,10 @@ pub fn routes(r: Router<App>) -> Router<App> {
 
 /// (volumes, gigabytes) in use.
 pub fn usage(inner: &Inner) -> (i64, i64) {
-    (inner.volumes.len() as i64, inner.volumes.iter().map(|v| v.size).sum())
+    (
+        inner.volumes.len() as i64,
+        inner.volumes.iter().map(|v| v.size).sum(),
+    )
 }
 
 fn status(inner: &Inner, v: &Volume, now: Instant) -> &'static str {
@@ -27,9 +30,17 @@ fn status(inner: &Inner, v: &Volume, now: Instant) -> &'static str {
         return "deleting";
     }
     if now < v.available_at {
-        return if v.image_id.is_some() { "downloading" } else { "creating" };
+        return if v.image_id.is_some() {
+            "downloading"
+        } else {
+            "creating"
+        };
     }
-    match v.server_id.as_ref().and_then(|sid| inner.servers.iter().find(|s| &s.id == sid)) {
+    match v
+        .server_id
+        .as_ref()
+        .and_then(|sid| inner.servers.iter().find(|s| &s.id == sid))
+    {
         Some(srv) if srv.fail.is_some() && srv.built(now) => "available",
         Some(srv) if srv.built(now) => "in-use",
         Some(_) => "attaching",
@@ -71,7 +82,13 @@ fn volume_json(inner: &Inner, c: &Ctx, v: &Volume) -> Value {
         && st != "creating"
         && st != "downloading"
     {
-        let name = inner.cfg.images.iter().find(|i| &i.id == img).map(|i| i.name.clone()).unwrap_or_default();
+        let name = inner
+            .cfg
+            .images
+            .iter()
+            .find(|i| &i.id == img)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
         out["volume_image_metadata"] = json!({"image_id": img, "image_name": name, "checksum": "64d7c1cd2b6f60c92c14662941cb7913",
             "container_format": "bare", "disk_format": "qcow2", "min_disk": "0", "min_ram": "0", "size": "13167616"});
     }
@@ -92,7 +109,10 @@ fn filtered<'a>(inner: &'a Inner, q: &Query) -> Vec<&'a Volume> {
         .iter()
         .filter(|v| q_get(q, "name").is_none_or(|n| v.name.as_deref() == Some(n)))
         .filter(|v| q_get(q, "status").is_none_or(|st| st == status(inner, v, now)))
-        .filter(|v| meta.as_ref().is_none_or(|m| m.iter().all(|(k, val)| v.metadata.get(k) == Some(val))))
+        .filter(|v| {
+            meta.as_ref()
+                .is_none_or(|m| m.iter().all(|(k, val)| v.metadata.get(k) == Some(val)))
+        })
         .collect()
 }
 
@@ -105,7 +125,10 @@ fn list(inner: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn list_detail(inner: &mut Inner, c: &Ctx) -> Response {
-    let out: Vec<Value> = filtered(inner, &c.q).iter().map(|v| volume_json(inner, c, v)).collect();
+    let out: Vec<Value> = filtered(inner, &c.q)
+        .iter()
+        .map(|v| volume_json(inner, c, v))
+        .collect();
     json_resp(200, &json!({ "volumes": out }))
 }
 
@@ -128,23 +151,39 @@ fn create(inner: &mut Inner, c: &Ctx) -> Response {
     let v = &b["volume"];
     let size = match util::int_field(v.get("size")) {
         Ok(Some(n)) if n > 0 => n,
-        _ => return cinder_err(400, "Invalid input received: size must be an integer greater than 0"),
+        _ => {
+            return cinder_err(
+                400,
+                "Invalid input received: size must be an integer greater than 0",
+            );
+        }
     };
     let image_id = s(v, "imageRef");
     if let Some(img) = &image_id
         && !inner.cfg.images.iter().any(|i| &i.id == img)
     {
-        return cinder_err(400, &format!("Invalid image identifier or unable to access requested image. (HTTP 404) Image {img} could not be found."));
+        return cinder_err(
+            400,
+            &format!(
+                "Invalid image identifier or unable to access requested image. (HTTP 404) Image {img} could not be found."
+            ),
+        );
     }
     let (n, gb) = usage(inner);
     let q = &inner.cfg.quotas;
     if q.gigabytes >= 0 && gb + size > q.gigabytes {
-        return json_resp(413, &json!({"overLimit": {"code": 413, "message": format!(
-            "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested {size}G, quota is {}G and {gb}G has been consumed.", q.gigabytes), "retryAfter": "0"}}));
+        return json_resp(
+            413,
+            &json!({"overLimit": {"code": 413, "message": format!(
+            "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested {size}G, quota is {}G and {gb}G has been consumed.", q.gigabytes), "retryAfter": "0"}}),
+        );
     }
     if q.volumes >= 0 && n + 1 > q.volumes {
-        return json_resp(413, &json!({"overLimit": {"code": 413, "message": format!(
-            "VolumeLimitExceeded: Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", q.volumes), "retryAfter": "0"}}));
+        return json_resp(
+            413,
+            &json!({"overLimit": {"code": 413, "message": format!(
+            "VolumeLimitExceeded: Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", q.volumes), "retryAfter": "0"}}),
+        );
     }
     let vol = Volume {
         id: util::uuid(),
@@ -175,7 +214,10 @@ fn delete(inner: &mut Inner, c: &Ctx) -> Response {
         return util::empty(202);
     }
     if st != "available" {
-        return cinder_err(400, "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.");
+        return cinder_err(
+            400,
+            "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.",
+        );
     }
     let v = &mut inner.volumes[idx];
     v.gone_at = Some(now + Duration::from_millis(ms));
@@ -195,11 +237,14 @@ fn quota(inner: &mut Inner, c: &Ctx) -> Response {
             json!(limit)
         }
     };
-    json_resp(200, &json!({"quota_set": {
-        "id": c.p("target"),
-        "volumes": item(q.volumes, n), "gigabytes": item(q.gigabytes, gb),
-        "snapshots": item(10, 0), "backups": item(10, 0), "backup_gigabytes": item(1000, 0),
-        "per_volume_gigabytes": item(-1, 0), "groups": item(10, 0),
-        "volumes___DEFAULT__": item(-1, n), "gigabytes___DEFAULT__": item(-1, gb), "snapshots___DEFAULT__": item(-1, 0)
-    }}))
+    json_resp(
+        200,
+        &json!({"quota_set": {
+            "id": c.p("target"),
+            "volumes": item(q.volumes, n), "gigabytes": item(q.gigabytes, gb),
+            "snapshots": item(10, 0), "backups": item(10, 0), "backup_gigabytes": item(1000, 0),
+            "per_volume_gigabytes": item(-1, 0), "groups": item(10, 0),
+            "volumes___DEFAULT__": item(-1, n), "gigabytes___DEFAULT__": item(-1, gb), "snapshots___DEFAULT__": item(-1, 0)
+        }}),
+    )
 }

@@ -210,9 +210,15 @@ impl Default for Config {
             images: vec![
                 image("1bea47ed-f6a9-463b-b423-14b9cca9ad27", "ubuntu-20.04"),
                 image("70a599e0-31e7-49b7-b260-868f441e862b", "ubuntu-24.04"),
-                image("155d900f-4e14-4e4c-a73d-069cbf4541e6", "ubuntu-20.04-minimal"),
+                image(
+                    "155d900f-4e14-4e4c-a73d-069cbf4541e6",
+                    "ubuntu-20.04-minimal",
+                ),
                 image("a2459075-d96c-40d5-893e-577ff92e721c", "Ubuntu 20.04 (old)"),
-                image("c9a3e8f4-3d0c-4b59-8d1e-0e2c1f3e9a71", "cirros-0.6.2-x86_64-disk"),
+                image(
+                    "c9a3e8f4-3d0c-4b59-8d1e-0e2c1f3e9a71",
+                    "cirros-0.6.2-x86_64-disk",
+                ),
             ],
             quotas: Quotas::default(),
             delays: Delays::default(),

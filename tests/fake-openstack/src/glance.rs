@@ -28,7 +28,10 @@ fn image_json(i: &crate::config::ImageSpec, owner: &str) -> Value {
 /// `name=<exact>` or `name=in:"a,b",c`.
 fn name_matches(filter: &str, name: &str) -> bool {
     match filter.strip_prefix("in:") {
-        Some(list) => list.split(',').map(|n| n.trim_matches('"')).any(|n| n == name),
+        Some(list) => list
+            .split(',')
+            .map(|n| n.trim_matches('"'))
+            .any(|n| n == name),
         None => filter == name,
     }
 }
@@ -45,7 +48,10 @@ fn list(inner: &mut Inner, c: &Ctx) -> Response {
         .filter(|_| q_get(&c.q, "visibility").is_none_or(|v| v == "public" || v == "all"))
         .map(|i| image_json(i, &owner))
         .collect();
-    json_resp(200, &json!({"images": images, "schema": "/v2/schemas/images", "first": "/v2/images"}))
+    json_resp(
+        200,
+        &json!({"images": images, "schema": "/v2/schemas/images", "first": "/v2/images"}),
+    )
 }
 
 fn show(inner: &mut Inner, c: &Ctx) -> Response {

@@ -21,8 +21,16 @@ pub fn catalog(inner: &Inner, base: &str) -> Value {
         ("identity", "keystone", format!("{base}/identity")),
         ("compute", "nova", format!("{base}/compute/v2.1")),
         ("network", "neutron", format!("{base}/network")),
-        ("volumev3", "cinderv3", format!("{base}/volume/v3/{project}")),
-        ("block-storage", "cinder", format!("{base}/volume/v3/{project}")),
+        (
+            "volumev3",
+            "cinderv3",
+            format!("{base}/volume/v3/{project}"),
+        ),
+        (
+            "block-storage",
+            "cinder",
+            format!("{base}/volume/v3/{project}"),
+        ),
         ("image", "glance", format!("{base}/image")),
         ("load-balancer", "octavia", format!("{base}/load-balancer")),
     ];
@@ -62,8 +70,12 @@ fn domain_ok(inner: &Inner, d: Option<&Value>) -> bool {
     match d {
         None => true,
         Some(d) => {
-            d.get("id").and_then(Value::as_str).is_some_and(|i| i == inner.cfg.domain_id)
-                || d.get("name").and_then(Value::as_str).is_some_and(|n| n == inner.cfg.domain_name)
+            d.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|i| i == inner.cfg.domain_id)
+                || d.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n == inner.cfg.domain_name)
         }
     }
 }
@@ -83,7 +95,8 @@ fn issue_token(inner: &mut Inner, c: &Ctx) -> Response {
         let pw = u["password"].as_str().unwrap_or_default();
         cfg.users.iter().find(|x| {
             let who = u["id"].as_str().is_some_and(|id| id == x.id)
-                || (u["name"].as_str().is_some_and(|n| n == x.name) && domain_ok(inner, u.get("domain")));
+                || (u["name"].as_str().is_some_and(|n| n == x.name)
+                    && domain_ok(inner, u.get("domain")));
             who && x.password == pw
         })
     } else if methods.iter().any(|m| m == "application_credential") {
@@ -95,7 +108,9 @@ fn issue_token(inner: &mut Inner, c: &Ctx) -> Response {
                 let u = &a["user"];
                 let owner = cfg.users.iter().find(|us| us.id == x.user_id);
                 u["id"].as_str().is_some_and(|id| id == x.user_id)
-                    || (u["name"].as_str().is_some_and(|n| owner.is_some_and(|o| o.name == n))
+                    || (u["name"]
+                        .as_str()
+                        .is_some_and(|n| owner.is_some_and(|o| o.name == n))
                         && domain_ok(inner, u.get("domain")))
             };
             (by_id || by_name) && x.secret == secret
@@ -138,7 +153,8 @@ fn issue_token(inner: &mut Inner, c: &Ctx) -> Response {
         "user": {"domain": domain, "id": user.id, "name": user.name, "password_expires_at": null},
     });
     if scoped {
-        token["project"] = json!({"domain": domain, "id": cfg.project_id, "name": cfg.project_name});
+        token["project"] =
+            json!({"domain": domain, "id": cfg.project_id, "name": cfg.project_name});
         token["roles"] = json!([{"id": "51cc68287d524c759f47c811e6463340", "name": "member"},
                                 {"id": "df8b7e3bf6fb49e9ba19122da2bae916", "name": "reader"}]);
         if !c.q.iter().any(|(k, _)| k == "nocatalog") {

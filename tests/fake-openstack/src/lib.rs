@@ -26,7 +26,9 @@ pub mod state;
 mod util;
 mod versions;
 
-pub use config::{AppCredSpec, Config, Delays, FlavorSpec, ImageSpec, NetworkSpec, Quotas, UserSpec};
+pub use config::{
+    AppCredSpec, Config, Delays, FlavorSpec, ImageSpec, NetworkSpec, Quotas, UserSpec,
+};
 pub use faults::{FaultAction, FaultRule};
 pub use state::{Inventory, StatsSnapshot};
 
@@ -70,7 +72,8 @@ impl FakeCloud {
                     .build()
                     .expect("tokio runtime");
                 rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                    let listener =
+                        tokio::net::TcpListener::from_std(std_listener).expect("listener");
                     server::serve(listener, app2, rx).await;
                 });
                 rt.shutdown_background();
@@ -208,7 +211,11 @@ impl FakeCloud {
     /// The same cloud through an application credential (the first configured one).
     pub fn clouds_yaml_app_credential(&self, cloud_name: &str) -> String {
         let cfg = self.config();
-        let ac = cfg.application_credentials.first().cloned().expect("an application credential");
+        let ac = cfg
+            .application_credentials
+            .first()
+            .cloned()
+            .expect("an application credential");
         format!(
             "clouds:\n  {cloud_name}:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {auth}\n      application_credential_id: \"{}\"\n      application_credential_secret: \"{}\"\n    region_name: \"{}\"\n    interface: public\n    identity_api_version: 3\n",
             ac.id,

@@ -14,7 +14,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
+            "--port" => {
+                port = args
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--config" => {
                 let path = args.next().unwrap_or_else(|| usage());
                 let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -35,7 +40,11 @@ fn main() {
         std::process::exit(1)
     });
     // One line a script can parse, then serve until killed.
-    println!("fake-openstack listening on {} (auth_url {})", cloud.base_url(), cloud.auth_url());
+    println!(
+        "fake-openstack listening on {} (auth_url {})",
+        cloud.base_url(),
+        cloud.auth_url()
+    );
     loop {
         std::thread::park();
     }

@@ -18,22 +18,52 @@ pub fn routes(mut r: Router<App>) -> Router<App> {
         .route(&format!("{p}/subnets"), g(list_subnets))
         .route(&format!("{p}/subnets/{{id}}"), g(show_subnet))
         .route(&format!("{p}/ports"), g(list_ports).po(create_port))
-        .route(&format!("{p}/ports/{{id}}"), g(show_port).de(delete_port).pu(update_port))
+        .route(
+            &format!("{p}/ports/{{id}}"),
+            g(show_port).de(delete_port).pu(update_port),
+        )
         .route(&format!("{p}/security-groups"), g(list_sgs).po(create_sg))
-        .route(&format!("{p}/security-groups/{{id}}"), g(show_sg).de(delete_sg).pu(update_sg))
-        .route(&format!("{p}/security-group-rules"), g(list_rules).po(create_rules))
-        .route(&format!("{p}/security-group-rules/{{id}}"), g(show_rule).de(delete_rule))
+        .route(
+            &format!("{p}/security-groups/{{id}}"),
+            g(show_sg).de(delete_sg).pu(update_sg),
+        )
+        .route(
+            &format!("{p}/security-group-rules"),
+            g(list_rules).po(create_rules),
+        )
+        .route(
+            &format!("{p}/security-group-rules/{{id}}"),
+            g(show_rule).de(delete_rule),
+        )
         .route(&format!("{p}/floatingips"), g(list_fips).po(create_fip))
-        .route(&format!("{p}/floatingips/{{id}}"), g(show_fip).de(delete_fip).pu(update_fip))
+        .route(
+            &format!("{p}/floatingips/{{id}}"),
+            g(show_fip).de(delete_fip).pu(update_fip),
+        )
         .route(&format!("{p}/quotas/{{project}}"), g(quota))
-        .route(&format!("{p}/quotas/{{project}}/details.json"), g(quota_details))
+        .route(
+            &format!("{p}/quotas/{{project}}/details.json"),
+            g(quota_details),
+        )
         .route(&format!("{p}/quotas/{{project}}/details"), g(quota_details));
     // Tags on every taggable resource (registered per collection: route templates with a
     // parameter in the collection position would clash with the routes above).
-    for coll in ["networks", "subnets", "ports", "security-groups", "floatingips"] {
+    for coll in [
+        "networks",
+        "subnets",
+        "ports",
+        "security-groups",
+        "floatingips",
+    ] {
         r = r
-            .route(&format!("{p}/{coll}/{{id}}/tags"), g(get_tags).pu(replace_tags).de(clear_tags))
-            .route(&format!("{p}/{coll}/{{id}}/tags/{{tag}}"), g(check_tag).pu(add_tag).de(remove_tag));
+            .route(
+                &format!("{p}/{coll}/{{id}}/tags"),
+                g(get_tags).pu(replace_tags).de(clear_tags),
+            )
+            .route(
+                &format!("{p}/{coll}/{{id}}/tags/{{tag}}"),
+                g(check_tag).pu(add_tag).de(remove_tag),
+            );
     }
     r
 }
@@ -69,19 +99,29 @@ fn body(c: &Ctx) -> Result<Value, Response> {
 }
 
 fn over_quota(res: &str) -> Response {
-    neutron_err(409, "OverQuota", &format!("Quota exceeded for resources: ['{res}']."))
+    neutron_err(
+        409,
+        "OverQuota",
+        &format!("Quota exceeded for resources: ['{res}']."),
+    )
 }
 
 // ---- networks, subnets -------------------------------------------------------------------
 
 fn list_networks(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"networks": filter_list(inner.networks.clone(), &c.q)}))
+    json_resp(
+        200,
+        &json!({"networks": filter_list(inner.networks.clone(), &c.q)}),
+    )
 }
 fn show_network(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.networks, "network", "Network", c.p("id"))
 }
 fn list_subnets(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"subnets": filter_list(inner.subnets.clone(), &c.q)}))
+    json_resp(
+        200,
+        &json!({"subnets": filter_list(inner.subnets.clone(), &c.q)}),
+    )
 }
 fn show_subnet(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.subnets, "subnet", "Subnet", c.p("id"))
@@ -97,7 +137,10 @@ fn show_in(list: &[Value], key: &str, kind: &str, id: &str) -> Response {
 // ---- ports -------------------------------------------------------------------------------
 
 fn list_ports(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"ports": filter_list(inner.ports.clone(), &c.q)}))
+    json_resp(
+        200,
+        &json!({"ports": filter_list(inner.ports.clone(), &c.q)}),
+    )
 }
 fn show_port(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.ports, "port", "Port", c.p("id"))
@@ -110,7 +153,10 @@ fn create_port(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let p = &b["port"];
     let Some(net) = s(p, "network_id") else {
-        return bad("HTTPBadRequest", "Failed to parse request. Required attribute 'network_id' not specified");
+        return bad(
+            "HTTPBadRequest",
+            "Failed to parse request. Required attribute 'network_id' not specified",
+        );
     };
     if inner.network(&net).is_none() {
         return not_found("Network", &net);
@@ -121,7 +167,12 @@ fn create_port(inner: &mut Inner, c: &Ctx) -> Response {
     }
     let sgs = match p.get("security_groups") {
         Some(v) => util::str_list(Some(v)),
-        None => inner.sgs.iter().filter(|g| g["name"] == "default").filter_map(|g| s(g, "id")).collect(),
+        None => inner
+            .sgs
+            .iter()
+            .filter(|g| g["name"] == "default")
+            .filter_map(|g| s(g, "id"))
+            .collect(),
     };
     for sg in &sgs {
         if !inner.sgs.iter().any(|g| g["id"] == sg.as_str()) {
@@ -146,7 +197,16 @@ fn update_port(inner: &mut Inner, c: &Ctx) -> Response {
     let Some(port) = inner.ports.iter_mut().find(|p| p["id"] == id) else {
         return not_found("Port", id);
     };
-    for k in ["name", "description", "security_groups", "device_id", "device_owner", "admin_state_up", "port_security_enabled", "allowed_address_pairs"] {
+    for k in [
+        "name",
+        "description",
+        "security_groups",
+        "device_id",
+        "device_owner",
+        "admin_state_up",
+        "port_security_enabled",
+        "allowed_address_pairs",
+    ] {
         if let Some(v) = b["port"].get(k) {
             port[k] = v.clone();
         }
@@ -214,7 +274,13 @@ pub fn new_sg(inner: &mut Inner, name: &str, description: &str, tags: Vec<String
 
 fn sg_view(inner: &Inner, sg: &Value) -> Value {
     let mut v = sg.clone();
-    v["security_group_rules"] = json!(inner.rules.iter().filter(|r| r["security_group_id"] == sg["id"]).collect::<Vec<_>>());
+    v["security_group_rules"] = json!(
+        inner
+            .rules
+            .iter()
+            .filter(|r| r["security_group_id"] == sg["id"])
+            .collect::<Vec<_>>()
+    );
     v
 }
 
@@ -238,7 +304,11 @@ fn create_sg(inner: &mut Inner, c: &Ctx) -> Response {
     let g = &b["security_group"];
     let name = s(g, "name").unwrap_or_default();
     if name == "default" {
-        return neutron_err(409, "SecurityGroupDefaultAlreadyExists", "Default security group already exists.");
+        return neutron_err(
+            409,
+            "SecurityGroupDefaultAlreadyExists",
+            "Default security group already exists.",
+        );
     }
     let q = &inner.cfg.quotas;
     if q.security_group >= 0 && inner.sgs.len() as i64 >= q.security_group {
@@ -247,7 +317,12 @@ fn create_sg(inner: &mut Inner, c: &Ctx) -> Response {
     if q.security_group_rule >= 0 && inner.rules.len() as i64 + 2 > q.security_group_rule {
         return over_quota("security_group_rule");
     }
-    let sg = new_sg(inner, &name, &s(g, "description").unwrap_or_default(), util::str_list(g.get("tags")));
+    let sg = new_sg(
+        inner,
+        &name,
+        &s(g, "description").unwrap_or_default(),
+        util::str_list(g.get("tags")),
+    );
     let out = sg_view(inner, &sg);
     inner.sgs.push(sg);
     json_resp(201, &json!({ "security_group": out }))
@@ -278,17 +353,29 @@ fn delete_sg(inner: &mut Inner, c: &Ctx) -> Response {
         return not_found("SecurityGroup", id);
     };
     if sg["name"] == "default" {
-        return neutron_err(409, "SecurityGroupCannotRemoveDefault", "Removing default security group not allowed.");
+        return neutron_err(
+            409,
+            "SecurityGroupCannotRemoveDefault",
+            "Removing default security group not allowed.",
+        );
     }
     let in_use = inner.ports.iter().any(|p| {
-        p["security_groups"].as_array().is_some_and(|a| a.iter().any(|x| x == id))
+        p["security_groups"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == id))
     });
     if in_use {
-        return neutron_err(409, "SecurityGroupInUse", &format!("Security Group {id} in use."));
+        return neutron_err(
+            409,
+            "SecurityGroupInUse",
+            &format!("Security Group {id} in use."),
+        );
     }
     inner.sgs.retain(|g| g["id"] != id);
     // Its own rules go with it, and so do rules elsewhere that name it as remote group.
-    inner.rules.retain(|r| r["security_group_id"] != id && r["remote_group_id"] != id);
+    inner
+        .rules
+        .retain(|r| r["security_group_id"] != id && r["remote_group_id"] != id);
     util::empty(204)
 }
 
@@ -321,9 +408,22 @@ fn is_any_prefix(p: &Value) -> bool {
 
 /// Neutron's `_rule_to_key`: what makes two rules the same (description is not compared).
 fn rule_key(r: &Value) -> String {
-    let prefix = if is_any_prefix(&r["remote_ip_prefix"]) { Value::Null } else { r["remote_ip_prefix"].clone() };
-    json!([r["direction"], r["ethertype"], proto_number(&r["protocol"]), r["port_range_min"], r["port_range_max"],
-           prefix, r["remote_group_id"], r["remote_address_group_id"], r["security_group_id"]])
+    let prefix = if is_any_prefix(&r["remote_ip_prefix"]) {
+        Value::Null
+    } else {
+        r["remote_ip_prefix"].clone()
+    };
+    json!([
+        r["direction"],
+        r["ethertype"],
+        proto_number(&r["protocol"]),
+        r["port_range_min"],
+        r["port_range_max"],
+        prefix,
+        r["remote_group_id"],
+        r["remote_address_group_id"],
+        r["security_group_id"]
+    ])
     .to_string()
 }
 
@@ -336,7 +436,12 @@ pub fn rule_label(inner: &Inner, r: &Value) -> String {
         .and_then(|g| g["name"].as_str())
         .unwrap_or("?");
     let remote = if let Some(gid) = r["remote_group_id"].as_str() {
-        let n = inner.sgs.iter().find(|g| g["id"] == gid).and_then(|g| g["name"].as_str()).unwrap_or(gid);
+        let n = inner
+            .sgs
+            .iter()
+            .find(|g| g["id"] == gid)
+            .and_then(|g| g["name"].as_str())
+            .unwrap_or(gid);
         format!("group:{n}")
     } else {
         r["remote_ip_prefix"].as_str().unwrap_or("any").to_string()
@@ -345,7 +450,10 @@ pub fn rule_label(inner: &Inner, r: &Value) -> String {
         "{group} {} {} {} {}-{} {remote}",
         r["direction"].as_str().unwrap_or_default(),
         r["ethertype"].as_str().unwrap_or_default(),
-        r["protocol"].as_str().map(String::from).unwrap_or_else(|| r["protocol"].to_string()),
+        r["protocol"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| r["protocol"].to_string()),
         r["port_range_min"],
         r["port_range_max"]
     )
@@ -364,15 +472,25 @@ fn normalize_cidr(p: &str) -> Option<(String, bool)> {
                 return None;
             }
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            Some((format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(a) & mask)), false))
+            Some((
+                format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(a) & mask)),
+                false,
+            ))
         }
         IpAddr::V6(a) => {
             let len = len.unwrap_or(128);
             if len > 128 {
                 return None;
             }
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-            Some((format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(a) & mask)), true))
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            Some((
+                format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(a) & mask)),
+                true,
+            ))
         }
     }
 }
@@ -380,57 +498,109 @@ fn normalize_cidr(p: &str) -> Option<(String, bool)> {
 /// Validate one requested rule and build the stored object.
 fn build_rule(inner: &Inner, req: &Value) -> Result<Value, Response> {
     let Some(sg_id) = s(req, "security_group_id") else {
-        return Err(bad("HTTPBadRequest", "Failed to parse request. Required attribute 'security_group_id' not specified"));
+        return Err(bad(
+            "HTTPBadRequest",
+            "Failed to parse request. Required attribute 'security_group_id' not specified",
+        ));
     };
     if !inner.sgs.iter().any(|g| g["id"] == sg_id.as_str()) {
         return Err(not_found("SecurityGroup", &sg_id));
     }
     let direction = s(req, "direction").unwrap_or_default();
     if direction != "ingress" && direction != "egress" {
-        return Err(bad("InvalidInput", &format!("Invalid input for direction. Reason: '{direction}' is not in ['ingress', 'egress'].")));
+        return Err(bad(
+            "InvalidInput",
+            &format!(
+                "Invalid input for direction. Reason: '{direction}' is not in ['ingress', 'egress']."
+            ),
+        ));
     }
     let ethertype = s(req, "ethertype").unwrap_or_else(|| "IPv4".into());
     if ethertype != "IPv4" && ethertype != "IPv6" {
-        return Err(bad("SecurityGroupRuleInvalidEtherType", &format!("Security group rule for ethertype '{ethertype}' not supported. Allowed values are ['IPv4', 'IPv6'].")));
+        return Err(bad(
+            "SecurityGroupRuleInvalidEtherType",
+            &format!(
+                "Security group rule for ethertype '{ethertype}' not supported. Allowed values are ['IPv4', 'IPv6']."
+            ),
+        ));
     }
-    let remotes = ["remote_ip_prefix", "remote_group_id", "remote_address_group_id"]
-        .iter()
-        .filter(|k| !req[**k].is_null())
-        .count();
+    let remotes = [
+        "remote_ip_prefix",
+        "remote_group_id",
+        "remote_address_group_id",
+    ]
+    .iter()
+    .filter(|k| !req[**k].is_null())
+    .count();
     if remotes > 1 {
-        return Err(bad("SecurityGroupMultipleRemoteEntites", "Only one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided."));
+        return Err(bad(
+            "SecurityGroupMultipleRemoteEntites",
+            "Only one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided.",
+        ));
     }
     if let Some(rg) = s(req, "remote_group_id")
         && !inner.sgs.iter().any(|g| g["id"] == rg.as_str())
     {
         return Err(not_found("SecurityGroup", &rg));
     }
-    let min = util::int_field(req.get("port_range_min")).map_err(|e| bad("InvalidInput", &format!("Invalid input for port_range_min. Reason: {e}.")))?;
-    let max = util::int_field(req.get("port_range_max")).map_err(|e| bad("InvalidInput", &format!("Invalid input for port_range_max. Reason: {e}.")))?;
+    let min = util::int_field(req.get("port_range_min")).map_err(|e| {
+        bad(
+            "InvalidInput",
+            &format!("Invalid input for port_range_min. Reason: {e}."),
+        )
+    })?;
+    let max = util::int_field(req.get("port_range_max")).map_err(|e| {
+        bad(
+            "InvalidInput",
+            &format!("Invalid input for port_range_max. Reason: {e}."),
+        )
+    })?;
     let proto = proto_number(&req["protocol"]);
     if (min.is_some() || max.is_some()) && proto.is_none() {
-        return Err(bad("SecurityGroupProtocolRequiredWithPorts", "Must also specify protocol if port range is given."));
+        return Err(bad(
+            "SecurityGroupProtocolRequiredWithPorts",
+            "Must also specify protocol if port range is given.",
+        ));
     }
     if matches!(proto.as_deref(), Some("6") | Some("17") | Some("132")) {
         if min == Some(0) || max == Some(0) {
-            return Err(bad("SecurityGroupInvalidPortValue", "Invalid value for port 0."));
+            return Err(bad(
+                "SecurityGroupInvalidPortValue",
+                "Invalid value for port 0.",
+            ));
         }
         if let (Some(a), Some(b)) = (min, max)
             && a > b
         {
-            return Err(bad("SecurityGroupInvalidPortRange", "For TCP/UDP protocols, port_range_min must be <= port_range_max"));
+            return Err(bad(
+                "SecurityGroupInvalidPortRange",
+                "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+            ));
         }
-        if min.is_some_and(|p| !(1..=65535).contains(&p)) || max.is_some_and(|p| !(1..=65535).contains(&p)) {
-            return Err(bad("SecurityGroupInvalidPortValue", &format!("Invalid value for port {}.", min.or(max).unwrap_or(0))));
+        if min.is_some_and(|p| !(1..=65535).contains(&p))
+            || max.is_some_and(|p| !(1..=65535).contains(&p))
+        {
+            return Err(bad(
+                "SecurityGroupInvalidPortValue",
+                &format!("Invalid value for port {}.", min.or(max).unwrap_or(0)),
+            ));
         }
     }
     let mut rule = new_rule(inner, &sg_id, &direction, &ethertype);
     if let Some(p) = s(req, "remote_ip_prefix") {
         let Some((cidr, v6)) = normalize_cidr(&p) else {
-            return Err(bad("InvalidInput", &format!("Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet.")));
+            return Err(bad(
+                "InvalidInput",
+                &format!(
+                    "Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet."
+                ),
+            ));
         };
         if v6 != (ethertype == "IPv6") {
-            return Err(bad("SecurityGroupRuleParameterConflict", &format!("Conflicting value ethertype {ethertype} for CIDR {p}")));
+            return Err(bad(
+                "SecurityGroupRuleParameterConflict",
+                &format!("Conflicting value ethertype {ethertype} for CIDR {p}"),
+            ));
         }
         rule["remote_ip_prefix"] = json!(cidr);
         rule["normalized_cidr"] = json!(cidr);
@@ -440,7 +610,12 @@ fn build_rule(inner: &Inner, req: &Value) -> Result<Value, Response> {
     rule["port_range_max"] = json!(max);
     rule["remote_group_id"] = req["remote_group_id"].clone();
     rule["description"] = json!(s(req, "description").unwrap_or_default());
-    rule["belongs_to_default_sg"] = json!(inner.sgs.iter().any(|g| g["id"] == sg_id.as_str() && g["name"] == "default"));
+    rule["belongs_to_default_sg"] = json!(
+        inner
+            .sgs
+            .iter()
+            .any(|g| g["id"] == sg_id.as_str() && g["name"] == "default")
+    );
     Ok(rule)
 }
 
@@ -465,11 +640,19 @@ fn create_rules(inner: &mut Inner, c: &Ctx) -> Response {
     let keys: Vec<String> = built.iter().map(rule_key).collect();
     for (i, k) in keys.iter().enumerate() {
         if keys[..i].contains(k) {
-            return neutron_err(409, "DuplicateSecurityGroupRuleInPost", "Duplicate Security Group Rule in POST.");
+            return neutron_err(
+                409,
+                "DuplicateSecurityGroupRuleInPost",
+                "Duplicate Security Group Rule in POST.",
+            );
         }
         if let Some(existing) = inner.rules.iter().find(|r| &rule_key(r) == k) {
             let id = existing["id"].as_str().unwrap_or_default();
-            return neutron_err(409, "SecurityGroupRuleExists", &format!("Security group rule already exists. Rule id is {id}."));
+            return neutron_err(
+                409,
+                "SecurityGroupRuleExists",
+                &format!("Security group rule already exists. Rule id is {id}."),
+            );
         }
     }
     let q = inner.cfg.quotas.security_group_rule;
@@ -485,11 +668,19 @@ fn create_rules(inner: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn list_rules(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"security_group_rules": filter_list(inner.rules.clone(), &c.q)}))
+    json_resp(
+        200,
+        &json!({"security_group_rules": filter_list(inner.rules.clone(), &c.q)}),
+    )
 }
 
 fn show_rule(inner: &mut Inner, c: &Ctx) -> Response {
-    show_in(&inner.rules, "security_group_rule", "SecurityGroupRule", c.p("id"))
+    show_in(
+        &inner.rules,
+        "security_group_rule",
+        "SecurityGroupRule",
+        c.p("id"),
+    )
 }
 
 fn delete_rule(inner: &mut Inner, c: &Ctx) -> Response {
@@ -509,7 +700,10 @@ fn port_details(p: &Value) -> Value {
 }
 
 fn list_fips(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"floatingips": filter_list(inner.fips.clone(), &c.q)}))
+    json_resp(
+        200,
+        &json!({"floatingips": filter_list(inner.fips.clone(), &c.q)}),
+    )
 }
 
 fn show_fip(inner: &mut Inner, c: &Ctx) -> Response {
@@ -547,12 +741,18 @@ fn create_fip(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let f = &b["floatingip"];
     let Some(net) = s(f, "floating_network_id") else {
-        return bad("HTTPBadRequest", "Failed to parse request. Required attribute 'floating_network_id' not specified");
+        return bad(
+            "HTTPBadRequest",
+            "Failed to parse request. Required attribute 'floating_network_id' not specified",
+        );
     };
     match inner.network(&net) {
         None => return not_found("Network", &net),
         Some(n) if n["router:external"] != true => {
-            return bad("BadRequest", &format!("Bad floatingip request: Network {net} is not a valid external network."));
+            return bad(
+                "BadRequest",
+                &format!("Bad floatingip request: Network {net} is not a valid external network."),
+            );
         }
         _ => {}
     }
@@ -561,7 +761,11 @@ fn create_fip(inner: &mut Inner, c: &Ctx) -> Response {
         return over_quota("floatingip");
     }
     let Some(addr) = inner.pools.get_mut(&net).and_then(|p| p.pop_front()) else {
-        return neutron_err(409, "IpAddressGenerationFailure", &format!("No more IP addresses available on network {net}."));
+        return neutron_err(
+            409,
+            "IpAddressGenerationFailure",
+            &format!("No more IP addresses available on network {net}."),
+        );
     };
     let now = util::now_z();
     let mut fip = json!({
@@ -610,8 +814,15 @@ fn delete_fip(inner: &mut Inner, c: &Ctx) -> Response {
         return not_found("FloatingIP", id);
     };
     let fip = inner.fips.remove(idx);
-    if let (Some(net), Some(addr)) = (fip["floating_network_id"].as_str(), fip["floating_ip_address"].as_str()) {
-        inner.pools.entry(net.to_string()).or_default().push_back(addr.to_string());
+    if let (Some(net), Some(addr)) = (
+        fip["floating_network_id"].as_str(),
+        fip["floating_ip_address"].as_str(),
+    ) {
+        inner
+            .pools
+            .entry(net.to_string())
+            .or_default()
+            .push_back(addr.to_string());
     }
     util::empty(204)
 }
@@ -662,7 +873,11 @@ fn check_tag(inner: &mut Inner, c: &Ctx) -> Response {
         if t.contains(&tag) {
             util::empty(204)
         } else {
-            neutron_err(404, "TagNotFound", &format!("Tag {tag} could not be found."))
+            neutron_err(
+                404,
+                "TagNotFound",
+                &format!("Tag {tag} could not be found."),
+            )
         }
     })
 }
@@ -684,7 +899,11 @@ fn remove_tag(inner: &mut Inner, c: &Ctx) -> Response {
             t.remove(i);
             util::empty(204)
         } else {
-            neutron_err(404, "TagNotFound", &format!("Tag {tag} could not be found."))
+            neutron_err(
+                404,
+                "TagNotFound",
+                &format!("Tag {tag} could not be found."),
+            )
         }
     })
 }
@@ -695,7 +914,11 @@ fn quota_values(inner: &Inner) -> Vec<(&'static str, i64, usize)> {
     let q = &inner.cfg.quotas;
     vec![
         ("security_group", q.security_group, inner.sgs.len()),
-        ("security_group_rule", q.security_group_rule, inner.rules.len()),
+        (
+            "security_group_rule",
+            q.security_group_rule,
+            inner.rules.len(),
+        ),
         ("port", q.port, inner.ports.len()),
         ("floatingip", q.floatingip, inner.fips.len()),
         ("network", 100, inner.networks.len()),
@@ -705,7 +928,10 @@ fn quota_values(inner: &Inner) -> Vec<(&'static str, i64, usize)> {
 }
 
 fn quota(inner: &mut Inner, _: &Ctx) -> Response {
-    let m: serde_json::Map<String, Value> = quota_values(inner).into_iter().map(|(k, l, _)| (k.to_string(), json!(l))).collect();
+    let m: serde_json::Map<String, Value> = quota_values(inner)
+        .into_iter()
+        .map(|(k, l, _)| (k.to_string(), json!(l)))
+        .collect();
     json_resp(200, &json!({ "quota": m }))
 }
 

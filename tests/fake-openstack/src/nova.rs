@@ -54,16 +54,34 @@ pub fn routes(r: Router<App>) -> Router<App> {
     r.route(&format!("{p}/flavors"), g(list_flavors))
         .route(&format!("{p}/flavors/detail"), g(list_flavors_detail))
         .route(&format!("{p}/flavors/{{id}}"), g(show_flavor))
-        .route(&format!("{p}/os-keypairs"), g(list_keypairs).po(create_keypair))
-        .route(&format!("{p}/os-keypairs/{{name}}"), g(show_keypair).de(delete_keypair))
-        .route(&format!("{p}/os-server-groups"), g(list_groups).po(create_group))
-        .route(&format!("{p}/os-server-groups/{{id}}"), g(show_group).de(delete_group))
+        .route(
+            &format!("{p}/os-keypairs"),
+            g(list_keypairs).po(create_keypair),
+        )
+        .route(
+            &format!("{p}/os-keypairs/{{name}}"),
+            g(show_keypair).de(delete_keypair),
+        )
+        .route(
+            &format!("{p}/os-server-groups"),
+            g(list_groups).po(create_group),
+        )
+        .route(
+            &format!("{p}/os-server-groups/{{id}}"),
+            g(show_group).de(delete_group),
+        )
         .route(&format!("{p}/servers"), g(list_servers).po(create_server))
         .route(&format!("{p}/servers/detail"), g(list_servers_detail))
-        .route(&format!("{p}/servers/{{id}}"), g(show_server).de(delete_server))
+        .route(
+            &format!("{p}/servers/{{id}}"),
+            g(show_server).de(delete_server),
+        )
         .route(&format!("{p}/servers/{{id}}/ips"), g(server_ips))
         .route(&format!("{p}/os-quota-sets/{{project}}"), g(quota_set))
-        .route(&format!("{p}/os-quota-sets/{{project}}/detail"), g(quota_set_detail))
+        .route(
+            &format!("{p}/os-quota-sets/{{project}}/detail"),
+            g(quota_set_detail),
+        )
         .route(&format!("{p}/limits"), g(limits))
         .route(&format!("{p}/os-availability-zone"), g(azs))
         .route(&format!("{p}/servers/{{id}}/action"), po(server_action))
@@ -100,7 +118,12 @@ fn list_flavors(inner: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn list_flavors_detail(inner: &mut Inner, c: &Ctx) -> Response {
-    let list: Vec<Value> = inner.cfg.flavors.iter().map(|f| flavor_json(inner, c, f)).collect();
+    let list: Vec<Value> = inner
+        .cfg
+        .flavors
+        .iter()
+        .map(|f| flavor_json(inner, c, f))
+        .collect();
     json_resp(200, &json!({ "flavors": list }))
 }
 
@@ -122,7 +145,10 @@ fn fingerprint(key: &str) -> String {
         (salt, key).hash(&mut h);
         out.extend_from_slice(&h.finish().to_be_bytes());
     }
-    out.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    out.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn keypair_json(k: &Keypair, full: bool, user: &str) -> Value {
@@ -139,7 +165,12 @@ fn keypair_json(k: &Keypair, full: bool, user: &str) -> Value {
 }
 
 fn user_id(inner: &Inner) -> String {
-    inner.cfg.users.first().map(|u| u.id.clone()).unwrap_or_default()
+    inner
+        .cfg
+        .users
+        .first()
+        .map(|u| u.id.clone())
+        .unwrap_or_default()
 }
 
 fn list_keypairs(inner: &mut Inner, _: &Ctx) -> Response {
@@ -169,7 +200,10 @@ fn create_keypair(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let kp = &body["keypair"];
     let Some(name) = s(kp, "name").filter(|n| !n.is_empty()) else {
-        return nova_err(400, "Invalid input for field/attribute keypair. Value: None. 'name' is a required property");
+        return nova_err(
+            400,
+            "Invalid input for field/attribute keypair. Value: None. 'name' is a required property",
+        );
     };
     if inner.keypairs.iter().any(|k| k.name == name) {
         return nova_err(409, &format!("Key pair '{name}' already exists."));
@@ -200,7 +234,10 @@ fn create_keypair(inner: &mut Inner, c: &Ctx) -> Response {
         out["private_key"] = json!(p);
     }
     inner.keypairs.push(k);
-    json_resp(if v >= V(2, 2) { 201 } else { 200 }, &json!({ "keypair": out }))
+    json_resp(
+        if v >= V(2, 2) { 201 } else { 200 },
+        &json!({ "keypair": out }),
+    )
 }
 
 fn delete_keypair(inner: &mut Inner, c: &Ctx) -> Response {
@@ -208,14 +245,26 @@ fn delete_keypair(inner: &mut Inner, c: &Ctx) -> Response {
     let before = inner.keypairs.len();
     inner.keypairs.retain(|k| k.name != name);
     if inner.keypairs.len() == before {
-        return nova_err(404, &format!("Keypair {name} not found for user {}", user_id(inner)));
+        return nova_err(
+            404,
+            &format!("Keypair {name} not found for user {}", user_id(inner)),
+        );
     }
-    util::empty(if microversion(&c.headers) >= V(2, 2) { 204 } else { 202 })
+    util::empty(if microversion(&c.headers) >= V(2, 2) {
+        204
+    } else {
+        202
+    })
 }
 
 // ---- server groups -----------------------------------------------------------------------
 
-const POLICIES: &[&str] = &["anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity"];
+const POLICIES: &[&str] = &[
+    "anti-affinity",
+    "affinity",
+    "soft-anti-affinity",
+    "soft-affinity",
+];
 
 fn group_json(inner: &Inner, g: &ServerGroup, v: V) -> Value {
     let mut out = json!({"id": g.id, "name": g.name, "members": g.members,
@@ -232,7 +281,11 @@ fn group_json(inner: &Inner, g: &ServerGroup, v: V) -> Value {
 
 fn list_groups(inner: &mut Inner, c: &Ctx) -> Response {
     let v = microversion(&c.headers);
-    let list: Vec<Value> = inner.server_groups.iter().map(|g| group_json(inner, g, v)).collect();
+    let list: Vec<Value> = inner
+        .server_groups
+        .iter()
+        .map(|g| group_json(inner, g, v))
+        .collect();
     json_resp(200, &json!({ "server_groups": list }))
 }
 
@@ -240,7 +293,10 @@ fn show_group(inner: &mut Inner, c: &Ctx) -> Response {
     let v = microversion(&c.headers);
     match inner.server_groups.iter().find(|g| g.id == c.p("id")) {
         Some(g) => json_resp(200, &json!({"server_group": group_json(inner, g, v)})),
-        None => nova_err(404, &format!("Server group {} could not be found.", c.p("id"))),
+        None => nova_err(
+            404,
+            &format!("Server group {} could not be found.", c.p("id")),
+        ),
     }
 }
 
@@ -252,28 +308,46 @@ fn create_group(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let sg = &body["server_group"];
     let Some(name) = s(sg, "name") else {
-        return nova_err(400, "Invalid input for field/attribute server_group. Value: None. 'name' is a required property");
+        return nova_err(
+            400,
+            "Invalid input for field/attribute server_group. Value: None. 'name' is a required property",
+        );
     };
     let policy = if v >= V(2, 64) {
         if sg.get("policies").is_some() {
-            return nova_err(400, "Invalid input for field/attribute server_group. Additional properties are not allowed ('policies' was unexpected)");
+            return nova_err(
+                400,
+                "Invalid input for field/attribute server_group. Additional properties are not allowed ('policies' was unexpected)",
+            );
         }
         s(sg, "policy")
     } else {
         if sg.get("policy").is_some() {
-            return nova_err(400, "Invalid input for field/attribute server_group. Additional properties are not allowed ('policy' was unexpected)");
+            return nova_err(
+                400,
+                "Invalid input for field/attribute server_group. Additional properties are not allowed ('policy' was unexpected)",
+            );
         }
         let p = util::str_list(sg.get("policies"));
         if p.len() != 1 {
-            return nova_err(400, "Invalid input for field/attribute policies. Value: []. [] is too short");
+            return nova_err(
+                400,
+                "Invalid input for field/attribute policies. Value: []. [] is too short",
+            );
         }
         p.into_iter().next()
     };
     let Some(policy) = policy.filter(|p| POLICIES.contains(&p.as_str())) else {
-        return nova_err(400, "Invalid input for field/attribute policy. Value must be one of anti-affinity, affinity, soft-anti-affinity, soft-affinity");
+        return nova_err(
+            400,
+            "Invalid input for field/attribute policy. Value must be one of anti-affinity, affinity, soft-anti-affinity, soft-affinity",
+        );
     };
     if policy.starts_with("soft") && v < V(2, 15) {
-        return nova_err(400, "Invalid input for field/attribute 0. Value: soft-anti-affinity. 'soft-anti-affinity' is not one of ['anti-affinity', 'affinity']");
+        return nova_err(
+            400,
+            "Invalid input for field/attribute 0. Value: soft-anti-affinity. 'soft-anti-affinity' is not one of ['anti-affinity', 'affinity']",
+        );
     }
     let q = inner.cfg.quotas.server_groups;
     if q >= 0 && inner.server_groups.len() as i64 >= q {
@@ -294,7 +368,10 @@ fn delete_group(inner: &mut Inner, c: &Ctx) -> Response {
     let before = inner.server_groups.len();
     inner.server_groups.retain(|g| g.id != c.p("id"));
     if before == inner.server_groups.len() {
-        return nova_err(404, &format!("Server group {} could not be found.", c.p("id")));
+        return nova_err(
+            404,
+            &format!("Server group {} could not be found.", c.p("id")),
+        );
     }
     util::empty(204)
 }
@@ -320,20 +397,35 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let sv = &body["server"];
     let Some(name) = s(sv, "name").filter(|n| !n.is_empty()) else {
-        return bad("Invalid input for field/attribute server. Value: None. 'name' is a required property");
+        return bad(
+            "Invalid input for field/attribute server. Value: None. 'name' is a required property",
+        );
     };
-    let flavor_ref = sv["flavorRef"].as_str().map(String::from).or_else(|| sv["flavorRef"].as_u64().map(|n| n.to_string()));
-    let Some(flavor) = flavor_ref.and_then(|f| inner.cfg.flavors.iter().find(|x| x.id == f).cloned()) else {
+    let flavor_ref = sv["flavorRef"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| sv["flavorRef"].as_u64().map(|n| n.to_string()));
+    let Some(flavor) =
+        flavor_ref.and_then(|f| inner.cfg.flavors.iter().find(|x| x.id == f).cloned())
+    else {
         return bad(&format!("Flavor {} could not be found.", sv["flavorRef"]));
     };
     if sv.get("personality").is_some() && v >= V(2, 57) {
-        return bad("Invalid input for field/attribute server. Additional properties are not allowed ('personality' was unexpected)");
+        return bad(
+            "Invalid input for field/attribute server. Additional properties are not allowed ('personality' was unexpected)",
+        );
     }
     let tags = util::str_list(sv.get("tags"));
     if sv.get("tags").is_some() && v < V(2, 52) {
-        return bad("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)");
+        return bad(
+            "Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)",
+        );
     }
-    if tags.len() > 50 || tags.iter().any(|t| t.is_empty() || t.len() > 60 || t.contains('/') || t.contains(',')) {
+    if tags.len() > 50
+        || tags
+            .iter()
+            .any(|t| t.is_empty() || t.len() > 60 || t.contains('/') || t.contains(','))
+    {
         return bad("Invalid input for field/attribute tags.");
     }
     if let Some(ud) = sv.get("user_data") {
@@ -350,17 +442,35 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
     // Security groups by name or id.
     let mut sg_names = vec![];
     let mut sg_ids = vec![];
-    let req_sgs = sv["security_groups"].as_array().cloned().unwrap_or_else(|| vec![json!({"name": "default"})]);
+    let req_sgs = sv["security_groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![json!({"name": "default"})]);
     for g in &req_sgs {
         let want = g["name"].as_str().unwrap_or_default();
-        let found = inner.sgs.iter().filter(|x| x["name"] == want || x["id"] == want).collect::<Vec<_>>();
+        let found = inner
+            .sgs
+            .iter()
+            .filter(|x| x["name"] == want || x["id"] == want)
+            .collect::<Vec<_>>();
         match found.as_slice() {
             [one] => {
                 sg_names.push(want.to_string());
                 sg_ids.push(one["id"].as_str().unwrap_or_default().to_string());
             }
-            [] => return bad(&format!("Unable to find security_group with name or id '{want}'")),
-            _ => return nova_err(409, &format!("Multiple security_group matches found for name '{want}', use an ID to be more specific.")),
+            [] => {
+                return bad(&format!(
+                    "Unable to find security_group with name or id '{want}'"
+                ));
+            }
+            _ => {
+                return nova_err(
+                    409,
+                    &format!(
+                        "Multiple security_group matches found for name '{want}', use an ID to be more specific."
+                    ),
+                );
+            }
         }
     }
     // Networks: a list of {uuid}/{port}, or "none"/"auto".
@@ -389,18 +499,30 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         }
         Value::String(s) if s == "none" => {}
         Value::String(s) if s == "auto" => {
-            if let Some(n) = inner.networks.iter().find(|n| n["router:external"] == false) {
+            if let Some(n) = inner
+                .networks
+                .iter()
+                .find(|n| n["router:external"] == false)
+            {
                 nets.push(n["id"].as_str().unwrap_or_default().to_string());
             }
         }
         Value::Null if v < V(2, 37) => {}
-        _ => return bad("Invalid input for field/attribute server. Value: None. 'networks' is a required property"),
+        _ => {
+            return bad(
+                "Invalid input for field/attribute server. Value: None. 'networks' is a required property",
+            );
+        }
     }
     // Boot volume from block_device_mapping_v2.
     let mut image_id = s(sv, "imageRef").filter(|s| !s.is_empty());
     let mut new_volume: Option<(i64, bool, String)> = None;
     let mut attach: Vec<(String, bool)> = vec![];
-    for bdm in sv["block_device_mapping_v2"].as_array().into_iter().flatten() {
+    for bdm in sv["block_device_mapping_v2"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let src = bdm["source_type"].as_str().unwrap_or_default();
         let dst = bdm["destination_type"].as_str().unwrap_or("local");
         let dot = bdm["delete_on_termination"].as_bool().unwrap_or(false);
@@ -419,8 +541,16 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
             }
             ("volume", "volume") => match inner.volumes.iter().find(|x| x.id == uuid) {
                 Some(vol) if vol.server_id.is_none() => attach.push((uuid, dot)),
-                Some(_) => return bad(&format!("Invalid volume: volume {uuid} is already attached")),
-                None => return bad(&format!("Block Device Mapping is Invalid: failed to get volume {uuid}.")),
+                Some(_) => {
+                    return bad(&format!(
+                        "Invalid volume: volume {uuid} is already attached"
+                    ));
+                }
+                None => {
+                    return bad(&format!(
+                        "Block Device Mapping is Invalid: failed to get volume {uuid}."
+                    ));
+                }
             },
             ("image", "local") => {
                 if !inner.cfg.images.iter().any(|i| i.id == uuid) {
@@ -432,9 +562,12 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         }
     }
     if image_id.is_none() && attach.is_empty() {
-        return bad("Block Device Mapping is Invalid: You specified more local devices than the limit allows");
+        return bad(
+            "Block Device Mapping is Invalid: You specified more local devices than the limit allows",
+        );
     }
-    let group = s(&body["OS-SCH-HNT:scheduler_hints"], "group").or_else(|| s(&sv["scheduler_hints"], "group"));
+    let group = s(&body["OS-SCH-HNT:scheduler_hints"], "group")
+        .or_else(|| s(&sv["scheduler_hints"], "group"));
     if let Some(g) = &group
         && !inner.server_groups.iter().any(|x| &x.id == g)
     {
@@ -449,7 +582,12 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         ("ram", ram, flavor.ram as i64, q.ram),
     ] {
         if limit >= 0 && used + want > limit {
-            return nova_err(403, &format!("Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"));
+            return nova_err(
+                403,
+                &format!(
+                    "Quota exceeded for {res}: Requested {want}, but already used {used} of {limit} {res}"
+                ),
+            );
         }
     }
     let nports = inner.ports.len() as i64;
@@ -460,7 +598,9 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
     let id = util::uuid();
     let now = Instant::now();
     let build = Duration::from_millis(inner.delays.server_build);
-    let mut fail = c.boot_fails().then(|| "No valid host was found. There are not enough hosts available.".to_string());
+    let mut fail = c
+        .boot_fails()
+        .then(|| "No valid host was found. There are not enough hosts available.".to_string());
     // Ports: one per requested network, with the next pool address.
     let mut port_ids = given_ports.clone();
     for p in &given_ports {
@@ -520,7 +660,11 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         id: id.clone(),
         name,
         flavor_id: flavor.id.clone(),
-        image_id: if new_volume_is_boot(&volumes) { None } else { image_id },
+        image_id: if new_volume_is_boot(&volumes) {
+            None
+        } else {
+            image_id
+        },
         key_name,
         metadata,
         tags,
@@ -559,7 +703,9 @@ fn new_volume_is_boot(volumes: &[(String, bool)]) -> bool {
 fn addresses(inner: &Inner, srv: &Server) -> Value {
     let mut out = Map::new();
     for pid in &srv.port_ids {
-        let Some(port) = inner.ports.iter().find(|p| p["id"] == pid.as_str()) else { continue };
+        let Some(port) = inner.ports.iter().find(|p| p["id"] == pid.as_str()) else {
+            continue;
+        };
         let net_name = port["network_id"]
             .as_str()
             .and_then(|n| inner.network(n))
@@ -569,11 +715,17 @@ fn addresses(inner: &Inner, srv: &Server) -> Value {
         let mac = port["mac_address"].clone();
         let entry = out.entry(net_name).or_insert_with(|| json!([]));
         for ip in port["fixed_ips"].as_array().into_iter().flatten() {
-            entry.as_array_mut().unwrap().push(json!({"addr": ip["ip_address"], "version": 4,
+            entry
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"addr": ip["ip_address"], "version": 4,
                 "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac}));
         }
         for fip in inner.fips.iter().filter(|f| f["port_id"] == pid.as_str()) {
-            entry.as_array_mut().unwrap().push(json!({"addr": fip["floating_ip_address"], "version": 4,
+            entry
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"addr": fip["floating_ip_address"], "version": 4,
                 "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac}));
         }
     }
@@ -585,25 +737,42 @@ fn server_json(inner: &Inner, c: &Ctx, srv: &Server, v: V) -> Value {
     let status = srv.status(now);
     let (vm_state, task_state, power) = match status {
         "BUILD" => {
-            let elapsed = now.saturating_duration_since(srv.active_at - Duration::from_millis(inner.delays.server_build.max(1)));
+            let elapsed = now.saturating_duration_since(
+                srv.active_at - Duration::from_millis(inner.delays.server_build.max(1)),
+            );
             let frac = elapsed.as_millis() * 4 / u128::from(inner.delays.server_build.max(1));
-            let task = ["scheduling", "block_device_mapping", "networking", "spawning"][(frac as usize).min(3)];
+            let task = [
+                "scheduling",
+                "block_device_mapping",
+                "networking",
+                "spawning",
+            ][(frac as usize).min(3)];
             ("building", json!(task), 0)
         }
         "ERROR" => ("error", Value::Null, 0),
         _ => ("active", Value::Null, 1),
     };
-    let task_state = if srv.gone_at.is_some() { json!("deleting") } else { task_state };
+    let task_state = if srv.gone_at.is_some() {
+        json!("deleting")
+    } else {
+        task_state
+    };
     let project = &inner.cfg.project_id;
     let flavor = inner.cfg.flavors.iter().find(|f| f.id == srv.flavor_id);
     let flavor_json = if v >= V(2, 47) {
-        flavor.map(|f| json!({"disk": f.disk, "ephemeral": 0, "extra_specs": {}, "original_name": f.name,
-            "ram": f.ram, "swap": 0, "vcpus": f.vcpus})).unwrap_or(Value::Null)
+        flavor
+            .map(|f| {
+                json!({"disk": f.disk, "ephemeral": 0, "extra_specs": {}, "original_name": f.name,
+            "ram": f.ram, "swap": 0, "vcpus": f.vcpus})
+            })
+            .unwrap_or(Value::Null)
     } else {
         json!({"id": srv.flavor_id, "links": [{"href": format!("{}/compute/{project}/flavors/{}", c.base, srv.flavor_id), "rel": "bookmark"}]})
     };
     let image = match &srv.image_id {
-        Some(i) => json!({"id": i, "links": [{"href": format!("{}/compute/{project}/images/{i}", c.base), "rel": "bookmark"}]}),
+        Some(i) => {
+            json!({"id": i, "links": [{"href": format!("{}/compute/{project}/images/{i}", c.base), "rel": "bookmark"}]})
+        }
         None => json!(""),
     };
     let built = status != "BUILD";
@@ -652,7 +821,9 @@ fn server_json(inner: &Inner, c: &Ctx, srv: &Server, v: V) -> Value {
 
 fn filtered_servers<'a>(inner: &'a Inner, q: &Query) -> Result<Vec<&'a Server>, Response> {
     let name_re = match q_get(q, "name") {
-        Some(n) => Some(regex::Regex::new(n).map_err(|_| nova_err(400, &format!("Invalid regex '{n}'")))?),
+        Some(n) => {
+            Some(regex::Regex::new(n).map_err(|_| nova_err(400, &format!("Invalid regex '{n}'")))?)
+        }
         None => None,
     };
     let now = Instant::now();
@@ -747,15 +918,26 @@ fn server_action(inner: &mut Inner, c: &Ctx) -> Response {
     }
     let body = util::parse_body(&c.body).unwrap_or(Value::Null);
     let known = ["reboot", "os-stop", "os-start"];
-    if body.as_object().is_some_and(|o| o.keys().any(|k| known.contains(&k.as_str()))) {
+    if body
+        .as_object()
+        .is_some_and(|o| o.keys().any(|k| known.contains(&k.as_str())))
+    {
         return util::empty(202);
     }
-    inner.unhandled.push(format!("{} {} {}", c.method, c.path, body));
-    util::json_resp(501, &json!({"notImplemented": {"code": 501, "message": "fake-openstack does not handle this server action"}}))
+    inner
+        .unhandled
+        .push(format!("{} {} {}", c.method, c.path, body));
+    util::json_resp(
+        501,
+        &json!({"notImplemented": {"code": 501, "message": "fake-openstack does not handle this server action"}}),
+    )
 }
 
 fn azs(_: &mut Inner, _: &Ctx) -> Response {
-    json_resp(200, &json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]}))
+    json_resp(
+        200,
+        &json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]}),
+    )
 }
 
 // ---- quotas ------------------------------------------------------------------------------
@@ -767,7 +949,11 @@ fn quota_values(inner: &Inner) -> Vec<(&'static str, i64, i64)> {
         ("cores", q.cores, cores),
         ("ram", q.ram, ram),
         ("instances", q.instances, instances),
-        ("server_groups", q.server_groups, inner.server_groups.len() as i64),
+        (
+            "server_groups",
+            q.server_groups,
+            inner.server_groups.len() as i64,
+        ),
         ("key_pairs", q.key_pairs, inner.keypairs.len() as i64),
         ("server_group_members", 10, 0),
         ("metadata_items", 128, 0),
@@ -790,7 +976,10 @@ fn quota_set_detail(inner: &mut Inner, c: &Ctx) -> Response {
     let mut qs = Map::new();
     qs.insert("id".into(), json!(c.p("project")));
     for (k, limit, used) in quota_values(inner) {
-        qs.insert(k.into(), json!({"in_use": used, "limit": limit, "reserved": 0}));
+        qs.insert(
+            k.into(),
+            json!({"in_use": used, "limit": limit, "reserved": 0}),
+        );
     }
     json_resp(200, &json!({ "quota_set": qs }))
 }
@@ -798,14 +987,17 @@ fn quota_set_detail(inner: &mut Inner, c: &Ctx) -> Response {
 fn limits(inner: &mut Inner, _: &Ctx) -> Response {
     let (cores, ram, instances) = usage(inner);
     let q = &inner.cfg.quotas;
-    json_resp(200, &json!({"limits": {"rate": [], "absolute": {
-        "maxTotalCores": q.cores, "totalCoresUsed": cores,
-        "maxTotalRAMSize": q.ram, "totalRAMUsed": ram,
-        "maxTotalInstances": q.instances, "totalInstancesUsed": instances,
-        "maxServerGroups": q.server_groups, "totalServerGroupsUsed": inner.server_groups.len(),
-        "maxTotalKeypairs": q.key_pairs, "maxServerMeta": 128, "maxServerGroupMembers": 10,
-        "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
-        "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "maxTotalFloatingIps": -1,
-        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0
-    }}}))
+    json_resp(
+        200,
+        &json!({"limits": {"rate": [], "absolute": {
+            "maxTotalCores": q.cores, "totalCoresUsed": cores,
+            "maxTotalRAMSize": q.ram, "totalRAMUsed": ram,
+            "maxTotalInstances": q.instances, "totalInstancesUsed": instances,
+            "maxServerGroups": q.server_groups, "totalServerGroupsUsed": inner.server_groups.len(),
+            "maxTotalKeypairs": q.key_pairs, "maxServerMeta": 128, "maxServerGroupMembers": 10,
+            "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
+            "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "maxTotalFloatingIps": -1,
+            "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0
+        }}}),
+    )
 }

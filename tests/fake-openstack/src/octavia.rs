@@ -19,19 +19,37 @@ pub fn routes(mut r: Router<App>) -> Router<App> {
         let p = format!("/load-balancer/{v}/lbaas");
         r = r
             .route(&format!("{p}/loadbalancers"), g(list_lbs).po(create_lb))
-            .route(&format!("{p}/loadbalancers/{{id}}"), g(show_lb).pu(update_lb).de(delete_lb))
+            .route(
+                &format!("{p}/loadbalancers/{{id}}"),
+                g(show_lb).pu(update_lb).de(delete_lb),
+            )
             .route(&format!("{p}/loadbalancers/{{id}}/status"), g(status_tree))
-            .route(&format!("{p}/listeners"), g(list_listeners).po(create_listener))
-            .route(&format!("{p}/listeners/{{id}}"), g(show_listener).pu(update_listener).de(delete_listener))
+            .route(
+                &format!("{p}/listeners"),
+                g(list_listeners).po(create_listener),
+            )
+            .route(
+                &format!("{p}/listeners/{{id}}"),
+                g(show_listener).pu(update_listener).de(delete_listener),
+            )
             .route(&format!("{p}/pools"), g(list_pools).po(create_pool))
-            .route(&format!("{p}/pools/{{id}}"), g(show_pool).pu(update_pool).de(delete_pool))
-            .route(&format!("{p}/pools/{{id}}/members"), g(list_members).po(create_member).pu(batch_members))
+            .route(
+                &format!("{p}/pools/{{id}}"),
+                g(show_pool).pu(update_pool).de(delete_pool),
+            )
+            .route(
+                &format!("{p}/pools/{{id}}/members"),
+                g(list_members).po(create_member).pu(batch_members),
+            )
             .route(
                 &format!("{p}/pools/{{id}}/members/{{member_id}}"),
                 g(show_member).pu(update_member).de(delete_member),
             )
             .route(&format!("{p}/healthmonitors"), g(list_hms).po(create_hm))
-            .route(&format!("{p}/healthmonitors/{{id}}"), g(show_hm).pu(update_hm).de(delete_hm))
+            .route(
+                &format!("{p}/healthmonitors/{{id}}"),
+                g(show_hm).pu(update_hm).de(delete_hm),
+            )
             .route(&format!("{p}/quotas"), g(list_quotas))
             .route(&format!("{p}/quotas/{{project}}"), g(quota));
     }
@@ -41,8 +59,14 @@ pub fn routes(mut r: Router<App>) -> Router<App> {
 pub fn listener_key(l: &Child) -> String {
     format!(
         "{}:{}",
-        l.fields.get("protocol").and_then(Value::as_str).unwrap_or_default(),
-        l.fields.get("protocol_port").cloned().unwrap_or(Value::Null)
+        l.fields
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        l.fields
+            .get("protocol_port")
+            .cloned()
+            .unwrap_or(Value::Null)
     )
 }
 
@@ -55,7 +79,10 @@ fn not_found(kind: &str, id: &str) -> Response {
 }
 
 fn immutable(kind: &str, id: &str) -> Response {
-    octavia_err(409, &format!("{kind} {id} is immutable and cannot be updated."))
+    octavia_err(
+        409,
+        &format!("{kind} {id} is immutable and cannot be updated."),
+    )
 }
 
 fn body(c: &Ctx) -> Result<Value, Response> {
@@ -63,7 +90,8 @@ fn body(c: &Ctx) -> Result<Value, Response> {
 }
 
 fn quota_hit(limit: i64, used: usize, what: &str) -> Option<Response> {
-    (limit >= 0 && used as i64 >= limit).then(|| octavia_err(403, &format!("Quota has been met for resources: {what}")))
+    (limit >= 0 && used as i64 >= limit)
+        .then(|| octavia_err(403, &format!("Quota has been met for resources: {what}")))
 }
 
 /// Common fields of every Octavia object.
@@ -73,8 +101,14 @@ fn base_fields(inner: &Inner, req: &Value, keys: &[&str]) -> Map<String, Value> 
     f.insert("id".into(), json!(util::uuid()));
     f.insert("project_id".into(), json!(inner.cfg.project_id));
     f.insert("name".into(), json!(s(req, "name").unwrap_or_default()));
-    f.insert("description".into(), json!(s(req, "description").unwrap_or_default()));
-    f.insert("admin_state_up".into(), json!(req["admin_state_up"].as_bool().unwrap_or(true)));
+    f.insert(
+        "description".into(),
+        json!(s(req, "description").unwrap_or_default()),
+    );
+    f.insert(
+        "admin_state_up".into(),
+        json!(req["admin_state_up"].as_bool().unwrap_or(true)),
+    );
     f.insert("tags".into(), json!(util::str_list(req.get("tags"))));
     f.insert("created_at".into(), json!(now));
     f.insert("updated_at".into(), Value::Null);
@@ -87,7 +121,10 @@ fn base_fields(inner: &Inner, req: &Value, keys: &[&str]) -> Map<String, Value> 
 }
 
 fn merge(fields: &mut Map<String, Value>, req: &Value, allowed: &[&str]) {
-    for k in ["name", "description", "admin_state_up", "tags"].iter().chain(allowed) {
+    for k in ["name", "description", "admin_state_up", "tags"]
+        .iter()
+        .chain(allowed)
+    {
         if let Some(v) = req.get(*k) {
             fields.insert(k.to_string(), v.clone());
         }
@@ -132,15 +169,30 @@ fn lb_json(inner: &Inner, l: &Lb) -> Value {
     let st = l.prov.status(now);
     let mut v = Value::Object(l.fields.clone());
     v["provisioning_status"] = json!(st);
-    v["operating_status"] = json!(if st == "PENDING_CREATE" || st == "PENDING_DELETE" { "OFFLINE" } else { "ONLINE" });
-    v["listeners"] = ids(inner.listeners.iter().filter(|c| c.lb_id == l.id).map(|c| c.id.clone()));
-    v["pools"] = ids(inner.lb_pools.iter().filter(|c| c.lb_id == l.id).map(|c| c.id.clone()));
+    v["operating_status"] = json!(if st == "PENDING_CREATE" || st == "PENDING_DELETE" {
+        "OFFLINE"
+    } else {
+        "ONLINE"
+    });
+    v["listeners"] = ids(inner
+        .listeners
+        .iter()
+        .filter(|c| c.lb_id == l.id)
+        .map(|c| c.id.clone()));
+    v["pools"] = ids(inner
+        .lb_pools
+        .iter()
+        .filter(|c| c.lb_id == l.id)
+        .map(|c| c.id.clone()));
     v
 }
 
 fn list_lbs(inner: &mut Inner, c: &Ctx) -> Response {
     let all: Vec<Value> = inner.lbs.iter().map(|l| lb_json(inner, l)).collect();
-    json_resp(200, &json!({"loadbalancers": filter_list(all, &c.q), "loadbalancers_links": []}))
+    json_resp(
+        200,
+        &json!({"loadbalancers": filter_list(all, &c.q), "loadbalancers_links": []}),
+    )
 }
 
 fn show_lb(inner: &mut Inner, c: &Ctx) -> Response {
@@ -158,28 +210,51 @@ fn create_lb(inner: &mut Inner, c: &Ctx) -> Response {
     let req = &b["loadbalancer"];
     if req.get("listeners").is_some() || req.get("pools").is_some() {
         // The single-call fully populated create is not modelled: fail loudly.
-        inner.unhandled.push(format!("POST {} (fully populated load balancer)", c.path));
-        return octavia_err(501, "fake-openstack does not model the single-call fully populated load balancer create");
+        inner
+            .unhandled
+            .push(format!("POST {} (fully populated load balancer)", c.path));
+        return octavia_err(
+            501,
+            "fake-openstack does not model the single-call fully populated load balancer create",
+        );
     }
     let (subnet, network) = if let Some(sid) = s(req, "vip_subnet_id") {
         match inner.subnets.iter().find(|x| x["id"] == sid.as_str()) {
-            Some(sn) => (sid, sn["network_id"].as_str().unwrap_or_default().to_string()),
+            Some(sn) => (
+                sid,
+                sn["network_id"].as_str().unwrap_or_default().to_string(),
+            ),
             None => return bad(&format!("Subnet {sid} not found.")),
         }
     } else if let Some(nid) = s(req, "vip_network_id") {
-        match inner.subnets.iter().find(|x| x["network_id"] == nid.as_str()) {
+        match inner
+            .subnets
+            .iter()
+            .find(|x| x["network_id"] == nid.as_str())
+        {
             Some(sn) => (sn["id"].as_str().unwrap_or_default().to_string(), nid),
             None => return bad(&format!("Network {nid} not found.")),
         }
     } else {
         return bad("VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id.");
     };
-    if let Some(r) = quota_hit(inner.cfg.quotas.load_balancer, inner.lbs.len(), "Load Balancer") {
+    if let Some(r) = quota_hit(
+        inner.cfg.quotas.load_balancer,
+        inner.lbs.len(),
+        "Load Balancer",
+    ) {
         return r;
     }
     let mut fields = base_fields(inner, req, &[]);
     let id = fields["id"].as_str().unwrap().to_string();
-    let port = match inner.create_port(&network, &format!("octavia-lb-{id}"), &format!("lb-{id}"), "Octavia", vec![], None) {
+    let port = match inner.create_port(
+        &network,
+        &format!("octavia-lb-{id}"),
+        &format!("lb-{id}"),
+        "Octavia",
+        vec![],
+        None,
+    ) {
         Ok(p) => p,
         Err(e) => return octavia_err(500, &e),
     };
@@ -191,9 +266,15 @@ fn create_lb(inner: &mut Inner, c: &Ctx) -> Response {
         ("vip_address", port["fixed_ips"][0]["ip_address"].clone()),
         ("vip_qos_policy_id", Value::Null),
         ("additional_vips", json!([])),
-        ("provider", json!(s(req, "provider").unwrap_or_else(|| "amphora".into()))),
+        (
+            "provider",
+            json!(s(req, "provider").unwrap_or_else(|| "amphora".into())),
+        ),
         ("flavor_id", json!(s(req, "flavor_id").unwrap_or_default())),
-        ("availability_zone", req.get("availability_zone").cloned().unwrap_or(Value::Null)),
+        (
+            "availability_zone",
+            req.get("availability_zone").cloned().unwrap_or(Value::Null),
+        ),
         ("vip_vnic_type", json!("normal")),
     ] {
         fields.insert(k.into(), v);
@@ -215,7 +296,10 @@ fn lb_state_guard(inner: &Inner, id: &str) -> Result<(), Response> {
     };
     let st = l.prov.status(Instant::now());
     if st.starts_with("PENDING") {
-        return Err(octavia_err(409, &format!("Invalid state {st} of loadbalancer resource {id}")));
+        return Err(octavia_err(
+            409,
+            &format!("Invalid state {st} of loadbalancer resource {id}"),
+        ));
     }
     Ok(())
 }
@@ -242,13 +326,23 @@ fn delete_lb(inner: &mut Inner, c: &Ctx) -> Response {
     if let Err(r) = lb_state_guard(inner, &id) {
         return r;
     }
-    let cascade = c.q.iter().any(|(k, v)| k == "cascade" && v.eq_ignore_ascii_case("true"));
-    let has_children = inner.listeners.iter().any(|x| x.lb_id == id) || inner.lb_pools.iter().any(|x| x.lb_id == id);
+    let cascade =
+        c.q.iter()
+            .any(|(k, v)| k == "cascade" && v.eq_ignore_ascii_case("true"));
+    let has_children = inner.listeners.iter().any(|x| x.lb_id == id)
+        || inner.lb_pools.iter().any(|x| x.lb_id == id);
     if has_children && !cascade {
-        return bad(&format!("Cannot delete Load Balancer {id} - it has children"));
+        return bad(&format!(
+            "Cannot delete Load Balancer {id} - it has children"
+        ));
     }
     let ms = inner.delays.lb_delete;
-    for list in [&mut inner.listeners, &mut inner.lb_pools, &mut inner.members, &mut inner.monitors] {
+    for list in [
+        &mut inner.listeners,
+        &mut inner.lb_pools,
+        &mut inner.members,
+        &mut inner.monitors,
+    ] {
         for ch in list.iter_mut().filter(|x| x.lb_id == id) {
             ch.prov = Prov::new("PENDING_DELETE", ms);
         }
@@ -295,10 +389,18 @@ fn status_tree(inner: &mut Inner, c: &Ctx) -> Response {
                    "l7policies": [], "id": ls.id, "operating_status": "ONLINE"})
         })
         .collect();
-    let pools: Vec<Value> = inner.lb_pools.iter().filter(|p| p.lb_id == id).map(pool_tree).collect();
+    let pools: Vec<Value> = inner
+        .lb_pools
+        .iter()
+        .filter(|p| p.lb_id == id)
+        .map(pool_tree)
+        .collect();
     let j = lb_json(inner, l);
-    json_resp(200, &json!({"statuses": {"loadbalancer": {"name": j["name"], "provisioning_status": j["provisioning_status"],
-        "listeners": listeners, "pools": pools, "id": id, "operating_status": j["operating_status"]}}}))
+    json_resp(
+        200,
+        &json!({"statuses": {"loadbalancer": {"name": j["name"], "provisioning_status": j["provisioning_status"],
+        "listeners": listeners, "pools": pools, "id": id, "operating_status": j["operating_status"]}}}),
+    )
 }
 
 // ---- children: rendering and listing -----------------------------------------------------
@@ -308,20 +410,38 @@ fn child_json(inner: &Inner, ch: &Child, kind: &str) -> Value {
     let st = ch.prov.status(now);
     let mut v = Value::Object(ch.fields.clone());
     v["provisioning_status"] = json!(st);
-    let online = if st == "PENDING_CREATE" { "OFFLINE" } else { "ONLINE" };
+    let online = if st == "PENDING_CREATE" {
+        "OFFLINE"
+    } else {
+        "ONLINE"
+    };
     v["operating_status"] = json!(online);
     match kind {
         "listener" => {
             v["loadbalancers"] = json!([{ "id": ch.lb_id }]);
             v["l7policies"] = json!([]);
-            let dp = inner.lb_pools.iter().find(|p| p.parent.as_deref() == Some(&ch.id)).map(|p| p.id.clone());
+            let dp = inner
+                .lb_pools
+                .iter()
+                .find(|p| p.parent.as_deref() == Some(&ch.id))
+                .map(|p| p.id.clone());
             v["default_pool_id"] = json!(dp);
         }
         "pool" => {
             v["loadbalancers"] = json!([{ "id": ch.lb_id }]);
             v["listeners"] = ids(ch.parent.iter().cloned());
-            v["members"] = ids(inner.members.iter().filter(|m| m.parent.as_deref() == Some(&ch.id)).map(|m| m.id.clone()));
-            v["healthmonitor_id"] = json!(inner.monitors.iter().find(|m| m.parent.as_deref() == Some(&ch.id)).map(|m| m.id.clone()));
+            v["members"] = ids(inner
+                .members
+                .iter()
+                .filter(|m| m.parent.as_deref() == Some(&ch.id))
+                .map(|m| m.id.clone()));
+            v["healthmonitor_id"] = json!(
+                inner
+                    .monitors
+                    .iter()
+                    .find(|m| m.parent.as_deref() == Some(&ch.id))
+                    .map(|m| m.id.clone())
+            );
         }
         "member" => {
             let has_hm = inner.monitors.iter().any(|m| m.parent == ch.parent);
@@ -337,14 +457,30 @@ fn child_json(inner: &Inner, ch: &Child, kind: &str) -> Value {
 }
 
 /// List with Octavia filters; `loadbalancer_id` / `pool_id` are relations, not fields.
-fn list_children(inner: &Inner, list: &[Child], kind: &str, c: &Ctx, pool: Option<&str>) -> Vec<Value> {
+fn list_children(
+    inner: &Inner,
+    list: &[Child],
+    kind: &str,
+    c: &Ctx,
+    pool: Option<&str>,
+) -> Vec<Value> {
     let lb_filter: Vec<&str> = util::q_all(&c.q, "loadbalancer_id");
     let pool_filter: Vec<&str> = util::q_all(&c.q, "pool_id");
-    let q: Query = c.q.iter().filter(|(k, _)| k != "loadbalancer_id" && k != "pool_id").cloned().collect();
+    let q: Query =
+        c.q.iter()
+            .filter(|(k, _)| k != "loadbalancer_id" && k != "pool_id")
+            .cloned()
+            .collect();
     let items: Vec<Value> = list
         .iter()
         .filter(|ch| lb_filter.is_empty() || lb_filter.contains(&ch.lb_id.as_str()))
-        .filter(|ch| pool_filter.is_empty() || ch.parent.as_deref().is_some_and(|p| pool_filter.contains(&p)))
+        .filter(|ch| {
+            pool_filter.is_empty()
+                || ch
+                    .parent
+                    .as_deref()
+                    .is_some_and(|p| pool_filter.contains(&p))
+        })
         .filter(|ch| pool.is_none_or(|p| ch.parent.as_deref() == Some(p)))
         .map(|ch| child_json(inner, ch, kind))
         .collect();
@@ -363,7 +499,11 @@ fn show_child(inner: &Inner, list: &[Child], kind: &str, label: &str, id: &str) 
 const TCP_FAMILY: &[&str] = &["TCP", "HTTP", "HTTPS", "TERMINATED_HTTPS", "PROMETHEUS"];
 
 fn l4(proto: &str) -> &str {
-    if TCP_FAMILY.contains(&proto) { "TCP" } else { proto }
+    if TCP_FAMILY.contains(&proto) {
+        "TCP"
+    } else {
+        proto
+    }
 }
 
 fn list_listeners(inner: &mut Inner, c: &Ctx) -> Response {
@@ -382,20 +522,53 @@ fn create_listener(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let req = &b["listener"];
     let Some(lb_id) = s(req, "loadbalancer_id") else {
-        return octavia_err(400, "Invalid input for field/attribute loadbalancer_id. Value: 'None'. Mandatory field missing.");
+        return octavia_err(
+            400,
+            "Invalid input for field/attribute loadbalancer_id. Value: 'None'. Mandatory field missing.",
+        );
     };
     let proto = s(req, "protocol").unwrap_or_default();
-    if !["TCP", "UDP", "HTTP", "HTTPS", "TERMINATED_HTTPS", "SCTP", "PROMETHEUS"].contains(&proto.as_str()) {
-        return octavia_err(400, &format!("Invalid input for field/attribute protocol. Value: '{proto}'. Value should be one of: HTTP, HTTPS, PROMETHEUS, SCTP, TCP, TERMINATED_HTTPS, UDP"));
+    if ![
+        "TCP",
+        "UDP",
+        "HTTP",
+        "HTTPS",
+        "TERMINATED_HTTPS",
+        "SCTP",
+        "PROMETHEUS",
+    ]
+    .contains(&proto.as_str())
+    {
+        return octavia_err(
+            400,
+            &format!(
+                "Invalid input for field/attribute protocol. Value: '{proto}'. Value should be one of: HTTP, HTTPS, PROMETHEUS, SCTP, TCP, TERMINATED_HTTPS, UDP"
+            ),
+        );
     }
     let port = match util::int_field(req.get("protocol_port")) {
         Ok(Some(p)) if (1..=65535).contains(&p) => p,
-        _ => return octavia_err(400, "Invalid input for field/attribute protocol_port. Value: 'None'. Mandatory field missing."),
+        _ => {
+            return octavia_err(
+                400,
+                "Invalid input for field/attribute protocol_port. Value: 'None'. Mandatory field missing.",
+            );
+        }
     };
     if proto == "UDP" {
-        for k in ["insert_headers", "default_tls_container_ref", "sni_container_refs", "client_ca_tls_container_ref", "tls_ciphers", "tls_versions", "alpn_protocols"] {
+        for k in [
+            "insert_headers",
+            "default_tls_container_ref",
+            "sni_container_refs",
+            "client_ca_tls_container_ref",
+            "tls_ciphers",
+            "tls_versions",
+            "alpn_protocols",
+        ] {
             if req.get(k).is_some_and(|v| !v.is_null()) {
-                return bad(&format!("The following parameters are not valid for a UDP listener: {k}"));
+                return bad(&format!(
+                    "The following parameters are not valid for a UDP listener: {k}"
+                ));
             }
         }
     }
@@ -407,20 +580,49 @@ fn create_listener(inner: &mut Inner, c: &Ctx) -> Response {
             && l4(l.fields["protocol"].as_str().unwrap_or_default()) == l4(&proto)
             && l.fields["protocol_port"] == json!(port)
     }) {
-        return octavia_err(409, &format!("Another Listener on this Load Balancer is already using protocol {proto} and protocol_port {port}"));
+        return octavia_err(
+            409,
+            &format!(
+                "Another Listener on this Load Balancer is already using protocol {proto} and protocol_port {port}"
+            ),
+        );
     }
     if let Some(r) = quota_hit(inner.cfg.quotas.listener, inner.listeners.len(), "Listener") {
         return r;
     }
-    let mut fields = base_fields(inner, req, &["connection_limit", "allowed_cidrs", "timeout_client_data", "timeout_member_connect", "timeout_member_data", "timeout_tcp_inspect", "insert_headers"]);
+    let mut fields = base_fields(
+        inner,
+        req,
+        &[
+            "connection_limit",
+            "allowed_cidrs",
+            "timeout_client_data",
+            "timeout_member_connect",
+            "timeout_member_data",
+            "timeout_tcp_inspect",
+            "insert_headers",
+        ],
+    );
     fields.insert("protocol".into(), json!(proto));
     fields.insert("protocol_port".into(), json!(port));
-    for (k, d) in [("connection_limit", json!(-1)), ("timeout_client_data", json!(50000)), ("timeout_member_connect", json!(5000)),
-                   ("timeout_member_data", json!(50000)), ("timeout_tcp_inspect", json!(0)), ("allowed_cidrs", Value::Null)] {
+    for (k, d) in [
+        ("connection_limit", json!(-1)),
+        ("timeout_client_data", json!(50000)),
+        ("timeout_member_connect", json!(5000)),
+        ("timeout_member_data", json!(50000)),
+        ("timeout_tcp_inspect", json!(0)),
+        ("allowed_cidrs", Value::Null),
+    ] {
         fields.entry(k).or_insert(d);
     }
     let ms = inner.delays.lb_update;
-    let ch = Child { id: fields["id"].as_str().unwrap().to_string(), lb_id: lb_id.clone(), parent: None, fields, prov: Prov::new("PENDING_CREATE", ms) };
+    let ch = Child {
+        id: fields["id"].as_str().unwrap().to_string(),
+        lb_id: lb_id.clone(),
+        parent: None,
+        fields,
+        prov: Prov::new("PENDING_CREATE", ms),
+    };
     // `default_pool_id` on create: attach that pool to this listener.
     if let Some(pid) = s(req, "default_pool_id")
         && let Some(p) = inner.lb_pools.iter_mut().find(|p| p.id == pid)
@@ -460,11 +662,28 @@ fn create_pool(inner: &mut Inner, c: &Ctx) -> Response {
     let req = &b["pool"];
     let proto = s(req, "protocol").unwrap_or_default();
     if !["TCP", "UDP", "HTTP", "HTTPS", "PROXY", "PROXYV2", "SCTP"].contains(&proto.as_str()) {
-        return octavia_err(400, &format!("Invalid input for field/attribute protocol. Value: '{proto}'. Value should be one of: HTTP, HTTPS, PROXY, PROXYV2, SCTP, TCP, UDP"));
+        return octavia_err(
+            400,
+            &format!(
+                "Invalid input for field/attribute protocol. Value: '{proto}'. Value should be one of: HTTP, HTTPS, PROXY, PROXYV2, SCTP, TCP, UDP"
+            ),
+        );
     }
     let algo = s(req, "lb_algorithm").unwrap_or_default();
-    if !["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT"].contains(&algo.as_str()) {
-        return octavia_err(400, &format!("Invalid input for field/attribute lb_algorithm. Value: '{algo}'. Value should be one of: LEAST_CONNECTIONS, ROUND_ROBIN, SOURCE_IP, SOURCE_IP_PORT"));
+    if ![
+        "ROUND_ROBIN",
+        "LEAST_CONNECTIONS",
+        "SOURCE_IP",
+        "SOURCE_IP_PORT",
+    ]
+    .contains(&algo.as_str())
+    {
+        return octavia_err(
+            400,
+            &format!(
+                "Invalid input for field/attribute lb_algorithm. Value: '{algo}'. Value should be one of: LEAST_CONNECTIONS, ROUND_ROBIN, SOURCE_IP, SOURCE_IP_PORT"
+            ),
+        );
     }
     let listener_id = s(req, "listener_id");
     let lb_id = match (&listener_id, s(req, "loadbalancer_id")) {
@@ -475,14 +694,25 @@ fn create_pool(inner: &mut Inner, c: &Ctx) -> Response {
                     "UDP" => proto == "UDP",
                     "SCTP" => proto == "SCTP",
                     "TCP" => ["TCP", "HTTP", "HTTPS", "PROXY", "PROXYV2"].contains(&proto.as_str()),
-                    "HTTP" | "TERMINATED_HTTPS" => ["HTTP", "PROXY", "PROXYV2"].contains(&proto.as_str()),
+                    "HTTP" | "TERMINATED_HTTPS" => {
+                        ["HTTP", "PROXY", "PROXYV2"].contains(&proto.as_str())
+                    }
                     _ => ["HTTPS", "TCP", "PROXY", "PROXYV2"].contains(&proto.as_str()),
                 };
                 if !ok {
-                    return bad(&format!("The pool protocol '{proto}' is invalid while the listener protocol is '{lp}'."));
+                    return bad(&format!(
+                        "The pool protocol '{proto}' is invalid while the listener protocol is '{lp}'."
+                    ));
                 }
-                if inner.lb_pools.iter().any(|p| p.parent.as_deref() == Some(lid.as_str())) {
-                    return octavia_err(409, &format!("Listener {lid} is already using a default pool"));
+                if inner
+                    .lb_pools
+                    .iter()
+                    .any(|p| p.parent.as_deref() == Some(lid.as_str()))
+                {
+                    return octavia_err(
+                        409,
+                        &format!("Listener {lid} is already using a default pool"),
+                    );
                 }
                 l.lb_id.clone()
             }
@@ -503,7 +733,13 @@ fn create_pool(inner: &mut Inner, c: &Ctx) -> Response {
     fields.entry("session_persistence").or_insert(Value::Null);
     fields.insert("tls_enabled".into(), json!(false));
     let ms = inner.delays.lb_update;
-    let ch = Child { id: fields["id"].as_str().unwrap().to_string(), lb_id: lb_id.clone(), parent: listener_id.clone(), fields, prov: Prov::new("PENDING_CREATE", ms) };
+    let ch = Child {
+        id: fields["id"].as_str().unwrap().to_string(),
+        lb_id: lb_id.clone(),
+        parent: listener_id.clone(),
+        fields,
+        prov: Prov::new("PENDING_CREATE", ms),
+    };
     let out = child_json(inner, &ch, "pool");
     inner.lb_pools.push(ch);
     if let Some(lid) = &listener_id {
@@ -548,15 +784,29 @@ fn show_member(inner: &mut Inner, c: &Ctx) -> Response {
     show_child(inner, &inner.members, "member", "Member", c.p("member_id"))
 }
 
-const MEMBER_KEYS: &[&str] = &["weight", "backup", "monitor_address", "monitor_port", "subnet_id"];
+const MEMBER_KEYS: &[&str] = &[
+    "weight",
+    "backup",
+    "monitor_address",
+    "monitor_port",
+    "subnet_id",
+];
 
 fn member_fields(inner: &Inner, req: &Value) -> Result<Map<String, Value>, Response> {
     let Some(addr) = s(req, "address") else {
-        return Err(octavia_err(400, "Invalid input for field/attribute address. Value: 'None'. Mandatory field missing."));
+        return Err(octavia_err(
+            400,
+            "Invalid input for field/attribute address. Value: 'None'. Mandatory field missing.",
+        ));
     };
     let port = match util::int_field(req.get("protocol_port")) {
         Ok(Some(p)) if (1..=65535).contains(&p) => p,
-        _ => return Err(octavia_err(400, "Invalid input for field/attribute protocol_port. Value: 'None'. Mandatory field missing.")),
+        _ => {
+            return Err(octavia_err(
+                400,
+                "Invalid input for field/attribute protocol_port. Value: 'None'. Mandatory field missing.",
+            ));
+        }
     };
     if let Some(sid) = s(req, "subnet_id")
         && !inner.subnets.iter().any(|x| x["id"] == sid.as_str())
@@ -566,7 +816,13 @@ fn member_fields(inner: &Inner, req: &Value) -> Result<Map<String, Value>, Respo
     let mut f = base_fields(inner, req, MEMBER_KEYS);
     f.insert("address".into(), json!(addr));
     f.insert("protocol_port".into(), json!(port));
-    for (k, d) in [("weight", json!(1)), ("backup", json!(false)), ("monitor_address", Value::Null), ("monitor_port", Value::Null), ("subnet_id", Value::Null)] {
+    for (k, d) in [
+        ("weight", json!(1)),
+        ("backup", json!(false)),
+        ("monitor_address", Value::Null),
+        ("monitor_port", Value::Null),
+        ("subnet_id", Value::Null),
+    ] {
         f.entry(k).or_insert(d);
     }
     f.insert("vnic_type".into(), json!("normal"));
@@ -587,14 +843,31 @@ fn create_member(inner: &mut Inner, c: &Ctx) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if inner.members.iter().any(|m| m.parent.as_deref() == Some(&pool) && m.fields["address"] == fields["address"] && m.fields["protocol_port"] == fields["protocol_port"]) {
-        return octavia_err(409, &format!("Another member on this pool is already using ip {} on protocol_port {}", fields["address"].as_str().unwrap_or_default(), fields["protocol_port"]));
+    if inner.members.iter().any(|m| {
+        m.parent.as_deref() == Some(&pool)
+            && m.fields["address"] == fields["address"]
+            && m.fields["protocol_port"] == fields["protocol_port"]
+    }) {
+        return octavia_err(
+            409,
+            &format!(
+                "Another member on this pool is already using ip {} on protocol_port {}",
+                fields["address"].as_str().unwrap_or_default(),
+                fields["protocol_port"]
+            ),
+        );
     }
     if let Some(r) = quota_hit(inner.cfg.quotas.member, inner.members.len(), "Member") {
         return r;
     }
     let ms = inner.delays.lb_update;
-    let ch = Child { id: fields["id"].as_str().unwrap().to_string(), lb_id: lb_id.clone(), parent: Some(pool.clone()), fields, prov: Prov::new("PENDING_CREATE", ms) };
+    let ch = Child {
+        id: fields["id"].as_str().unwrap().to_string(),
+        lb_id: lb_id.clone(),
+        parent: Some(pool.clone()),
+        fields,
+        prov: Prov::new("PENDING_CREATE", ms),
+    };
     let out = child_json(inner, &ch, "member");
     inner.members.push(ch);
     touch(&mut inner.lb_pools, &pool, "PENDING_UPDATE", ms);
@@ -624,9 +897,17 @@ fn batch_members(inner: &mut Inner, c: &Ctx) -> Response {
     let ms = inner.delays.lb_update;
     let key = |f: &Map<String, Value>| (f["address"].clone(), f["protocol_port"].clone());
     let wanted_keys: Vec<_> = wanted.iter().map(|(_, f)| key(f)).collect();
-    for m in inner.members.iter_mut().filter(|m| m.parent.as_deref() == Some(&pool)) {
+    for m in inner
+        .members
+        .iter_mut()
+        .filter(|m| m.parent.as_deref() == Some(&pool))
+    {
         if wanted_keys.contains(&key(&m.fields)) {
-            let req = &wanted.iter().find(|(_, f)| key(f) == key(&m.fields)).unwrap().0;
+            let req = &wanted
+                .iter()
+                .find(|(_, f)| key(f) == key(&m.fields))
+                .unwrap()
+                .0;
             merge(&mut m.fields, req, MEMBER_KEYS);
             m.prov = Prov::new("PENDING_UPDATE", ms);
         } else {
@@ -634,9 +915,18 @@ fn batch_members(inner: &mut Inner, c: &Ctx) -> Response {
         }
     }
     for (_, f) in wanted {
-        let exists = inner.members.iter().any(|m| m.parent.as_deref() == Some(&pool) && key(&m.fields) == key(&f));
+        let exists = inner
+            .members
+            .iter()
+            .any(|m| m.parent.as_deref() == Some(&pool) && key(&m.fields) == key(&f));
         if !exists {
-            inner.members.push(Child { id: f["id"].as_str().unwrap().to_string(), lb_id: lb_id.clone(), parent: Some(pool.clone()), fields: f, prov: Prov::new("PENDING_CREATE", ms) });
+            inner.members.push(Child {
+                id: f["id"].as_str().unwrap().to_string(),
+                lb_id: lb_id.clone(),
+                parent: Some(pool.clone()),
+                fields: f,
+                prov: Prov::new("PENDING_CREATE", ms),
+            });
         }
     }
     touch(&mut inner.lb_pools, &pool, "PENDING_UPDATE", ms);
@@ -656,14 +946,33 @@ fn delete_member(inner: &mut Inner, c: &Ctx) -> Response {
 
 fn list_hms(inner: &mut Inner, c: &Ctx) -> Response {
     let items = list_children(inner, &inner.monitors, "healthmonitor", c, None);
-    json_resp(200, &json!({"healthmonitors": items, "healthmonitors_links": []}))
+    json_resp(
+        200,
+        &json!({"healthmonitors": items, "healthmonitors_links": []}),
+    )
 }
 
 fn show_hm(inner: &mut Inner, c: &Ctx) -> Response {
-    show_child(inner, &inner.monitors, "healthmonitor", "Health Monitor", c.p("id"))
+    show_child(
+        inner,
+        &inner.monitors,
+        "healthmonitor",
+        "Health Monitor",
+        c.p("id"),
+    )
 }
 
-const HM_KEYS: &[&str] = &["delay", "timeout", "max_retries", "max_retries_down", "http_method", "url_path", "expected_codes", "http_version", "domain_name"];
+const HM_KEYS: &[&str] = &[
+    "delay",
+    "timeout",
+    "max_retries",
+    "max_retries_down",
+    "http_method",
+    "url_path",
+    "expected_codes",
+    "http_version",
+    "domain_name",
+];
 
 fn create_hm(inner: &mut Inner, c: &Ctx) -> Response {
     let b = match body(c) {
@@ -672,40 +981,83 @@ fn create_hm(inner: &mut Inner, c: &Ctx) -> Response {
     };
     let req = &b["healthmonitor"];
     let Some(pool) = s(req, "pool_id") else {
-        return octavia_err(400, "Invalid input for field/attribute pool_id. Value: 'None'. Mandatory field missing.");
+        return octavia_err(
+            400,
+            "Invalid input for field/attribute pool_id. Value: 'None'. Mandatory field missing.",
+        );
     };
     let kind = s(req, "type").unwrap_or_default();
-    if !["HTTP", "HTTPS", "PING", "TCP", "TLS-HELLO", "UDP-CONNECT", "SCTP"].contains(&kind.as_str()) {
-        return octavia_err(400, &format!("Invalid input for field/attribute type. Value: '{kind}'. Value should be one of: HTTP, HTTPS, PING, SCTP, TCP, TLS-HELLO, UDP-CONNECT"));
+    if ![
+        "HTTP",
+        "HTTPS",
+        "PING",
+        "TCP",
+        "TLS-HELLO",
+        "UDP-CONNECT",
+        "SCTP",
+    ]
+    .contains(&kind.as_str())
+    {
+        return octavia_err(
+            400,
+            &format!(
+                "Invalid input for field/attribute type. Value: '{kind}'. Value should be one of: HTTP, HTTPS, PING, SCTP, TCP, TLS-HELLO, UDP-CONNECT"
+            ),
+        );
     }
     let mut nums = vec![];
     for k in ["delay", "timeout", "max_retries"] {
         match util::int_field(req.get(k)) {
             Ok(Some(n)) if n >= 0 => nums.push(n),
-            _ => return octavia_err(400, &format!("Invalid input for field/attribute {k}. Value: 'None'. Mandatory field missing.")),
+            _ => {
+                return octavia_err(
+                    400,
+                    &format!(
+                        "Invalid input for field/attribute {k}. Value: 'None'. Mandatory field missing."
+                    ),
+                );
+            }
         }
     }
     let Some(p) = inner.lb_pools.iter().find(|p| p.id == pool) else {
         return not_found("Pool", &pool);
     };
-    let pool_proto = p.fields["protocol"].as_str().unwrap_or_default().to_string();
+    let pool_proto = p.fields["protocol"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if pool_proto == "UDP" && !["UDP-CONNECT", "SCTP", "TCP", "HTTP"].contains(&kind.as_str()) {
-        return bad(&format!("The associated pool protocol is UDP, so only a UDP-CONNECT, SCTP, TCP or HTTP type health monitor is supported, not {kind}."));
+        return bad(&format!(
+            "The associated pool protocol is UDP, so only a UDP-CONNECT, SCTP, TCP or HTTP type health monitor is supported, not {kind}."
+        ));
     }
     if kind == "UDP-CONNECT" && pool_proto != "UDP" && pool_proto != "SCTP" {
-        return bad("The associated pool protocol is not UDP or SCTP, so a UDP-CONNECT type health monitor is not supported.");
+        return bad(
+            "The associated pool protocol is not UDP or SCTP, so a UDP-CONNECT type health monitor is not supported.",
+        );
     }
     if kind == "UDP-CONNECT" && nums[0] < 3 {
-        return bad(&format!("The request delay value {} should be larger than 3 for UDP-CONNECT health monitor type.", nums[0]));
+        return bad(&format!(
+            "The request delay value {} should be larger than 3 for UDP-CONNECT health monitor type.",
+            nums[0]
+        ));
     }
     let lb_id = match check_pool(inner, &pool) {
         Ok(l) => l,
         Err(r) => return r,
     };
-    if inner.monitors.iter().any(|m| m.parent.as_deref() == Some(&pool)) {
+    if inner
+        .monitors
+        .iter()
+        .any(|m| m.parent.as_deref() == Some(&pool))
+    {
         return octavia_err(409, "This pool already has a health monitor");
     }
-    if let Some(r) = quota_hit(inner.cfg.quotas.health_monitor, inner.monitors.len(), "Health Monitor") {
+    if let Some(r) = quota_hit(
+        inner.cfg.quotas.health_monitor,
+        inner.monitors.len(),
+        "Health Monitor",
+    ) {
         return r;
     }
     let mut fields = base_fields(inner, req, HM_KEYS);
@@ -720,7 +1072,13 @@ fn create_hm(inner: &mut Inner, c: &Ctx) -> Response {
         fields.entry("expected_codes").or_insert(json!("200"));
     }
     let ms = inner.delays.lb_update;
-    let ch = Child { id: fields["id"].as_str().unwrap().to_string(), lb_id: lb_id.clone(), parent: Some(pool.clone()), fields, prov: Prov::new("PENDING_CREATE", ms) };
+    let ch = Child {
+        id: fields["id"].as_str().unwrap().to_string(),
+        lb_id: lb_id.clone(),
+        parent: Some(pool.clone()),
+        fields,
+        prov: Prov::new("PENDING_CREATE", ms),
+    };
     let out = child_json(inner, &ch, "healthmonitor");
     inner.monitors.push(ch);
     touch(&mut inner.lb_pools, &pool, "PENDING_UPDATE", ms);
@@ -757,11 +1115,19 @@ fn label(kind: &str) -> &'static str {
 }
 
 fn child_id<'a>(c: &'a Ctx, kind: &str) -> &'a str {
-    if kind == "member" { c.p("member_id") } else { c.p("id") }
+    if kind == "member" {
+        c.p("member_id")
+    } else {
+        c.p("id")
+    }
 }
 
 /// Mutability check for a child: its LB, and for members/monitors also their pool.
-fn check_child(inner: &mut Inner, kind: &str, id: &str) -> Result<(String, Option<String>), Response> {
+fn check_child(
+    inner: &mut Inner,
+    kind: &str,
+    id: &str,
+) -> Result<(String, Option<String>), Response> {
     let Some(ch) = list_of(inner, kind).iter().find(|x| x.id == id) else {
         return Err(not_found(label(kind), id));
     };
@@ -785,13 +1151,23 @@ fn update_child(inner: &mut Inner, c: &Ctx, kind: &str) -> Response {
         Err(r) => return r,
     };
     let allowed: &[&str] = match kind {
-        "listener" => &["connection_limit", "allowed_cidrs", "timeout_client_data", "timeout_member_connect", "timeout_member_data", "timeout_tcp_inspect"],
+        "listener" => &[
+            "connection_limit",
+            "allowed_cidrs",
+            "timeout_client_data",
+            "timeout_member_connect",
+            "timeout_member_data",
+            "timeout_tcp_inspect",
+        ],
         "pool" => &["lb_algorithm", "session_persistence"],
         "member" => MEMBER_KEYS,
         _ => HM_KEYS,
     };
     let ms = inner.delays.lb_update;
-    let ch = list_of(inner, kind).iter_mut().find(|x| x.id == id).unwrap();
+    let ch = list_of(inner, kind)
+        .iter_mut()
+        .find(|x| x.id == id)
+        .unwrap();
     merge(&mut ch.fields, &b[kind], allowed);
     ch.prov = Prov::new("PENDING_UPDATE", ms);
     if let Some(p) = parent.filter(|_| kind == "member" || kind == "healthmonitor") {
@@ -849,5 +1225,8 @@ fn quota(inner: &mut Inner, c: &Ctx) -> Response {
 
 fn list_quotas(inner: &mut Inner, _: &Ctx) -> Response {
     let p = inner.cfg.project_id.clone();
-    json_resp(200, &json!({"quotas": [quota_json(inner, &p)], "quotas_links": []}))
+    json_resp(
+        200,
+        &json!({"quotas": [quota_json(inner, &p)], "quotas_links": []}),
+    )
 }

@@ -7,7 +7,10 @@ use serde_json::json;
 
 pub fn injected(path: &str) -> Response {
     match svc_of(path) {
-        Svc::Nova => nova_err(403, "Quota exceeded for cores: Requested 8, but already used 20 of 20 cores"),
+        Svc::Nova => nova_err(
+            403,
+            "Quota exceeded for cores: Requested 8, but already used 20 of 20 cores",
+        ),
         Svc::Neutron => {
             let res = if path.contains("security-group-rules") {
                 "security_group_rule"
@@ -18,11 +21,18 @@ pub fn injected(path: &str) -> Response {
             } else {
                 "port"
             };
-            neutron_err(409, "OverQuota", &format!("Quota exceeded for resources: ['{res}']."))
+            neutron_err(
+                409,
+                "OverQuota",
+                &format!("Quota exceeded for resources: ['{res}']."),
+            )
         }
-        Svc::Cinder => json_resp(413, &json!({"overLimit": {"code": 413, "message":
+        Svc::Cinder => json_resp(
+            413,
+            &json!({"overLimit": {"code": 413, "message":
             "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. Requested 200G, quota is 1000G and 900G has been consumed.",
-            "retryAfter": "0"}})),
+            "retryAfter": "0"}}),
+        ),
         Svc::Octavia => octavia_err(403, "Quota has been met for resources: Load Balancer"),
         _ => cinder_err(413, "Quota exceeded"),
     }

@@ -51,7 +51,10 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn p(&self, name: &str) -> &str {
-        self.params.get(name).map(String::as_str).unwrap_or_default()
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
     /// Set by the middleware when a `boot_fails` fault matched this request.
     pub fn boot_fails(&self) -> bool {
@@ -92,12 +95,12 @@ fn call(
 macro_rules! h {
     ($f:expr) => {
         move |State(app): State<App>,
-         p: Result<Path<HashMap<String, String>>, PathRejection>,
-         q: Result<axum::extract::Query<Query>, QueryRejection>,
-         method: Method,
-         uri: axum::http::Uri,
-         headers: HeaderMap,
-         body: Bytes| async move { call(app, $f, p, q, method, uri, headers, body) }
+              p: Result<Path<HashMap<String, String>>, PathRejection>,
+              q: Result<axum::extract::Query<Query>, QueryRejection>,
+              method: Method,
+              uri: axum::http::Uri,
+              headers: HeaderMap,
+              body: Bytes| async move { call(app, $f, p, q, method, uri, headers, body) }
     };
 }
 
@@ -163,10 +166,6 @@ async fn unhandled(State(app): State<App>, method: Method, uri: axum::http::Uri)
 #[derive(Clone)]
 struct ConnCtl(Arc<Notify>);
 
-fn nova_version(headers: &HeaderMap) -> String {
-    nova::microversion(headers).to_string()
-}
-
 async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     if path.starts_with("/__fake") {
@@ -180,11 +179,16 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
         .unwrap_or_else(|| path.clone());
     let request_id = format!("req-{}", util::uuid());
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 << 20).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
     let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
     let svc = svc_of(&path);
     let is_token = path == "/identity/v3/auth/tokens" && method == Method::POST;
-    let mutating = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let mutating = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
 
     let (decision, authorized) = {
         let mut inner = app.lock();
@@ -206,10 +210,13 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| inner.tokens.contains(t));
         let body_str = String::from_utf8_lossy(&bytes);
-        (inner.faults.decide(method.as_str(), &path, &body_str), authorized)
+        (
+            inner.faults.decide(method.as_str(), &path, &body_str),
+            authorized,
+        )
     };
 
-    let nova_v = (svc == Svc::Nova).then(|| nova_version(req.headers()));
+    let nova_v = (svc == Svc::Nova).then(|| nova::microversion(req.headers()));
     let finish = |mut resp: Response| -> Response {
         let h = resp.headers_mut();
         let rid = HeaderValue::from_str(&request_id).unwrap();
@@ -218,12 +225,15 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
             h.insert("x-compute-request-id", rid);
             h.insert(
                 "x-openstack-nova-api-version",
-                HeaderValue::from_str(v).unwrap(),
+                HeaderValue::from_str(&v.to_string()).unwrap(),
             );
-            h.insert(
-                "openstack-api-version",
-                HeaderValue::from_str(&format!("compute {v}")).unwrap(),
-            );
+            // The new-style header is only answered from 2.27 on, as Nova does.
+            if v.0 > 2 || v.1 >= 27 {
+                h.insert(
+                    "openstack-api-version",
+                    HeaderValue::from_str(&format!("compute {v}")).unwrap(),
+                );
+            }
             h.insert(
                 "vary",
                 HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
@@ -255,13 +265,20 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
                 None => util::service_err(&path, status, "Injected fault from fake-openstack"),
             };
             if let Some(secs) = retry_after {
-                r.headers_mut()
-                    .insert("retry-after", HeaderValue::from_str(&secs.to_string()).unwrap());
+                r.headers_mut().insert(
+                    "retry-after",
+                    HeaderValue::from_str(&secs.to_string()).unwrap(),
+                );
             }
             return finish(r);
         }
         Some(FaultAction::OctaviaImmutable) => {
-            let lb = app.lock().lbs.first().map(|l| l.id.clone()).unwrap_or_default();
+            let lb = app
+                .lock()
+                .lbs
+                .first()
+                .map(|l| l.id.clone())
+                .unwrap_or_default();
             return finish(util::octavia_err(
                 409,
                 &format!("Load Balancer {lb} is immutable and cannot be updated."),

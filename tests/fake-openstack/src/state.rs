@@ -287,15 +287,27 @@ impl Inner {
                 g.members.retain(|m| m != &id);
             }
         }
-        self.volumes.retain(|v| !v.gone_at.is_some_and(|t| now >= t));
+        self.volumes
+            .retain(|v| !v.gone_at.is_some_and(|t| now >= t));
 
         // Octavia: children first, then whole load balancers.
         let done = |c: &Child| c.prov.deleting() && !c.prov.pending(now);
-        let dead_pools: Vec<String> = self.lb_pools.iter().filter(|c| done(c)).map(|c| c.id.clone()).collect();
-        let dead_listeners: Vec<String> =
-            self.listeners.iter().filter(|c| done(c)).map(|c| c.id.clone()).collect();
-        self.members.retain(|m| !done(m) && !dead_pools.contains(m.parent.as_ref().unwrap()));
-        self.monitors.retain(|m| !done(m) && !dead_pools.contains(m.parent.as_ref().unwrap()));
+        let dead_pools: Vec<String> = self
+            .lb_pools
+            .iter()
+            .filter(|c| done(c))
+            .map(|c| c.id.clone())
+            .collect();
+        let dead_listeners: Vec<String> = self
+            .listeners
+            .iter()
+            .filter(|c| done(c))
+            .map(|c| c.id.clone())
+            .collect();
+        self.members
+            .retain(|m| !done(m) && !dead_pools.contains(m.parent.as_ref().unwrap()));
+        self.monitors
+            .retain(|m| !done(m) && !dead_pools.contains(m.parent.as_ref().unwrap()));
         self.lb_pools.retain(|p| !dead_pools.contains(&p.id));
         self.listeners.retain(|l| !dead_listeners.contains(&l.id));
         for l in &mut self.listeners {
@@ -308,7 +320,10 @@ impl Inner {
             }
         }
         for p in &mut self.lb_pools {
-            if p.parent.as_ref().is_some_and(|l| dead_listeners.contains(l)) {
+            if p.parent
+                .as_ref()
+                .is_some_and(|l| dead_listeners.contains(l))
+            {
                 p.parent = None;
             }
         }
@@ -367,7 +382,12 @@ impl Inner {
             "tenant_id": project, "updated_at": now, "binding:vnic_type": "normal"
         });
         if let Some(extra) = extra {
-            for k in ["description", "tags", "port_security_enabled", "admin_state_up"] {
+            for k in [
+                "description",
+                "tags",
+                "port_security_enabled",
+                "admin_state_up",
+            ] {
                 if let Some(v) = extra.get(k) {
                     port[k] = v.clone();
                 }
@@ -386,7 +406,10 @@ impl Inner {
         let net = port["network_id"].as_str().unwrap_or_default().to_string();
         for ip in port["fixed_ips"].as_array().into_iter().flatten() {
             if let Some(addr) = ip["ip_address"].as_str() {
-                self.pools.entry(net.clone()).or_default().push_back(addr.to_string());
+                self.pools
+                    .entry(net.clone())
+                    .or_default()
+                    .push_back(addr.to_string());
             }
         }
         for fip in &mut self.fips {
@@ -406,7 +429,10 @@ impl Inner {
             names.sort();
             kinds.insert(k.to_string(), names);
         };
-        put("servers", self.servers.iter().map(|s| s.name.clone()).collect());
+        put(
+            "servers",
+            self.servers.iter().map(|s| s.name.clone()).collect(),
+        );
         put(
             "volumes",
             self.volumes
@@ -414,8 +440,14 @@ impl Inner {
                 .map(|v| v.name.clone().unwrap_or_else(|| v.id.clone()))
                 .collect(),
         );
-        put("keypairs", self.keypairs.iter().map(|k| k.name.clone()).collect());
-        put("server_groups", self.server_groups.iter().map(|g| g.name.clone()).collect());
+        put(
+            "keypairs",
+            self.keypairs.iter().map(|k| k.name.clone()).collect(),
+        );
+        put(
+            "server_groups",
+            self.server_groups.iter().map(|g| g.name.clone()).collect(),
+        );
         put(
             "ports",
             self.ports
@@ -432,21 +464,41 @@ impl Inner {
         put("security_groups", self.sgs.iter().map(name).collect());
         put(
             "security_group_rules",
-            self.rules.iter().map(|r| crate::neutron::rule_label(self, r)).collect(),
+            self.rules
+                .iter()
+                .map(|r| crate::neutron::rule_label(self, r))
+                .collect(),
         );
         put(
             "floating_ips",
             self.fips
                 .iter()
-                .map(|f| f["floating_ip_address"].as_str().unwrap_or_default().to_string())
+                .map(|f| {
+                    f["floating_ip_address"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect(),
         );
-        let fname = |c: &Child| c.fields.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let fname = |c: &Child| {
+            c.fields
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         put(
             "load_balancers",
             self.lbs
                 .iter()
-                .map(|l| l.fields.get("name").and_then(Value::as_str).unwrap_or_default().to_string())
+                .map(|l| {
+                    l.fields
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect(),
         );
         put(
@@ -464,8 +516,14 @@ impl Inner {
                 .map(|m| {
                     format!(
                         "{}:{}",
-                        m.fields.get("address").and_then(Value::as_str).unwrap_or_default(),
-                        m.fields.get("protocol_port").cloned().unwrap_or(Value::Null)
+                        m.fields
+                            .get("address")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                        m.fields
+                            .get("protocol_port")
+                            .cloned()
+                            .unwrap_or(Value::Null)
                     )
                 })
                 .collect(),

@@ -25,7 +25,9 @@ pub fn mac() -> String {
 
 /// UTC civil time of now: (y, m, d, hh, mm, ss, micros).
 fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs();
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
@@ -40,7 +42,15 @@ fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = if month <= 2 { y + 1 } else { y };
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_micros())
+    (
+        year,
+        month,
+        day,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros(),
+    )
 }
 
 /// `2017-02-14T19:23:58Z` (Nova, Neutron, Keystone, Glance).
@@ -281,7 +291,11 @@ pub fn filter_list(items: Vec<Value>, q: &Query) -> Vec<Value> {
             let tags: Vec<String> = item
                 .get("tags")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !tags_match(&tags, q) {
                 return false;
@@ -293,9 +307,9 @@ pub fn filter_list(items: Vec<Value>, q: &Query) -> Vec<Value> {
                 .all(|k| {
                     let wanted = q_all(q, k);
                     match item.get(*k) {
-                        Some(Value::Array(arr)) => arr.iter().any(|e| {
-                            scalar_str(e).is_some_and(|s| wanted.contains(&s.as_str()))
-                        }),
+                        Some(Value::Array(arr)) => arr
+                            .iter()
+                            .any(|e| scalar_str(e).is_some_and(|s| wanted.contains(&s.as_str()))),
                         Some(v) => scalar_str(v).is_some_and(|s| wanted.contains(&s.as_str())),
                         // Unknown filter fields: Neutron ignores them.
                         None => true,
@@ -325,7 +339,11 @@ pub fn filter_list(items: Vec<Value>, q: &Query) -> Vec<Value> {
 /// Strings of a JSON array of strings (absent or wrong type: empty).
 pub fn str_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -337,7 +355,10 @@ pub fn s(v: &Value, key: &str) -> Option<String> {
 pub fn int_field(v: Option<&Value>) -> Result<Option<i64>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| format!("{n} is not an integer")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{n} is not an integer")),
         Some(Value::String(s)) => s
             .trim()
             .parse::<i64>()

@@ -45,7 +45,10 @@ fn identity_version(base: &str) -> serde_json::Value {
 }
 
 fn identity_root(_: &mut Inner, c: &Ctx) -> Response {
-    json_resp(300, &json!({"versions": {"values": [identity_version(&c.base)]}}))
+    json_resp(
+        300,
+        &json!({"versions": {"values": [identity_version(&c.base)]}}),
+    )
 }
 
 fn identity_v3(_: &mut Inner, c: &Ctx) -> Response {
@@ -80,13 +83,20 @@ fn network_root(_: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn network_v20(_: &mut Inner, c: &Ctx) -> Response {
-    let res: Vec<_> = ["networks", "subnets", "ports", "security-groups", "security-group-rules", "floatingips"]
-        .iter()
-        .map(|n| {
-            json!({"name": n.trim_end_matches('s'), "collection": n,
+    let res: Vec<_> = [
+        "networks",
+        "subnets",
+        "ports",
+        "security-groups",
+        "security-group-rules",
+        "floatingips",
+    ]
+    .iter()
+    .map(|n| {
+        json!({"name": n.trim_end_matches('s'), "collection": n,
                    "links": [{"href": format!("{}/network/v2.0/{n}", c.base), "rel": "self"}]})
-        })
-        .collect();
+    })
+    .collect();
     json_resp(200, &json!({ "resources": res }))
 }
 

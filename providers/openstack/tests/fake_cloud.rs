@@ -1,0 +1,347 @@
+//! The provider against the stateful fake cloud (tests/fake-openstack, on 127.0.0.1 only):
+//! lifecycle back to the starting inventory, idempotence (a second provision sends no
+//! mutating request), injected faults (lost responses, 5xx, 429, Octavia 409 immutable),
+//! quota short, lost state with discover/destroy, and day-2 remove then add.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use acura_ha_api::model::Recorded;
+use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::spec::ClusterSpec;
+use acura_ha_openstack::OpenStackProvider;
+use acura_ha_openstack::wait::Pace;
+use fake_openstack::{Config, FakeCloud, FaultAction, FaultRule, Inventory, Quotas};
+
+#[derive(Default)]
+struct Mem(Vec<Recorded>);
+
+impl Journal for Mem {
+    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
+        match self.0.iter_mut().find(|x| x.address == r.address) {
+            Some(x) => *x = r,
+            None => self.0.push(r),
+        }
+        Ok(())
+    }
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        self.0.retain(|x| x.address != address);
+        Ok(())
+    }
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.0.iter().find(|x| x.address == address)
+    }
+    fn all(&self) -> Vec<Recorded> {
+        self.0.clone()
+    }
+}
+
+struct Lab {
+    cloud: FakeCloud,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let cloud = FakeCloud::start(Config::default());
+        assert!(cloud.base_url().starts_with("http://127.0.0.1:"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clouds.yaml"), cloud.clouds_yaml("fake")).unwrap();
+        std::fs::write(
+            dir.path().join("id.pub"),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL test\n",
+        )
+        .unwrap();
+        Lab { cloud, dir }
+    }
+
+    fn provider(&self) -> OpenStackProvider {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "OS_CLIENT_CONFIG_FILE".to_string(),
+            self.dir.path().join("clouds.yaml").display().to_string(),
+        );
+        env.insert("HOME".into(), self.dir.path().display().to_string());
+        env.insert("PWD".into(), self.dir.path().display().to_string());
+        OpenStackProvider::new(self.dir.path().to_path_buf())
+            .quiet(true)
+            .pace(Pace {
+                min: Duration::from_millis(20),
+                max: Duration::from_millis(200),
+            })
+            .env(env)
+    }
+
+    fn spec(&self, extra: &str) -> ClusterSpec {
+        let text = format!(
+            r#"
+[cluster]
+name = "acura-os"
+[nodes]
+count = 3
+hostname_prefix = "acura"
+volume_size_gb = 200
+[load_balancer]
+kind = "cloud"
+[access]
+admin_cidrs = ["198.51.100.7/32"]
+ssh_agent = true
+[openstack]
+cloud = "fake"
+flavor = "m1.xlarge"
+image = "ubuntu-20.04"
+network = "acura-net"
+public_key_file = "id.pub"
+{extra}
+"#
+        );
+        let spec: ClusterSpec = toml::from_str(&text).unwrap();
+        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        spec
+    }
+}
+
+fn assert_cluster(inv: &Inventory, nodes: usize) {
+    assert_eq!(inv.count("servers"), nodes, "{inv:?}");
+    assert_eq!(inv.count("volumes"), nodes, "{inv:?}");
+    assert_eq!(
+        inv.names("security_groups"),
+        vec!["acura-ha-acura-os", "default"],
+        "{inv:?}"
+    );
+    // The audit: SSH and the admin ports only from the admin CIDR, all TCP from the group.
+    let rules = inv.names("security_group_rules");
+    for r in rules
+        .iter()
+        .filter(|r| r.contains(" 22-22 ") || r.contains(" 3008"))
+    {
+        assert!(r.ends_with("198.51.100.7/32"), "{r}");
+    }
+    assert!(
+        rules.contains(
+            &"acura-ha-acura-os ingress IPv4 tcp 1-65535 group:acura-ha-acura-os".to_string()
+        ),
+        "{rules:?}"
+    );
+    assert_eq!(inv.count("server_groups"), 1, "{inv:?}");
+    assert_eq!(inv.count("keypairs"), 1, "{inv:?}");
+    assert_eq!(inv.count("load_balancers"), 1, "{inv:?}");
+    assert_eq!(inv.count("listeners"), 6, "{inv:?}");
+    assert_eq!(inv.count("pools"), 6, "{inv:?}");
+    assert_eq!(inv.count("health_monitors"), 6, "{inv:?}");
+    assert_eq!(inv.count("members"), 6 * nodes, "{inv:?}");
+}
+
+#[tokio::test]
+async fn lifecycle_idempotent_and_back_to_the_start() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    lab.cloud.reset_stats();
+    let inv = p.provision(&spec, &mut j).await.expect("provision");
+    let up = lab.cloud.stats();
+    assert_eq!(inv.nodes.len(), 3);
+    assert!(
+        inv.nodes.iter().all(|h| h.address.starts_with("10.0.0.")),
+        "{inv:?}"
+    );
+    assert!(!inv.lb.address.is_empty());
+    assert_cluster(&lab.cloud.inventory(), 3);
+    assert!(
+        lab.cloud.unhandled().is_empty(),
+        "{:?}",
+        lab.cloud.unhandled()
+    );
+    eprintln!(
+        "provision: {} requests, {} mutating, {} tokens",
+        up.total, up.mutating, up.token_requests
+    );
+
+    // Again: adopts everything, creates nothing.
+    lab.cloud.reset_stats();
+    let again = p.provision(&spec, &mut j).await.expect("provision again");
+    assert_eq!(again, inv);
+    let st = lab.cloud.stats();
+    assert_eq!(st.mutating, 0, "{:?}", st.per_route);
+    eprintln!("provision again: {} requests, 0 mutating", st.total);
+
+    lab.cloud.reset_stats();
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    let down = lab.cloud.stats();
+    eprintln!(
+        "destroy: {} requests, {} mutating",
+        down.total, down.mutating
+    );
+    assert!(j.0.is_empty(), "{:?}", j.0);
+    assert_eq!(lab.cloud.inventory(), before);
+    assert!(
+        lab.cloud.unhandled().is_empty(),
+        "{:?}",
+        lab.cloud.unhandled()
+    );
+}
+
+#[tokio::test]
+async fn faults_leave_nothing_duplicated_or_leaked() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let c = &lab.cloud;
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/servers$",
+        FaultAction::LostResponse,
+    ));
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/security-group-rules$",
+        FaultAction::Status {
+            status: 500,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    c.add_fault(FaultRule::new(
+        "GET",
+        "/flavors/detail$",
+        FaultAction::Status {
+            status: 429,
+            retry_after: Some(1),
+            body: None,
+        },
+    ));
+    c.add_fault(
+        FaultRule::new("POST", "/lbaas/listeners$", FaultAction::OctaviaImmutable).times(2),
+    );
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/lbaas/loadbalancers$",
+        FaultAction::LostResponse,
+    ));
+    c.add_fault(FaultRule::new("POST", "/members$", FaultAction::LostResponse).skip(3));
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/security-groups$",
+        FaultAction::Status {
+            status: 503,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    p.provision(&spec, &mut j)
+        .await
+        .expect("provision through faults");
+    assert_cluster(&c.inventory(), 3);
+    c.add_fault(FaultRule::new(
+        "DELETE",
+        "/servers/",
+        FaultAction::LostResponse,
+    ));
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    assert_eq!(c.inventory(), before);
+}
+
+#[tokio::test]
+async fn quota_short_creates_nothing_and_names_it() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    lab.cloud.set_quotas(Quotas {
+        cores: 16,
+        ..Quotas::default()
+    });
+    let p = lab.provider();
+    let mut j = Mem::default();
+    let err = p
+        .provision(&lab.spec(""), &mut j)
+        .await
+        .expect_err("short of cores")
+        .to_string();
+    assert!(err.contains("cores") && err.contains("24"), "{err}");
+    assert_eq!(lab.cloud.inventory(), before);
+    assert_eq!(lab.cloud.stats().mutating, 0);
+}
+
+#[tokio::test]
+async fn lost_state_then_discover_and_destroy() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab.spec("floating_ip_network = \"public\"");
+    let mut j = Mem::default();
+    let inv = p.provision(&spec, &mut j).await.expect("provision");
+    assert!(lab.cloud.inventory().count("floating_ips") >= 4);
+    assert!(
+        inv.nodes.iter().all(|h| !h.address.starts_with("10.0.0.")),
+        "{inv:?}"
+    );
+    let found = p.discover(&spec).await.expect("discover");
+    assert!(
+        found.iter().any(|r| r.address == "load_balancer"),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .filter(|r| r.address.starts_with("instance["))
+            .count()
+            == 3
+    );
+    let mut empty = Mem::default();
+    p.destroy(&spec, &mut empty)
+        .await
+        .expect("destroy from nothing");
+    assert_eq!(lab.cloud.inventory(), before);
+}
+
+#[tokio::test]
+async fn crash_mid_provision_then_resume() {
+    let lab = Lab::start();
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    // Abort after the servers are asked for.
+    let _ = tokio::time::timeout(Duration::from_millis(300), p.provision(&spec, &mut j)).await;
+    let inv = p.provision(&spec, &mut j).await.expect("resume");
+    assert_eq!(inv.nodes.len(), 3);
+    assert_cluster(&lab.cloud.inventory(), 3);
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn remove_a_node_then_add_one() {
+    let lab = Lab::start();
+    let p = lab.provider();
+    let mut spec = lab.spec("");
+    let mut j = Mem::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    spec.nodes.members = Some(vec!["acura-1".into(), "acura-3".into()]);
+    p.remove_nodes(&spec, &["acura-2".to_string()], &mut j)
+        .await
+        .expect("remove");
+    let inv = lab.cloud.inventory();
+    assert_eq!(inv.names("servers"), vec!["acura-1", "acura-3"]);
+    assert_eq!(inv.count("volumes"), 2);
+    assert_eq!(inv.count("members"), 12);
+    assert!(j.get("instance[acura-2]").is_none());
+    assert!(!j.0.iter().any(|r| r.address.starts_with("member[acura-2:")));
+    spec.nodes.members = Some(vec!["acura-1".into(), "acura-3".into(), "acura-4".into()]);
+    lab.cloud.reset_stats();
+    let inv = p.provision(&spec, &mut j).await.expect("add");
+    assert_eq!(inv.nodes.len(), 3);
+    let st = lab.cloud.stats();
+    assert_eq!(
+        st.per_route
+            .get("POST /compute/v2.1/servers")
+            .copied()
+            .unwrap_or(0),
+        1,
+        "{:?}",
+        st.per_route
+    );
+    assert_cluster(&lab.cloud.inventory(), 3);
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}

@@ -428,10 +428,10 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
     {
         return bad("Invalid input for field/attribute tags.");
     }
-    if let Some(ud) = sv.get("user_data") {
-        if !ud.is_string() || ud.as_str().is_some_and(|u| u.len() > 65535) {
-            return bad("Invalid input for field/attribute user_data. Value: not a base64 string.");
-        }
+    if let Some(ud) = sv.get("user_data")
+        && (!ud.is_string() || ud.as_str().is_some_and(|u| u.len() > 65535))
+    {
+        return bad("Invalid input for field/attribute user_data. Value: not a base64 string.");
     }
     let key_name = s(sv, "key_name");
     if let Some(k) = &key_name

@@ -287,8 +287,7 @@ impl Inner {
                 g.members.retain(|m| m != &id);
             }
         }
-        self.volumes
-            .retain(|v| !v.gone_at.is_some_and(|t| now >= t));
+        self.volumes.retain(|v| v.gone_at.is_none_or(|t| now < t));
 
         // Octavia: children first, then whole load balancers.
         let done = |c: &Child| c.prov.deleting() && !c.prov.pending(now);

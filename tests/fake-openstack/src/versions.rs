@@ -8,7 +8,7 @@ use axum::Router;
 use axum::response::Response;
 use serde_json::json;
 
-const DOCS: &[(&str, fn(&mut Inner, &Ctx) -> Response)] = &[
+const DOCS: &[(&str, crate::server::H)] = &[
     ("/identity", identity_root),
     ("/identity/v3", identity_v3),
     ("/compute", compute_root),

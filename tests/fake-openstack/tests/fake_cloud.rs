@@ -353,12 +353,14 @@ fn boot_fault_puts_server_in_error() {
 
 #[test]
 fn octavia_children_wait_for_active() {
-    let mut cfg = Config::default();
-    cfg.delays = Delays {
-        lb_create: 150,
-        lb_update: 100,
-        lb_delete: 50,
-        ..Delays::default()
+    let cfg = Config {
+        delays: Delays {
+            lb_create: 150,
+            lb_update: 100,
+            lb_delete: 50,
+            ..Delays::default()
+        },
+        ..Config::default()
     };
     let cloud = FakeCloud::start(cfg);
     let s = Session::new(&cloud);
@@ -675,12 +677,14 @@ fn status_faults_delay_and_unhandled() {
 
 #[test]
 fn quota_exceeded_shapes() {
-    let mut cfg = Config::default();
-    cfg.quotas = Quotas {
-        instances: 1,
-        security_group: 2,
-        load_balancer: 0,
-        ..Quotas::default()
+    let cfg = Config {
+        quotas: Quotas {
+            instances: 1,
+            security_group: 2,
+            load_balancer: 0,
+            ..Quotas::default()
+        },
+        ..Config::default()
     };
     let cloud = FakeCloud::start(cfg);
     let s = Session::new(&cloud);

@@ -4,6 +4,7 @@
 
 use crate::server::{App, Ctx, More, g, po};
 use crate::state::{Inner, Keypair, Server, ServerGroup, Volume};
+use crate::util::empty;
 use crate::util::{self, Query, json_resp, nova_err, q_get, s};
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue};
@@ -85,7 +86,14 @@ pub fn routes(r: Router<App>) -> Router<App> {
         .route(&format!("{p}/limits"), g(limits))
         .route(&format!("{p}/os-availability-zone"), g(azs))
         .route(&format!("{p}/servers/{{id}}/action"), po(server_action))
-        .route(&format!("{p}/servers/{{id}}/tags"), g(server_tags))
+        .route(
+            &format!("{p}/servers/{{id}}/tags"),
+            g(server_tags).pu(replace_server_tags),
+        )
+        .route(
+            &format!("{p}/servers/{{id}}/tags/{{tag}}"),
+            g(check_server_tag).pu(add_server_tag).de(remove_server_tag),
+        )
 }
 
 fn links(base: &str, project: &str, kind: &str, id: &str) -> Value {
@@ -894,6 +902,60 @@ fn server_ips(inner: &mut Inner, c: &Ctx) -> Response {
 fn server_tags(inner: &mut Inner, c: &Ctx) -> Response {
     match inner.servers.iter().find(|s| s.id == c.p("id")) {
         Some(s) => json_resp(200, &json!({ "tags": s.tags })),
+        None => server_not_found(c.p("id")),
+    }
+}
+
+fn tag_ok(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 60 && !t.contains('/') && !t.contains(',')
+}
+
+fn replace_server_tags(inner: &mut Inner, c: &Ctx) -> Response {
+    let tags = util::parse_body(&c.body)
+        .map(|b| util::str_list(b.get("tags")))
+        .unwrap_or_default();
+    if tags.len() > 50 || !tags.iter().all(|t| tag_ok(t)) {
+        return bad("Invalid input for field/attribute tags.");
+    }
+    match inner.servers.iter_mut().find(|s| s.id == c.p("id")) {
+        Some(s) => {
+            s.tags = tags;
+            json_resp(200, &json!({ "tags": s.tags }))
+        }
+        None => server_not_found(c.p("id")),
+    }
+}
+
+fn check_server_tag(inner: &mut Inner, c: &Ctx) -> Response {
+    match inner.servers.iter().find(|s| s.id == c.p("id")) {
+        Some(s) if s.tags.iter().any(|t| t == c.p("tag")) => empty(204),
+        Some(_) => nova_err(404, &format!("Tag {} could not be found.", c.p("tag"))),
+        None => server_not_found(c.p("id")),
+    }
+}
+
+fn add_server_tag(inner: &mut Inner, c: &Ctx) -> Response {
+    let tag = c.p("tag").to_string();
+    if !tag_ok(&tag) {
+        return bad("Invalid input for field/attribute tag.");
+    }
+    match inner.servers.iter_mut().find(|s| s.id == c.p("id")) {
+        Some(s) if s.tags.contains(&tag) => empty(204),
+        Some(s) => {
+            s.tags.push(tag);
+            empty(201)
+        }
+        None => server_not_found(c.p("id")),
+    }
+}
+
+fn remove_server_tag(inner: &mut Inner, c: &Ctx) -> Response {
+    match inner.servers.iter_mut().find(|s| s.id == c.p("id")) {
+        Some(s) if s.tags.iter().any(|t| t == c.p("tag")) => {
+            s.tags.retain(|t| t != c.p("tag"));
+            empty(204)
+        }
+        Some(_) => nova_err(404, &format!("Tag {} could not be found.", c.p("tag"))),
         None => server_not_found(c.p("id")),
     }
 }

@@ -273,12 +273,7 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
             return finish(r);
         }
         Some(FaultAction::OctaviaImmutable) => {
-            let lb = app
-                .lock()
-                .lbs
-                .first()
-                .map(|l| l.id.clone())
-                .unwrap_or_default();
+            let lb = lb_for_fault(&app.lock(), &path, &bytes);
             return finish(util::octavia_err(
                 409,
                 &format!("Load Balancer {lb} is immutable and cannot be updated."),
@@ -302,6 +297,39 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
         Some(FaultAction::Delay { .. }) => {}
     }
     finish(next.run(req).await)
+}
+
+/// The LB an injected "immutable" 409 names: `loadbalancer_id` in the body, an LB id in
+/// the path, the LB owning a child named in the path, or else the first LB.
+fn lb_for_fault(inner: &Inner, path: &str, body: &[u8]) -> String {
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let from_body = body
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|v| v.get("loadbalancer_id"))
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let segs: Vec<&str> = path.split('/').collect();
+    let from_lb = inner
+        .lbs
+        .iter()
+        .find(|l| segs.contains(&l.id.as_str()))
+        .map(|l| l.id.clone());
+    let from_child = [
+        &inner.listeners,
+        &inner.lb_pools,
+        &inner.members,
+        &inner.monitors,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|c| segs.contains(&c.id.as_str()))
+    .map(|c| c.lb_id.clone());
+    from_body
+        .or(from_lb)
+        .or(from_child)
+        .or_else(|| inner.lbs.first().map(|l| l.id.clone()))
+        .unwrap_or_default()
 }
 
 /// Accept connections until `shutdown` flips.

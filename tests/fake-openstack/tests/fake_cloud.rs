@@ -660,6 +660,47 @@ fn status_faults_delay_and_unhandled() {
     assert!(t.elapsed() >= Duration::from_millis(200));
     cloud.clear_faults();
 
+    // The admin routes drive the same state.
+    let admin = Client::new();
+    let rules = json!([{"method": "POST", "path": "/v2\\.0/floatingips$", "times": 1,
+        "action": {"type": "status", "status": 503}}]);
+    let r = admin
+        .post(format!("{}/__fake/faults", cloud.base_url()))
+        .json(&rules)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let net = cloud.network_id("public").unwrap();
+    let fip = json!({"floatingip": {"floating_network_id": net}});
+    let (st, e) = s.call(
+        "POST",
+        &format!("{}/v2.0/floatingips", s.url("network")),
+        Some(fip.clone()),
+    );
+    assert_eq!(st, 503);
+    assert_eq!(e["NeutronError"]["type"], "ServiceUnavailable");
+    let (st, f) = s.call(
+        "POST",
+        &format!("{}/v2.0/floatingips", s.url("network")),
+        Some(fip),
+    );
+    assert_eq!(st, 201);
+    assert_eq!(f["floatingip"]["floating_ip_address"], "172.24.4.10");
+    let inv: Value = admin
+        .get(format!("{}/__fake/inventory", cloud.base_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(inv["kinds"]["floating_ips"], json!(["172.24.4.10"]));
+    let st: Value = admin
+        .get(format!("{}/__fake/stats", cloud.base_url()))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(st["mutating"].as_u64().unwrap() >= 2);
+
     let (st, body) = s.call("GET", &format!("{compute}/os-hypervisors"), None);
     assert_eq!(st, 501);
     assert!(

@@ -436,7 +436,17 @@ impl Inner {
             "volumes",
             self.volumes
                 .iter()
-                .map(|v| v.name.clone().unwrap_or_else(|| v.id.clone()))
+                .map(|v| {
+                    // Nova's boot volumes have an empty name: show size and owner instead.
+                    match v.name.as_deref() {
+                        Some(n) if !n.is_empty() => n.to_string(),
+                        _ => format!(
+                            "{}GB {}",
+                            v.size,
+                            v.server_id.as_deref().unwrap_or("unattached")
+                        ),
+                    }
+                })
                 .collect(),
         );
         put(

@@ -55,8 +55,15 @@ pub fn provider(cfg: &LoadedConfig, store: &StateStore) -> Result<Box<dyn Provid
         }
         #[cfg(feature = "aws")]
         ProviderKind::Aws => Ok(Box::new(acura_ha_aws::AwsProvider::new(cfg.dir.clone()))),
+        #[cfg(feature = "openstack")]
+        ProviderKind::OpenStack => Ok(Box::new(acura_ha_openstack::OpenStackProvider::new(
+            cfg.dir.clone(),
+        ))),
+        // Reached only in a build without a cloud's feature.
+        #[allow(unreachable_patterns)]
         other => Err(Error::Usage(format!(
-            "the {} provider cannot provision yet in this version of acura-ha (`plan` and `render` work); use [static] with hosts you created, or [local]",
+            "the {} provider is not in this build of acura-ha (`plan` and `render` work): build with `--features {}`",
+            other.as_str(),
             other.as_str()
         ))),
     }

@@ -26,6 +26,14 @@ pub fn acura_ha() -> assert_cmd::Command {
     cmd
 }
 
+/// The binary as a plain `std::process::Command`, for tests that stream its output or signal it.
+pub fn acura_ha_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_acura-ha"));
+    cmd.env_remove("ACURA_HA_CONFIG")
+        .env_remove("ACURA_HA_STATE_DIR");
+    cmd
+}
+
 /// Where `scripts/setup-test-deps.sh` puts the Python tools (ansible-core, moto).
 pub fn tools_venv() -> PathBuf {
     let cache = std::env::var("ACURA_HA_CACHE").unwrap_or_else(|_| "/var/cache/acura-ha".into());

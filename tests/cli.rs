@@ -361,3 +361,75 @@ fn completions_for_every_shell() {
             .stdout(contains("security-group"));
     }
 }
+
+#[test]
+fn day2_commands_need_a_state_and_follow_the_node_set_it_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("static.toml", dir.path());
+    let st = dir.path().join("state");
+    // Without a state there is no cluster to change.
+    let out = acura_ha()
+        .args(["node", "remove", "whatever", "--yes", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AH003") && err.contains("acura-ha up"),
+        "{err}"
+    );
+
+    let (store, mut state) = applied_state(&cfg, &st);
+    let spec = load(&cfg).unwrap().spec;
+    let names = spec.node_names();
+    // A name that is not a node: nothing to do, success.
+    let out = acura_ha()
+        .args(["node", "remove", "not-a-node", "--yes", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+    // The static provider takes a host you made: an address is needed.
+    let out = acura_ha()
+        .args(["node", "add", "--yes", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--address"));
+
+    // Once day-2 commands changed the node set, every command sees the state's set.
+    state.day2.nodes = Some(
+        names[..2]
+            .iter()
+            .map(|n| acura_ha::state::NodeEntry {
+                name: n.clone(),
+                address: None,
+            })
+            .chain(std::iter::once(acura_ha::state::NodeEntry {
+                name: "added-4".into(),
+                address: Some("192.0.2.44".parse().unwrap()),
+            }))
+            .collect(),
+    );
+    store.save(&mut state).unwrap();
+    let out = acura_ha()
+        .args(["render", "inventory", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .output()
+        .unwrap();
+    let inv = String::from_utf8_lossy(&out.stdout);
+    assert!(inv.contains(&names[0]) && inv.contains(&names[1]), "{inv}");
+    assert!(!inv.contains(&names[2]), "{inv}");
+    assert!(inv.contains("added-4 ansible_ssh_host=192.0.2.44"), "{inv}");
+}

@@ -511,8 +511,9 @@ impl Session {
         }
     }
 
-    /// A create that must not be duplicated: `find` first (adopt), then POST; when the outcome
-    /// is unknown (no answer, 5xx) `find` again before sending again.
+    /// A create that must not be duplicated. The caller has looked for the resource already
+    /// (adopt-before-create) and found none: POST; when the outcome is unknown (no answer, 5xx)
+    /// `find` before sending again.
     pub async fn create<F, Fut>(
         &self,
         s: Service,
@@ -527,14 +528,14 @@ impl Session {
         let mut attempt = 0;
         let mut delay = Duration::from_millis(300);
         loop {
-            if let Some(v) = find().await? {
-                return Ok(v);
-            }
             match self.send(Method::POST, s, path, body).await {
                 Err(e) if e.outcome_unknown() && attempt < 5 => {
                     attempt += 1;
                     tokio::time::sleep(wait_for(&e).unwrap_or(delay)).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
+                    if let Some(v) = find().await? {
+                        return Ok(v);
+                    }
                 }
                 other => return other,
             }

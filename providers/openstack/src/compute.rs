@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::client::{ApiError, Service, Session, q};
 use crate::image::Image;
 use crate::network::Net;
-use crate::{Ctx, cluster_tag, desired_one, found, js, tag_strings};
+use crate::{Ctx, Seen, cluster_tag, desired_one, found, js, tag_strings};
 
 pub(crate) struct Flavor {
     pub id: String,
@@ -33,6 +33,17 @@ pub(crate) struct Lookups {
     pub net: Net,
     /// The external network of floating IPs.
     pub fip_net: Option<String>,
+    /// The project's load balancers (Octavia and `load_balancer.kind = "cloud"` only): the
+    /// quota's use and the cluster's own, from one list call.
+    pub lbs: Option<Vec<Value>>,
+}
+
+/// Servers asked for (or adopted): name → ID, and when the creates were sent.
+pub(crate) struct Created {
+    pub ids: BTreeMap<String, String>,
+    pub started: std::time::Instant,
+    /// Some were created now (their build is timed from `started`).
+    pub fresh: bool,
 }
 
 /// The flavor by name or ID from one `GET /flavors/detail`.
@@ -91,11 +102,25 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
             None => Ok::<_, ProviderError>(None),
         }
     };
-    let (flavors, image, net, fip_net) = tokio::try_join!(
+    let lbs = async {
+        if cx.spec.load_balancer.kind == LbKind::Cloud && s.has(Service::LoadBalancer) {
+            let v = s
+                .get(Service::LoadBalancer, "/lbaas/loadbalancers")
+                .await
+                .map_err(|e| e.into_provider("load balancers"))?;
+            Ok::<_, ProviderError>(Some(
+                v["loadbalancers"].as_array().cloned().unwrap_or_default(),
+            ))
+        } else {
+            Ok(None)
+        }
+    };
+    let (flavors, image, net, fip_net, lbs) = tokio::try_join!(
         flavors,
         crate::image::image(s, &os.image),
         crate::network::network(s, cx.spec),
-        fip
+        fip,
+        lbs
     )?;
     let flavor = pick_flavor(&flavors, &os.flavor).ok_or_else(|| ProviderError::Cloud {
         resource: format!("openstack.flavor = {}", os.flavor),
@@ -131,6 +156,7 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
         image,
         net,
         fip_net,
+        lbs,
     })
 }
 
@@ -319,10 +345,10 @@ pub(crate) fn fixed_ip(server: &Value, net: &str) -> Option<String> {
         .or_else(|| addrs.values().find_map(pick))
 }
 
-/// Servers: nodes and the NGINX VM. Adopted by name and tag, else recorded and created; then
-/// one list call per poll until all are ACTIVE; then floating IPs. Returns name → fixed IP.
+/// Servers: nodes and the NGINX VM, adopted by name and tag, else recorded and created.
+/// [`finish_servers`] waits for them.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn servers(
+pub(crate) async fn create_servers(
     cx: &Ctx<'_>,
     desired: &[Resource],
     look: &Lookups,
@@ -330,13 +356,15 @@ pub(crate) async fn servers(
     key_name: &str,
     sg: &(String, String),
     group: &str,
-) -> Result<BTreeMap<String, String>, ProviderError> {
+) -> Result<Created, ProviderError> {
     let s = cx.s;
     let spec = cx.spec;
     let wanted: Vec<&Resource> = desired
         .iter()
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
+    let started = std::time::Instant::now();
+    let fresh = wanted.iter().any(|r| !existing.contains_key(&r.name));
     let creates = wanted.iter().map(|r| async move {
         if let Some(sv) = existing.get(&r.name) {
             return Ok::<_, ProviderError>((r.name.clone(), js(sv, "id")));
@@ -400,13 +428,35 @@ pub(crate) async fn servers(
         .await?
         .into_iter()
         .collect();
-    let active = wait_active(cx, &ids).await?;
+    Ok(Created {
+        ids,
+        started,
+        fresh,
+    })
+}
+
+/// One list call per poll until every server is ACTIVE; then floating IPs; then the records.
+/// Returns the nodes' name → fixed IP.
+pub(crate) async fn finish_servers(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    look: &Lookups,
+    created: &Created,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    let s = cx.s;
+    let spec = cx.spec;
+    let ids = &created.ids;
+    let wanted: Vec<&Resource> = desired
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
+        .collect();
+    let active = wait_active(cx, created).await?;
     // Floating IPs: one port list and one floating IP list for all of them.
     let mut fips: BTreeMap<String, String> = BTreeMap::new();
     if let Some(ext) = &look.fip_net {
         let ports = crate::network::ports_of(s, &ids.values().cloned().collect::<Vec<_>>()).await?;
         let known = crate::network::floating_ips(s).await?;
-        for (name, id) in &ids {
+        for (name, id) in ids {
             let Some(port) = ports.iter().find(|p| js(p, "device_id") == *id) else {
                 continue;
             };
@@ -463,14 +513,19 @@ pub(crate) async fn servers(
 /// One list call per poll until every server is ACTIVE; ERROR fails with the server's fault.
 async fn wait_active(
     cx: &Ctx<'_>,
-    ids: &BTreeMap<String, String>,
+    created: &Created,
 ) -> Result<BTreeMap<String, Value>, ProviderError> {
     let s = cx.s;
-    crate::wait::until(
+    let ids = &created.ids;
+    crate::wait::transition(
         "servers ACTIVE",
         Duration::from_secs(1200),
         cx.pace,
         cx.quiet,
+        cx.tempo,
+        crate::wait::Op::ServerBuild,
+        created.started,
+        created.fresh,
         || async {
             let list = list_servers(s, cx.spec)
                 .await
@@ -517,18 +572,24 @@ async fn delete_servers(
     if victims.is_empty() {
         return Ok(());
     }
-    for (name, id, _) in victims {
+    let started = std::time::Instant::now();
+    let deletes = victims.iter().map(|(name, id, _)| async move {
         cx.progress(&format!("delete server {name}"));
         s.delete(Service::Compute, &format!("/servers/{id}"))
             .await
-            .map_err(|e| e.into_provider(&format!("server {name} ({id})")))?;
-    }
+            .map_err(|e| e.into_provider(&format!("server {name} ({id})")))
+    });
+    futures::future::try_join_all(deletes).await?;
     let ids: Vec<String> = victims.iter().map(|v| v.1.clone()).collect();
-    crate::wait::until(
+    crate::wait::transition(
         "servers deleted",
         Duration::from_secs(900),
         cx.pace,
         cx.quiet,
+        cx.tempo,
+        crate::wait::Op::ServerDelete,
+        started,
+        true,
         || async {
             let list = list_servers(s, cx.spec)
                 .await
@@ -546,9 +607,17 @@ async fn delete_servers(
         },
     )
     .await?;
-    let volumes: Vec<String> = victims.iter().flat_map(|v| v.2.clone()).collect();
+    // Volumes attached with delete_on_termination went with their servers.
+    let volumes: Vec<String> = victims
+        .iter()
+        .flat_map(|v| v.2.clone())
+        .filter(|v| !v.ends_with(DELETED_WITH_SERVER))
+        .collect();
     crate::volume::delete_leftovers(s, &volumes, cx.quiet).await
 }
+
+/// Marks a volume ID (in [`volumes_of`]) that Nova deletes with its server.
+const DELETED_WITH_SERVER: &str = "+dot";
 
 fn volumes_of(server: Option<&Value>, rec: &Recorded) -> Vec<String> {
     let mut out: Vec<String> = rec
@@ -568,7 +637,10 @@ fn volumes_of(server: Option<&Value>, rec: &Recorded) -> Vec<String> {
             .flatten()
         {
             let id = js(v, "id");
-            if !out.contains(&id) {
+            out.retain(|x| *x != id);
+            if v["delete_on_termination"] == json!(true) {
+                out.push(format!("{id}{DELETED_WITH_SERVER}"));
+            } else {
                 out.push(id);
             }
         }
@@ -610,7 +682,8 @@ pub(crate) async fn remove_servers(cx: &Ctx<'_>, names: &[String]) -> Result<(),
     )
     .await?;
     let port_ids: Vec<String> = ports.iter().map(|p| js(p, "id")).collect();
-    crate::network::delete_floating_ips(cx, names, &port_ids).await?;
+    let fips = crate::network::floating_ips(cx.s).await?;
+    crate::network::delete_floating_ips(cx, &fips, names, &port_ids).await?;
     for name in names {
         cx.forget(&format!("floating_ip[{name}]")).await?;
     }
@@ -621,11 +694,11 @@ pub(crate) async fn remove_servers(cx: &Ctx<'_>, names: &[String]) -> Result<(),
     Ok(())
 }
 
-/// Floating IPs, servers (waited for), leftover volumes, server group, security group, key
-/// pair: the reverse of provisioning. NotFound is done.
-pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
+/// Floating IPs and servers (waited for, leftover volumes after them), from the lists `seen`
+/// read: the first half of destroying, beside the load balancer's. NotFound is done.
+pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), ProviderError> {
     let all = cx.all().await;
-    let live = cluster_servers(cx).await?;
+    let live = &seen.servers;
     let servers: Vec<&Recorded> = all
         .iter()
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
@@ -639,7 +712,7 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
         }
     }
     // Servers the state does not name but the tags do.
-    for (name, sv) in &live {
+    for (name, sv) in live {
         let id = js(sv, "id");
         if !victims.iter().any(|v| v.1 == id) {
             let empty = found(
@@ -653,15 +726,37 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
         }
     }
     let hosts: Vec<String> = victims.iter().map(|v| v.0.clone()).collect();
-    let ports = crate::network::ports_of(
-        cx.s,
-        &victims.iter().map(|v| v.1.clone()).collect::<Vec<_>>(),
-    )
-    .await?;
-    let port_ids: Vec<String> = ports.iter().map(|p| js(p, "id")).collect();
-    crate::network::delete_floating_ips(cx, &hosts, &port_ids).await?;
+    // Ours carry the cluster's description; others on our servers' ports are found by port
+    // (only looked up when some floating IP is on a port and not named for a host of ours).
+    let descs: Vec<String> = hosts
+        .iter()
+        .map(|h| crate::network::fip_description(cx.spec, h))
+        .chain([crate::network::fip_description(cx.spec, "load-balancer")])
+        .collect();
+    let foreign = seen
+        .fips
+        .iter()
+        .any(|f| !f["port_id"].is_null() && !descs.contains(&js(f, "description")));
+    let port_ids: Vec<String> = if foreign {
+        crate::network::ports_of(
+            cx.s,
+            &victims.iter().map(|v| v.1.clone()).collect::<Vec<_>>(),
+        )
+        .await?
+        .iter()
+        .map(|p| js(p, "id"))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let released = crate::network::delete_floating_ips(cx, &seen.fips, &hosts, &port_ids).await?;
     for r in all.iter().filter(|r| r.kind == Kind::FloatingIp) {
-        if let Some(id) = &r.id {
+        if r.address == "floating_ip[lb]" {
+            continue; // the load balancer's: released with it
+        }
+        if let Some(id) = &r.id
+            && !released.contains(id)
+        {
             cx.s.delete(Service::Network, &format!("/floatingips/{id}"))
                 .await
                 .map_err(|e| e.into_provider(&r.address))?;
@@ -672,6 +767,12 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
     for r in &servers {
         cx.forget(&r.address).await?;
     }
+    Ok(())
+}
+
+/// Server group, security group, key pair: the second half of destroying. NotFound is done.
+pub(crate) async fn destroy_rest(cx: &Ctx<'_>) -> Result<(), ProviderError> {
+    let all = cx.all().await;
     for r in all.iter().filter(|r| r.kind == Kind::ServerGroup) {
         let id = match &r.id {
             Some(id) => Some(id.clone()),
@@ -696,6 +797,7 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
             Some(id) => vec![id.clone()],
             None => crate::network::discover(cx.s, cx.spec)
                 .await?
+                .0
                 .into_iter()
                 .filter(|d| d.kind == Kind::SecurityGroup)
                 .filter_map(|d| d.id)
@@ -706,29 +808,44 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
         }
         cx.forget(&r.address).await?;
     }
-    for r in all.iter().filter(|r| r.kind == Kind::KeyPair) {
-        let imported = r.outputs.get("imported").map(String::as_str) != Some("false")
-            && r.name == cloud_name(cx.spec);
-        if imported {
-            cx.progress(&format!("delete key pair {}", r.name));
-            cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&r.name)))
-                .await
-                .map_err(|e| e.into_provider(&r.address))?;
-        }
+    // The imported key pair has the cluster's name: deleted by name (NotFound is done), so
+    // one that the state lost goes too. One named by `openstack.key_name` is the user's.
+    let os = cx.spec.openstack.as_ref().expect("openstack section");
+    let recorded: Vec<&Recorded> = all.iter().filter(|r| r.kind == Kind::KeyPair).collect();
+    if os.key_name.is_none() {
+        let name = cloud_name(cx.spec);
+        cx.progress(&format!("delete key pair {name}"));
+        cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
+            .await
+            .map_err(|e| e.into_provider("key_pair"))?;
+    }
+    for r in recorded {
         cx.forget(&r.address).await?;
     }
     Ok(())
 }
 
-/// The cluster's servers, server group and imported key pair.
+/// The cluster's servers, server group and (with `key_pair`) imported key pair; and the
+/// servers by name.
 pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
-) -> Result<Vec<Recorded>, ProviderError> {
+    key_pair: bool,
+) -> Result<(Vec<Recorded>, BTreeMap<String, Value>), ProviderError> {
     let mut out = Vec::new();
-    let list = list_servers(s, spec)
-        .await
-        .map_err(|e| e.into_provider("servers of the cluster"))?;
+    let group = format!("{}-nodes", cloud_name(spec));
+    let (list, g) = tokio::try_join!(
+        async {
+            list_servers(s, spec)
+                .await
+                .map_err(|e| e.into_provider("servers of the cluster"))
+        },
+        async {
+            find_group(s, &group)
+                .await
+                .map_err(|e| e.into_provider("server groups"))
+        }
+    )?;
     for sv in &list {
         let name = js(sv, "name");
         let lb = sv["metadata"][TAG_ROLE] == json!("lb");
@@ -755,11 +872,7 @@ pub(crate) async fn discover(
             outputs,
         ));
     }
-    let group = format!("{}-nodes", cloud_name(spec));
-    if let Some(g) = find_group(s, &group)
-        .await
-        .map_err(|e| e.into_provider("server groups"))?
-    {
+    if let Some(g) = g {
         out.push(found(
             "server_group".into(),
             Kind::ServerGroup,
@@ -769,7 +882,7 @@ pub(crate) async fn discover(
         ));
     }
     let os = spec.openstack.as_ref().expect("openstack section");
-    if os.key_name.is_none() {
+    if key_pair && os.key_name.is_none() {
         let name = cloud_name(spec);
         match s
             .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
@@ -790,7 +903,8 @@ pub(crate) async fn discover(
             Err(e) => return Err(e.into_provider("key pair")),
         }
     }
-    Ok(out)
+    let by_name = list.into_iter().map(|sv| (js(&sv, "name"), sv)).collect();
+    Ok((out, by_name))
 }
 
 /// Every cluster this tool made in the project (servers and load balancers carrying

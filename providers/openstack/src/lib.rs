@@ -29,7 +29,7 @@ use tokio::sync::Mutex;
 
 use crate::client::Session;
 use crate::config::{CloudConfig, Env, Overrides, ProcessEnv};
-use crate::wait::Pace;
+use crate::wait::{Pace, Tempo};
 
 /// The provider. Credentials are read on each call from clouds.yaml / `OS_*`.
 pub struct OpenStackProvider {
@@ -37,6 +37,8 @@ pub struct OpenStackProvider {
     base_dir: PathBuf,
     quiet: bool,
     pace: Pace,
+    /// What the cloud's transitions have been seen to take (times the waits).
+    tempo: Arc<Tempo>,
     env: Arc<dyn Env + Send + Sync>,
 }
 
@@ -47,6 +49,7 @@ impl OpenStackProvider {
             base_dir,
             quiet: false,
             pace: Pace::default(),
+            tempo: Arc::new(Tempo::default()),
             env: Arc::new(ProcessEnv),
         }
     }
@@ -116,6 +119,7 @@ pub(crate) struct Ctx<'a> {
     pub journal: SharedJournal<'a>,
     pub quiet: bool,
     pub pace: Pace,
+    pub tempo: &'a Tempo,
 }
 
 impl Ctx<'_> {
@@ -235,18 +239,22 @@ impl Provider for OpenStackProvider {
             journal: Arc::new(Mutex::new(journal)),
             quiet: self.quiet,
             pace: self.pace,
+            tempo: &self.tempo,
         };
         // Lookups (nothing created yet), then the quota preflight.
         let (look, existing) =
             tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
         quota::preflight(&cx, &desired, &look, &existing).await?;
+        // The load balancer's chain (create, then one child at a time) is the longest path:
+        // it starts at once, the servers in parallel. Their addresses are needed only for the
+        // members, so with Octavia the servers are waited for once its children are done.
         let nodes = async {
             let (key_name, sg, group) = tokio::try_join!(
                 compute::key_pair(&cx, &desired, &self.base_dir),
                 network::security_group(&cx, &desired),
                 compute::server_group(&cx, &desired),
             )?;
-            compute::servers(&cx, &desired, &look, &existing, &key_name, &sg, &group).await
+            compute::create_servers(&cx, &desired, &look, &existing, &key_name, &sg, &group).await
         };
         let lb = async {
             if spec.load_balancer.kind == LbKind::Cloud {
@@ -255,10 +263,12 @@ impl Provider for OpenStackProvider {
                 Ok(None)
             }
         };
-        let (servers, lb) = tokio::join!(nodes, lb);
-        let servers = servers?;
-        if let Some(lb) = lb? {
-            octavia::members(&cx, &desired, &look, &lb, &servers).await?;
+        let (created, lb) = tokio::join!(nodes, lb);
+        let created = created?;
+        let mut lb = lb?;
+        let servers = compute::finish_servers(&cx, &desired, &look, &created).await?;
+        if let Some(lb) = &mut lb {
+            octavia::members(&cx, &desired, &look, lb, &servers).await?;
         }
         let all: Vec<Recorded> = {
             let j = cx.journal.lock().await;
@@ -297,6 +307,7 @@ impl Provider for OpenStackProvider {
             journal: Arc::new(Mutex::new(journal)),
             quiet: self.quiet,
             pace: self.pace,
+            tempo: &self.tempo,
         };
         octavia::remove_members(&cx, names).await?;
         compute::remove_servers(&cx, names).await
@@ -310,13 +321,14 @@ impl Provider for OpenStackProvider {
         let s = self.session(spec).await?;
         // Besides what the state holds, whatever carries the cluster's tags or names: a create
         // whose reply was lost (or a crash before its record) leaves resources only they know.
+        let seen = Seen::read(&s, spec, false).await?;
         let known: Vec<Option<String>> = journal
             .all()
             .into_iter()
             .filter(|r| r.id.is_some())
             .map(|r| r.id)
             .collect();
-        for mut r in discover_with(&s, spec).await? {
+        for mut r in seen.records.clone() {
             if known.contains(&r.id) {
                 continue;
             }
@@ -332,18 +344,57 @@ impl Provider for OpenStackProvider {
             journal: Arc::new(Mutex::new(journal)),
             quiet: self.quiet,
             pace: self.pace,
+            tempo: &self.tempo,
         };
-        octavia::destroy(&cx).await?;
-        compute::destroy(&cx).await?;
+        // The reverse of provisioning: the load balancer (its children go with it) and the
+        // servers in parallel, then what they used.
+        tokio::try_join!(
+            octavia::destroy(&cx, &seen),
+            compute::destroy_servers(&cx, &seen)
+        )?;
+        compute::destroy_rest(&cx).await?;
         Ok(())
     }
 }
 
+/// What the cloud holds of the cluster, from one list call per kind: the records of
+/// [`discover`](Provider::discover) and the lists they came from (destroy reuses them).
+pub(crate) struct Seen {
+    pub records: Vec<Recorded>,
+    /// The cluster's servers by name.
+    pub servers: BTreeMap<String, serde_json::Value>,
+    /// The project's floating IPs.
+    pub fips: Vec<serde_json::Value>,
+    /// The cluster's load balancer.
+    pub lb: Option<serde_json::Value>,
+}
+
+impl Seen {
+    /// `key_pair`: also look up the imported key pair (destroy deletes it by name anyway).
+    pub async fn read(
+        s: &Session,
+        spec: &ClusterSpec,
+        key_pair: bool,
+    ) -> Result<Seen, ProviderError> {
+        let (c, n, o) = tokio::try_join!(
+            compute::discover(s, spec, key_pair),
+            network::discover(s, spec),
+            octavia::discover(s, spec),
+        )?;
+        let mut records = c.0;
+        records.extend(n.0);
+        records.extend(o.0);
+        Ok(Seen {
+            records,
+            servers: c.1,
+            fips: n.1,
+            lb: o.1,
+        })
+    }
+}
+
 async fn discover_with(s: &Session, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
-    let mut out = compute::discover(s, spec).await?;
-    out.extend(network::discover(s, spec).await?);
-    out.extend(octavia::discover(s, spec).await?);
-    Ok(out)
+    Ok(Seen::read(s, spec, true).await?.records)
 }
 
 #[cfg(test)]

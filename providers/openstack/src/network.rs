@@ -56,6 +56,25 @@ pub(crate) async fn network(s: &Session, spec: &ClusterSpec) -> Result<Net, Prov
     let os = spec.openstack.as_ref().expect("openstack section");
     let n = find_network(s, &os.network, "openstack.network").await?;
     let id = js(&n, "id");
+    // The network names its subnets: one (or the one asked for by ID) needs no lookup.
+    let listed: Vec<String> = n["subnets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(String::from))
+        .collect();
+    let known = match &os.subnet {
+        Some(want) => listed.iter().find(|x| *x == want).cloned(),
+        None if listed.len() == 1 => listed.first().cloned(),
+        None => None,
+    };
+    if let Some(subnet_id) = known {
+        return Ok(Net {
+            id,
+            name: js(&n, "name"),
+            subnet_id,
+        });
+    }
     let subnets = s
         .get(Service::Network, &format!("/subnets?network_id={}", q(&id)))
         .await
@@ -200,7 +219,9 @@ pub(crate) async fn security_group(
     let id = js(&group, "id");
     cx.record(r, Status::Ready, Some(id.clone()), BTreeMap::new())
         .await?;
-    rules(cx, desired, &id).await?;
+    // Neutron answers a group with its rules (a list call, a create and a show alike).
+    let listed = group["security_group_rules"].as_array().cloned();
+    rules(cx, desired, &id, listed).await?;
     Ok((id, r.name.clone()))
 }
 
@@ -217,13 +238,21 @@ async fn list_rules(s: &Session, group_id: &str) -> Result<Vec<Value>, ApiError>
         .unwrap_or_default())
 }
 
-async fn rules(cx: &Ctx<'_>, desired: &[Resource], group_id: &str) -> Result<(), ProviderError> {
+async fn rules(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    group_id: &str,
+    listed: Option<Vec<Value>>,
+) -> Result<(), ProviderError> {
     let s = cx.s;
     let what = format!("rules of security group {group_id}");
     let wanted = wanted_rules(cx.spec, group_id);
-    let mut have = list_rules(s, group_id)
-        .await
-        .map_err(|e| e.into_provider(&what))?;
+    let mut have = match listed {
+        Some(l) => l,
+        None => list_rules(s, group_id)
+            .await
+            .map_err(|e| e.into_provider(&what))?,
+    };
     let missing: Vec<&(String, Value)> = wanted
         .iter()
         .filter(|(_, w)| !have.iter().any(|h| same_rule(h, w)))
@@ -375,13 +404,15 @@ pub(crate) async fn ports_of(
     Ok(v["ports"].as_array().cloned().unwrap_or_default())
 }
 
-/// Deletes the floating IPs named for `hosts` (or on `ports`). NotFound is done.
+/// Deletes those of the floating IPs `all` that are named for `hosts` (or on `ports`).
+/// NotFound is done. Returns their IDs.
 pub(crate) async fn delete_floating_ips(
     cx: &Ctx<'_>,
+    all: &[Value],
     hosts: &[String],
     ports: &[String],
-) -> Result<(), ProviderError> {
-    let all = floating_ips(cx.s).await?;
+) -> Result<Vec<String>, ProviderError> {
+    let mut done = Vec::new();
     let descs: Vec<String> = hosts.iter().map(|h| fip_description(cx.spec, h)).collect();
     for f in all
         .iter()
@@ -395,8 +426,9 @@ pub(crate) async fn delete_floating_ips(
         cx.s.delete(Service::Network, &format!("/floatingips/{id}"))
             .await
             .map_err(|e| e.into_provider(&format!("floating IP {id}")))?;
+        done.push(id);
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Deletes the group, retrying `SecurityGroupInUse` while ports are released.
@@ -420,20 +452,22 @@ pub(crate) async fn delete_group(cx: &Ctx<'_>, id: &str) -> Result<(), ProviderE
     }
 }
 
-/// The group and the floating IPs of the cluster.
+/// The group and the floating IPs of the cluster; and the project's floating IPs.
 pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
-) -> Result<Vec<Recorded>, ProviderError> {
+) -> Result<(Vec<Recorded>, Vec<Value>), ProviderError> {
     let mut out = Vec::new();
     let name = cloud_name(spec);
-    let v = s
-        .get(
+    let groups = async {
+        s.get(
             Service::Network,
             &format!("/security-groups?name={}", q(&name)),
         )
         .await
-        .map_err(|e| e.into_provider("security groups of the cluster"))?;
+        .map_err(|e| e.into_provider("security groups of the cluster"))
+    };
+    let (v, fips) = tokio::try_join!(groups, floating_ips(s))?;
     for g in v["security_groups"].as_array().into_iter().flatten() {
         if js(g, "name") == name {
             out.push(found(
@@ -446,8 +480,8 @@ pub(crate) async fn discover(
         }
     }
     let prefix = format!("acura-ha {} ", spec.cluster.name);
-    for f in floating_ips(s).await? {
-        let d = js(&f, "description");
+    for f in &fips {
+        let d = js(f, "description");
         if let Some(host) = d.strip_prefix(&prefix) {
             let key = if host == "load-balancer" {
                 "lb".to_string()
@@ -458,10 +492,10 @@ pub(crate) async fn discover(
                 format!("floating_ip[{key}]"),
                 Kind::FloatingIp,
                 d.clone(),
-                js(&f, "id"),
+                js(f, "id"),
                 BTreeMap::new(),
             ));
         }
     }
-    Ok(out)
+    Ok((out, fips))
 }

@@ -4,7 +4,7 @@
 //! a child that exists) means wait, re-read, then decide — never a blind retry.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use acura_ha_api::desired::{cloud_name, listener_key};
 use acura_ha_api::inventory::OUTPUT_ADDRESS;
@@ -17,16 +17,52 @@ use serde_json::{Value, json};
 
 use crate::client::{ApiError, Service, Session, q};
 use crate::compute::Lookups;
-use crate::{Ctx, desired_one, found, js, tag_strings};
+use crate::wait::Op;
+use crate::{Ctx, Seen, desired_one, found, js, tag_strings};
 
+/// The cluster's load balancer and what the provider knows of its state. Every change needs
+/// it ACTIVE; after a change of ours it is PENDING_UPDATE until seen ACTIVE again. Seen ACTIVE
+/// and not changed since: no need to ask before the next change (if someone else changed it,
+/// the change answers 409, and that means wait and re-read).
 pub(crate) struct Lb {
     pub id: String,
+    /// Its last answer.
+    pub body: Value,
+    /// Not known ACTIVE: since when, after what, and whether that was a change of ours timed
+    /// from its request (then what it took is learnt).
+    pending: Option<(Instant, Op, bool)>,
+    /// Pools created in this run: they have no members yet.
+    fresh_pools: Vec<String>,
+}
+
+impl Lb {
+    fn new(id: String, body: Value, pending: Option<(Instant, Op, bool)>) -> Lb {
+        Lb {
+            id,
+            body,
+            pending,
+            fresh_pools: Vec::new(),
+        }
+    }
+
+    /// Not known to be ACTIVE now (someone else's change, or an unknown state).
+    fn unknown(id: String) -> Lb {
+        Lb::new(id, Value::Null, Some((Instant::now(), Op::LbUpdate, false)))
+    }
+
+    fn changed(&mut self, sent: Instant, ours: bool) {
+        self.pending = Some((sent, Op::LbUpdate, ours));
+    }
 }
 
 const LB_DEADLINE: Duration = Duration::from_secs(900);
 
 fn arr(v: &Value, k: &str) -> Vec<Value> {
     v[k].as_array().cloned().unwrap_or_default()
+}
+
+fn live_named(l: &Value, name: &str) -> bool {
+    js(l, "name") == name && js(l, "provisioning_status") != "DELETED"
 }
 
 async fn find_lb(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
@@ -38,17 +74,26 @@ async fn find_lb(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
         .await?;
     Ok(arr(&v, "loadbalancers")
         .into_iter()
-        .find(|l| js(l, "name") == name && js(l, "provisioning_status") != "DELETED"))
+        .find(|l| live_named(l, name)))
 }
 
-/// Waits until the load balancer is ACTIVE (what every change needs); returns it.
-async fn wait_active(cx: &Ctx<'_>, id: &str) -> Result<Value, ProviderError> {
+/// Makes sure the load balancer is ACTIVE (what every change needs): nothing to do when it was
+/// last seen ACTIVE and not changed since; else a wait timed from the change.
+async fn ready(cx: &Ctx<'_>, lb: &mut Lb) -> Result<(), ProviderError> {
+    let Some((since, op, ours)) = lb.pending else {
+        return Ok(());
+    };
     let s = cx.s;
-    crate::wait::until(
+    let id = lb.id.clone();
+    lb.body = crate::wait::transition(
         &format!("load balancer {id} ACTIVE"),
         LB_DEADLINE,
         cx.pace,
         cx.quiet,
+        cx.tempo,
+        op,
+        since,
+        ours,
         || async {
             let v = s
                 .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
@@ -66,14 +111,17 @@ async fn wait_active(cx: &Ctx<'_>, id: &str) -> Result<Value, ProviderError> {
             }
         },
     )
-    .await
+    .await?;
+    lb.pending = None;
+    Ok(())
 }
 
-/// Creates one child: waits ACTIVE, POSTs; on 409 or an unknown outcome waits ACTIVE again
-/// and re-reads with `find` (it may exist now) before deciding to send again.
+/// Creates one child: the load balancer ACTIVE first, then the POST; on 409 or an unknown
+/// outcome, waits for ACTIVE again and re-reads with `find` (it may exist now) before deciding
+/// to send again.
 async fn child<F, Fut>(
     cx: &Ctx<'_>,
-    lb: &str,
+    lb: &mut Lb,
     what: &str,
     path: &str,
     body: &Value,
@@ -85,32 +133,51 @@ where
 {
     let mut attempt = 0;
     loop {
-        wait_active(cx, lb).await?;
+        ready(cx, lb).await?;
         if attempt > 0
             && let Some(v) = find().await.map_err(|e| e.into_provider(what))?
         {
             return Ok(v);
         }
+        let sent = Instant::now();
         match cx
             .s
             .send(Method::POST, Service::LoadBalancer, path, body)
             .await
         {
-            Ok(v) => return Ok(v),
-            Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => attempt += 1,
+            Ok(v) => {
+                lb.changed(sent, true);
+                return Ok(v);
+            }
+            Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
+                attempt += 1;
+                lb.changed(sent, false);
+            }
             Err(e) => return Err(e.into_provider(what)),
         }
     }
 }
 
 /// A DELETE of a child, gated the same way; NotFound is done.
-async fn delete_child(cx: &Ctx<'_>, lb: &str, what: &str, path: &str) -> Result<(), ProviderError> {
+async fn delete_child(
+    cx: &Ctx<'_>,
+    lb: &mut Lb,
+    what: &str,
+    path: &str,
+) -> Result<(), ProviderError> {
     let mut attempt = 0;
     loop {
-        wait_active(cx, lb).await?;
+        ready(cx, lb).await?;
+        let sent = Instant::now();
         match cx.s.delete(Service::LoadBalancer, path).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.conflict() && attempt < 20 => attempt += 1,
+            Ok(()) => {
+                lb.changed(sent, true);
+                return Ok(());
+            }
+            Err(e) if e.conflict() && attempt < 20 => {
+                attempt += 1;
+                lb.changed(sent, false);
+            }
             Err(e) => return Err(e.into_provider(what)),
         }
     }
@@ -129,11 +196,19 @@ pub(crate) async fn load_balancer(
 ) -> Result<Option<Lb>, ProviderError> {
     let r = desired_one(desired, "load_balancer").expect("planned");
     let s = cx.s;
-    let lb = match find_lb(s, &r.name)
-        .await
-        .map_err(|e| e.into_provider(&r.address))?
-    {
-        Some(lb) => lb,
+    let listed = match &look.lbs {
+        Some(all) => all.iter().find(|l| live_named(l, &r.name)).cloned(),
+        None => find_lb(s, &r.name)
+            .await
+            .map_err(|e| e.into_provider(&r.address))?,
+    };
+    let (mut lb, fresh) = match listed {
+        Some(l) => {
+            let id = js(&l, "id");
+            let active = js(&l, "provisioning_status") == "ACTIVE";
+            let pending = (!active).then(|| (Instant::now(), Op::LbUpdate, false));
+            (Lb::new(id, l, pending), false)
+        }
         None => {
             cx.record(r, Status::Creating, None, BTreeMap::new())
                 .await?;
@@ -144,6 +219,7 @@ pub(crate) async fn load_balancer(
                 "vip_subnet_id": look.net.subnet_id,
                 "tags": tag_strings(cx.spec, "load-balancer"),
             }});
+            let sent = Instant::now();
             let v = s
                 .create(
                     Service::LoadBalancer,
@@ -153,25 +229,29 @@ pub(crate) async fn load_balancer(
                 )
                 .await
                 .map_err(|e| e.into_provider(&r.address))?;
-            inner(v, "loadbalancer")
+            let l = inner(v, "loadbalancer");
+            (
+                Lb::new(js(&l, "id"), l, Some((sent, Op::LbCreate, true))),
+                true,
+            )
         }
     };
-    let id = js(&lb, "id");
+    let id = lb.id.clone();
     let mut outputs = BTreeMap::new();
-    outputs.insert("vip_port_id".to_string(), js(&lb, "vip_port_id"));
+    outputs.insert("vip_port_id".to_string(), js(&lb.body, "vip_port_id"));
     cx.record(r, Status::Creating, Some(id.clone()), outputs.clone())
         .await?;
-    let lb = wait_active(cx, &id).await?;
-    let vip = js(&lb, "vip_address");
+    ready(cx, &mut lb).await?;
+    let vip = js(&lb.body, "vip_address");
     outputs.insert("vip_address".to_string(), vip.clone());
-    outputs.insert("vip_port_id".to_string(), js(&lb, "vip_port_id"));
+    outputs.insert("vip_port_id".to_string(), js(&lb.body, "vip_port_id"));
     let mut address = vip.clone();
     if let Some(ext) = &look.fip_net {
         let known = crate::network::floating_ips(s).await?;
         let f = crate::network::ensure_floating_ip(
             cx,
             ext,
-            &js(&lb, "vip_port_id"),
+            &js(&lb.body, "vip_port_id"),
             "load-balancer",
             &known,
         )
@@ -183,8 +263,8 @@ pub(crate) async fn load_balancer(
     outputs.insert(OUTPUT_ADDRESS.to_string(), address);
     cx.record(r, Status::Ready, Some(id.clone()), outputs)
         .await?;
-    children(cx, desired, &id).await?;
-    Ok(Some(Lb { id }))
+    children(cx, desired, &mut lb, fresh).await?;
+    Ok(Some(lb))
 }
 
 async fn list_listeners(s: &Session, lb: &str) -> Result<Vec<Value>, ApiError> {
@@ -246,11 +326,24 @@ fn pool_of(p: &Value, listener: &str, name: &str) -> bool {
         || js(p, "listener_id") == listener
 }
 
-async fn children(cx: &Ctx<'_>, desired: &[Resource], lb: &str) -> Result<(), ProviderError> {
+/// Listeners, pools and health monitors, one at a time. A load balancer created in this run
+/// has none yet: nothing to list.
+async fn children(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    lb: &mut Lb,
+    fresh: bool,
+) -> Result<(), ProviderError> {
     let s = cx.s;
-    let what = format!("children of load balancer {lb}");
-    let (listeners, pools) = tokio::try_join!(list_listeners(s, lb), list_pools(s, lb))
-        .map_err(|e| e.into_provider(&what))?;
+    let lb_id = lb.id.clone();
+    let lb_id = lb_id.as_str();
+    let what = format!("children of load balancer {lb_id}");
+    let (listeners, pools) = if fresh {
+        (Vec::new(), Vec::new())
+    } else {
+        tokio::try_join!(list_listeners(s, lb_id), list_pools(s, lb_id))
+            .map_err(|e| e.into_provider(&what))?
+    };
     let tags = tag_strings(cx.spec, "load-balancer");
     for l in LISTENERS {
         let key = listener_key(l);
@@ -266,11 +359,11 @@ async fn children(cx: &Ctx<'_>, desired: &[Resource], lb: &str) -> Result<(), Pr
                     "name": format!("{}-{key}", cloud_name(cx.spec)),
                     "protocol": proto,
                     "protocol_port": l.port,
-                    "loadbalancer_id": lb,
+                    "loadbalancer_id": lb_id,
                     "tags": tags,
                 }});
                 let v = child(cx, lb, &lr.address, "/lbaas/listeners", &body, || async {
-                    Ok(list_listeners(s, lb)
+                    Ok(list_listeners(s, lb_id)
                         .await?
                         .into_iter()
                         .find(|x| listener_match(x, &proto, l.port)))
@@ -297,13 +390,17 @@ async fn children(cx: &Ctx<'_>, desired: &[Resource], lb: &str) -> Result<(), Pr
                     "tags": tags,
                 }});
                 let v = child(cx, lb, &pr.address, "/lbaas/pools", &body, || async {
-                    Ok(list_pools(s, lb)
+                    Ok(list_pools(s, lb_id)
                         .await?
                         .into_iter()
                         .find(|p| pool_of(p, &lid, &pr.name)))
                 })
                 .await?;
-                inner(v, "pool")
+                let p = inner(v, "pool");
+                if p["members"].as_array().is_none_or(|m| m.is_empty()) {
+                    lb.fresh_pools.push(js(&p, "id"));
+                }
+                p
             }
         };
         let pid = js(&pool, "id");
@@ -357,16 +454,29 @@ fn member_resource(node: &str, key: &str, port: u16) -> Resource {
     .after(&format!("pool[{key}]"))
 }
 
-/// Converges every pool's members to the nodes: adds the missing, removes those of nodes no
-/// longer in the cluster.
+fn same_members(have: &[Value], fixed: &BTreeMap<String, String>, port: u16) -> bool {
+    have.len() == fixed.len()
+        && fixed.iter().all(|(node, ip)| {
+            have.iter().any(|m| {
+                js(m, "name") == *node
+                    && js(m, "address") == *ip
+                    && m["protocol_port"].as_u64() == Some(u64::from(port))
+            })
+        })
+}
+
+/// Converges every pool's members to the nodes with one batch update per pool
+/// (`PUT /pools/{id}/members`: the list replaces the pool's members, so sending it again is
+/// harmless): adds the missing, removes those of nodes no longer in the cluster.
 pub(crate) async fn members(
     cx: &Ctx<'_>,
     desired: &[Resource],
     look: &Lookups,
-    lb: &Lb,
+    lb: &mut Lb,
     fixed: &BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
     let s = cx.s;
+    let recorded = cx.all().await;
     for l in LISTENERS {
         let key = listener_key(l);
         let pr = desired_one(desired, &format!("pool[{key}]")).expect("planned");
@@ -374,70 +484,100 @@ pub(crate) async fn members(
             continue;
         };
         let what = format!("members of {}", pr.address);
-        let have = list_members(s, &pid)
-            .await
-            .map_err(|e| e.into_provider(&what))?;
-        for m in &have {
-            let name = js(m, "name");
-            let wanted = fixed.get(&name).is_some_and(|ip| *ip == js(m, "address"));
-            if !wanted {
-                cx.progress(&format!("remove member {name} from {}", pr.address));
-                delete_child(
-                    cx,
-                    &lb.id,
-                    &what,
-                    &format!("/lbaas/pools/{pid}/members/{}", js(m, "id")),
-                )
-                .await?;
-                cx.forget(&format!("member[{name}:{key}]")).await?;
-            }
-        }
-        for (node, ip) in fixed {
-            let mr = member_resource(node, &key, l.port);
-            let existing = have
-                .iter()
-                .find(|m| js(m, "name") == *node && js(m, "address") == *ip);
-            let id = match existing {
-                Some(m) => js(m, "id"),
-                None => {
+        let list = || async {
+            list_members(s, &pid)
+                .await
+                .map_err(|e| e.into_provider(&what))
+        };
+        let mut have = if lb.fresh_pools.contains(&pid) {
+            Vec::new()
+        } else {
+            list().await?
+        };
+        if !same_members(&have, fixed, l.port) {
+            for node in fixed.keys() {
+                let mr = member_resource(node, &key, l.port);
+                if cx.recorded(&mr.address).await.is_none() {
                     cx.record(&mr, Status::Creating, None, BTreeMap::new())
                         .await?;
-                    let body = json!({"member": {
-                        "name": node,
-                        "address": ip,
-                        "protocol_port": l.port,
-                        "subnet_id": look.net.subnet_id,
-                    }});
-                    let path = format!("/lbaas/pools/{pid}/members");
-                    let v = child(cx, &lb.id, &mr.address, &path, &body, || async {
-                        Ok(list_members(s, &pid).await?.into_iter().find(|m| {
-                            js(m, "address") == *ip
-                                && m["protocol_port"].as_u64() == Some(u64::from(l.port))
-                        }))
-                    })
-                    .await?;
-                    js(&inner(v, "member"), "id")
                 }
-            };
+            }
+            cx.progress(&format!(
+                "set the members of {} to {}",
+                pr.address,
+                fixed.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            let body = json!({"members": fixed.iter().map(|(node, ip)| json!({
+                "name": node,
+                "address": ip,
+                "protocol_port": l.port,
+                "subnet_id": look.net.subnet_id,
+            })).collect::<Vec<_>>()});
+            let path = format!("/lbaas/pools/{pid}/members");
+            let mut attempt = 0;
+            loop {
+                ready(cx, lb).await?;
+                if attempt > 0 {
+                    have = list().await?;
+                    if same_members(&have, fixed, l.port) {
+                        break;
+                    }
+                }
+                let sent = Instant::now();
+                match s
+                    .send(Method::PUT, Service::LoadBalancer, &path, &body)
+                    .await
+                {
+                    Ok(_) => {
+                        lb.changed(sent, true);
+                        have.clear();
+                        break;
+                    }
+                    Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
+                        attempt += 1;
+                        lb.changed(sent, false);
+                    }
+                    Err(e) => return Err(e.into_provider(&what)),
+                }
+            }
+        }
+        for r in recorded.iter().filter(|r| r.kind == Kind::Member) {
+            if r.address.ends_with(&format!(":{key}]")) && !fixed.contains_key(&r.name) {
+                cx.forget(&r.address).await?;
+            }
+        }
+        for node in fixed.keys() {
+            let mr = member_resource(node, &key, l.port);
+            let id = have
+                .iter()
+                .find(|m| js(m, "name") == *node)
+                .map(|m| js(m, "id"))
+                .or_else(|| {
+                    recorded
+                        .iter()
+                        .find(|r| r.address == mr.address)
+                        .and_then(|r| r.id.clone())
+                });
             let mut out = BTreeMap::new();
             out.insert("pool_id".to_string(), pid.clone());
-            cx.record(&mr, Status::Ready, Some(id), out).await?;
+            cx.record(&mr, Status::Ready, id, out).await?;
         }
     }
-    wait_active(cx, &lb.id).await?;
+    ready(cx, lb).await?;
     Ok(())
 }
 
 /// Day 2: the named nodes' members, from every pool of the cluster's load balancer.
 pub(crate) async fn remove_members(cx: &Ctx<'_>, names: &[String]) -> Result<(), ProviderError> {
     let all = cx.all().await;
-    let Some(lb) = all
+    let Some(lb_id) = all
         .iter()
         .find(|r| r.kind == Kind::LoadBalancer)
         .and_then(|r| r.id.clone())
     else {
         return Ok(());
     };
+    let mut lb = Lb::unknown(lb_id);
     for pool in all.iter().filter(|r| r.kind == Kind::Pool) {
         let Some(pid) = &pool.id else { continue };
         let what = format!("members of {}", pool.address);
@@ -454,13 +594,14 @@ pub(crate) async fn remove_members(cx: &Ctx<'_>, names: &[String]) -> Result<(),
             ));
             delete_child(
                 cx,
-                &lb,
+                &mut lb,
                 &what,
                 &format!("/lbaas/pools/{pid}/members/{}", js(m, "id")),
             )
             .await?;
         }
     }
+    ready(cx, &mut lb).await?;
     for r in all.iter().filter(|r| r.kind == Kind::Member) {
         if names.contains(&r.name) {
             cx.forget(&r.address).await?;
@@ -471,19 +612,16 @@ pub(crate) async fn remove_members(cx: &Ctx<'_>, names: &[String]) -> Result<(),
 
 /// Cascade-deletes the load balancer (after its floating IP), waits until it and its VIP port
 /// are gone, and forgets it and its children.
-pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
-    let s = cx.s;
+pub(crate) async fn destroy(cx: &Ctx<'_>, seen: &Seen) -> Result<(), ProviderError> {
     let all = cx.all().await;
     for r in all.iter().filter(|r| r.kind == Kind::LoadBalancer) {
-        let lb = match &r.id {
-            Some(id) => Some(id.clone()),
-            None => find_lb(s, &r.name)
-                .await
-                .map_err(|e| e.into_provider(&r.address))?
-                .map(|l| js(&l, "id")),
-        };
-        if let Some(id) = lb {
-            delete_lb(cx, &id, r).await?;
+        let listed = seen
+            .lb
+            .as_ref()
+            .filter(|l| r.id.as_ref().is_none_or(|id| *id == js(l, "id")));
+        let id = r.id.clone().or_else(|| listed.map(|l| js(l, "id")));
+        if let Some(id) = id {
+            delete_lb(cx, &id, listed, seen, r).await?;
         }
         cx.forget(&r.address).await?;
     }
@@ -498,80 +636,96 @@ pub(crate) async fn destroy(cx: &Ctx<'_>) -> Result<(), ProviderError> {
     Ok(())
 }
 
-async fn delete_lb(cx: &Ctx<'_>, id: &str, r: &Recorded) -> Result<(), ProviderError> {
+async fn delete_lb(
+    cx: &Ctx<'_>,
+    id: &str,
+    listed: Option<&Value>,
+    seen: &Seen,
+    r: &Recorded,
+) -> Result<(), ProviderError> {
     let s = cx.s;
-    let current = match s
-        .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
-        .await
-    {
-        Ok(v) => inner(v, "loadbalancer"),
-        Err(e) if e.not_found() => return Ok(()),
-        Err(e) => return Err(e.into_provider(&r.address)),
+    let current = match listed {
+        Some(l) => l.clone(),
+        None => match s
+            .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
+            .await
+        {
+            Ok(v) => inner(v, "loadbalancer"),
+            Err(e) if e.not_found() => return Ok(()),
+            Err(e) => return Err(e.into_provider(&r.address)),
+        },
     };
     let vip_port = js(&current, "vip_port_id");
     crate::network::delete_floating_ips(
         cx,
+        &seen.fips,
         &["load-balancer".to_string()],
         std::slice::from_ref(&vip_port),
     )
     .await?;
     cx.progress(&format!("delete load balancer {} (cascade)", r.name));
     let path = format!("/lbaas/loadbalancers/{id}?cascade=true");
+    let mut lb = Lb::new(id.to_string(), current.clone(), None);
+    if js(&current, "provisioning_status").starts_with("PENDING") {
+        lb.changed(Instant::now(), false);
+    }
     let mut attempt = 0;
-    loop {
+    let sent = loop {
+        if lb.pending.is_some() {
+            // PENDING_*: wait until it settles, then ask again.
+            match ready(cx, &mut lb).await {
+                Ok(()) => {}
+                Err(_) if attempt > 0 => {} // ERROR (or gone): the DELETE tells
+                Err(e) => return Err(e),
+            }
+        }
+        let sent = Instant::now();
         match s.delete(Service::LoadBalancer, &path).await {
-            Ok(()) => break,
+            Ok(()) => break sent,
             Err(e) if e.conflict() && attempt < 30 => {
                 attempt += 1;
-                // PENDING_*: wait until it settles, then ask again.
-                crate::wait::until(
-                    &format!("load balancer {id} to settle"),
-                    LB_DEADLINE,
-                    cx.pace,
-                    cx.quiet,
-                    || async {
-                        match s
-                            .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
-                            .await
-                        {
-                            Ok(v) => {
-                                let st = js(&inner(v, "loadbalancer"), "provisioning_status");
-                                Ok(if st.starts_with("PENDING") {
-                                    Err(st)
-                                } else {
-                                    Ok(())
-                                })
-                            }
-                            Err(e) if e.not_found() => Ok(Ok(())),
-                            Err(e) => Err(e.into_provider(&format!("load balancer {id}"))),
-                        }
-                    },
-                )
-                .await?;
+                lb.changed(sent, false);
             }
             Err(e) => return Err(e.into_provider(&r.address)),
         }
+    };
+    crate::wait::transition(
+        &format!("load balancer {id} deleted"),
+        LB_DEADLINE,
+        cx.pace,
+        cx.quiet,
+        cx.tempo,
+        Op::LbDelete,
+        sent,
+        true,
+        || async {
+            match s
+                .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
+                .await
+            {
+                Ok(v)
+                    if js(&inner(v.clone(), "loadbalancer"), "provisioning_status")
+                        == "DELETED" =>
+                {
+                    Ok(Ok(()))
+                }
+                Ok(_) => Ok(Err("load balancer still there".to_string())),
+                Err(e) if e.not_found() => Ok(Ok(())),
+                Err(e) => Err(e.into_provider(&format!("load balancer {id}"))),
+            }
+        },
+    )
+    .await?;
+    if vip_port.is_empty() {
+        return Ok(());
     }
+    // Octavia releases the VIP port as part of the delete: normally gone already.
     crate::wait::until(
-        &format!("load balancer {id} and its VIP port deleted"),
+        &format!("VIP port {vip_port} of load balancer {id} deleted"),
         LB_DEADLINE,
         cx.pace,
         cx.quiet,
         || async {
-            let lb_gone = match s
-                .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
-                .await
-            {
-                Ok(v) => js(&inner(v, "loadbalancer"), "provisioning_status") == "DELETED",
-                Err(e) if e.not_found() => true,
-                Err(e) => return Err(e.into_provider(&format!("load balancer {id}"))),
-            };
-            if !lb_gone {
-                return Ok(Err("load balancer still there".to_string()));
-            }
-            if vip_port.is_empty() {
-                return Ok(Ok(()));
-            }
             match s.get(Service::Network, &format!("/ports/{vip_port}")).await {
                 Ok(_) => Ok(Err(format!("VIP port {vip_port} still there"))),
                 Err(e) if e.not_found() => Ok(Ok(())),
@@ -582,27 +736,29 @@ async fn delete_lb(cx: &Ctx<'_>, id: &str, r: &Recorded) -> Result<(), ProviderE
     .await
 }
 
-/// The cluster's load balancer, by name.
+/// The cluster's load balancer, by name (its record, and its last answer).
 pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
-) -> Result<Vec<Recorded>, ProviderError> {
+) -> Result<(Vec<Recorded>, Option<Value>), ProviderError> {
     if !s.has(Service::LoadBalancer) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let name = cloud_name(spec);
-    Ok(find_lb(s, &name)
+    let lb = find_lb(s, &name)
         .await
-        .map_err(|e| e.into_provider("load balancers"))?
+        .map_err(|e| e.into_provider("load balancers"))?;
+    let records = lb
+        .iter()
         .map(|l| {
             found(
                 "load_balancer".into(),
                 Kind::LoadBalancer,
-                name,
-                js(&l, "id"),
+                name.clone(),
+                js(l, "id"),
                 BTreeMap::new(),
             )
         })
-        .into_iter()
-        .collect())
+        .collect();
+    Ok((records, lb))
 }

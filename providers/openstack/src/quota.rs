@@ -168,7 +168,8 @@ pub(crate) async fn preflight(
             let q = s
                 .get(Service::LoadBalancer, &format!("/lbaas/quotas/{pid}"))
                 .await?;
-            let l = s.get(Service::LoadBalancer, "/lbaas/loadbalancers").await?;
+            // The project's load balancers were listed with the lookups.
+            let l = serde_json::json!({"loadbalancers": look.lbs.clone().unwrap_or_default()});
             Ok::<_, crate::client::ApiError>(Some((q, l)))
         } else {
             Ok(None)

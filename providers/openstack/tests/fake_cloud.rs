@@ -65,10 +65,7 @@ impl Lab {
         env.insert("PWD".into(), self.dir.path().display().to_string());
         OpenStackProvider::new(self.dir.path().to_path_buf())
             .quiet(true)
-            .pace(Pace {
-                min: Duration::from_millis(20),
-                max: Duration::from_millis(200),
-            })
+            .pace(Pace::scaled(0.01))
             .env(env)
     }
 
@@ -155,8 +152,8 @@ async fn lifecycle_idempotent_and_back_to_the_start() {
         lab.cloud.unhandled()
     );
     eprintln!(
-        "provision: {} requests, {} mutating, {} tokens",
-        up.total, up.mutating, up.token_requests
+        "provision: {} requests, {} mutating, {} tokens: {:#?}",
+        up.total, up.mutating, up.token_requests, up.per_route
     );
 
     // Again: adopts everything, creates nothing.
@@ -171,8 +168,8 @@ async fn lifecycle_idempotent_and_back_to_the_start() {
     p.destroy(&spec, &mut j).await.expect("destroy");
     let down = lab.cloud.stats();
     eprintln!(
-        "destroy: {} requests, {} mutating",
-        down.total, down.mutating
+        "destroy: {} requests, {} mutating: {:#?}",
+        down.total, down.mutating, down.per_route
     );
     assert!(j.0.is_empty(), "{:?}", j.0);
     assert_eq!(lab.cloud.inventory(), before);

@@ -134,7 +134,7 @@ where
                 // late (the wait began after the transition was over) says nothing.
                 let on_time = at <= first.mul_f64(1.2) + floor;
                 if learn && (polls > 1 || on_time) {
-                    let next = if polls == 1 { first.mul_f64(0.97) } else { at };
+                    let next = if polls == 1 { first.mul_f64(0.99) } else { at };
                     tempo.set(op, next);
                 }
                 return Ok(v);

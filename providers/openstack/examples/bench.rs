@@ -1,0 +1,234 @@
+//! Requests and wall time of `up` (provision) and `down` (destroy) against the fake cloud with
+//! realistic delays scaled down 10×, next to the critical path those delays allow.
+//!
+//! `cargo run -p acura-ha-openstack --example bench -- --nodes 3|9 [--lb cloud|nginx] [--routes]`
+//!
+//! No assertion: it prints the figures (providers/openstack/README.md keeps the last ones).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use acura_ha_api::desired::listener_key;
+use acura_ha_api::model::Recorded;
+use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::spec::ClusterSpec;
+use acura_ha_api::tables::LISTENERS;
+use acura_ha_openstack::OpenStackProvider;
+use acura_ha_openstack::wait::Pace;
+use fake_openstack::{Config, Delays, FakeCloud, StatsSnapshot};
+
+/// The journal, counting what is written to it.
+#[derive(Default)]
+struct Counting {
+    rows: Vec<Recorded>,
+    writes: u64,
+}
+
+impl Journal for Counting {
+    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
+        self.writes += 1;
+        match self.rows.iter_mut().find(|x| x.address == r.address) {
+            Some(x) => *x = r,
+            None => self.rows.push(r),
+        }
+        Ok(())
+    }
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        self.writes += 1;
+        self.rows.retain(|x| x.address != address);
+        Ok(())
+    }
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.rows.iter().find(|x| x.address == address)
+    }
+    fn all(&self) -> Vec<Recorded> {
+        self.rows.clone()
+    }
+}
+
+/// A real cloud's delays (server build 30 s, volume 10 s, Octavia create 60 s, each child
+/// update 5 s, deletes 10 s) divided by 10.
+fn delays() -> Delays {
+    Delays {
+        server_build: 3000,
+        server_delete: 1000,
+        volume_create: 1000,
+        volume_delete: 1000,
+        lb_create: 6000,
+        lb_update: 500,
+        lb_delete: 1000,
+    }
+}
+
+fn spec(nodes: usize, lb: &str) -> ClusterSpec {
+    let lb_flavor = if lb == "nginx" {
+        "lb_flavor = \"m1.small\""
+    } else {
+        ""
+    };
+    let text = format!(
+        r#"
+[cluster]
+name = "bench"
+[nodes]
+count = {nodes}
+hostname_prefix = "bench"
+volume_size_gb = 200
+[load_balancer]
+kind = "{lb}"
+[access]
+admin_cidrs = ["198.51.100.7/32"]
+ssh_agent = true
+[openstack]
+cloud = "fake"
+flavor = "m1.xlarge"
+image = "ubuntu-20.04"
+network = "acura-net"
+public_key_file = "id.pub"
+{lb_flavor}
+"#
+    );
+    let spec: ClusterSpec = toml::from_str(&text).expect("spec");
+    assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+    spec
+}
+
+fn ms(d: u64) -> f64 {
+    d as f64 / 1000.0
+}
+
+fn report(what: &str, st: &StatsSnapshot, wall: Duration, critical: f64, routes: bool) {
+    let ratio = st.total as f64 / st.mutating.max(1) as f64;
+    let wall = wall.as_secs_f64();
+    println!(
+        "{what}: {} requests ({} token), {} mutating, ratio {ratio:.2}; wall {wall:.2} s, critical path {critical:.2} s, wall/critical {:.3}",
+        st.total,
+        st.token_requests,
+        st.mutating,
+        wall / critical
+    );
+    if routes {
+        for (route, n) in &st.per_route {
+            println!("    {n:>4}  {route}");
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let nodes: usize = arg("--nodes").and_then(|n| n.parse().ok()).unwrap_or(3);
+    let lb = arg("--lb").unwrap_or_else(|| "cloud".into());
+    let routes = args.iter().any(|a| a == "--routes");
+
+    let d = delays();
+    let cloud = FakeCloud::start(Config {
+        delays: d.clone(),
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("clouds.yaml"), cloud.clouds_yaml("fake")).expect("write");
+    std::fs::write(
+        dir.path().join("id.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL bench\n",
+    )
+    .expect("write");
+    let mut env = BTreeMap::new();
+    env.insert(
+        "OS_CLIENT_CONFIG_FILE".to_string(),
+        dir.path().join("clouds.yaml").display().to_string(),
+    );
+    env.insert("HOME".into(), dir.path().display().to_string());
+    let provider = OpenStackProvider::new(dir.path().to_path_buf())
+        .quiet(true)
+        .pace(Pace::scaled(0.1))
+        .env(env);
+    let spec = spec(nodes, &lb);
+    let before = cloud.inventory();
+
+    // The critical path of provisioning: the servers build in parallel (a boot volume is made
+    // within the build), the load balancer is created, then its children one at a time (each
+    // change makes it PENDING_UPDATE until done; listener, pool and health monitor per
+    // listener), then one member update per pool, which needs the servers' addresses too:
+    //   cloud: max(server_build, lb_create + 3·L·lb_update) + L·lb_update   (L listeners)
+    //   nginx: server_build (the NGINX VM builds with the nodes)
+    let l = LISTENERS.len() as f64;
+    let critical_up = if lb == "cloud" {
+        ms(d.server_build).max(ms(d.lb_create) + 3.0 * l * ms(d.lb_update)) + l * ms(d.lb_update)
+    } else {
+        ms(d.server_build)
+    };
+    // Destroying: the load balancer (cascade) and the servers in parallel.
+    //   cloud: max(server_delete, lb_delete); nginx: server_delete
+    let critical_down = if lb == "cloud" {
+        ms(d.server_delete).max(ms(d.lb_delete))
+    } else {
+        ms(d.server_delete)
+    };
+    println!(
+        "fake cloud delays (ms): server build {}, volume {}, LB create {}, LB child update {}, LB delete {}, server delete {}; {nodes} nodes, load_balancer.kind = {lb}, {} listeners ({})",
+        d.server_build,
+        d.volume_create,
+        d.lb_create,
+        d.lb_update,
+        d.lb_delete,
+        d.server_delete,
+        LISTENERS.len(),
+        LISTENERS
+            .iter()
+            .map(listener_key)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if lb == "cloud" {
+        println!(
+            "critical path of up = max(server build {:.1}, LB create {:.1} + {} children x {:.1}) + {} member updates x {:.1} = {critical_up:.2} s",
+            ms(d.server_build),
+            ms(d.lb_create),
+            3 * LISTENERS.len(),
+            ms(d.lb_update),
+            LISTENERS.len(),
+            ms(d.lb_update),
+        );
+        println!(
+            "critical path of down = max(LB cascade delete {:.1}, server delete {:.1}) = {critical_down:.2} s",
+            ms(d.lb_delete),
+            ms(d.server_delete)
+        );
+    } else {
+        println!(
+            "critical path of up = server build {critical_up:.2} s; of down = server delete {critical_down:.2} s"
+        );
+    }
+
+    let mut journal = Counting::default();
+    cloud.reset_stats();
+    let t = Instant::now();
+    let inv = provider
+        .provision(&spec, &mut journal)
+        .await
+        .expect("provision");
+    let wall = t.elapsed();
+    report("up  ", &cloud.stats(), wall, critical_up, routes);
+    println!("      journal writes {}", journal.writes);
+    assert_eq!(inv.nodes.len(), nodes);
+
+    journal.writes = 0;
+    cloud.reset_stats();
+    let t = Instant::now();
+    provider
+        .destroy(&spec, &mut journal)
+        .await
+        .expect("destroy");
+    let wall = t.elapsed();
+    report("down", &cloud.stats(), wall, critical_down, routes);
+    println!("      journal writes {}", journal.writes);
+    assert_eq!(cloud.inventory(), before, "down left something behind");
+    assert!(cloud.unhandled().is_empty(), "{:?}", cloud.unhandled());
+}

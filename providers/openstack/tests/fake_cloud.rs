@@ -98,9 +98,37 @@ public_key_file = "id.pub"
     }
 }
 
+trait WithLb {
+    fn with_lb_kind(self, kind: &str) -> Self;
+}
+
+impl WithLb for ClusterSpec {
+    fn with_lb_kind(mut self, kind: &str) -> ClusterSpec {
+        self.load_balancer.kind = match kind {
+            "nginx" => acura_ha_api::spec::LbKind::Nginx,
+            _ => acura_ha_api::spec::LbKind::Cloud,
+        };
+        assert!(self.validate().is_empty(), "{:?}", self.validate());
+        self
+    }
+}
+
+/// Every node boots from a new `volume_size_gb` (200) GB volume made from the image.
+fn assert_boot_volumes(inv: &Inventory, nodes: &[String], gb: u32) {
+    for n in nodes {
+        let boots: Vec<String> = inv
+            .names("boot_volumes")
+            .into_iter()
+            .filter(|b| b.starts_with(&format!("{n} ")))
+            .collect();
+        assert_eq!(boots, vec![format!("{n} {gb}GB image")], "{inv:?}");
+    }
+}
+
 fn assert_cluster(inv: &Inventory, nodes: usize) {
     assert_eq!(inv.count("servers"), nodes, "{inv:?}");
     assert_eq!(inv.count("volumes"), nodes, "{inv:?}");
+    assert_boot_volumes(inv, &inv.names("servers"), 200);
     assert_eq!(
         inv.names("security_groups"),
         vec!["acura-ha-acura-os", "default"],
@@ -341,4 +369,84 @@ async fn remove_a_node_then_add_one() {
     );
     assert_cluster(&lab.cloud.inventory(), 3);
     p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn nginx_load_balancer_is_a_small_server_of_the_cluster() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab.spec("lb_flavor = \"m1.small\"").with_lb_kind("nginx");
+    let mut j = Mem::default();
+    lab.cloud.reset_stats();
+    let inv = p.provision(&spec, &mut j).await.expect("provision");
+    let st = lab.cloud.stats();
+    let cloud = lab.cloud.inventory();
+    assert_eq!(
+        cloud.names("servers"),
+        vec!["acura-1", "acura-2", "acura-3", "acura-lb"]
+    );
+    assert_boot_volumes(
+        &cloud,
+        &["acura-1".into(), "acura-2".into(), "acura-3".into()],
+        200,
+    );
+    // No 200 GB minimum for the NGINX VM: a small root volume.
+    assert_boot_volumes(&cloud, &["acura-lb".into()], 20);
+    assert_eq!(cloud.count("load_balancers"), 0, "{cloud:?}");
+    // One create per server, one batched wait (a single list call sees all four ACTIVE).
+    assert_eq!(
+        st.per_route["POST /compute/v2.1/servers"], 4,
+        "{:?}",
+        st.per_route
+    );
+    let rec = j.get("lb_instance[acura-lb]").expect("recorded").clone();
+    let address = rec.outputs["address"].clone();
+    assert!(address.starts_with("10.0.0."), "{rec:?}");
+    assert_eq!(rec.outputs["fixed_ip"], address);
+    assert_eq!(inv.lb.address, address, "{inv:?}");
+    assert_eq!(inv.nodes.len(), 3);
+    assert!(inv.nodes.iter().all(|h| h.address != address), "{inv:?}");
+    // The servers' role tags: found again as the LB VM.
+    let found = p.discover(&spec).await.expect("discover");
+    assert!(
+        found.iter().any(|r| r.address == "lb_instance[acura-lb]"
+            && r.kind == acura_ha_api::model::Kind::LbInstance),
+        "{found:?}"
+    );
+    // Again: nothing to do.
+    lab.cloud.reset_stats();
+    assert_eq!(p.provision(&spec, &mut j).await.expect("again"), inv);
+    assert_eq!(lab.cloud.stats().mutating, 0);
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    assert_eq!(lab.cloud.inventory(), before);
+    assert!(j.0.is_empty(), "{:?}", j.0);
+    assert!(
+        lab.cloud.unhandled().is_empty(),
+        "{:?}",
+        lab.cloud.unhandled()
+    );
+}
+
+#[tokio::test]
+async fn nginx_with_floating_ips_then_lost_state() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab
+        .spec("lb_flavor = \"m1.small\"\nfloating_ip_network = \"public\"")
+        .with_lb_kind("nginx");
+    let mut j = Mem::default();
+    let inv = p.provision(&spec, &mut j).await.expect("provision");
+    let rec = j.get("lb_instance[acura-lb]").expect("recorded").clone();
+    assert!(rec.outputs["address"].starts_with("172.24.4."), "{rec:?}");
+    assert_eq!(rec.outputs["floating_ip"], rec.outputs["address"]);
+    assert_eq!(inv.lb.address, rec.outputs["address"]);
+    assert_eq!(lab.cloud.inventory().count("floating_ips"), 4);
+    // The state is lost: destroy finds the LB VM (and its floating IP) by tags and names.
+    let mut empty = Mem::default();
+    p.destroy(&spec, &mut empty)
+        .await
+        .expect("destroy from nothing");
+    assert_eq!(lab.cloud.inventory(), before);
 }

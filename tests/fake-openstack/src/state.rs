@@ -449,6 +449,24 @@ impl Inner {
                 })
                 .collect(),
         );
+        // What each server boots from: `<server> <size>GB <source>` (size audits).
+        put(
+            "boot_volumes",
+            self.servers
+                .iter()
+                .flat_map(|s| {
+                    s.volumes.iter().filter_map(move |(id, _)| {
+                        let v = self.volumes.iter().find(|v| &v.id == id)?;
+                        let src = if v.image_id.is_some() {
+                            "image"
+                        } else {
+                            "blank"
+                        };
+                        Some(format!("{} {}GB {src}", s.name, v.size))
+                    })
+                })
+                .collect(),
+        );
         put(
             "keypairs",
             self.keypairs.iter().map(|k| k.name.clone()).collect(),

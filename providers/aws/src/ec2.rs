@@ -577,11 +577,12 @@ pub(crate) async fn instances(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
     let live = live_instances(c, spec).await?;
+    let subnets = placement(&wanted, &live, net);
     // The instances are independent: run them concurrently.
-    let runs = wanted.iter().enumerate().map(|(k, r)| {
+    let runs = wanted.iter().zip(subnets).map(|(r, subnet)| {
         let live = &live;
         async move {
-            if let Some(id) = live.get(&r.name) {
+            if let Some((id, _)) = live.get(&r.name) {
                 return Ok::<_, ProviderError>((r.address.clone(), id.clone()));
             }
             let previous = recorded(journal, &r.address).await;
@@ -593,7 +594,6 @@ pub(crate) async fn instances(
             let mut outputs = BTreeMap::new();
             outputs.insert("client_token".to_string(), token.clone());
             record(journal, r, Status::Creating, None, outputs.clone()).await?;
-            let (subnet, _) = &net.subnets[k % net.subnets.len()];
             let (itype, root_gb, role) = match r.kind {
                 Kind::LbInstance => (aws.lb_instance_type.as_str(), 20, "lb"),
                 _ => (
@@ -738,6 +738,36 @@ pub(crate) async fn instances(
     Ok(ids)
 }
 
+/// The subnet of each wanted instance: a live one's own; a new one goes to the subnet with the
+/// fewest of the cluster's instances (the first such in the spread order), so that a node added
+/// after a removal fills the zone the removed one left. A new cluster gets the subnets in turn.
+fn placement<'a>(
+    wanted: &[&Resource],
+    live: &BTreeMap<String, (String, String)>,
+    net: &'a Net,
+) -> Vec<&'a str> {
+    let mut used = vec![0usize; net.subnets.len()];
+    for r in wanted {
+        if let Some((_, subnet)) = live.get(&r.name)
+            && let Some(k) = net.subnets.iter().position(|(s, _)| s == subnet)
+        {
+            used[k] += 1;
+        }
+    }
+    wanted
+        .iter()
+        .map(|r| {
+            if live.contains_key(&r.name) {
+                // Adopted, not run: no subnet to pick.
+                return "";
+            }
+            let k = (0..used.len()).min_by_key(|&k| used[k]).unwrap_or(0);
+            used[k] += 1;
+            net.subnets[k].0.as_str()
+        })
+        .collect()
+}
+
 fn client_token(cluster: &str, name: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -748,11 +778,11 @@ fn client_token(cluster: &str, name: &str) -> String {
     t
 }
 
-/// The cluster's instances that are not terminated, by their Name tag.
+/// The cluster's instances that are not terminated, by their Name tag: (ID, subnet).
 async fn live_instances(
     c: &Clients,
     spec: &ClusterSpec,
-) -> Result<BTreeMap<String, String>, ProviderError> {
+) -> Result<BTreeMap<String, (String, String)>, ProviderError> {
     // EC2 is eventually consistent: right after a create, a describe may answer NotFound for a
     // moment. Retry that a few times.
     let describe = || async {
@@ -791,7 +821,10 @@ async fn live_instances(
         {
             by_name.insert(
                 name.to_string(),
-                i.instance_id().unwrap_or_default().to_string(),
+                (
+                    i.instance_id().unwrap_or_default().to_string(),
+                    i.subnet_id().unwrap_or_default().to_string(),
+                ),
             );
         }
     }
@@ -890,61 +923,8 @@ pub(crate) async fn destroy(
         .iter()
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance) && r.id.is_some())
         .collect();
-    if !instances.is_empty() {
-        let ids: Vec<String> = instances.iter().filter_map(|r| r.id.clone()).collect();
-        progress(quiet, &format!("terminate {} instances", ids.len()));
-        let out = c
-            .ec2
-            .terminate_instances()
-            .set_instance_ids(Some(ids.clone()))
-            .send()
-            .await;
-        if let Err(e) = out {
-            let e = error::ec2(e);
-            if !e.not_found() {
-                return Err(e.into_provider("instances"));
-            }
-        }
-        crate::wait::until(
-            "instances terminated",
-            Duration::from_secs(900),
-            quiet,
-            || {
-                let ids = ids.clone();
-                async move {
-                    let out = c
-                        .ec2
-                        .describe_instances()
-                        .filters(
-                            Filter::builder()
-                                .name("instance-id")
-                                .set_values(Some(ids.clone()))
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| error::ec2(e).into_provider("instances"))?;
-                    let left = out
-                        .reservations()
-                        .iter()
-                        .flat_map(|r| r.instances())
-                        .filter(|i| {
-                            !matches!(
-                                i.state().and_then(|s| s.name()),
-                                Some(InstanceStateName::Terminated)
-                            )
-                        })
-                        .count();
-                    Ok(if left == 0 {
-                        Ok(())
-                    } else {
-                        Err(format!("{left} still shutting down"))
-                    })
-                }
-            },
-        )
-        .await?;
-    }
+    let ids: Vec<String> = instances.iter().filter_map(|r| r.id.clone()).collect();
+    terminate(c, &ids, quiet).await?;
     for r in &instances {
         journal.lock().await.forget(&r.address)?;
     }
@@ -988,6 +968,388 @@ pub(crate) async fn destroy(
         journal.lock().await.forget(&k.address)?;
     }
     Ok(())
+}
+
+/// Terminates the instances (one call; NotFound is done) and waits until all are terminated:
+/// one describe for all of them per poll, with a progress line.
+async fn terminate(c: &Clients, ids: &[String], quiet: bool) -> Result<(), ProviderError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    progress(quiet, &format!("terminate {} instances", ids.len()));
+    let call = |ids: Vec<String>| async move {
+        match c
+            .ec2
+            .terminate_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(e) => {
+                let e = error::ec2(e);
+                if e.not_found() {
+                    Ok(true)
+                } else {
+                    Err(e.into_provider("instances"))
+                }
+            }
+        }
+    };
+    // One unknown ID fails the whole call: then each on its own, so the others still go.
+    if call(ids.to_vec()).await? && ids.len() > 1 {
+        for id in ids {
+            call(vec![id.clone()]).await?;
+        }
+    }
+    crate::wait::until(
+        "instances terminated",
+        Duration::from_secs(900),
+        quiet,
+        || {
+            let ids = ids.to_vec();
+            async move {
+                let out = c
+                    .ec2
+                    .describe_instances()
+                    .filters(
+                        Filter::builder()
+                            .name("instance-id")
+                            .set_values(Some(ids))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| error::ec2(e).into_provider("instances"))?;
+                let left = out
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| {
+                        !matches!(
+                            i.state().and_then(|s| s.name()),
+                            Some(InstanceStateName::Terminated)
+                        )
+                    })
+                    .count();
+                Ok(if left == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{left} still shutting down"))
+                })
+            }
+        },
+    )
+    .await
+}
+
+/// A node instance `remove_nodes` takes away, and the record it goes by.
+pub(crate) struct Leaving {
+    /// `instance[<name>]`, or `instance[<name>]~<id>` for another instance of the same name.
+    pub address: String,
+    pub name: String,
+    /// The instance, unless only a stale record is left (then there is only a record to forget).
+    pub id: Option<String>,
+    /// Its EBS volumes, as the describe listed them.
+    pub volumes: Vec<String>,
+}
+
+fn node_address(name: &str) -> String {
+    format!("instance[{name}]")
+}
+
+fn name_tag(i: &aws_sdk_ec2::types::Instance) -> Option<&str> {
+    i.tags()
+        .iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+}
+
+fn volumes_of(i: &aws_sdk_ec2::types::Instance) -> Vec<String> {
+    i.block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()))
+        .map(String::from)
+        .collect()
+}
+
+/// The named nodes' instances: one describe by the cluster's tag and the Name tags; a recorded
+/// ID that this describe does not show (tags changed by hand) is described by its ID. A record
+/// whose instance is gone or terminated is stale: the Name tag decides, and the record is only
+/// forgotten. Terminated instances are done already.
+pub(crate) async fn leaving_nodes(
+    c: &Clients,
+    spec: &ClusterSpec,
+    names: &[String],
+    journal: &SharedJournal<'_>,
+) -> Result<Vec<Leaving>, ProviderError> {
+    let is_node_record = |r: &Recorded, name: &str| {
+        let main = node_address(name);
+        r.kind == Kind::Instance
+            && (r.address == main || r.address.starts_with(&format!("{main}~")))
+    };
+    let records: Vec<Recorded> = journal_records(journal)
+        .await
+        .into_iter()
+        .filter(|r| names.iter().any(|n| is_node_record(r, n)))
+        .collect();
+    let not_terminated = Filter::builder()
+        .name("instance-state-name")
+        .values("pending")
+        .values("running")
+        .values("stopping")
+        .values("stopped")
+        .values("shutting-down")
+        .build();
+    let out = c
+        .ec2
+        .describe_instances()
+        .filters(filter(&format!("tag:{TAG_CLUSTER}"), &spec.cluster.name))
+        .filters(filter(&format!("tag:{TAG_ROLE}"), "node"))
+        .filters(
+            Filter::builder()
+                .name("tag:Name")
+                .set_values(Some(names.to_vec()))
+                .build(),
+        )
+        .filters(not_terminated.clone())
+        .send()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("instances of the removed nodes"))?;
+    // (name, instance), in the describe's order.
+    let mut live: Vec<(String, aws_sdk_ec2::types::Instance)> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| Some((name_tag(i)?.to_string(), i.clone())))
+        .collect();
+    let unseen: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.id.clone())
+        .filter(|id| {
+            !live
+                .iter()
+                .any(|(_, i)| i.instance_id() == Some(id.as_str()))
+        })
+        .collect();
+    if !unseen.is_empty() {
+        let out = c
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(unseen))
+                    .build(),
+            )
+            .filters(not_terminated)
+            .send()
+            .await
+            .map_err(|e| error::ec2(e).into_provider("instances of the removed nodes"))?;
+        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            let id = i.instance_id().unwrap_or_default();
+            if let Some(r) = records.iter().find(|r| r.id.as_deref() == Some(id)) {
+                live.push((r.name.clone(), i.clone()));
+            }
+        }
+    }
+    let mut leaving = Vec::new();
+    for name in names {
+        let mut mine: Vec<aws_sdk_ec2::types::Instance> = live
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, i)| i.clone())
+            .collect();
+        let mut stale = Vec::new();
+        for r in records.iter().filter(|r| is_node_record(r, name)) {
+            let at = mine
+                .iter()
+                .position(|i| i.instance_id().is_some() && i.instance_id() == r.id.as_deref());
+            match at {
+                Some(k) => {
+                    let i = mine.remove(k);
+                    leaving.push(Leaving {
+                        address: r.address.clone(),
+                        name: name.clone(),
+                        id: r.id.clone(),
+                        volumes: volumes_of(&i),
+                    });
+                }
+                None => stale.push(r.address.clone()),
+            }
+        }
+        // Instances no record names take over the stale records, the main address first.
+        stale.sort_by_key(|a| *a != node_address(name));
+        let mut stale = stale.into_iter();
+        for i in mine {
+            let id = i.instance_id().unwrap_or_default().to_string();
+            let address = stale.next().unwrap_or_else(|| {
+                let main = node_address(name);
+                if leaving.iter().any(|l: &Leaving| l.address == main) {
+                    format!("{main}~{id}")
+                } else {
+                    main
+                }
+            });
+            leaving.push(Leaving {
+                address,
+                name: name.clone(),
+                id: Some(id),
+                volumes: volumes_of(&i),
+            });
+        }
+        for address in stale {
+            leaving.push(Leaving {
+                address,
+                name: name.clone(),
+                id: None,
+                volumes: Vec::new(),
+            });
+        }
+    }
+    Ok(leaving)
+}
+
+/// Terminates the leaving nodes' instances, each marked `Deleting` first (write-ahead), waits
+/// until all are terminated (one describe per poll), checks that no volume of theirs is left
+/// (root volumes are DeleteOnTermination; a leftover one is deleted), then forgets each record.
+pub(crate) async fn remove_nodes(
+    c: &Clients,
+    spec: &ClusterSpec,
+    leaving: &[Leaving],
+    journal: &SharedJournal<'_>,
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    for l in leaving.iter().filter(|l| l.id.is_some()) {
+        let mut j = journal.lock().await;
+        let r = match j.get(&l.address).cloned() {
+            Some(mut r) => {
+                r.id = l.id.clone();
+                r.status = Status::Deleting;
+                r
+            }
+            None => {
+                let mut r = found(
+                    l.address.clone(),
+                    Kind::Instance,
+                    l.name.clone(),
+                    l.id.clone().unwrap_or_default(),
+                    BTreeMap::new(),
+                );
+                r.status = Status::Deleting;
+                r
+            }
+        };
+        j.record(r)?;
+    }
+    let ids: Vec<String> = leaving.iter().filter_map(|l| l.id.clone()).collect();
+    for l in leaving {
+        match &l.id {
+            Some(id) => progress(quiet, &format!("remove node {} ({id})", l.name)),
+            None => progress(
+                quiet,
+                &format!(
+                    "node {}: no instance left, forgetting {}",
+                    l.name, l.address
+                ),
+            ),
+        }
+    }
+    terminate(c, &ids, quiet).await?;
+    let mut names: Vec<String> = leaving.iter().map(|l| l.name.clone()).collect();
+    names.dedup();
+    let volumes: Vec<String> = leaving.iter().flat_map(|l| l.volumes.clone()).collect();
+    leftover_volumes(c, spec, &names, &volumes, &ids, quiet).await?;
+    for l in leaving {
+        journal.lock().await.forget(&l.address)?;
+    }
+    Ok(())
+}
+
+/// Waits until no volume of the removed nodes is left — those their instances listed, and those
+/// carrying the cluster's tag and a removed node's Name — deleting any that is `available` (not
+/// DeleteOnTermination). A volume attached to another instance is not theirs to delete.
+async fn leftover_volumes(
+    c: &Clients,
+    spec: &ClusterSpec,
+    names: &[String],
+    volume_ids: &[String],
+    instance_ids: &[String],
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    use aws_sdk_ec2::types::VolumeState;
+    crate::wait::until(
+        "volumes of the removed nodes deleted",
+        Duration::from_secs(600),
+        quiet,
+        || async move {
+            let by_tag = c
+                .ec2
+                .describe_volumes()
+                .filters(filter(&format!("tag:{TAG_CLUSTER}"), &spec.cluster.name))
+                .filters(
+                    Filter::builder()
+                        .name("tag:Name")
+                        .set_values(Some(names.to_vec()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| error::ec2(e).into_provider("volumes of the removed nodes"))?;
+            let mut volumes: Vec<aws_sdk_ec2::types::Volume> = by_tag.volumes().to_vec();
+            if !volume_ids.is_empty() {
+                let by_id = c
+                    .ec2
+                    .describe_volumes()
+                    .filters(
+                        Filter::builder()
+                            .name("volume-id")
+                            .set_values(Some(volume_ids.to_vec()))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| error::ec2(e).into_provider("volumes of the removed nodes"))?;
+                for v in by_id.volumes() {
+                    if !volumes.iter().any(|x| x.volume_id() == v.volume_id()) {
+                        volumes.push(v.clone());
+                    }
+                }
+            }
+            let left: Vec<&aws_sdk_ec2::types::Volume> = volumes
+                .iter()
+                .filter(|v| v.state() != Some(&VolumeState::Deleted))
+                .filter(|v| {
+                    v.attachments().iter().all(|a| {
+                        a.instance_id()
+                            .is_none_or(|i| instance_ids.iter().any(|x| x == i))
+                    })
+                })
+                .collect();
+            for v in &left {
+                if v.state() != Some(&VolumeState::Available) {
+                    continue;
+                }
+                let id = v.volume_id().unwrap_or_default();
+                progress(quiet, &format!("delete leftover volume {id}"));
+                if let Err(e) = c.ec2.delete_volume().volume_id(id).send().await {
+                    let e = error::ec2(e);
+                    if !e.not_found() && !e.is("VolumeInUse") {
+                        return Err(e.into_provider(&format!("volume {id}")));
+                    }
+                }
+            }
+            Ok(if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} left", left.len()))
+            })
+        },
+    )
+    .await
 }
 
 /// Every record the journal holds.

@@ -427,6 +427,75 @@ pub(crate) async fn register_targets(
     Ok(())
 }
 
+/// Takes the instances out of every target group of the cluster: the recorded ones, or (no
+/// record) those its names and tags find. A target that is not registered (`InvalidTarget`)
+/// and a group that is gone count as done. One call per group, concurrently.
+pub(crate) async fn deregister_targets(
+    c: &Clients,
+    spec: &ClusterSpec,
+    instance_ids: &[String],
+    journal: &SharedJournal<'_>,
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    if instance_ids.is_empty() {
+        return Ok(());
+    }
+    let recorded: Vec<Recorded> = crate::ec2::journal_records(journal)
+        .await
+        .into_iter()
+        .filter(|r| r.kind == Kind::TargetGroup && r.id.is_some())
+        .collect();
+    let groups = if recorded.is_empty() {
+        discover(c, spec)
+            .await?
+            .into_iter()
+            .filter(|r| r.kind == Kind::TargetGroup && r.id.is_some())
+            .collect()
+    } else {
+        recorded
+    };
+    progress(
+        quiet,
+        &format!(
+            "deregister {} from {} target groups",
+            instance_ids.join(", "),
+            groups.len()
+        ),
+    );
+    let deregister = |arn: String, ids: Vec<String>| async move {
+        let mut req = c.elb.deregister_targets().target_group_arn(arn);
+        for id in ids {
+            req = req.targets(TargetDescription::builder().id(id).build());
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(error::elb(e)),
+        }
+    };
+    let calls = groups.iter().map(|tg| async move {
+        let arn = tg.id.clone().unwrap_or_default();
+        let done = |e: &CloudError| e.is("TargetGroupNotFound") || e.is("InvalidTarget");
+        match deregister(arn.clone(), instance_ids.to_vec()).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is("InvalidTarget") && instance_ids.len() > 1 => {
+                // One target not registered fails the call: then each on its own.
+                for id in instance_ids {
+                    if let Err(e) = deregister(arn.clone(), vec![id.clone()]).await
+                        && !done(&e)
+                    {
+                        return Err(e.into_provider(&format!("targets of {}", tg.address)));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if done(&e) => Ok(()),
+            Err(e) => Err(e.into_provider(&format!("targets of {}", tg.address))),
+        }
+    });
+    futures::future::try_join_all(calls).await?;
+    Ok(())
+}
+
 /// The load balancer, its target groups and listeners, by their deterministic names.
 pub(crate) async fn discover(
     c: &Clients,

@@ -270,6 +270,29 @@ impl Provider for AwsProvider {
         discover_with(&c, spec).await
     }
 
+    /// Finds each named node's instance (its record's ID, else the cluster's and Name tags),
+    /// takes it out of every target group of the NLB, then terminates it (recorded `Deleting`
+    /// first), waits until it is terminated, makes sure no volume of it is left, and forgets its
+    /// record. A node with no instance left is done (its stale record is forgotten).
+    async fn remove_nodes(
+        &self,
+        spec: &ClusterSpec,
+        names: &[String],
+        journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let c = clients(spec).await;
+        let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
+        let leaving = ec2::leaving_nodes(&c, spec, names, &journal).await?;
+        let ids: Vec<String> = leaving.iter().filter_map(|l| l.id.clone()).collect();
+        if spec.load_balancer.kind == LbKind::Cloud {
+            elb::deregister_targets(&c, spec, &ids, &journal, self.quiet).await?;
+        }
+        ec2::remove_nodes(&c, spec, &leaving, &journal, self.quiet).await
+    }
+
     async fn destroy(
         &self,
         spec: &ClusterSpec,

@@ -153,7 +153,7 @@ pub(crate) async fn preflight(
     let node_vcpus = node_vcpus?;
     match vq {
         Ok(quota) => {
-            let mut need = spec.nodes.count * node_vcpus;
+            let mut need = spec.node_names().len() as u32 * node_vcpus;
             if spec.load_balancer.kind == LbKind::Nginx {
                 need += vcpus(c, &aws.lb_instance_type).await?;
             }

@@ -128,13 +128,20 @@ impl Responder {
                 &[
                     "python3",
                     "-c",
-                    &format!("import socket;socket.create_connection(('{}',{port}),1)", node.1),
+                    &format!(
+                        "import socket;socket.create_connection(('{}',{port}),1)",
+                        node.1
+                    ),
                 ],
             );
             if probe.status.success() {
                 break;
             }
-            assert!(Instant::now() < deadline, "responder on {} did not start", node.0);
+            assert!(
+                Instant::now() < deadline,
+                "responder on {} did not start",
+                node.0
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Responder(child)
@@ -282,8 +289,10 @@ fn update_remove_add_replace_on_real_etcd() {
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
 
     // Traffic through the NGINX load balancer reaches all three nodes.
-    let mut responders: Vec<Responder> =
-        n[..3].iter().map(|h| Responder::start(&lab, h, 80)).collect();
+    let mut responders: Vec<Responder> = n[..3]
+        .iter()
+        .map(|h| Responder::start(&lab, h, 80))
+        .collect();
     let seen: BTreeSet<String> = through_lb(&lab, 80, 9).into_iter().collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
 
@@ -291,8 +300,16 @@ fn update_remove_add_replace_on_real_etcd() {
     kill_host(&lab, &n[1].0);
     responders.remove(1);
     let refused = lab.run(&["node", "remove", &n[0].0]);
-    assert_eq!(refused.status.code(), Some(1), "a Ready node is not removed without --force");
-    assert!(text(&refused).1.contains("still Ready"), "{}", text(&refused).1);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a Ready node is not removed without --force"
+    );
+    assert!(
+        text(&refused).1.contains("still Ready"),
+        "{}",
+        text(&refused).1
+    );
     let (out, err) = ok(&lab.run(&["node", "remove", &n[1].0, "--yes"]));
     assert!(err.contains("member remove"), "{err}");
     assert!(err.contains("even count"), "2 members left is said: {err}");
@@ -327,10 +344,25 @@ fn update_remove_add_replace_on_real_etcd() {
     );
     ok(&etcdctl(&lab, &n[0], &["endpoint", "health", "--cluster"]));
     let secrets = issued_secrets(&lab, &n[0].0);
-    let mut files = walk(&lab.state_dir);
+    // The tool's files: state, logs, inventories, keys. Not `hosts/`: those are the lab hosts'
+    // own filesystems (the stand-in's record of what it issued lives on the node that issued it).
+    let hosts_dir = lab.cluster_dir().join("hosts");
+    let mut files: Vec<_> = walk(&lab.state_dir)
+        .into_iter()
+        .filter(|f| !f.starts_with(&hosts_dir))
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("k8s-master-join")),
+        "the join run's log is among the files checked"
+    );
     files.push(lab.config.clone());
     for s in &secrets {
-        assert!(!out.contains(s) && !err.contains(s), "a join secret was printed");
+        assert!(
+            !out.contains(s) && !err.contains(s),
+            "a join secret was printed"
+        );
         for f in &files {
             let body = String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default()).into_owned();
             assert!(!body.contains(s), "a join secret is in {}", f.display());
@@ -343,7 +375,10 @@ fn update_remove_add_replace_on_real_etcd() {
     assert!(cmdlines.len() > 20, "the watch saw the run's processes");
     responders.push(Responder::start(&lab, &n[3], 80));
     let seen: BTreeSet<String> = through_lb(&lab, 80, 12).into_iter().collect();
-    assert!(seen.contains(&n[3].0), "the LB sends to the new node: {seen:?}");
+    assert!(
+        seen.contains(&n[3].0),
+        "the LB sends to the new node: {seen:?}"
+    );
     let (status, _) = ok(&lab.run(&["status", "--output", "json"]));
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["healthy"], true, "{status}");
@@ -382,7 +417,10 @@ fn update_remove_add_replace_on_real_etcd() {
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130), "interrupted after the removal:\n{log}");
     let (state, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
-    assert!(state.contains("\"pending\""), "the unfinished replace is recorded");
+    assert!(
+        state.contains("\"pending\""),
+        "the unfinished replace is recorded"
+    );
     let (out, err) = ok(&lab.run(&["node", "replace", &n[2].0, "--force", "--yes"]));
     assert!(err.contains("resuming"), "{err}");
     assert!(out.contains(&format!("{} joined", n[4].0)), "{out}");

@@ -182,16 +182,33 @@ pub fn parse_member_list(out: &str) -> Result<Vec<EtcdMember>, String> {
         .collect()
 }
 
-/// `etcdctl member remove ID` through the pod on `live`.
+/// `etcdctl member remove ID` through the pod on `live`. etcd refuses a removal while it
+/// counts too few members as active ("unhealthy cluster": a member that joined seconds ago
+/// counts only after etcd's health interval), so that answer is retried for up to a minute.
 pub async fn member_remove(session: &Session, live: &str, id: &str) -> Result<(), Day2Error> {
     let step = format!("etcdctl member remove {id}");
-    run(
-        session,
-        &step,
-        &etcdctl(session, live, &["member", "remove", id]),
-    )
-    .await
-    .map(|_| ())
+    let cmd = etcdctl(session, live, &["member", "remove", id]);
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match run(session, &step, &cmd).await {
+            Err(Day2Error::Command { message, .. })
+                if message.contains("unhealthy cluster")
+                    && started.elapsed() < Duration::from_secs(60) =>
+            {
+                super::say(
+                    "etcd",
+                    format!(
+                        "etcd answers \"unhealthy cluster\" (a member joined moments ago): retrying in {} s",
+                        delay.as_secs()
+                    ),
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            other => return other.map(|_| ()),
+        }
+    }
 }
 
 /// What a new master needs to join. Never printed: `Debug` shows only that values are present.

@@ -72,7 +72,8 @@ pub fn provider(cfg: &LoadedConfig, store: &StateStore) -> Result<Box<dyn Provid
 /// `-c FILE` (and `--state-dir DIR` when it is not the default), for the hints printed.
 fn command_args(cfg: &LoadedConfig, store: &StateStore) -> String {
     let mut args = format!("-c {}", cfg.path.display());
-    if store.dir != cfg.dir.join(crate::state::DEFAULT_DIR) {
+    let default = cfg.dir.join(crate::state::DEFAULT_DIR);
+    if store.dir != std::path::absolute(&default).unwrap_or(default) {
         args.push_str(&format!(" --state-dir {}", store.dir.display()));
     }
     args

@@ -177,6 +177,9 @@ impl StateStore {
             Some(d) => d.to_path_buf(),
             None => cfg.dir.join(DEFAULT_DIR),
         };
+        // Absolute: Ansible runs from the archive's folder, where a relative inventory path
+        // would name nothing (and its playbooks would match no host and "succeed").
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         StateStore::new(dir, &cfg.spec.cluster.name)
     }
 

@@ -56,6 +56,10 @@ pub struct NetworkSpec {
     /// Empty: `.10` to `.250` of a /24 `cidr`.
     #[serde(default)]
     pub address_pool: Vec<String>,
+    /// A server of this name gets this address (if it is free), whatever order servers are
+    /// created in: stand-ins for hosts that exist (end-to-end tests).
+    #[serde(default)]
+    pub addresses_by_server: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +195,7 @@ impl Default for Config {
                     cidr: "10.0.0.0/24".into(),
                     external: false,
                     address_pool: vec![],
+                    addresses_by_server: Default::default(),
                 },
                 NetworkSpec {
                     name: "public".into(),
@@ -198,6 +203,7 @@ impl Default for Config {
                     cidr: "172.24.4.0/24".into(),
                     external: true,
                     address_pool: vec![],
+                    addresses_by_server: Default::default(),
                 },
             ],
             external_network: "public".into(),

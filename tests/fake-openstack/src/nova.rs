@@ -619,6 +619,25 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         }
     }
     for net in &nets {
+        // The address reserved for this server's name goes first.
+        let net_name = inner
+            .network(net)
+            .and_then(|n| n["name"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let wanted = inner
+            .cfg
+            .networks
+            .iter()
+            .find(|n| n.name == net_name)
+            .and_then(|n| n.addresses_by_server.get(&name).cloned());
+        if let Some(ip) = wanted
+            && let Some(pool) = inner.pools.get_mut(net.as_str())
+            && let Some(i) = pool.iter().position(|a| *a == ip)
+        {
+            let ip = pool.remove(i).expect("listed");
+            pool.push_front(ip);
+        }
         match inner.create_port(net, "", &id, "compute:nova", sg_ids.clone(), None) {
             Ok(p) => port_ids.push(p["id"].as_str().unwrap_or_default().to_string()),
             Err(e) => {

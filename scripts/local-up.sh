@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "local-up: run as root (sudo scripts/local-up.sh): the local target makes network namespaces" >&2
   exit 1
 fi
-packages=(openssh-server openssh-client nginx libnginx-mod-stream dnsmasq-base nftables iproute2
+packages=(openssh-server openssh-client nginx libnginx-mod-stream dnsmasq-base nftables iproute2 etcd-server etcd-client openssl
           util-linux procps python3 python3-venv python3-pip tar)
 missing=()
 for p in "${packages[@]}"; do

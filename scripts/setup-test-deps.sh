@@ -13,7 +13,7 @@ venv=$cache/venv
 apt_packages=(
   openssh-server openssh-client nginx libnginx-mod-stream
   etcd-server etcd-client dnsmasq-base dnsutils nftables iproute2 procps
-  netcat-openbsd python3-venv python3-pip sudo
+  netcat-openbsd python3-venv python3-pip sudo openssl
 )
 moto_version=5.2.5
 python_packages=("ansible-core==2.19.*" "moto[server]==$moto_version")

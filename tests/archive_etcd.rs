@@ -57,7 +57,11 @@ fn nodes_ready(lab: &Lab, via: &(String, String)) -> Vec<(String, String, String
                 .as_str()
                 .unwrap()
                 .to_string();
-            (i["metadata"]["name"].as_str().unwrap().to_string(), ip, ready)
+            (
+                i["metadata"]["name"].as_str().unwrap().to_string(),
+                ip,
+                ready,
+            )
         })
         .collect()
 }
@@ -85,8 +89,7 @@ fn is_token(s: &str) -> bool {
     let (id, secret) = s.split_once('.').unwrap_or(("", ""));
     let ok = |p: &str, n: usize| {
         p.len() == n
-            && p
-                .chars()
+            && p.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     };
     ok(id, 6) && ok(secret, 16)
@@ -126,7 +129,11 @@ fn stand_ins_drive_real_etcd() {
 
     // kubeadm: fresh secrets each time, shaped like kubeadm's.
     let join = |k: usize| {
-        let (out, _) = ok(&on(&lab, &n[k], "kubeadm token create --print-join-command"));
+        let (out, _) = ok(&on(
+            &lab,
+            &n[k],
+            "kubeadm token create --print-join-command",
+        ));
         let w: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(w.len(), 7, "{out}");
         assert_eq!(
@@ -149,7 +156,11 @@ fn stand_ins_drive_real_etcd() {
     assert_ne!(t1, t2);
     assert_eq!(h1, h2, "one CA");
     let certs = |k: usize| {
-        let (out, _) = ok(&on(&lab, &n[k], "kubeadm init phase upload-certs --upload-certs"));
+        let (out, _) = ok(&on(
+            &lab,
+            &n[k],
+            "kubeadm init phase upload-certs --upload-certs",
+        ));
         let l: Vec<&str> = out.lines().collect();
         assert_eq!(l.len(), 3, "{out}");
         assert_eq!(
@@ -193,19 +204,20 @@ fn stand_ins_drive_real_etcd() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("dial tcp {}:10250: connect: connection refused", dead.1)),
+        err.contains(&format!(
+            "dial tcp {}:10250: connect: connection refused",
+            dead.1
+        )),
         "{err}"
     );
     let (out, _) = ok(&on(&lab, &n[0], &format!("kubectl delete node {}", dead.0)));
     assert_eq!(out.trim(), format!("node \"{}\" deleted", dead.0));
     let again = on(&lab, &n[0], &format!("kubectl delete node {}", dead.0));
     assert_eq!(again.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains(&format!(
-            "Error from server (NotFound): nodes \"{}\" not found",
-            dead.0
-        ))
-    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!(
+        "Error from server (NotFound): nodes \"{}\" not found",
+        dead.0
+    )));
     let id = members(&lab, &n[0])
         .into_iter()
         .find(|m| m.1 == dead.0)

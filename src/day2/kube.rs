@@ -47,22 +47,22 @@ fn parse_error(session: &Session, step: &str, message: impl Into<String>) -> Day
     }
 }
 
+/// `kubectl exec etcd-0 -- etcdctl ARGS…`: Acura's own store, as the guide writes it.
+fn store_etcdctl(session: &Session, args: &[&str]) -> String {
+    let mut argv = vec!["exec", ACURA_STORE_POD, "--", "etcdctl"];
+    argv.extend_from_slice(args);
+    on_node(session, "kubectl", &argv)
+}
+
 /// `kubectl exec etcd-0 -- etcdctl get /overlay_list`.
 pub async fn overlay_get(session: &Session) -> Result<Vec<String>, Day2Error> {
     let step = "read /overlay_list";
-    let cmd = on_node(
+    let out = run(
         session,
-        "kubectl",
-        &[
-            "exec",
-            ACURA_STORE_POD,
-            "--",
-            "etcdctl",
-            "get",
-            OVERLAY_LIST_KEY,
-        ],
-    );
-    let out = run(session, step, &cmd).await?;
+        step,
+        &store_etcdctl(session, &["get", OVERLAY_LIST_KEY]),
+    )
+    .await?;
     parse_overlay_list(&out).map_err(|m| parse_error(session, step, m))
 }
 
@@ -82,19 +82,7 @@ pub fn parse_overlay_list(out: &str) -> Result<Vec<String>, String> {
 pub async fn overlay_set(session: &Session, overlays: &[String]) -> Result<(), Day2Error> {
     let step = "write /overlay_list";
     let value = serde_json::to_string(overlays).unwrap_or_default();
-    let cmd = on_node(
-        session,
-        "kubectl",
-        &[
-            "exec",
-            ACURA_STORE_POD,
-            "--",
-            "etcdctl",
-            "set",
-            OVERLAY_LIST_KEY,
-            &value,
-        ],
-    );
+    let cmd = store_etcdctl(session, &["set", OVERLAY_LIST_KEY, &value]);
     run(session, step, &cmd).await?;
     let back = overlay_get(session).await?;
     if back != overlays {

@@ -204,13 +204,7 @@ pub async fn remove(
     let mut ctx = Ctx::open(loaded, store)?;
     let mut report = NodeReport::default();
     if !removable(&ctx, name) {
-        println!(
-            "{name} is not a node of cluster {:?} (nodes: {}): nothing to do.",
-            ctx.cfg().spec.cluster.name,
-            names(&ctx.members())
-        );
-        report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
-        return Ok(report);
+        return Ok(not_a_node(&ctx, name, "nothing to do"));
     }
     let remaining = ctx.members().iter().filter(|n| n.name != name).count();
     check_count(remaining, name)?;
@@ -239,6 +233,19 @@ pub async fn remove(
     report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
     println!("\n{name} removed. Nodes now: {}.", report.nodes.join(", "));
     Ok(report)
+}
+
+/// Says `name` is not a node (a re-run of a finished command) and reports the nodes.
+fn not_a_node(ctx: &Ctx, name: &str, what: &str) -> NodeReport {
+    println!(
+        "{name} is not a node of cluster {:?} (nodes: {}): {what}.",
+        ctx.cfg().spec.cluster.name,
+        names(&ctx.members())
+    );
+    NodeReport {
+        nodes: ctx.members().into_iter().map(|n| n.name).collect(),
+        ..NodeReport::default()
+    }
 }
 
 fn names(nodes: &[NodeEntry]) -> String {
@@ -315,13 +322,7 @@ pub async fn replace(
             )));
         }
         None if !removable(&ctx, name) => {
-            println!(
-                "{name} is not a node of cluster {:?} (nodes: {}): nothing to replace.",
-                ctx.cfg().spec.cluster.name,
-                names(&ctx.members())
-            );
-            report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
-            return Ok(report);
+            return Ok(not_a_node(&ctx, name, "nothing to replace"));
         }
         None => new_name(&ctx, opts)?,
     };

@@ -9,3 +9,4 @@ pub mod provider;
 pub mod spec;
 pub mod static_provider;
 pub mod tables;
+pub mod wait;

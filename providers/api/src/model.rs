@@ -145,6 +145,29 @@ pub struct Recorded {
     pub created_at: String,
 }
 
+impl Recorded {
+    /// A record of something found in the cloud (discovery, adoption) rather than created by
+    /// this run: Ready, no desired attributes, seen now.
+    pub fn found(
+        address: String,
+        kind: Kind,
+        name: String,
+        id: String,
+        outputs: BTreeMap<String, String>,
+    ) -> Recorded {
+        Recorded {
+            address,
+            kind,
+            name,
+            id: Some(id),
+            status: Status::Ready,
+            attrs: BTreeMap::new(),
+            outputs,
+            created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }
+    }
+}
+
 /// One SSH-reachable host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {

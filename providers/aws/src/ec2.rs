@@ -20,7 +20,7 @@ use aws_sdk_ec2::types::{
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::error::{self, CloudError};
-use crate::{Clients, SharedJournal, found, progress, record, recorded};
+use crate::{Clients, SharedJournal, progress, record, recorded};
 
 /// Canonical's account, the owner of the official Ubuntu images.
 const CANONICAL: &str = "099720109477";
@@ -866,7 +866,7 @@ pub(crate) async fn discover(
         } else {
             (Kind::Instance, "instance")
         };
-        out.push(found(
+        out.push(Recorded::found(
             format!("{prefix}[{name}]"),
             kind,
             name,
@@ -882,7 +882,7 @@ pub(crate) async fn discover(
         .await
         .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))?;
     for g in groups.security_groups() {
-        out.push(found(
+        out.push(Recorded::found(
             "security_group".into(),
             Kind::SecurityGroup,
             g.group_name().unwrap_or_default().to_string(),
@@ -898,7 +898,7 @@ pub(crate) async fn discover(
         .await
         .map_err(|e| error::ec2(e).into_provider("key pairs of the cluster"))?;
     for k in keys.key_pairs() {
-        out.push(found(
+        out.push(Recorded::found(
             "key_pair".into(),
             Kind::KeyPair,
             k.key_name().unwrap_or_default().to_string(),
@@ -1232,7 +1232,7 @@ pub(crate) async fn remove_nodes(
                 r
             }
             None => {
-                let mut r = found(
+                let mut r = Recorded::found(
                     l.address.clone(),
                     Kind::Instance,
                     l.name.clone(),

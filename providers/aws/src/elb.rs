@@ -18,7 +18,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::ec2::Net;
 use crate::error::{self, CloudError};
-use crate::{Clients, SharedJournal, found, progress, record};
+use crate::{Clients, SharedJournal, progress, record};
 
 pub(crate) struct Lb {
     /// Target group ARN by listener key (`tcp-443`).
@@ -580,7 +580,7 @@ pub(crate) async fn discover(
     for (arn, dns) in lbs.into_iter().filter(|(a, _)| ours.contains(a)) {
         let mut o = BTreeMap::new();
         o.insert(OUTPUT_ADDRESS.to_string(), dns);
-        out.push(found(
+        out.push(Recorded::found(
             address("load_balancer", &arn),
             Kind::LoadBalancer,
             lb_name.clone(),
@@ -589,7 +589,7 @@ pub(crate) async fn discover(
         ));
     }
     for (arn, r) in tgs.into_iter().filter(|(a, _)| ours.contains(a)) {
-        out.push(found(
+        out.push(Recorded::found(
             address(&r.address, &arn),
             Kind::TargetGroup,
             r.name.clone(),

@@ -17,7 +17,7 @@ mod wait;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
+use acura_ha_api::model::{Inventory, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
 use async_trait::async_trait;
@@ -326,24 +326,4 @@ async fn discover_with(c: &Clients, spec: &ClusterSpec) -> Result<Vec<Recorded>,
     let mut out = ec2::discover(c, spec).await?;
     out.extend(elb::discover(c, spec).await?);
     Ok(out)
-}
-
-/// A record for something found rather than created.
-pub(crate) fn found(
-    address: String,
-    kind: Kind,
-    name: String,
-    id: String,
-    outputs: BTreeMap<String, String>,
-) -> Recorded {
-    Recorded {
-        address,
-        kind,
-        name,
-        id: Some(id),
-        status: Status::Ready,
-        attrs: BTreeMap::new(),
-        outputs,
-        created_at: now(),
-    }
 }

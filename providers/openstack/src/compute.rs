@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::client::{ApiError, Service, Session, q};
 use crate::image::Image;
 use crate::network::Net;
-use crate::{Ctx, Seen, cluster_tag, desired_one, found, js, tag_strings};
+use crate::{Ctx, Seen, cluster_tag, desired_one, js, tag_strings};
 
 pub(crate) struct Flavor {
     pub id: String,
@@ -664,7 +664,7 @@ pub(crate) async fn remove_servers(cx: &Ctx<'_>, names: &[String]) -> Result<(),
             let vols = rec.map(|r| volumes_of(sv, r)).unwrap_or_else(|| {
                 volumes_of(
                     sv,
-                    &found(
+                    &Recorded::found(
                         String::new(),
                         Kind::Instance,
                         String::new(),
@@ -715,7 +715,7 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
     for (name, sv) in live {
         let id = js(sv, "id");
         if !victims.iter().any(|v| v.1 == id) {
-            let empty = found(
+            let empty = Recorded::found(
                 String::new(),
                 Kind::Instance,
                 String::new(),
@@ -864,7 +864,7 @@ pub(crate) async fn discover(
         if !vols.is_empty() {
             outputs.insert("volumes".to_string(), vols.join(","));
         }
-        out.push(found(
+        out.push(Recorded::found(
             format!("{prefix}[{name}]"),
             kind,
             name,
@@ -873,7 +873,7 @@ pub(crate) async fn discover(
         ));
     }
     if let Some(g) = g {
-        out.push(found(
+        out.push(Recorded::found(
             "server_group".into(),
             Kind::ServerGroup,
             group,
@@ -891,7 +891,7 @@ pub(crate) async fn discover(
             Ok(_) => {
                 let mut o = BTreeMap::new();
                 o.insert("imported".to_string(), "true".to_string());
-                out.push(found(
+                out.push(Recorded::found(
                     "key_pair".into(),
                     Kind::KeyPair,
                     name.clone(),

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
+use acura_ha_api::model::{Inventory, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
 use async_trait::async_trait;
@@ -186,26 +186,6 @@ pub(crate) fn tag_strings(spec: &ClusterSpec, role: &str) -> Vec<String> {
 /// The tag every resource of the cluster carries.
 pub(crate) fn cluster_tag(spec: &ClusterSpec) -> String {
     tag_strings(spec, "")[0].clone()
-}
-
-/// A record for something found rather than created.
-pub(crate) fn found(
-    address: String,
-    kind: Kind,
-    name: String,
-    id: String,
-    outputs: BTreeMap<String, String>,
-) -> Recorded {
-    Recorded {
-        address,
-        kind,
-        name,
-        id: Some(id),
-        status: Status::Ready,
-        attrs: BTreeMap::new(),
-        outputs,
-        created_at: now(),
-    }
 }
 
 pub(crate) fn desired_one<'a>(desired: &'a [Resource], address: &str) -> Option<&'a Resource> {

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::{ApiError, Service, Session, q};
-use crate::{Ctx, cluster_tag, desired_one, found, js, tag_strings};
+use crate::{Ctx, cluster_tag, desired_one, js, tag_strings};
 
 pub(crate) struct Net {
     pub id: String,
@@ -470,7 +470,7 @@ pub(crate) async fn discover(
     let (v, fips) = tokio::try_join!(groups, floating_ips(s))?;
     for g in v["security_groups"].as_array().into_iter().flatten() {
         if js(g, "name") == name {
-            out.push(found(
+            out.push(Recorded::found(
                 "security_group".into(),
                 Kind::SecurityGroup,
                 name.clone(),
@@ -488,7 +488,7 @@ pub(crate) async fn discover(
             } else {
                 host.to_string()
             };
-            out.push(found(
+            out.push(Recorded::found(
                 format!("floating_ip[{key}]"),
                 Kind::FloatingIp,
                 d.clone(),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::client::{ApiError, Service, Session, q};
 use crate::compute::Lookups;
 use crate::wait::Op;
-use crate::{Ctx, Seen, desired_one, found, js, tag_strings};
+use crate::{Ctx, Seen, desired_one, js, tag_strings};
 
 /// The cluster's load balancer and what the provider knows of its state. Every change needs
 /// it ACTIVE; after a change of ours it is PENDING_UPDATE until seen ACTIVE again. Seen ACTIVE
@@ -751,7 +751,7 @@ pub(crate) async fn discover(
     let records = lb
         .iter()
         .map(|l| {
-            found(
+            Recorded::found(
                 "load_balancer".into(),
                 Kind::LoadBalancer,
                 name.clone(),

@@ -169,42 +169,16 @@ pub async fn until<T, F, Fut>(
     deadline: Duration,
     pace: Pace,
     quiet: bool,
-    mut check: F,
+    check: F,
 ) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Result<T, String>, ProviderError>>,
 {
-    let started = Instant::now();
-    let mut delays = backon::ExponentialBuilder::default()
+    let delays = backon::ExponentialBuilder::default()
         .with_min_delay(pace.min)
         .with_max_delay(pace.max)
         .without_max_times()
         .build();
-    let mut last_print = None::<Instant>;
-    loop {
-        match check().await? {
-            Ok(v) => return Ok(v),
-            Err(status) => {
-                if started.elapsed() >= deadline {
-                    return Err(ProviderError::Cloud {
-                        resource: what.to_string(),
-                        message: format!(
-                            "not done after {:.0} s: {status}",
-                            started.elapsed().as_secs_f64()
-                        ),
-                        request_id: None,
-                    });
-                }
-                if !quiet && last_print.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    eprintln!(
-                        "[{:>6.1}s] openstack: waiting for {what}: {status}",
-                        started.elapsed().as_secs_f64()
-                    );
-                    last_print = Some(Instant::now());
-                }
-            }
-        }
-        tokio::time::sleep(delays.next().unwrap_or(pace.max)).await;
-    }
+    acura_ha_api::wait::until("openstack", what, deadline, quiet, delays, check).await
 }

@@ -192,6 +192,19 @@ fn removable(ctx: &Ctx, name: &str) -> bool {
     ctx.members().iter().any(|n| n.name == name) || host_left(ctx, name)
 }
 
+/// The provider (first: one that cannot work fails before anything is locked), the lock, and
+/// the state to change.
+fn open<'a>(
+    loaded: &crate::config::LoadedConfig,
+    store: &'a crate::state::StateStore,
+    operation: &str,
+) -> Result<(Box<dyn Provider>, crate::state::LockGuard, Ctx<'a>), Error> {
+    let provider = engine::provider(loaded, store)?;
+    let lock = store.lock(operation)?;
+    let ctx = Ctx::open(loaded, store)?;
+    Ok((provider, lock, ctx))
+}
+
 /// `node remove NAME`.
 pub async fn remove(
     loaded: &crate::config::LoadedConfig,
@@ -199,9 +212,7 @@ pub async fn remove(
     name: &str,
     opts: &NodeOptions,
 ) -> Result<NodeReport, Error> {
-    let provider = engine::provider(loaded, store)?;
-    let _lock = store.lock("node remove")?;
-    let mut ctx = Ctx::open(loaded, store)?;
+    let (provider, _lock, mut ctx) = open(loaded, store, "node remove")?;
     let mut report = NodeReport::default();
     if !removable(&ctx, name) {
         return Ok(not_a_node(&ctx, name, "nothing to do"));
@@ -277,9 +288,7 @@ pub async fn add(
     store: &crate::state::StateStore,
     opts: &NodeOptions,
 ) -> Result<NodeReport, Error> {
-    let provider = engine::provider(loaded, store)?;
-    let _lock = store.lock("node add")?;
-    let mut ctx = Ctx::open(loaded, store)?;
+    let (provider, _lock, mut ctx) = open(loaded, store, "node add")?;
     let new = match &ctx.state.day2.pending {
         Some(p) => {
             eprintln!(
@@ -303,9 +312,7 @@ pub async fn replace(
     name: &str,
     opts: &NodeOptions,
 ) -> Result<NodeReport, Error> {
-    let provider = engine::provider(loaded, store)?;
-    let _lock = store.lock("node replace")?;
-    let mut ctx = Ctx::open(loaded, store)?;
+    let (provider, _lock, mut ctx) = open(loaded, store, "node replace")?;
     let mut report = NodeReport::default();
     let new = match &ctx.state.day2.pending {
         Some(p) if p.old.as_deref() == Some(name) => {

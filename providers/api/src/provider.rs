@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::model::{Inventory, Recorded, Resource};
+use crate::model::{Inventory, Recorded, Resource, Status};
 use crate::spec::{ClusterSpec, ProviderKind};
 
 /// How a provider reports what it creates, the moment it knows: the engine writes each record to
@@ -14,6 +14,33 @@ pub trait Journal: Send {
     fn get(&self, address: &str) -> Option<&Recorded>;
     /// Everything recorded, in the order it was first recorded.
     fn all(&self) -> Vec<Recorded>;
+}
+
+/// Records the desired resource `r` with `status`, the cloud's `id` and `outputs`, keeping the
+/// `created_at` of an earlier record of the same address (the janitor's age is the first one).
+pub fn record_desired(
+    journal: &mut dyn Journal,
+    r: &Resource,
+    status: Status,
+    id: Option<String>,
+    outputs: std::collections::BTreeMap<String, String>,
+) -> Result<(), ProviderError> {
+    let created_at = journal
+        .get(&r.address)
+        .map(|old| old.created_at.clone())
+        .unwrap_or_else(|| {
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+        });
+    journal.record(Recorded {
+        address: r.address.clone(),
+        kind: r.kind,
+        name: r.name.clone(),
+        id,
+        status,
+        attrs: r.attrs.clone(),
+        outputs,
+        created_at,
+    })
 }
 
 /// A provider's failure: which resource, what the cloud said, and its request ID.

@@ -85,28 +85,11 @@ pub(crate) async fn record(
     outputs: BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
     let mut j = journal.lock().await;
-    let created_at = j
-        .get(&r.address)
-        .map(|old| old.created_at.clone())
-        .unwrap_or_else(now);
-    j.record(Recorded {
-        address: r.address.clone(),
-        kind: r.kind,
-        name: r.name.clone(),
-        id,
-        status,
-        attrs: r.attrs.clone(),
-        outputs,
-        created_at,
-    })
+    acura_ha_api::provider::record_desired(&mut **j, r, status, id, outputs)
 }
 
 pub(crate) async fn recorded(journal: &SharedJournal<'_>, address: &str) -> Option<Recorded> {
     journal.lock().await.get(address).cloned()
-}
-
-pub(crate) fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 pub(crate) fn progress(quiet: bool, msg: &str) {

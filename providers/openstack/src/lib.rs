@@ -132,20 +132,7 @@ impl Ctx<'_> {
         outputs: BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
         let mut j = self.journal.lock().await;
-        let created_at = j
-            .get(&r.address)
-            .map(|old| old.created_at.clone())
-            .unwrap_or_else(now);
-        j.record(Recorded {
-            address: r.address.clone(),
-            kind: r.kind,
-            name: r.name.clone(),
-            id,
-            status,
-            attrs: r.attrs.clone(),
-            outputs,
-            created_at,
-        })
+        acura_ha_api::provider::record_desired(&mut **j, r, status, id, outputs)
     }
 
     pub async fn recorded(&self, address: &str) -> Option<Recorded> {
@@ -163,10 +150,6 @@ impl Ctx<'_> {
     pub fn progress(&self, msg: &str) {
         progress(self.quiet, msg);
     }
-}
-
-pub(crate) fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 pub(crate) fn progress(quiet: bool, msg: &str) {

@@ -157,18 +157,34 @@ impl Drop for Responder {
 
 /// `n` connections through the load balancer's `port`, from the deploy side: who answered.
 fn through_lb(lab: &Lab, port: u16, n: usize) -> Vec<String> {
-    let (_, lb) = lab.lb();
+    let (lb_name, lb) = lab.lb();
+    let error_log = || {
+        let p = lab
+            .cluster_dir()
+            .join("hosts")
+            .join(&lb_name)
+            .join("log-nginx")
+            .join("error.log");
+        std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{}: {e}", p.display()))
+    };
     (0..n)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect_timeout(
-                &format!("{lb}:{port}").parse().unwrap(),
-                Duration::from_secs(5),
-            )
-            .unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut reply = String::new();
-            s.read_to_string(&mut reply).unwrap();
-            reply.trim().to_string()
+        .map(|k| {
+            let once = || -> std::io::Result<String> {
+                let mut s = std::net::TcpStream::connect_timeout(
+                    &format!("{lb}:{port}").parse().unwrap(),
+                    Duration::from_secs(5),
+                )?;
+                s.set_read_timeout(Some(Duration::from_secs(15)))?;
+                let mut reply = String::new();
+                s.read_to_string(&mut reply)?;
+                Ok(reply.trim().to_string())
+            };
+            once().unwrap_or_else(|e| {
+                panic!(
+                    "connection {k} through {lb}:{port}: {e}\n--- NGINX error.log\n{}",
+                    error_log()
+                )
+            })
         })
         .collect()
 }

@@ -103,10 +103,25 @@ pub async fn configure(
     step(session, "nginx -t", &format!("{s}nginx -t 2>&1"), QUICK).await?;
     // systemd where there is one; otherwise NGINX's own pid file and signals (the local target's
     // hosts have no systemd). Started detached from the session's standard streams.
+    // A reload is asynchronous: the command returns before the master has read the new config,
+    // and an old worker keeps accepting until it gets to its QUIT. Wait (up to 10 s) until a
+    // worker of the new generation runs and every old one is gone or "shutting down" (listeners
+    // closed), so the caller's next connection meets the new upstreams: after `node remove`,
+    // never the removed node.
     let reload = format!(
-        "if [ -d /run/systemd/system ]; then {s}systemctl enable nginx >/dev/null 2>&1; {s}systemctl reload-or-restart nginx; \
+        "old=\" $(pgrep -P \"$(cat /run/nginx.pid 2>/dev/null)\" 2>/dev/null | tr '\\n' ' ') \"; \
+         if [ -d /run/systemd/system ]; then {s}systemctl enable nginx >/dev/null 2>&1; {s}systemctl reload-or-restart nginx; \
          elif [ -s /run/nginx.pid ] && {s}kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; then {s}nginx -s reload; \
-         else {s}nginx </dev/null >/dev/null 2>&1; fi"
+         else {s}nginx </dev/null >/dev/null 2>&1; fi; \
+         i=0; while [ $i -lt 100 ]; do \
+           fresh=0; stale=0; \
+           for p in $(pgrep -P \"$(cat /run/nginx.pid 2>/dev/null)\" 2>/dev/null); do \
+             case \"$old\" in *\" $p \"*) ;; *) fresh=1;; esac; done; \
+           for p in $old; do \
+             if [ -r /proc/$p/cmdline ] && ! tr '\\0' ' ' </proc/$p/cmdline | grep -q 'shutting down'; then stale=1; fi; done; \
+           [ $fresh = 1 ] && [ $stale = 0 ] && exit 0; \
+           sleep 0.1; i=$((i+1)); done; \
+         echo 'NGINX did not switch to the new configuration within 10 s' >&2; exit 1"
     );
     step(session, "reload nginx", &reload, QUICK).await?;
     progress.update(format!(

@@ -88,6 +88,24 @@ impl OpenStackProvider {
         })
     }
 
+    /// What every call of one operation shares: the session, the spec, the journal (behind a
+    /// lock, for the concurrent branches) and the provider's pace.
+    fn ctx<'a>(
+        &'a self,
+        s: &'a Session,
+        spec: &'a ClusterSpec,
+        journal: &'a mut dyn Journal,
+    ) -> Ctx<'a> {
+        Ctx {
+            s,
+            spec,
+            journal: Arc::new(Mutex::new(journal)),
+            quiet: self.quiet,
+            pace: self.pace,
+            tempo: &self.tempo,
+        }
+    }
+
     async fn session(&self, spec: &ClusterSpec) -> Result<Session, ProviderError> {
         let cfg = self.cloud_config(spec)?;
         Session::connect(&cfg).await
@@ -196,14 +214,7 @@ impl Provider for OpenStackProvider {
     ) -> Result<Inventory, ProviderError> {
         let s = self.session(spec).await?;
         let desired = acura_ha_api::desired::desired(spec);
-        let cx = Ctx {
-            s: &s,
-            spec,
-            journal: Arc::new(Mutex::new(journal)),
-            quiet: self.quiet,
-            pace: self.pace,
-            tempo: &self.tempo,
-        };
+        let cx = self.ctx(&s, spec, journal);
         // Lookups (nothing created yet), then the quota preflight.
         let (look, existing) =
             tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
@@ -264,14 +275,7 @@ impl Provider for OpenStackProvider {
         journal: &mut dyn Journal,
     ) -> Result<(), ProviderError> {
         let s = self.session(spec).await?;
-        let cx = Ctx {
-            s: &s,
-            spec,
-            journal: Arc::new(Mutex::new(journal)),
-            quiet: self.quiet,
-            pace: self.pace,
-            tempo: &self.tempo,
-        };
+        let cx = self.ctx(&s, spec, journal);
         octavia::remove_members(&cx, names).await?;
         compute::remove_servers(&cx, names).await
     }
@@ -301,14 +305,7 @@ impl Provider for OpenStackProvider {
             }
             journal.record(r)?;
         }
-        let cx = Ctx {
-            s: &s,
-            spec,
-            journal: Arc::new(Mutex::new(journal)),
-            quiet: self.quiet,
-            pace: self.pace,
-            tempo: &self.tempo,
-        };
+        let cx = self.ctx(&s, spec, journal);
         // The reverse of provisioning: the load balancer (its children go with it) and the
         // servers in parallel, then what they used.
         tokio::try_join!(

@@ -249,6 +249,17 @@ fn recorded_subnet(journal: &dyn Journal, address: &str) -> Option<ipnet::Ipv4Ne
         .and_then(|s| s.parse().ok())
 }
 
+/// Writes the deploy side's known_hosts: exactly these hosts' keys.
+fn pin(lab: &LabNames, pinned: &[(Ipv4Addr, String)]) -> Result<(), ProviderError> {
+    files::write_if_changed(
+        "lab_network",
+        &lab.known_hosts,
+        &keys::known_hosts(pinned),
+        0o600,
+    )
+    .map(|_| ())
+}
+
 /// Every lab host's name and address, nodes first.
 fn lab_hosts(lab: &LabNames) -> Vec<(String, Ipv4Addr)> {
     lab.hosts
@@ -338,12 +349,7 @@ impl Provider for LocalProvider {
         for h in orphan_hosts(spec, &lab) {
             remove_host(journal, &h).await?;
         }
-        files::write_if_changed(
-            "lab_network",
-            &lab.known_hosts,
-            &keys::known_hosts(&pinned),
-            0o600,
-        )?;
+        pin(&lab, &pinned)?;
         inventory::inventory(spec, &[])
     }
 
@@ -370,12 +376,7 @@ impl Provider for LocalProvider {
                 Some((h.address, r.outputs.get(OUTPUT_HOST_KEY)?.clone()))
             })
             .collect();
-        files::write_if_changed(
-            "lab_network",
-            &lab.known_hosts,
-            &keys::known_hosts(&pinned),
-            0o600,
-        )?;
+        pin(&lab, &pinned)?;
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use crate::bootstrap::postcheck::{self, ClusterHealth};
 use crate::bootstrap::preflight::Pool;
 use crate::bootstrap::ssh::{Session, SshError, SshOptions, Target};
 use crate::bootstrap::{self, inventory as ha_env};
-use crate::config::{self, LoadedConfig};
+use crate::config::LoadedConfig;
 use crate::error::Error;
 use crate::plan::{self, StepAction};
 use crate::state::{NodeEntry, State, StateStore, StepRecord, now_rfc3339, write_atomic};
@@ -48,10 +48,11 @@ pub fn say(step: &str, message: impl AsRef<str>) {
     eprintln!("[{step:>6}] {}", message.as_ref());
 }
 
-/// The state being changed and the pristine cluster file it is applied to.
+/// The state being changed and the cluster file it is applied to.
 pub struct Ctx<'a> {
     pub store: &'a StateStore,
-    /// The cluster file as written (the state's day-2 changes are applied by [`Ctx::cfg`]).
+    /// The cluster file as loaded; [`Ctx::cfg`] applies the state's day-2 changes again after
+    /// each change (applying them is idempotent, so a file that had them already is fine).
     file: LoadedConfig,
     pub state: State,
 }
@@ -66,8 +67,11 @@ impl<'a> Ctx<'a> {
                 store.dir.display()
             ))
         })?;
-        let file = config::load(&cfg.path)?;
-        Ok(Ctx { store, file, state })
+        Ok(Ctx {
+            store,
+            file: cfg.clone(),
+            state,
+        })
     }
 
     /// The cluster file with the day-2 changes applied: what the cluster is now.
@@ -82,8 +86,10 @@ impl<'a> Ctx<'a> {
         if let Some(n) = &self.state.day2.nodes {
             return n.clone();
         }
-        let spec = &self.cfg().spec;
-        spec.node_names()
+        // No day-2 node change yet: the file's nodes.
+        self.file
+            .spec
+            .node_names()
             .into_iter()
             .map(|name| NodeEntry {
                 name,
@@ -104,6 +110,11 @@ impl<'a> Ctx<'a> {
     pub fn inventory(&self) -> Result<acura_ha_api::model::Inventory, Error> {
         acura_ha_api::inventory::inventory(&self.cfg().spec, &self.state.resources)
             .map_err(Error::from)
+    }
+
+    /// Whether the provider made the hosts (then it deletes them) or they are the user's.
+    pub fn creates_hosts(&self) -> bool {
+        self.file.spec.provider_kind() != acura_ha_api::spec::ProviderKind::Static
     }
 
     pub fn ssh_options(&self) -> SshOptions {

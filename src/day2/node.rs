@@ -58,11 +58,6 @@ fn check_count(remaining: usize, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether the provider made the hosts (then it deletes them) or they are the user's.
-fn creates_hosts(ctx: &Ctx) -> bool {
-    ctx.cfg().spec.provider_kind() != ProviderKind::Static
-}
-
 /// The recorded host resource of `name` (`instance[..]`, `lab_host[..]`), if any is left.
 fn host_left(ctx: &Ctx, name: &str) -> bool {
     let suffix = format!("[{name}]");
@@ -165,7 +160,7 @@ async fn remove_one(
             cfg.spec.load_balancer.address.as_deref().unwrap_or("?")
         ),
     }
-    if creates_hosts(ctx) {
+    if ctx.creates_hosts() {
         say(
             "host",
             format!("deleting {name} ({} provider)", provider.kind().as_str()),
@@ -277,7 +272,7 @@ fn print_removal(ctx: &Ctx, live: &Live, name: &str) {
         LbKind::Cloud => println!("  - out of the cloud load balancer"),
         LbKind::External => println!("  - (your load balancer: take it out yourself)"),
     }
-    if creates_hosts(ctx) {
+    if ctx.creates_hosts() {
         println!("  - delete its host (VM and volume)");
     }
 }
@@ -453,7 +448,7 @@ async fn add_flow(
         };
         println!(
             "  - remove {r} ({why}): kubectl delete node, etcd member remove, out of the load balancer{}",
-            if creates_hosts(ctx) {
+            if ctx.creates_hosts() {
                 ", delete its host"
             } else {
                 ""
@@ -504,7 +499,7 @@ async fn add_flow(
     }
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
-    let inv = if creates_hosts(ctx) {
+    let inv = if ctx.creates_hosts() {
         let mut progress = Progress::new("provision");
         progress.update(format!("{new} ({} provider)", provider.kind().as_str()));
         let mut journal = StateJournal {

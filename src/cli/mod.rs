@@ -106,6 +106,21 @@ impl ClusterArgs {
     }
 }
 
+/// What every day-2 command takes: the cluster, `--yes`, `-K` and `--output`.
+#[derive(Debug, clap::Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Apply without asking (required when there is no terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: crate::output::Format,
+}
+
 /// The sudo password (the guide's `-K`): asked for, or from `ACURA_HA_BECOME_PASSWORD`.
 pub fn become_password(ask: bool) -> Result<Option<String>, Error> {
     if ask {

@@ -1,7 +1,7 @@
 //! `acura-ha node remove NAME | add | replace NAME`: the guide's "remove a dead node" and "add a
 //! new node", one command each.
 
-use super::{ClusterArgs, EXIT_OK};
+use super::{ChangeArgs, EXIT_OK};
 use crate::day2::node::{self, NodeOptions};
 use crate::error::Error;
 use crate::output::{self, Format};
@@ -17,20 +17,6 @@ pub enum What {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct Common {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// Apply without asking (required when there is no terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
-    #[arg(short = 'K', long)]
-    pub ask_become_pass: bool,
-    #[arg(long, value_enum, default_value_t)]
-    pub output: Format,
-}
-
-#[derive(Debug, clap::Args)]
 pub struct Remove {
     /// The node's name (as in `kubectl get nodes`)
     pub name: String,
@@ -38,7 +24,7 @@ pub struct Remove {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub common: Common,
+    pub common: ChangeArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +36,7 @@ pub struct Add {
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]
-    pub common: Common,
+    pub common: ChangeArgs,
 }
 
 pub fn exec(what: What) -> Result<u8, Error> {

@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::example;
 use common::lab::{Lab, ok, text};
+use common::{example, walk};
 use serde_json::Value;
 
 fn json_file(path: &std::path::Path) -> Value {
@@ -237,24 +237,6 @@ fn local_target_up_status_down() {
     let (state_json, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
     let state: Value = serde_json::from_str(&state_json).unwrap();
     assert_eq!(state["state"]["resources"].as_array().unwrap().len(), 0);
-}
-
-/// Every file under `dir` (state, logs, inventory, Ansible's own files).
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let meta = std::fs::symlink_metadata(&p);
-            if meta.as_ref().is_ok_and(|m| m.is_dir()) {
-                stack.push(p);
-            } else if meta.as_ref().is_ok_and(|m| m.is_file()) {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn pid_is_zombie(pid: &str) -> bool {

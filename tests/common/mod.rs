@@ -69,3 +69,21 @@ pub fn require_root(why: &str) {
         "this test needs root ({why}); run the suite as root, as .ci/run does"
     );
 }
+
+/// Every regular file under `dir`, symbolic links not followed.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p);
+            if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+                stack.push(p);
+            } else if meta.as_ref().is_ok_and(|m| m.is_file()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

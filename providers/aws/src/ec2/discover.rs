@@ -1,0 +1,90 @@
+//! Discovery: what carries the cluster's tags (instances, the security group, the key pair).
+
+use std::collections::BTreeMap;
+
+use acura_ha_api::model::{Kind, Recorded};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_ROLE};
+use aws_sdk_ec2::types::InstanceStateName;
+
+use super::filter;
+use crate::Clients;
+use crate::error;
+
+/// What carries the cluster's tags: instances, the security group, the imported key pair.
+pub(crate) async fn discover(
+    c: &Clients,
+    spec: &ClusterSpec,
+) -> Result<Vec<Recorded>, ProviderError> {
+    let mut out = Vec::new();
+    let tag = format!("tag:{TAG_CLUSTER}");
+    let instances = c
+        .ec2
+        .describe_instances()
+        .filters(filter(&tag, &spec.cluster.name))
+        .send()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))?;
+    for i in instances.reservations().iter().flat_map(|r| r.instances()) {
+        if matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated)
+        ) {
+            continue;
+        }
+        let tag_of = |k: &str| {
+            i.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .unwrap_or("")
+                .to_string()
+        };
+        let name = tag_of("Name");
+        let (kind, prefix) = if tag_of(TAG_ROLE) == "lb" {
+            (Kind::LbInstance, "lb_instance")
+        } else {
+            (Kind::Instance, "instance")
+        };
+        out.push(Recorded::found(
+            format!("{prefix}[{name}]"),
+            kind,
+            name,
+            i.instance_id().unwrap_or_default().to_string(),
+            BTreeMap::new(),
+        ));
+    }
+    let groups = c
+        .ec2
+        .describe_security_groups()
+        .filters(filter(&tag, &spec.cluster.name))
+        .send()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))?;
+    for g in groups.security_groups() {
+        out.push(Recorded::found(
+            "security_group".into(),
+            Kind::SecurityGroup,
+            g.group_name().unwrap_or_default().to_string(),
+            g.group_id().unwrap_or_default().to_string(),
+            BTreeMap::new(),
+        ));
+    }
+    let keys = c
+        .ec2
+        .describe_key_pairs()
+        .filters(filter(&tag, &spec.cluster.name))
+        .send()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("key pairs of the cluster"))?;
+    for k in keys.key_pairs() {
+        out.push(Recorded::found(
+            "key_pair".into(),
+            Kind::KeyPair,
+            k.key_name().unwrap_or_default().to_string(),
+            k.key_pair_id().unwrap_or_default().to_string(),
+            BTreeMap::new(),
+        ));
+    }
+    Ok(out)
+}

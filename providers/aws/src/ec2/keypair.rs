@@ -1,0 +1,97 @@
+//! The key pair: an existing one by name, or the user's public key imported.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use acura_ha_api::model::{Resource, Status};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::ClusterSpec;
+use aws_sdk_ec2::primitives::Blob;
+use aws_sdk_ec2::types::ResourceType;
+
+use super::{desired_one, tags};
+use crate::error;
+use crate::{Clients, SharedJournal, record};
+
+/// The key pair: an existing one by name, or the user's public key imported (or adopted when a
+/// key pair of the cluster's name already exists).
+pub(crate) async fn key_pair(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    base_dir: &Path,
+    journal: &SharedJournal<'_>,
+) -> Result<String, ProviderError> {
+    let aws = spec.aws.as_ref().expect("aws section");
+    let r = desired_one(desired, "key_pair").expect("a key pair is planned");
+    let name = r.name.clone();
+    let existing = c.ec2.describe_key_pairs().key_names(&name).send().await;
+    match existing {
+        Ok(out) if !out.key_pairs().is_empty() => {
+            if r.managed {
+                let id = out.key_pairs()[0]
+                    .key_pair_id()
+                    .unwrap_or(&name)
+                    .to_string();
+                record(journal, r, Status::Ready, Some(id), BTreeMap::new()).await?;
+            }
+            return Ok(name);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let e = error::ec2(e);
+            if !e.not_found() {
+                return Err(e.into_provider(&format!("key pair {name}")));
+            }
+        }
+    }
+    if !r.managed {
+        return Err(ProviderError::Cloud {
+            resource: format!("aws.key_name = {name}"),
+            message: "no such key pair in this region: create it, or set aws.public_key_file to import one".into(),
+            request_id: None,
+        });
+    }
+    let file = aws.public_key_file.as_deref().unwrap_or_default();
+    let path = expand(base_dir, file);
+    let material = std::fs::read(&path).map_err(|e| ProviderError::Cloud {
+        resource: format!("aws.public_key_file = {}", path.display()),
+        message: e.to_string(),
+        request_id: None,
+    })?;
+    record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
+    let out = c
+        .ec2
+        .import_key_pair()
+        .key_name(&name)
+        .public_key_material(Blob::new(material))
+        .tag_specifications(tags(spec, "key-pair", &name, ResourceType::KeyPair))
+        .send()
+        .await;
+    let id = match out {
+        Ok(o) => o.key_pair_id().unwrap_or(&name).to_string(),
+        Err(e) => {
+            let e = error::ec2(e);
+            if !e.is("InvalidKeyPair.Duplicate") {
+                return Err(e.into_provider(&format!("key pair {name}")));
+            }
+            name.clone()
+        }
+    };
+    record(journal, r, Status::Ready, Some(id), BTreeMap::new()).await?;
+    Ok(name)
+}
+
+fn expand(base: &Path, p: &str) -> std::path::PathBuf {
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return std::path::PathBuf::from(home).join(rest);
+    }
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}

@@ -1,0 +1,49 @@
+//! EC2: the network the cluster lands in, the instance type and image checks, the key pair, the
+//! security group and its rules, the instances, and their teardown — one module per resource,
+//! with the filter, tag and journal helpers they share here.
+
+mod discover;
+mod image;
+mod instances;
+mod keypair;
+mod network;
+mod node_removal;
+mod security_group;
+mod teardown;
+
+use acura_ha_api::model::{Recorded, Resource};
+use acura_ha_api::spec::ClusterSpec;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+use crate::SharedJournal;
+
+pub(crate) use discover::discover;
+pub(crate) use image::image;
+pub(crate) use instances::{check_instance_types, instances};
+pub(crate) use keypair::key_pair;
+pub(crate) use network::{Net, network};
+pub(crate) use node_removal::{leaving_nodes, remove_nodes};
+pub(crate) use security_group::security_group;
+pub(crate) use teardown::destroy;
+
+fn filter(name: &str, value: impl Into<String>) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn tags(spec: &ClusterSpec, role: &str, name: &str, rt: ResourceType) -> TagSpecification {
+    let mut b = TagSpecification::builder().resource_type(rt);
+    for (k, v) in spec.tags(role) {
+        b = b.tags(Tag::builder().key(k).value(v).build());
+    }
+    b.tags(Tag::builder().key("Name").value(name).build())
+        .build()
+}
+
+fn desired_one<'a>(desired: &'a [Resource], address: &str) -> Option<&'a Resource> {
+    desired.iter().find(|r| r.address == address)
+}
+
+/// Every record the journal holds.
+pub(crate) async fn journal_records(journal: &SharedJournal<'_>) -> Vec<Recorded> {
+    journal.lock().await.all()
+}

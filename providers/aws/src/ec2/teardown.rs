@@ -1,0 +1,152 @@
+//! Teardown: the instances terminated, then the security group and the key pair deleted; the
+//! termination (and its wait) that node removal shares.
+
+use std::time::Duration;
+
+use acura_ha_api::model::{Kind, Recorded};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::ClusterSpec;
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use backon::{ExponentialBuilder, Retryable};
+
+use super::journal_records;
+use crate::error::{self, CloudError};
+use crate::{Clients, SharedJournal, progress};
+
+/// Terminates the instances (one call), waits until they are gone (one describe per poll),
+/// then deletes the security group — retrying `DependencyViolation` while network interfaces
+/// are released — and the imported key pair. NotFound is done.
+pub(crate) async fn destroy(
+    c: &Clients,
+    _spec: &ClusterSpec,
+    journal: &SharedJournal<'_>,
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    let all = journal_records(journal).await;
+    let instances: Vec<&Recorded> = all
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance) && r.id.is_some())
+        .collect();
+    let ids: Vec<String> = instances.iter().filter_map(|r| r.id.clone()).collect();
+    terminate(c, &ids, quiet).await?;
+    for r in &instances {
+        journal.lock().await.forget(&r.address)?;
+    }
+    // Rules go with their group.
+    for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
+        journal.lock().await.forget(&r.address)?;
+    }
+    if let Some(sg) = all.iter().find(|r| r.kind == Kind::SecurityGroup) {
+        if let Some(id) = &sg.id {
+            progress(quiet, &format!("delete security group {id}"));
+            let delete = || async {
+                match c.ec2.delete_security_group().group_id(id).send().await {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let e = error::ec2(e);
+                        if e.not_found() { Ok(()) } else { Err(e) }
+                    }
+                }
+            };
+            delete
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_secs(1))
+                        .with_max_delay(Duration::from_secs(20))
+                        .with_max_times(40),
+                )
+                .when(|e: &CloudError| e.is("DependencyViolation") || e.is("InvalidGroup.InUse"))
+                .await
+                .map_err(|e| e.into_provider(&format!("security group {id}")))?;
+        }
+        journal.lock().await.forget(&sg.address)?;
+    }
+    if let Some(k) = all.iter().find(|r| r.kind == Kind::KeyPair) {
+        let out = c.ec2.delete_key_pair().key_name(&k.name).send().await;
+        if let Err(e) = out {
+            let e = error::ec2(e);
+            if !e.not_found() {
+                return Err(e.into_provider(&format!("key pair {}", k.name)));
+            }
+        }
+        journal.lock().await.forget(&k.address)?;
+    }
+    Ok(())
+}
+
+/// Terminates the instances (one call; NotFound is done) and waits until all are terminated:
+/// one describe for all of them per poll, with a progress line.
+pub(super) async fn terminate(
+    c: &Clients,
+    ids: &[String],
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    progress(quiet, &format!("terminate {} instances", ids.len()));
+    let call = |ids: Vec<String>| async move {
+        match c
+            .ec2
+            .terminate_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(false),
+            Err(e) => {
+                let e = error::ec2(e);
+                if e.not_found() {
+                    Ok(true)
+                } else {
+                    Err(e.into_provider("instances"))
+                }
+            }
+        }
+    };
+    // One unknown ID fails the whole call: then each on its own, so the others still go.
+    if call(ids.to_vec()).await? && ids.len() > 1 {
+        for id in ids {
+            call(vec![id.clone()]).await?;
+        }
+    }
+    crate::wait::until(
+        "instances terminated",
+        Duration::from_secs(900),
+        quiet,
+        || {
+            let ids = ids.to_vec();
+            async move {
+                let out = c
+                    .ec2
+                    .describe_instances()
+                    .filters(
+                        Filter::builder()
+                            .name("instance-id")
+                            .set_values(Some(ids))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| error::ec2(e).into_provider("instances"))?;
+                let left = out
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| {
+                        !matches!(
+                            i.state().and_then(|s| s.name()),
+                            Some(InstanceStateName::Terminated)
+                        )
+                    })
+                    .count();
+                Ok(if left == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{left} still shutting down"))
+                })
+            }
+        },
+    )
+    .await
+}

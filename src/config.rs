@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use acura_ha_api::spec::{ClusterSpec, Invalid};
 use toml::de::{DeTable, DeValue};
 
-use crate::error::Error;
-
 /// A parsed, valid cluster file.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -47,6 +45,8 @@ pub struct Problem {
 /// What kind of problem a file has (decides the error code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigErrorKind {
+    /// The file could not be read (its one problem says why).
+    Io,
     Syntax,
     Schema,
     Invalid,
@@ -64,6 +64,10 @@ impl std::error::Error for ConfigError {}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.kind == ConfigErrorKind::Io {
+            let why = self.problems.first().map(|p| p.message.as_str());
+            return write!(f, "cannot read {}: {}", self.file, why.unwrap_or("?"));
+        }
         for (i, p) in self.problems.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
@@ -89,6 +93,7 @@ impl std::fmt::Display for ConfigError {
 impl ConfigError {
     pub fn code(&self) -> &'static str {
         match self.kind {
+            ConfigErrorKind::Io => "AH001",
             ConfigErrorKind::Syntax => "AH101",
             ConfigErrorKind::Schema => "AH102",
             ConfigErrorKind::Invalid => "AH103",
@@ -101,10 +106,17 @@ impl ConfigError {
 }
 
 /// Reads and checks a cluster file.
-pub fn load(path: &Path) -> Result<LoadedConfig, Error> {
-    let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        kind: ConfigErrorKind::Io,
+        problems: vec![Problem {
+            line: 0,
+            col: 0,
+            message: e.to_string(),
+            source_line: String::new(),
+        }],
+        help: None,
     })?;
     let spec = parse(&path.display().to_string(), &source)?;
     let dir = match path.parent() {

@@ -44,3 +44,99 @@ pub fn json(value: &impl serde::Serialize) -> String {
     s.push('\n');
     s
 }
+
+/// A question was not answered `yes` (or could not be asked): nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct Refused(pub String);
+
+/// Asks before a destructive or costly change. The terminal prompt lives in the CLI; tests and
+/// `--yes` answer without one.
+pub trait Prompt: Send + Sync {
+    fn confirm(&self, question: &str) -> Result<(), Refused>;
+}
+
+/// Answers every question the same way: `--yes`, or a test's refusal.
+pub struct Answer(pub bool);
+
+impl Prompt for Answer {
+    fn confirm(&self, question: &str) -> Result<(), Refused> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err(Refused(format!("{} — not confirmed", question.trim())))
+        }
+    }
+}
+
+/// The one output path of a command, passed down from the CLI: the human account (plans,
+/// tables, summaries) goes to stdout as text — or to stderr when stdout carries the command's
+/// JSON document, so `acura-ha … --output json | jq` always parses. Progress lines and notes
+/// always go to stderr ([`crate::progress`]).
+pub struct Ui {
+    format: Format,
+    prompt: Box<dyn Prompt>,
+}
+
+impl Ui {
+    pub fn new(format: Format, prompt: Box<dyn Prompt>) -> Self {
+        Ui { format, prompt }
+    }
+
+    /// For tests and non-interactive callers: every question answered `yes`.
+    pub fn unattended(format: Format) -> Self {
+        Ui::new(format, Box::new(Answer(true)))
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// A line of the human account.
+    pub fn say(&self, line: impl std::fmt::Display) {
+        self.text(format_args!("{line}\n"));
+    }
+
+    /// Text of the human account as it is (no newline added).
+    pub fn text(&self, text: impl std::fmt::Display) {
+        use std::io::Write as _;
+        match self.format {
+            Format::Text => {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{text}");
+                let _ = out.flush();
+            }
+            Format::Json => {
+                let _ = write!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    /// A note or warning beside the account: always stderr.
+    pub fn note(&self, line: impl std::fmt::Display) {
+        eprintln!("{line}");
+    }
+
+    /// The command's result: its JSON document with `--output json`; in text mode the account
+    /// already said it.
+    pub fn result(&self, value: &impl serde::Serialize) {
+        if self.format == Format::Json {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(json(value).as_bytes());
+            let _ = out.flush();
+        }
+    }
+
+    /// The command's result, rendered as text or as JSON.
+    pub fn render<T: serde::Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
+        match self.format {
+            Format::Text => self.text(text(value)),
+            Format::Json => self.result(value),
+        }
+    }
+
+    pub fn confirm(&self, question: &str) -> Result<(), Refused> {
+        self.prompt.confirm(question)
+    }
+}

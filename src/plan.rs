@@ -2,7 +2,6 @@
 //! when a state exists, only the difference (create / keep / replace / delete).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use acura_ha_api::desired;
 use acura_ha_api::inventory;
@@ -11,7 +10,7 @@ use acura_ha_api::spec::{ClusterSpec, LbKind};
 use acura_ha_api::tables::{self, GUIDE_MINIMUMS, LISTENERS};
 use serde::Serialize;
 
-use crate::bootstrap::{inventory as ha_env, playbook};
+use crate::bootstrap::{Paths, ha_env, playbook};
 use crate::state::State;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,15 +100,6 @@ impl Plan {
 
 /// Placeholder for what the cloud assigns.
 pub const UNKNOWN: &str = "(known after apply)";
-
-/// Where the bootstrap's files go: the plan shows their real paths.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// The private key the inventory names.
-    pub key_file: Option<PathBuf>,
-    /// The `ha_env_file` the playbooks read.
-    pub inventory: PathBuf,
-}
 
 /// Builds the plan for `spec` against `state` (if any).
 pub fn build(spec: &ClusterSpec, state: Option<&State>, paths: &Paths) -> Plan {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use acura_ha_api::model::Recorded;
@@ -15,7 +15,85 @@ use acura_ha_api::provider::{Journal, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LoadedConfig;
-use crate::error::Error;
+use crate::files::{ClusterDir, FileError};
+use crate::files::{set_private, write_atomic};
+
+/// What can go wrong with a cluster's state file and its lock.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    File(#[from] FileError),
+
+    #[error("the state file {} is not valid: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+
+    #[error("the state file {} has schema version {found}; this acura-ha reads up to {supported}", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("the state file {} belongs to cluster {found:?}, not {expected:?}", path.display())]
+    OtherCluster {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+
+    #[error("the state of cluster {cluster:?} is locked: {info}")]
+    Locked {
+        cluster: String,
+        info: Box<LockInfo>,
+    },
+
+    #[error("the state of cluster {cluster:?} is not locked")]
+    NotLocked { cluster: String },
+
+    #[error("lock ID {given:?} does not match the lock held: {info}")]
+    LockMismatch { given: String, info: Box<LockInfo> },
+
+    #[error("the lock is held by a running process on this host: {info}")]
+    LockHolderAlive { info: Box<LockInfo> },
+}
+
+impl StateError {
+    /// The stable code printed as `error[AH…]`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StateError::File(e) => e.code(),
+            StateError::Corrupt { .. } => "AH200",
+            StateError::TooNew { .. } => "AH201",
+            StateError::OtherCluster { .. } => "AH202",
+            StateError::Locked { .. } => "AH210",
+            StateError::NotLocked { .. } => "AH211",
+            StateError::LockMismatch { .. } => "AH212",
+            StateError::LockHolderAlive { .. } => "AH213",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            StateError::Corrupt { .. } => Some(
+                "restore it from the `.bak` copy next to it, or, if the cluster was deleted, remove the file".into(),
+            ),
+            StateError::TooNew { .. } => Some("use a newer acura-ha".into()),
+            StateError::OtherCluster { .. } => Some(
+                "point --state-dir at this cluster's state, or check cluster.name in the cluster file".into(),
+            ),
+            StateError::Locked { info, .. } => Some(format!(
+                "wait for that run to finish; if it died, run `acura-ha state unlock {}`",
+                info.id
+            )),
+            StateError::LockHolderAlive { info } => Some(format!(
+                "process {} is still running: stop it first, or pass --force if you are sure it does not use this state",
+                info.pid
+            )),
+            _ => None,
+        }
+    }
+}
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -192,21 +270,21 @@ impl StateStore {
     }
 
     /// Files that belong to the cluster but not in the state (keys, logs, known_hosts).
-    pub fn cluster_dir(&self) -> PathBuf {
-        self.dir.join(&self.cluster)
+    pub fn cluster_dir(&self) -> ClusterDir {
+        ClusterDir::new(self.dir.join(&self.cluster))
     }
 
     /// The state, or `None` when the cluster has never been applied.
-    pub fn load(&self) -> Result<Option<State>, Error> {
+    pub fn load(&self) -> Result<Option<State>, StateError> {
         let path = self.state_path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Read { path, source }),
+            Err(source) => return Err(FileError::Read { path, source }.into()),
         };
         // Read the version first, so a newer schema gets a clear error, not a parse failure.
         let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::StateCorrupt {
+            serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
@@ -215,18 +293,18 @@ impl StateStore {
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as u32;
         if found > SCHEMA_VERSION {
-            return Err(Error::StateTooNew {
+            return Err(StateError::TooNew {
                 path,
                 found,
                 supported: SCHEMA_VERSION,
             });
         }
-        let state: State = serde_json::from_value(probe).map_err(|e| Error::StateCorrupt {
+        let state: State = serde_json::from_value(probe).map_err(|e| StateError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
         })?;
         if state.cluster != self.cluster {
-            return Err(Error::StateOtherCluster {
+            return Err(StateError::OtherCluster {
                 path,
                 found: state.cluster,
                 expected: self.cluster.clone(),
@@ -236,14 +314,14 @@ impl StateStore {
     }
 
     /// The state, or a new one (serial 0, nothing written yet) for a cluster never applied.
-    pub fn load_or_new(&self, provider: &str) -> Result<State, Error> {
+    pub fn load_or_new(&self, provider: &str) -> Result<State, StateError> {
         Ok(self
             .load()?
             .unwrap_or_else(|| State::new(&self.cluster, provider)))
     }
 
     /// Writes the state atomically with the next serial; the previous file becomes `.bak`.
-    pub fn save(&self, state: &mut State) -> Result<(), Error> {
+    pub fn save(&self, state: &mut State) -> Result<(), StateError> {
         self.ensure_dir()?;
         let path = self.state_path();
         state.serial += 1;
@@ -251,28 +329,23 @@ impl StateStore {
         text.push('\n');
         if path.exists() {
             let bak = path.with_extension("json.bak");
-            fs::copy(&path, &bak).map_err(|source| Error::Write {
-                path: bak.clone(),
-                source,
-            })?;
+            fs::copy(&path, &bak).map_err(FileError::write(&bak))?;
             set_private(&bak)?;
         }
-        write_atomic(&path, text.as_bytes())
+        Ok(write_atomic(&path, text.as_bytes())?)
     }
 
-    fn ensure_dir(&self) -> Result<(), Error> {
+    fn ensure_dir(&self) -> Result<(), StateError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| Error::Write {
-                path: self.dir.clone(),
-                source,
-            })
+            .map_err(FileError::write(&self.dir))?;
+        Ok(())
     }
 
     /// Takes the lock for `operation`, or says who holds it.
-    pub fn lock(&self, operation: &str) -> Result<LockGuard, Error> {
+    pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
         self.ensure_dir()?;
         let info = LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
@@ -295,17 +368,14 @@ impl StateStore {
                     let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
                     f.write_all(text.as_bytes())
                         .and_then(|_| f.sync_all())
-                        .map_err(|source| Error::Write {
-                            path: path.clone(),
-                            source,
-                        })?;
+                        .map_err(FileError::write(&path))?;
                     Ok(LockGuard {
                         path,
                         info: info.clone(),
                     })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held = self.read_lock()?.ok_or_else(|| Error::StateCorrupt {
+                    let held = self.read_lock()?.ok_or_else(|| StateError::Corrupt {
                         path: path.clone(),
                         message: "the lock file vanished while being read; try again".into(),
                     })?;
@@ -316,59 +386,53 @@ impl StateStore {
                             "note: removing a stale lock of cluster {:?} left by {held}: that process no longer runs",
                             self.cluster
                         );
-                        fs::remove_file(&path).map_err(|source| Error::Write {
-                            path: path.clone(),
-                            source,
-                        })?;
+                        fs::remove_file(&path).map_err(FileError::write(&path))?;
                         retried = true;
                         continue;
                     }
-                    Err(Error::Locked {
+                    Err(StateError::Locked {
                         cluster: self.cluster.clone(),
                         info: Box::new(held),
                     })
                 }
-                Err(source) => Err(Error::Write { path, source }),
+                Err(source) => Err(FileError::Write { path, source }.into()),
             };
         }
     }
 
-    pub fn read_lock(&self) -> Result<Option<LockInfo>, Error> {
+    pub fn read_lock(&self) -> Result<Option<LockInfo>, StateError> {
         let path = self.lock_path();
         match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| Error::StateCorrupt {
+                .map_err(|e| StateError::Corrupt {
                     path,
                     message: format!("lock file: {e}"),
                 }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Read { path, source }),
+            Err(source) => Err(FileError::Read { path, source }.into()),
         }
     }
 
     /// Removes a lock left by a run that died. The ID must match (as `terraform force-unlock`
     /// asks), and a holder still running on this host is refused unless `force`.
-    pub fn unlock(&self, id: &str, force: bool) -> Result<LockInfo, Error> {
-        let info = self.read_lock()?.ok_or_else(|| Error::NotLocked {
+    pub fn unlock(&self, id: &str, force: bool) -> Result<LockInfo, StateError> {
+        let info = self.read_lock()?.ok_or_else(|| StateError::NotLocked {
             cluster: self.cluster.clone(),
         })?;
         if info.id != id {
-            return Err(Error::LockMismatch {
+            return Err(StateError::LockMismatch {
                 given: id.to_string(),
                 info: Box::new(info),
             });
         }
         let this_host = gethostname::gethostname().to_string_lossy().into_owned();
         if !force && info.host == this_host && process_alive(info.pid) {
-            return Err(Error::LockHolderAlive {
+            return Err(StateError::LockHolderAlive {
                 info: Box::new(info),
             });
         }
-        fs::remove_file(self.lock_path()).map_err(|source| Error::Write {
-            path: self.lock_path(),
-            source,
-        })?;
+        fs::remove_file(self.lock_path()).map_err(FileError::write(&self.lock_path()))?;
         Ok(info)
     }
 }
@@ -430,35 +494,6 @@ impl Journal for StateJournal<'_> {
     }
 }
 
-/// Writes `bytes` to `path` through a 0600 temporary file in the same directory, fsyncs it,
-/// renames it over `path` and fsyncs the directory, so a crash leaves the old or the new file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let werr = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(werr)?;
-    tmp.write_all(bytes).map_err(werr)?;
-    tmp.as_file().sync_all().map_err(werr)?;
-    tmp.persist(path).map_err(|e| werr(e.error))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn set_private(path: &Path) -> Result<(), Error> {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -479,6 +514,7 @@ fn unsafe_uid() -> String {
 mod tests {
     use super::*;
     use acura_ha_api::model::{Kind, Status};
+    use std::os::unix::fs::PermissionsExt;
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -538,17 +574,17 @@ mod tests {
         let (_d, s) = store();
         let g = s.lock("up").unwrap();
         match s.lock("down") {
-            Err(Error::Locked { info, .. }) => assert_eq!(info.id, g.info.id),
+            Err(StateError::Locked { info, .. }) => assert_eq!(info.id, g.info.id),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             s.unlock("wrong", false),
-            Err(Error::LockMismatch { .. })
+            Err(StateError::LockMismatch { .. })
         ));
         // Our own pid is alive on this host: refused without --force.
         assert!(matches!(
             s.unlock(&g.info.id, false),
-            Err(Error::LockHolderAlive { .. })
+            Err(StateError::LockHolderAlive { .. })
         ));
         s.unlock(&g.info.id, true).unwrap();
         assert!(s.read_lock().unwrap().is_none());
@@ -583,7 +619,7 @@ mod tests {
             serde_json::to_string(&dead("elsewhere")).unwrap(),
         )
         .unwrap();
-        assert!(matches!(s.lock("up"), Err(Error::Locked { .. })));
+        assert!(matches!(s.lock("up"), Err(StateError::Locked { .. })));
     }
 
     #[test]
@@ -593,13 +629,13 @@ mod tests {
         fs::write(s.state_path(), r#"{"schema_version": 99}"#).unwrap();
         assert!(matches!(
             s.load(),
-            Err(Error::StateTooNew { found: 99, .. })
+            Err(StateError::TooNew { found: 99, .. })
         ));
         let mut other = State::new("other", "aws");
         other.serial = 1;
         fs::write(s.state_path(), serde_json::to_string(&other).unwrap()).unwrap();
-        assert!(matches!(s.load(), Err(Error::StateOtherCluster { .. })));
+        assert!(matches!(s.load(), Err(StateError::OtherCluster { .. })));
         fs::write(s.state_path(), "{not json").unwrap();
-        assert!(matches!(s.load(), Err(Error::StateCorrupt { .. })));
+        assert!(matches!(s.load(), Err(StateError::Corrupt { .. })));
     }
 }

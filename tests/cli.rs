@@ -17,7 +17,11 @@ use predicates::str::contains;
 fn applied_state(config: &Path, state_dir: &Path) -> (StateStore, State) {
     let cfg = load(config).unwrap();
     let store = StateStore::for_config(&cfg, Some(state_dir));
-    let p = plan::build(&cfg.spec, None, &acura_ha::bootstrap::paths(&cfg, &store));
+    let p = plan::build(
+        &cfg.spec,
+        None,
+        &acura_ha::bootstrap::paths(&cfg, &store.cluster_dir()),
+    );
     let mut st = State::new(&cfg.spec.cluster.name, p.provider);
     for c in p.resources.iter().filter(|c| c.action == Action::Create) {
         st.resources.push(Recorded {
@@ -115,7 +119,7 @@ fn plan_diff_shows_replace_and_delete() {
     std::fs::write(&cfg_path, text).unwrap();
 
     let cfg = load(&cfg_path).unwrap();
-    let paths = acura_ha::bootstrap::paths(&cfg, &store);
+    let paths = acura_ha::bootstrap::paths(&cfg, &store.cluster_dir());
     let p = plan::build(&cfg.spec, store.load().unwrap().as_ref(), &paths);
     let action = |addr: &str| {
         p.resources
@@ -432,4 +436,47 @@ fn day2_commands_need_a_state_and_follow_the_node_set_it_records() {
     assert!(inv.contains(&names[0]) && inv.contains(&names[1]), "{inv}");
     assert!(!inv.contains(&names[2]), "{inv}");
     assert!(inv.contains("added-4 ansible_ssh_host=192.0.2.44"), "{inv}");
+}
+
+/// Every command with `--output json` writes exactly one JSON document to stdout, whatever it
+/// also tells the human (that goes to stderr): `acura-ha … --output json | jq` always parses.
+/// The day-2 commands and `up` are piped the same way in the end-to-end tests (they need hosts).
+#[test]
+fn every_json_output_is_one_document_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = copy_example("static.toml", dir.path());
+    // Loopback addresses: `status` may knock, and tests only send traffic to loopback.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("192.0.2.", "127.0.0.");
+    std::fs::write(&cfg, text).unwrap();
+    let st_dir = dir.path().join("state");
+    applied_state(&cfg, &st_dir);
+    let runs: [(&[&str], i32); 5] = [
+        (&["plan"], 0),
+        (&["render", "security-group"], 0),
+        (&["state", "show"], 0),
+        (&["status"], 3),
+        (&["down", "--yes"], 0),
+    ];
+    for (args, code) in runs {
+        let out = acura_ha()
+            .args(args)
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(&st_dir)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&out.stdout);
+        assert!(
+            parsed.is_ok(),
+            "{args:?}: stdout is not one JSON document: {:?}\nstdout:\n{}",
+            parsed.err(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }

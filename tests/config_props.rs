@@ -16,7 +16,7 @@ fn check(source: &str) {
     match parse("fuzz.toml", source) {
         Ok(spec) => {
             // A valid file must also plan without panicking.
-            let paths = plan::Paths {
+            let paths = acura_ha::bootstrap::Paths {
                 key_file: None,
                 inventory: "ha_env_file".into(),
             };

@@ -271,11 +271,22 @@ fn update_remove_add_replace_on_real_etcd() {
     assert_eq!(overlay_list(&lab, &n[0]), DR_OVERLAYS);
 
     // update: the real store gets the new list, the playbook gets it and update_cluster=true.
-    let (out, err) = ok(&lab.run(&["update", "--add-overlay", EXTRA, "--yes"]));
-    assert!(out.contains(&format!("+ {EXTRA}")), "{out}");
+    // With --output json, stdout is the report alone; the account of the change is on stderr.
+    let (out, err) = ok(&lab.run(&[
+        "update",
+        "--add-overlay",
+        EXTRA,
+        "--yes",
+        "--output",
+        "json",
+    ]));
+    assert!(err.contains(&format!("+ {EXTRA}")), "{err}");
     assert!(err.contains("ha-acura"), "{err}");
     let mut want: Vec<String> = DR_OVERLAYS.iter().map(|s| s.to_string()).collect();
     want.push(EXTRA.into());
+    let report: Value = serde_json::from_str(&out).expect("update --output json: one document");
+    assert_eq!(report["after"], serde_json::json!(want), "{out}");
+    assert_eq!(report["written"], true, "{out}");
     assert_eq!(overlay_list(&lab, &n[0]), want);
     for (host, _) in &n[..3] {
         let rec: Value = serde_json::from_str(
@@ -310,10 +321,12 @@ fn update_remove_add_replace_on_real_etcd() {
         "{}",
         text(&refused).1
     );
-    let (out, err) = ok(&lab.run(&["node", "remove", &n[1].0, "--yes"]));
+    let (out, err) = ok(&lab.run(&["node", "remove", &n[1].0, "--yes", "--output", "json"]));
     assert!(err.contains("member remove"), "{err}");
     assert!(err.contains("even count"), "2 members left is said: {err}");
-    assert!(out.contains("removed"), "{out}");
+    assert!(err.contains("removed"), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("node remove --output json");
+    assert_eq!(report["removed"], serde_json::json!([n[1].0]), "{out}");
     assert_eq!(
         member_names(&lab, &n[0]),
         [n[0].0.clone(), n[2].0.clone()].into_iter().collect()
@@ -332,10 +345,12 @@ fn update_remove_add_replace_on_real_etcd() {
 
     // node add: a new host, a new real etcd member, in the load balancer; secrets nowhere.
     let watch = CmdlineWatch::start();
-    let added = lab.run(&["node", "add", "--yes"]);
+    let added = lab.run(&["node", "add", "--yes", "--output", "json"]);
     let cmdlines = watch.finish();
     let (out, err) = ok(&added);
-    assert!(out.contains(&format!("{} joined", n[3].0)), "{out}");
+    assert!(err.contains(&format!("{} joined", n[3].0)), "{err}");
+    let report: Value = serde_json::from_str(&out).expect("node add --output json");
+    assert_eq!(report["added"], serde_json::json!([n[3].0]), "{out}");
     assert_eq!(
         member_names(&lab, &n[0]),
         [n[0].0.clone(), n[2].0.clone(), n[3].0.clone()]

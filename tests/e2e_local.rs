@@ -161,8 +161,10 @@ fn local_target_up_status_down() {
     );
     let plan = lab.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
-    let (again, _) = ok(&lab.run(&["up", "--yes"]));
-    assert!(again.contains("Nothing to do"), "{again}");
+    let (again, told) = ok(&lab.run(&["up", "--yes", "--output", "json"]));
+    assert!(told.contains("Nothing to do"), "{told}");
+    let report: Value = serde_json::from_str(&again).expect("up --output json: one document");
+    assert_eq!(report["changed"], false, "{again}");
 
     // status: every host answers, Kubernetes (the stand-in) is Ready, every TCP listener accepts.
     let (status_json, _) = ok(&lab.run(&["status", "--output", "json"]));

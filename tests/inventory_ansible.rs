@@ -94,7 +94,7 @@ fn local_inventory_names_the_generated_key() {
 
 #[test]
 fn a_key_path_with_spaces_survives_the_ini_parser() {
-    use acura_ha::bootstrap::inventory::render;
+    use acura_ha::bootstrap::ha_env::render;
     use acura_ha_api::model::Host;
     let hosts = vec![Host {
         name: "n-1".into(),

@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use super::playbook::PlaybookRun;
+use crate::files::ClusterDir;
 use crate::state::now_rfc3339;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,19 +64,8 @@ pub struct Workspace {
     /// The archive's root (holds `requirements.txt`, `ansible/`, `overlay/`).
     pub archive: PathBuf,
     pub venv: PathBuf,
-    /// The cluster's private directory: logs, the inventory, Ansible's own files.
-    pub cluster_dir: PathBuf,
-    pub known_hosts: PathBuf,
-}
-
-impl Workspace {
-    pub fn logs(&self) -> PathBuf {
-        self.cluster_dir.join("logs")
-    }
-
-    pub fn inventory(&self) -> PathBuf {
-        self.cluster_dir.join(acura_ha_api::tables::HA_ENV_FILE)
-    }
+    /// The cluster's private directory: logs, the inventory, pins, Ansible's own files.
+    pub dir: ClusterDir,
 }
 
 /// The folder to run from: a folder archive as it is; a `.tar.gz` unpacked once into the
@@ -265,7 +255,7 @@ pub async fn run_playbook(
     label: &str,
     quiet: bool,
 ) -> Result<(), AnsibleError> {
-    let logs = ws.logs();
+    let logs = ws.dir.logs();
     std::fs::create_dir_all(&logs)
         .map_err(|e| AnsibleError::Io(format!("{}: {e}", logs.display())))?;
     let log_path = logs.join(format!("{}-{label}.log", now_rfc3339().replace(':', "")));
@@ -275,9 +265,7 @@ pub async fn run_playbook(
     let _secret_file = if secrets.0.is_empty() {
         None
     } else {
-        let path = ws
-            .cluster_dir
-            .join(format!(".secret-vars-{}.json", std::process::id()));
+        let path = ws.dir.secret_vars_file();
         let map: serde_json::Map<String, serde_json::Value> = secrets
             .0
             .iter()
@@ -295,8 +283,8 @@ pub async fn run_playbook(
     };
     let program = ws.venv.join("bin").join(&argv[0]);
     let _ = writeln!(log, "# {} (cwd {})\n", argv.join(" "), ws.archive.display());
-    let ansible_home = ws.cluster_dir.join("ansible");
-    let cp = ws.cluster_dir.join("cp");
+    let ansible_home = ws.dir.ansible_home();
+    let cp = ws.dir.control_sockets();
     std::fs::create_dir_all(&cp).map_err(|e| AnsibleError::Io(e.to_string()))?;
     let mut child = Command::new(&program)
         .args(&argv[1..])
@@ -313,7 +301,7 @@ pub async fn run_playbook(
             "ANSIBLE_SSH_ARGS",
             format!(
                 "-o ControlMaster=auto -o ControlPersist=30s -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-                ws.known_hosts.display()
+                ws.dir.known_hosts().display()
             ),
         )
         .env("PYTHONUNBUFFERED", "1")

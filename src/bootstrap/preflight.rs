@@ -323,3 +323,105 @@ pub fn table(reports: &[HostReport]) -> String {
     }
     out
 }
+
+/// Logs in to every host as the cluster's SSH user, waiting up to the file's `ssh_wait_secs`
+/// (a host may still be booting), with a progress line.
+pub async fn login(
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    opts: &SshOptions,
+    quiet: bool,
+) -> Result<Pool, super::BootstrapError> {
+    let users: Vec<(Host, String)> = hosts
+        .iter()
+        .map(|(h, _)| (h.clone(), spec.access.ssh_user.clone()))
+        .collect();
+    let mut progress = Progress::new("ssh").quiet(quiet);
+    connect_all(
+        &users,
+        opts,
+        Duration::from_secs(spec.ssh_wait_secs()),
+        &mut progress,
+    )
+    .await
+    .map_err(super::BootstrapError::Unreachable)
+}
+
+/// What each host is checked against: the node minimums, or next to nothing for the NGINX host.
+pub fn expectations(
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    become_password: bool,
+) -> Vec<(Host, &'static str, Expectations)> {
+    let dns_name = spec
+        .preflight
+        .dns_name
+        .clone()
+        .unwrap_or_else(|| "archive.ubuntu.com".into());
+    hosts
+        .iter()
+        .map(|(h, role)| {
+            let minimums = if *role == "node" {
+                spec.minimums()
+            } else {
+                // The LB host runs NGINX only: the node minimums do not apply to it.
+                acura_ha_api::tables::NodeMinimums {
+                    root_gb: 1,
+                    single_partition: false,
+                    ram_gb: 1,
+                    vcpus: 1,
+                }
+            };
+            (
+                h.clone(),
+                *role,
+                Expectations {
+                    minimums,
+                    os: spec.accepted_os(),
+                    dns_name: dns_name.clone(),
+                    hostname: Some(h.name.clone()),
+                    become_password,
+                },
+            )
+        })
+        .collect()
+}
+
+/// How long the checks of all hosts may take together.
+const CHECK_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Checks every host of `pool` against its expectations, changing nothing; the reports.
+pub async fn check_all(
+    pool: &Pool,
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    become_password: bool,
+    quiet: bool,
+) -> Vec<HostReport> {
+    let checks = expectations(spec, hosts, become_password);
+    let mut progress = Progress::new("preflight").quiet(quiet);
+    run(pool, &checks, CHECK_DEADLINE, &mut progress).await
+}
+
+/// The preflight step of `up` and `node add`: check, show the table, and fail on any host that
+/// does not pass.
+pub async fn gate(
+    pool: &Pool,
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    become_password: bool,
+    ui: &crate::output::Ui,
+) -> Result<(), super::BootstrapError> {
+    let reports = check_all(pool, spec, hosts, become_password, false).await;
+    ui.say(format_args!("\n{}", table(&reports)));
+    let failed: Vec<&str> = reports
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| r.host.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(super::BootstrapError::Preflight(failed.join(", ")))
+    }
+}

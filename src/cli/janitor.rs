@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use super::{ClusterArgs, EXIT_OK};
-use crate::engine;
+use super::{ClusterArgs, EXIT_OK, OutputArgs, YesArg};
+use crate::engine::janitor;
 use crate::error::Error;
-use crate::output::{self, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,11 +18,10 @@ pub struct Args {
     /// Only clusters whose resources carry this tag (repeatable)
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tag: Vec<(String, String)>,
-    /// Delete without asking (required when there is no terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    #[arg(long, value_enum, default_value_t)]
-    pub output: Format,
+    #[command(flatten)]
+    pub yes: YesArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -35,15 +33,14 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 pub fn exec(args: Args) -> Result<u8, Error> {
     let (cfg, store) = args.cluster.load()?;
-    let found = super::block_on(engine::janitor(
+    let ui = args.output.ui_asking(args.yes);
+    let found = super::block_on(janitor::janitor(
         &cfg,
         &store,
         args.older_than,
         &args.tag,
-        args.yes,
+        &ui,
     ))?;
-    if args.output == Format::Json {
-        print!("{}", output::json(&found));
-    }
+    ui.result(&found);
     Ok(EXIT_OK)
 }

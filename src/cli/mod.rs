@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, LoadedConfig};
 use crate::error::Error;
+use crate::output::{Format, Ui};
 use crate::state::StateStore;
 
 mod completions;
@@ -16,6 +17,7 @@ mod janitor;
 mod node;
 mod plan;
 mod preflight;
+mod prompt;
 mod render;
 mod state;
 mod status;
@@ -106,29 +108,74 @@ impl ClusterArgs {
     }
 }
 
+/// `--yes`: for every command that changes or deletes something.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct YesArg {
+    /// Apply without asking (required when there is no terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `-K`: the sudo password of the SSH user.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct BecomeArgs {
+    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
+}
+
+impl BecomeArgs {
+    /// The sudo password (the guide's `-K`): asked for, or from `ACURA_HA_BECOME_PASSWORD`.
+    pub fn password(&self) -> Result<Option<String>, Error> {
+        if self.ask_become_pass {
+            rpassword::prompt_password("BECOME password: ")
+                .map(Some)
+                .map_err(|e| Error::refused(format!("cannot read the become password: {e}")))
+        } else {
+            Ok(std::env::var("ACURA_HA_BECOME_PASSWORD").ok())
+        }
+    }
+}
+
+/// `--output text|json`: the command's result on stdout; human progress on stderr.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct OutputArgs {
+    /// The result as text, or as one JSON document on stdout (progress stays on stderr)
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+impl OutputArgs {
+    /// The output path for a command that never asks.
+    pub fn ui(&self) -> Ui {
+        self.ui_asking(YesArg { yes: false })
+    }
+
+    /// The output path for a command that asks before changing (answered by `--yes`).
+    pub fn ui_asking(&self, yes: YesArg) -> Ui {
+        Ui::new(
+            self.output,
+            Box::new(prompt::TerminalPrompt { yes: yes.yes }),
+        )
+    }
+}
+
 /// What every day-2 command takes: the cluster, `--yes`, `-K` and `--output`.
 #[derive(Debug, clap::Args)]
 pub struct ChangeArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Apply without asking (required when there is no terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
-    #[arg(short = 'K', long)]
-    pub ask_become_pass: bool,
-    #[arg(long, value_enum, default_value_t)]
-    pub output: crate::output::Format,
+    #[command(flatten)]
+    pub yes: YesArg,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-/// The sudo password (the guide's `-K`): asked for, or from `ACURA_HA_BECOME_PASSWORD`.
-pub fn become_password(ask: bool) -> Result<Option<String>, Error> {
-    if ask {
-        rpassword::prompt_password("BECOME password: ")
-            .map(Some)
-            .map_err(|e| Error::Refused(format!("cannot read the become password: {e}")))
-    } else {
-        Ok(std::env::var("ACURA_HA_BECOME_PASSWORD").ok())
+impl ChangeArgs {
+    pub fn ui(&self) -> Ui {
+        self.output.ui_asking(self.yes)
     }
 }
 

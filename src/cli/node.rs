@@ -4,7 +4,6 @@
 use super::{ChangeArgs, EXIT_OK};
 use crate::day2::node::{self, NodeOptions};
 use crate::error::Error;
-use crate::output::{self, Format};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum What {
@@ -45,29 +44,28 @@ pub fn exec(what: What) -> Result<u8, Error> {
         What::Add(a) => &a.common,
     };
     let (cfg, store) = common.cluster.load()?;
+    let ui = common.ui();
     let mut opts = NodeOptions {
-        yes: common.yes,
-        become_password: super::become_password(common.ask_become_pass)?,
+        become_password: common.become_.password()?,
         ..NodeOptions::default()
     };
-    let format = common.output;
-    let report = match &what {
-        What::Remove(r) => {
-            opts.force = r.force;
-            super::block_on(node::remove(&cfg, &store, &r.name, &opts))?
-        }
-        What::Replace(r) => {
-            opts.force = r.force;
-            super::block_on(node::replace(&cfg, &store, &r.name, &opts))?
-        }
-        What::Add(a) => {
-            opts.address = a.address;
-            opts.name = a.name.clone();
-            super::block_on(node::add(&cfg, &store, &opts))?
-        }
-    };
-    if format == Format::Json {
-        print!("{}", output::json(&report));
-    }
+    let report = super::block_on(async {
+        Ok(match &what {
+            What::Remove(r) => {
+                opts.force = r.force;
+                node::remove(&cfg, &store, &r.name, &opts, &ui).await?
+            }
+            What::Replace(r) => {
+                opts.force = r.force;
+                node::replace(&cfg, &store, &r.name, &opts, &ui).await?
+            }
+            What::Add(a) => {
+                opts.address = a.address;
+                opts.name = a.name.clone();
+                node::add(&cfg, &store, &opts, &ui).await?
+            }
+        })
+    })?;
+    ui.result(&report);
     Ok(EXIT_OK)
 }

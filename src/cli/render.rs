@@ -6,10 +6,10 @@ use acura_ha_api::desired::{RuleSource, ingress_rules};
 use acura_ha_nginx::NginxOptions;
 use serde::Serialize;
 
-use super::{ClusterArgs, EXIT_OK};
+use super::{ClusterArgs, EXIT_OK, OutputArgs};
 use crate::bootstrap;
 use crate::error::Error;
-use crate::output::{self, Format};
+use crate::output;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum What {
@@ -30,8 +30,8 @@ pub enum What {
     SecurityGroup {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long, value_enum, default_value_t)]
-        output: Format,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -63,10 +63,10 @@ pub fn exec(what: What) -> Result<u8, Error> {
         What::Inventory { cluster } => {
             let (cfg, store) = cluster.load()?;
             let inv = crate::engine::known_inventory(&cfg, &store)?;
-            let key = bootstrap::key_file(&cfg, &store);
+            let key = bootstrap::key_file(&cfg, &store.cluster_dir());
             print!(
                 "{}",
-                bootstrap::inventory::render(&cfg.spec.cluster.name, &inv.nodes, key.as_deref())
+                bootstrap::ha_env::render(&cfg.spec.cluster.name, &inv.nodes, key.as_deref())
             );
         }
         What::SecurityGroup { cluster, output } => {
@@ -91,30 +91,24 @@ pub fn exec(what: What) -> Result<u8, Error> {
                     row
                 })
                 .collect();
-            match output {
-                Format::Json => print!("{}", output::json(&rows)),
-                Format::Text => {
-                    let table: Vec<Vec<String>> = rows
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                r.ether_type.to_string(),
-                                r.protocol.to_uppercase(),
-                                r.ports.clone(),
-                                r.source.clone(),
-                                r.description.to_string(),
-                            ]
-                        })
-                        .collect();
-                    print!(
-                        "{}",
-                        output::table(
-                            &["ETHER", "PROTOCOL", "PORTS", "SOURCE", "DESCRIPTION"],
-                            &table
-                        )
-                    );
-                }
-            }
+            output.ui().render(&rows, |rows| {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.ether_type.to_string(),
+                            r.protocol.to_uppercase(),
+                            r.ports.clone(),
+                            r.source.clone(),
+                            r.description.to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["ETHER", "PROTOCOL", "PORTS", "SOURCE", "DESCRIPTION"],
+                    &table,
+                )
+            });
         }
     }
     Ok(EXIT_OK)

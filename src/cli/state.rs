@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{ClusterArgs, EXIT_OK};
+use super::{ClusterArgs, EXIT_OK, OutputArgs};
 use crate::error::Error;
 use crate::output::{self, Format};
 use crate::state::{LockInfo, State};
@@ -13,8 +13,8 @@ pub enum What {
     Show {
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long, value_enum, default_value_t)]
-        output: Format,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Remove the lock a dead run left behind (as `terraform force-unlock`)
     Unlock {
@@ -42,7 +42,7 @@ pub fn exec(what: What) -> Result<u8, Error> {
             let state = store.load()?;
             let lock = store.read_lock()?;
             let path = store.state_path().display().to_string();
-            match output {
+            match output.output {
                 Format::Json => print!(
                     "{}",
                     output::json(&Shown {

@@ -1,31 +1,45 @@
-//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K]`
+//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json]`
 
-use super::{ClusterArgs, EXIT_OK};
-use crate::engine::{self, Only, UpOptions};
+use super::{BecomeArgs, ClusterArgs, EXIT_OK, OutputArgs, YesArg};
+use crate::engine::up::{self, Stages, UpOptions};
 use crate::error::Error;
+
+/// `up --only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The cloud resources (or lab hosts), then stop.
+    Provision,
+    /// Everything after provisioning: SSH, preflight, NGINX, playbooks, post-checks.
+    Bootstrap,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// Apply without asking (required when there is no terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub yes: YesArg,
     /// Do only the cloud resources, or only what comes after them
     #[arg(long, value_enum)]
     pub only: Option<Only>,
-    /// Ask for the sudo password of the SSH user (the guide's -K); or set ACURA_HA_BECOME_PASSWORD
-    #[arg(short = 'K', long)]
-    pub ask_become_pass: bool,
+    #[command(flatten)]
+    pub become_: BecomeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn exec(args: Args) -> Result<u8, Error> {
     let (cfg, store) = args.cluster.load()?;
-    let become_password = super::become_password(args.ask_become_pass)?;
     let opts = UpOptions {
-        yes: args.yes,
-        only: args.only,
-        become_password,
+        stages: match args.only {
+            None => Stages::All,
+            Some(Only::Provision) => Stages::ProvisionOnly,
+            Some(Only::Bootstrap) => Stages::BootstrapOnly,
+        },
+        become_password: args.become_.password()?,
     };
-    super::block_on(async { engine::up(&cfg, &store, &opts).await.map(|_| EXIT_OK) })
+    let ui = args.output.ui_asking(args.yes);
+    let report = super::block_on(up::up(&cfg, &store, &opts, &ui))?;
+    ui.result(&report);
+    Ok(EXIT_OK)
 }

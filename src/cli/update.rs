@@ -1,9 +1,8 @@
-//! `acura-ha update -c FILE [--add-overlay X]... [--remove-overlay Y]... [--yes] [-K]`
+//! `acura-ha update -c FILE [--add-overlay X]... [--remove-overlay Y]... [--yes] [-K] [--output json]`
 
 use super::{ChangeArgs, EXIT_OK};
 use crate::day2::update::{self, UpdateOptions};
 use crate::error::Error;
-use crate::output::{self, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -19,15 +18,15 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<u8, Error> {
     let (cfg, store) = args.common.cluster.load()?;
-    let become_password = super::become_password(args.common.ask_become_pass)?;
+    let become_password = args.common.become_.password()?;
+    let ui = args.common.ui();
     let opts = UpdateOptions {
         add: args.add,
         remove: args.remove,
-        yes: args.common.yes,
     };
-    let report = super::block_on(update::update(&cfg, &store, &opts, become_password))?;
-    if args.common.output == Format::Json {
-        print!("{}", output::json(&report));
-    }
+    let report = super::block_on(async {
+        Ok(update::update(&cfg, &store, &opts, become_password, &ui).await?)
+    })?;
+    ui.result(&report);
     Ok(EXIT_OK)
 }

@@ -3,9 +3,12 @@
 //! balancer kept in step and every change recorded in the state so an interrupted command
 //! resumes where it stopped.
 
+pub mod error;
 pub mod kube;
 pub mod node;
 pub mod update;
+
+pub use error::Day2Error;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,33 +18,12 @@ use acura_ha_api::tables;
 
 use crate::bootstrap::postcheck::{self, ClusterHealth};
 use crate::bootstrap::preflight::Pool;
-use crate::bootstrap::ssh::{Session, SshError, SshOptions, Target};
-use crate::bootstrap::{self, inventory as ha_env};
+use crate::bootstrap::ssh::{Session, SshOptions, Target};
+use crate::bootstrap::{self, ha_env};
 use crate::config::LoadedConfig;
-use crate::error::Error;
+use crate::files::write_atomic;
 use crate::plan::{self, StepAction};
-use crate::state::{NodeEntry, State, StateStore, StepRecord, now_rfc3339, write_atomic};
-
-/// A day-2 step that failed on a host.
-#[derive(Debug, thiserror::Error)]
-pub enum Day2Error {
-    #[error("{0}")]
-    Ssh(#[from] SshError),
-    #[error("{step} on {host} failed: {message}")]
-    Command {
-        host: String,
-        step: String,
-        message: String,
-    },
-    #[error("{step} on {host}: cannot read the output: {message}")]
-    Parse {
-        host: String,
-        step: String,
-        message: String,
-    },
-    #[error("no live node answers (tried {tried}): {why}")]
-    NoLiveNode { tried: String, why: String },
-}
+use crate::state::{NodeEntry, State, StateStore, StepRecord, now_rfc3339};
 
 /// Prints one step: what, and on which host.
 pub fn say(step: &str, message: impl AsRef<str>) {
@@ -59,9 +41,9 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// Loads the state under the caller's lock. A cluster never applied has nothing to change.
-    pub fn open(cfg: &LoadedConfig, store: &'a StateStore) -> Result<Self, Error> {
+    pub fn open(cfg: &LoadedConfig, store: &'a StateStore) -> Result<Self, Day2Error> {
         let state = store.load()?.ok_or_else(|| {
-            Error::Usage(format!(
+            Day2Error::Usage(format!(
                 "cluster {:?} has no state in {}: run `acura-ha up` first",
                 cfg.spec.cluster.name,
                 store.dir.display()
@@ -102,14 +84,16 @@ impl<'a> Ctx<'a> {
         self.state.day2.nodes = Some(nodes);
     }
 
-    pub fn save(&mut self) -> Result<(), Error> {
-        self.store.save(&mut self.state)
+    pub fn save(&mut self) -> Result<(), Day2Error> {
+        Ok(self.store.save(&mut self.state)?)
     }
 
     /// The hosts as the state knows them now.
-    pub fn inventory(&self) -> Result<acura_ha_api::model::Inventory, Error> {
-        acura_ha_api::inventory::inventory(&self.cfg().spec, &self.state.resources)
-            .map_err(Error::from)
+    pub fn inventory(&self) -> Result<acura_ha_api::model::Inventory, Day2Error> {
+        Ok(acura_ha_api::inventory::inventory(
+            &self.cfg().spec,
+            &self.state.resources,
+        )?)
     }
 
     /// Whether the provider made the hosts (then it deletes them) or they are the user's.
@@ -118,30 +102,22 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn ssh_options(&self) -> SshOptions {
-        crate::engine::ssh_options(&self.cfg(), self.store)
+        bootstrap::ssh_options(&self.cfg(), &self.store.cluster_dir())
     }
 
     /// After a change: rewrites the `ha_env_file` for the current nodes and brings the recorded
     /// bootstrap steps up to date, so `plan` shows no change for what this command did.
-    pub fn settle(&mut self) -> Result<(), Error> {
+    pub fn settle(&mut self) -> Result<(), Day2Error> {
         let cfg = self.cfg();
         let inv = self.inventory()?;
         let dir = self.store.cluster_dir();
-        let path = dir.join(tables::HA_ENV_FILE);
-        let key = bootstrap::key_file(&cfg, self.store);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
-            path: dir.clone(),
-            source,
-        })?;
+        let key = bootstrap::key_file(&cfg, &dir);
+        dir.create()?;
         write_atomic(
-            &path,
+            &dir.ha_env_file(),
             ha_env::render(&cfg.spec.cluster.name, &inv.nodes, key.as_deref()).as_bytes(),
         )?;
-        let p = plan::build(
-            &cfg.spec,
-            Some(&self.state),
-            &bootstrap::paths(&cfg, self.store),
-        );
+        let p = plan::build(&cfg.spec, Some(&self.state), &bootstrap::paths(&cfg, &dir));
         for s in &p.bootstrap {
             if s.action == StepAction::Run && self.state.steps.contains_key(s.id) {
                 self.state.steps.insert(
@@ -210,7 +186,7 @@ pub async fn live_node(
     exclude: &[String],
     user: &str,
     opts: &SshOptions,
-) -> Result<(Live, Vec<(String, String)>), Error> {
+) -> Result<(Live, Vec<(String, String)>), Day2Error> {
     let candidates: Vec<Host> = nodes
         .iter()
         .filter(|h| !exclude.contains(&h.name))
@@ -230,19 +206,19 @@ pub async fn live_node(
         }
     }
     why.extend(unreachable.drain(..).map(|(h, e)| format!("{h}: {e}")));
-    Err(Error::Day2(Day2Error::NoLiveNode {
+    Err(Day2Error::NoLiveNode {
         tried: candidates
             .iter()
             .map(|h| h.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
         why: why.join("; "),
-    }))
+    })
 }
 
 /// Removes `address`'s lines from a known_hosts file: a host that is gone must not pin the key
 /// of the next machine that gets its address.
-pub fn unpin(known_hosts: &std::path::Path, address: &str) -> Result<(), Error> {
+pub fn unpin(known_hosts: &std::path::Path, address: &str) -> Result<(), Day2Error> {
     let Ok(text) = std::fs::read_to_string(known_hosts) else {
         return Ok(());
     };

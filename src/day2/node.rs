@@ -12,18 +12,16 @@ use acura_ha_api::provider::Provider;
 use acura_ha_api::spec::{LbKind, ProviderKind};
 use serde::Serialize;
 
-use super::{Ctx, Live, kube, live_node, say, unpin};
-use crate::bootstrap::ansible::{self, SecretVars};
-use crate::bootstrap::preflight;
-use crate::bootstrap::{self, inventory as ha_env, lbhost, playbook, postcheck};
-use crate::engine;
-use crate::error::Error;
+use super::{Ctx, Day2Error, Live, kube, live_node, say, unpin};
+use crate::bootstrap::{self, ansible, ha_env, lbhost, playbook, postcheck, preflight, workspace};
+use crate::config::LoadedConfig;
+use crate::files::write_atomic;
+use crate::output::Ui;
 use crate::progress::Progress;
-use crate::state::{NodeEntry, Pending, StateJournal};
+use crate::state::{LockGuard, NodeEntry, Pending, StateJournal, StateStore};
 
 #[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
-    pub yes: bool,
     /// Remove a node that is still Ready.
     pub force: bool,
     /// `node add`: the host to take (static).
@@ -42,9 +40,9 @@ pub struct NodeReport {
 }
 
 /// Refuses what etcd cannot survive, and says what an even count means.
-fn check_count(remaining: usize, name: &str) -> Result<(), Error> {
+fn check_count(remaining: usize, name: &str) -> Result<(), Day2Error> {
     if remaining == 0 {
-        return Err(Error::Refused(format!(
+        return Err(Day2Error::Refused(format!(
             "removing {name} would remove the last etcd member: the cluster would be gone. Use `acura-ha down` to delete the whole cluster"
         )));
     }
@@ -68,7 +66,7 @@ fn host_left(ctx: &Ctx, name: &str) -> bool {
 }
 
 /// Re-renders and reloads NGINX for the current nodes (load balancer kind `nginx`).
-async fn reconfigure_nginx(ctx: &Ctx<'_>, inv: &Inventory) -> Result<(), Error> {
+async fn reconfigure_nginx(ctx: &Ctx<'_>, inv: &Inventory) -> Result<(), Day2Error> {
     let Some(lb) = &inv.lb.nginx_host else {
         return Ok(());
     };
@@ -81,11 +79,11 @@ async fn reconfigure_nginx(ctx: &Ctx<'_>, inv: &Inventory) -> Result<(), Error> 
     )
     .await;
     let Some(session) = pool.get(&lb.name) else {
-        return Err(Error::Day2(super::Day2Error::Command {
+        return Err(Day2Error::Command {
             host: lb.name.clone(),
             step: "reconfigure NGINX".into(),
             message: failed.first().map(|(_, e)| e.clone()).unwrap_or_default(),
-        }));
+        });
     };
     say(
         "lb",
@@ -112,7 +110,7 @@ async fn remove_one(
     provider: &dyn Provider,
     live: &Live,
     name: &str,
-) -> Result<(), Error> {
+) -> Result<(), Day2Error> {
     let host_before = ctx.inventory()?.nodes.into_iter().find(|h| h.name == name);
     say(
         "k8s",
@@ -176,7 +174,7 @@ async fn remove_one(
         say("host", format!("{name} is your host: it is left as it is"));
     }
     if let Some(h) = host_before {
-        unpin(&ctx.store.cluster_dir().join("known_hosts"), &h.address)?;
+        unpin(&ctx.store.cluster_dir().known_hosts(), &h.address)?;
     }
     ctx.settle()
 }
@@ -190,11 +188,11 @@ fn removable(ctx: &Ctx, name: &str) -> bool {
 /// The provider (first: one that cannot work fails before anything is locked), the lock, and
 /// the state to change.
 fn open<'a>(
-    loaded: &crate::config::LoadedConfig,
-    store: &'a crate::state::StateStore,
+    loaded: &LoadedConfig,
+    store: &'a StateStore,
     operation: &str,
-) -> Result<(Box<dyn Provider>, crate::state::LockGuard, Ctx<'a>), Error> {
-    let provider = engine::provider(loaded, store)?;
+) -> Result<(Box<dyn Provider>, LockGuard, Ctx<'a>), Day2Error> {
+    let provider = crate::targets::provider(loaded, store)?;
     let lock = store.lock(operation)?;
     let ctx = Ctx::open(loaded, store)?;
     Ok((provider, lock, ctx))
@@ -202,15 +200,16 @@ fn open<'a>(
 
 /// `node remove NAME`.
 pub async fn remove(
-    loaded: &crate::config::LoadedConfig,
-    store: &crate::state::StateStore,
+    loaded: &LoadedConfig,
+    store: &StateStore,
     name: &str,
     opts: &NodeOptions,
-) -> Result<NodeReport, Error> {
+    ui: &Ui,
+) -> Result<NodeReport, Day2Error> {
     let (provider, _lock, mut ctx) = open(loaded, store, "node remove")?;
     let mut report = NodeReport::default();
     if !removable(&ctx, name) {
-        return Ok(not_a_node(&ctx, name, "nothing to do"));
+        return Ok(not_a_node(&ctx, name, "nothing to do", ui));
     }
     let remaining = ctx.members().iter().filter(|n| n.name != name).count();
     check_count(remaining, name)?;
@@ -227,27 +226,30 @@ pub async fn remove(
         eprintln!("note: {h} does not answer either: {why}");
     }
     if live.health.nodes_ready.iter().any(|n| n == name) && !opts.force {
-        return Err(Error::Refused(format!(
+        return Err(Day2Error::Refused(format!(
             "{name} is still Ready (asked {}): it is not dead. Pass --force to remove a live node",
             live.name()
         )));
     }
-    print_removal(&ctx, &live, name);
-    engine::confirm(&format!("\nRemove {name}?"), opts.yes)?;
+    print_removal(&ctx, &live, name, ui);
+    ui.confirm(&format!("\nRemove {name}?"))?;
     remove_one(&mut ctx, provider.as_ref(), &live, name).await?;
     report.removed.push(name.to_string());
     report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
-    println!("\n{name} removed. Nodes now: {}.", report.nodes.join(", "));
+    ui.say(format_args!(
+        "\n{name} removed. Nodes now: {}.",
+        report.nodes.join(", ")
+    ));
     Ok(report)
 }
 
 /// Says `name` is not a node (a re-run of a finished command) and reports the nodes.
-fn not_a_node(ctx: &Ctx, name: &str, what: &str) -> NodeReport {
-    println!(
+fn not_a_node(ctx: &Ctx, name: &str, what: &str, ui: &Ui) -> NodeReport {
+    ui.say(format_args!(
         "{name} is not a node of cluster {:?} (nodes: {}): {what}.",
         ctx.cfg().spec.cluster.name,
         names(&ctx.members())
-    );
+    ));
     NodeReport {
         nodes: ctx.members().into_iter().map(|n| n.name).collect(),
         ..NodeReport::default()
@@ -262,27 +264,35 @@ fn names(nodes: &[NodeEntry]) -> String {
         .join(", ")
 }
 
-fn print_removal(ctx: &Ctx, live: &Live, name: &str) {
+fn print_removal(ctx: &Ctx, live: &Live, name: &str, ui: &Ui) {
     let cfg = ctx.cfg();
-    println!("Remove node {name} (live node: {}):", live.name());
-    println!("  - kubectl delete node {name}");
-    println!("  - etcdctl member remove <the ID of {name}>");
+    ui.say(format_args!(
+        "Remove node {name} (live node: {}):",
+        live.name()
+    ));
+    ui.say(format_args!("  - kubectl delete node {name}"));
+    ui.say(format_args!("  - etcdctl member remove <the ID of {name}>"));
     match cfg.spec.load_balancer.kind {
-        LbKind::Nginx => println!("  - NGINX upstreams re-rendered without it, and reloaded"),
-        LbKind::Cloud => println!("  - out of the cloud load balancer"),
-        LbKind::External => println!("  - (your load balancer: take it out yourself)"),
+        LbKind::Nginx => ui.say(format_args!(
+            "  - NGINX upstreams re-rendered without it, and reloaded"
+        )),
+        LbKind::Cloud => ui.say(format_args!("  - out of the cloud load balancer")),
+        LbKind::External => ui.say(format_args!(
+            "  - (your load balancer: take it out yourself)"
+        )),
     }
     if ctx.creates_hosts() {
-        println!("  - delete its host (VM and volume)");
+        ui.say(format_args!("  - delete its host (VM and volume)"));
     }
 }
 
 /// `node add`.
 pub async fn add(
-    loaded: &crate::config::LoadedConfig,
-    store: &crate::state::StateStore,
+    loaded: &LoadedConfig,
+    store: &StateStore,
     opts: &NodeOptions,
-) -> Result<NodeReport, Error> {
+    ui: &Ui,
+) -> Result<NodeReport, Day2Error> {
     let (provider, _lock, mut ctx) = open(loaded, store, "node add")?;
     let new = match &ctx.state.day2.pending {
         Some(p) => {
@@ -296,17 +306,27 @@ pub async fn add(
     };
     let mut report = NodeReport::default();
     let old = ctx.state.day2.pending.as_ref().and_then(|p| p.old.clone());
-    add_flow(&mut ctx, provider.as_ref(), &new, old, opts, &mut report).await?;
+    add_flow(
+        &mut ctx,
+        provider.as_ref(),
+        &new,
+        old,
+        opts,
+        &mut report,
+        ui,
+    )
+    .await?;
     Ok(report)
 }
 
 /// `node replace NAME`.
 pub async fn replace(
-    loaded: &crate::config::LoadedConfig,
-    store: &crate::state::StateStore,
+    loaded: &LoadedConfig,
+    store: &StateStore,
     name: &str,
     opts: &NodeOptions,
-) -> Result<NodeReport, Error> {
+    ui: &Ui,
+) -> Result<NodeReport, Day2Error> {
     let (provider, _lock, mut ctx) = open(loaded, store, "node replace")?;
     let mut report = NodeReport::default();
     let new = match &ctx.state.day2.pending {
@@ -318,13 +338,13 @@ pub async fn replace(
             p.new.clone()
         }
         Some(p) => {
-            return Err(Error::Refused(format!(
+            return Err(Day2Error::Refused(format!(
                 "an unfinished `node {}` of {} comes first: run it again to finish it",
                 p.operation, p.new
             )));
         }
         None if !removable(&ctx, name) => {
-            return Ok(not_a_node(&ctx, name, "nothing to replace"));
+            return Ok(not_a_node(&ctx, name, "nothing to replace", ui));
         }
         None => new_name(&ctx, opts)?,
     };
@@ -335,24 +355,25 @@ pub async fn replace(
         Some(name.to_string()),
         opts,
         &mut report,
+        ui,
     )
     .await?;
     Ok(report)
 }
 
 /// The new node's name: `--name`, or one past the highest number ever used.
-fn new_name(ctx: &Ctx, opts: &NodeOptions) -> Result<String, Error> {
+fn new_name(ctx: &Ctx, opts: &NodeOptions) -> Result<String, Day2Error> {
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
     match (spec.provider_kind(), &opts.address) {
         (ProviderKind::Static, None) => {
-            return Err(Error::Usage(
+            return Err(Day2Error::Usage(
                 "the static provider takes a host you made: give --address IP (and --name HOSTNAME)".into(),
             ));
         }
         (ProviderKind::Static, Some(_)) => {}
         (kind, Some(_)) => {
-            return Err(Error::Usage(format!(
+            return Err(Day2Error::Usage(format!(
                 "--address is for the static provider; the {} provider creates the new host itself",
                 kind.as_str()
             )));
@@ -364,12 +385,12 @@ fn new_name(ctx: &Ctx, opts: &NodeOptions) -> Result<String, Error> {
         None => spec.next_node_name(&ctx.state.day2.retired),
     };
     if name.is_empty() || name.contains('.') {
-        return Err(Error::Usage(format!(
+        return Err(Day2Error::Usage(format!(
             "node name {name:?}: a hostname without dots is needed"
         )));
     }
     if ctx.members().iter().any(|n| n.name == name) || ctx.state.day2.retired.contains(&name) {
-        return Err(Error::Usage(format!(
+        return Err(Day2Error::Usage(format!(
             "{name} is (or was) a node of this cluster: choose another --name"
         )));
     }
@@ -384,7 +405,8 @@ async fn add_flow(
     old: Option<String>,
     opts: &NodeOptions,
     report: &mut NodeReport,
-) -> Result<(), Error> {
+    ui: &Ui,
+) -> Result<(), Day2Error> {
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
     let inv = ctx.inventory()?;
@@ -416,7 +438,7 @@ async fn add_flow(
         && removable(ctx, o)
     {
         if live.health.nodes_ready.contains(o) && !opts.force {
-            return Err(Error::Refused(format!(
+            return Err(Day2Error::Refused(format!(
                 "{o} is still Ready (asked {}): pass --force to replace a live node",
                 live.name()
             )));
@@ -430,30 +452,30 @@ async fn add_flow(
         .filter(|n| !removals.contains(&n.name) && n.name != new)
         .count();
     if remaining == 0 {
-        return Err(Error::Refused(
+        return Err(Day2Error::Refused(
             "no live node would be left to join the new one to".into(),
         ));
     }
 
-    println!(
+    ui.say(format_args!(
         "Node change on cluster {:?} (live node: {}):",
         spec.cluster.name,
         live.name()
-    );
+    ));
     for r in &removals {
         let why = if Some(r) == old.as_ref() {
             "replaced"
         } else {
             "dead"
         };
-        println!(
+        ui.say(format_args!(
             "  - remove {r} ({why}): kubectl delete node, etcd member remove, out of the load balancer{}",
             if ctx.creates_hosts() {
                 ", delete its host"
             } else {
                 ""
             }
-        );
+        ));
     }
     let how = match spec.provider_kind() {
         ProviderKind::Static => format!(
@@ -469,11 +491,11 @@ async fn add_flow(
         ),
         kind => format!("create it ({} provider)", kind.as_str()),
     };
-    println!(
+    ui.say(format_args!(
         "  + add {new}: {how}, check it, then join it with a fresh join token and certificate key from {} (ansible/k8s-master.yaml on {new} only), add it to the load balancer, wait until it is Ready",
         live.name()
-    );
-    engine::confirm("\nApply this change?", opts.yes)?;
+    ));
+    ui.confirm("\nApply this change?")?;
 
     // Write-ahead: the new name is fixed before anything happens, so a re-run resumes with it.
     if ctx.state.day2.pending.is_none() {
@@ -518,16 +540,16 @@ async fn add_flow(
         .iter()
         .find(|h| h.name == new)
         .cloned()
-        .ok_or_else(|| Error::Usage(format!("{new}: no address known after provisioning")))?;
-    join(ctx, &live, &host, &inv, opts).await?;
+        .ok_or_else(|| Day2Error::Usage(format!("{new}: no address known after provisioning")))?;
+    join(ctx, &live, &host, &inv, opts, ui).await?;
     ctx.state.day2.pending = None;
     ctx.settle()?;
     report.added.push(new.to_string());
     report.nodes = ctx.members().into_iter().map(|n| n.name).collect();
-    println!(
+    ui.say(format_args!(
         "\n{new} joined the cluster. Nodes now: {}.",
         report.nodes.join(", ")
-    );
+    ));
     Ok(())
 }
 
@@ -539,29 +561,13 @@ async fn join(
     host: &Host,
     inv: &Inventory,
     opts: &NodeOptions,
-) -> Result<(), Error> {
+    ui: &Ui,
+) -> Result<(), Day2Error> {
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
-    let user = spec.access.ssh_user.clone();
-    let mut progress = Progress::new("ssh");
-    let pool = preflight::connect_all(
-        &[(host.clone(), user.clone())],
-        &ctx.ssh_options(),
-        Duration::from_secs(spec.ssh_wait_secs()),
-        &mut progress,
-    )
-    .await
-    .map_err(Error::Unreachable)?;
-    progress.done(format!("{} answers", host.name));
-    let checks = engine::expectations(
-        spec,
-        &[(host.clone(), "node")],
-        opts.become_password.is_some(),
-    );
-    let mut progress = Progress::new("preflight");
-    let reports = preflight::run(&pool, &checks, Duration::from_secs(600), &mut progress).await;
-    println!("\n{}", preflight::table(&reports));
-    engine::fail_on(&reports)?;
+    let hosts = [(host.clone(), "node")];
+    let pool = preflight::login(spec, &hosts, &ctx.ssh_options(), false).await?;
+    preflight::gate(&pool, spec, &hosts, opts.become_password.is_some(), ui).await?;
 
     let already = postcheck::health(&live.session)
         .await
@@ -582,9 +588,9 @@ async fn join(
         );
         let secrets = kube::join_secrets(&live.session).await?;
         let dir = ctx.store.cluster_dir();
-        let join_inv = dir.join(format!("{}.join", acura_ha_api::tables::HA_ENV_FILE));
-        let key = bootstrap::key_file(&cfg, ctx.store);
-        crate::state::write_atomic(
+        let join_inv = dir.join_inventory();
+        let key = bootstrap::key_file(&cfg, &dir);
+        write_atomic(
             &join_inv,
             ha_env::render(
                 &spec.cluster.name,
@@ -594,7 +600,7 @@ async fn join(
             .as_bytes(),
         )?;
         let run = playbook::k8s_join(spec, &inv.lb.address, &join_inv.display().to_string());
-        let mut vars = SecretVars::default();
+        let mut vars = bootstrap::become_vars(opts.become_password.as_deref());
         vars.0.push(("master_token".into(), secrets.master_token));
         vars.0.push((
             "master_discovery_token".into(),
@@ -602,10 +608,7 @@ async fn join(
         ));
         vars.0
             .push(("master_cert_key".into(), secrets.master_cert_key));
-        if let Some(pw) = &opts.become_password {
-            vars.0.push(("ansible_become_password".into(), pw.clone()));
-        }
-        let ws = engine::workspace(&cfg, ctx.store).await?;
+        let ws = workspace::prepare(&cfg, &dir).await?;
         say(
             "join",
             format!(
@@ -633,7 +636,12 @@ async fn join(
     }
     let names: Vec<String> = inv.nodes.iter().map(|h| h.name.clone()).collect();
     let mut progress = Progress::new("ready");
-    let wait = Duration::from_secs(spec.preflight.ready_wait_secs.unwrap_or(1800));
-    postcheck::wait_ready(&live.session, &names, wait, &mut progress).await?;
+    postcheck::wait_ready(
+        &live.session,
+        &names,
+        bootstrap::ready_wait(spec),
+        &mut progress,
+    )
+    .await?;
     Ok(())
 }

@@ -4,19 +4,16 @@
 
 use serde::Serialize;
 
-use super::{Ctx, kube, live_node, say};
-use crate::bootstrap::ansible::{self, SecretVars};
-use crate::bootstrap::playbook;
+use super::{Ctx, Day2Error, kube, live_node, say};
+use crate::bootstrap::{self, ansible, playbook, workspace};
 use crate::config::LoadedConfig;
-use crate::engine;
-use crate::error::Error;
+use crate::output::Ui;
 use crate::state::StateStore;
 
 #[derive(Debug, Default, Clone)]
 pub struct UpdateOptions {
     pub add: Vec<String>,
     pub remove: Vec<String>,
-    pub yes: bool,
 }
 
 /// What `update` did.
@@ -48,14 +45,15 @@ pub async fn update(
     store: &StateStore,
     opts: &UpdateOptions,
     become_password: Option<String>,
-) -> Result<UpdateReport, Error> {
+    ui: &Ui,
+) -> Result<UpdateReport, Day2Error> {
     let _lock = store.lock("update")?;
     let mut ctx = Ctx::open(cfg, store)?;
     let now = ctx.cfg();
     let spec = &now.spec;
     for r in &opts.remove {
         if opts.add.contains(r) {
-            return Err(Error::Usage(format!(
+            return Err(Day2Error::Usage(format!(
                 "{r:?} is both added and removed: name it once"
             )));
         }
@@ -69,26 +67,24 @@ pub async fn update(
     let before = kube::overlay_get(&live.session).await?;
     for r in &opts.remove {
         if !before.contains(r) {
-            eprintln!("note: {r:?} is not in the overlay list: nothing to remove");
+            ui.note(format_args!(
+                "note: {r:?} is not in the overlay list: nothing to remove"
+            ));
         }
     }
     let after = changed_list(&before, &opts.add, &opts.remove);
-    println!("overlay_list on {}:", live.name());
+    ui.say(format_args!("overlay_list on {}:", live.name()));
     for o in &before {
         let mark = if after.contains(o) { " " } else { "-" };
-        println!("  {mark} {o}");
+        ui.say(format_args!("  {mark} {o}"));
     }
     for o in after.iter().filter(|o| !before.contains(o)) {
-        println!("  + {o}");
+        ui.say(format_args!("  + {o}"));
     }
     let written = after != before;
-    let inventory = store
-        .cluster_dir()
-        .join(acura_ha_api::tables::HA_ENV_FILE)
-        .display()
-        .to_string();
+    let inventory = store.cluster_dir().ha_env_file().display().to_string();
     let run = playbook::ha_acura(spec, &after, true, &inventory);
-    println!(
+    ui.say(format_args!(
         "\n{}then run: {}",
         if written {
             "write the new list to etcd-0, "
@@ -96,8 +92,8 @@ pub async fn update(
             "the list is unchanged; "
         },
         run.command_line()
-    );
-    engine::confirm("\nApply this update?", opts.yes)?;
+    ));
+    ui.confirm("\nApply this update?")?;
     if written {
         say(
             "write",
@@ -109,18 +105,15 @@ pub async fn update(
     ctx.state.day2.overlays = Some(after.clone());
     ctx.save()?;
     ctx.settle()?;
-    let ws = engine::workspace(&ctx.cfg(), store).await?;
-    let mut secrets = SecretVars::default();
-    if let Some(pw) = become_password {
-        secrets.0.push(("ansible_become_password".into(), pw));
-    }
+    let ws = workspace::prepare(&ctx.cfg(), &store.cluster_dir()).await?;
+    let secrets = bootstrap::become_vars(become_password.as_deref());
     say("run", format!("ha-acura (update): {}", run.command_line()));
     ansible::run_playbook(&ws, &run, &secrets, "ha-acura-update", false).await?;
-    println!(
+    ui.say(format_args!(
         "\nAcura updated with {} overlay(s) (live node {}).",
         after.len(),
         live.name()
-    );
+    ));
     Ok(UpdateReport {
         live_node: live.name().to_string(),
         before,

@@ -1,0 +1,81 @@
+//! The bootstrap's errors: one per stage (SSH reach, preflight, the NGINX host, Ansible, the
+//! post-checks), each with its stable code. The app-wide error only wraps this.
+
+use super::ssh::SshError;
+use crate::files::FileError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("cannot log in to every host:\n{0}")]
+    Unreachable(super::preflight::Unreachable),
+
+    #[error("preflight failed on {0} (the table above says why)")]
+    Preflight(String),
+
+    #[error("NGINX load balancer: {0}")]
+    Lb(#[from] super::lbhost::LbError),
+
+    #[error("{0}")]
+    Ansible(#[from] super::ansible::AnsibleError),
+
+    #[error("post-checks: {0}")]
+    PostCheck(#[from] super::postcheck::PostCheckError),
+
+    #[error("bootstrap.archive is not set: name Hystax's hystax-ha-archive.tar.gz (or its folder)")]
+    NoArchive,
+
+    #[error("no SSH connection to {0}")]
+    NoSession(String),
+
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+impl BootstrapError {
+    /// The stable code printed as `error[AH…]`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BootstrapError::Unreachable(_) => "AH500",
+            BootstrapError::Preflight(_) => "AH501",
+            BootstrapError::Lb(_) => "AH502",
+            BootstrapError::Ansible(_) => "AH503",
+            BootstrapError::PostCheck(_) => "AH504",
+            BootstrapError::NoArchive | BootstrapError::NoSession(_) => "AH003",
+            BootstrapError::File(e) => e.code(),
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            BootstrapError::Unreachable(u) => Some(unreachable_help(&u.failures)),
+            BootstrapError::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
+            BootstrapError::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
+            _ => None,
+        }
+    }
+}
+
+/// What to do depends on why the hosts could not be reached.
+pub fn unreachable_help(failures: &[SshError]) -> String {
+    let any = |f: fn(&SshError) -> bool| failures.iter().any(f);
+    let mut help = Vec::new();
+    if any(|e| matches!(e, SshError::HostKeyChanged { .. })) {
+        help.push("a changed host key is never accepted: if the host was rebuilt, delete its line from the known_hosts file named above and run `up` again");
+    }
+    if any(|e| matches!(e, SshError::AuthFailed { .. } | SshError::Key { .. })) {
+        help.push("check access.ssh_user and the key (access.ssh_private_key, or ssh-agent with access.ssh_agent = true)");
+    }
+    if any(|e| {
+        matches!(
+            e,
+            SshError::Refused { .. }
+                | SshError::Timeout { .. }
+                | SshError::Connect { .. }
+                | SshError::Channel { .. }
+        )
+    }) {
+        help.push("check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host");
+    }
+    help.join("; ")
+}

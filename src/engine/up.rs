@@ -1,0 +1,261 @@
+//! `up`: shows the plan, asks, provisions through the provider (every resource recorded as the
+//! cloud returns it), then runs the bootstrap steps the plan says are pending: SSH, preflight,
+//! the NGINX host, the `ha_env_file`, both playbooks, the post-checks.
+
+use std::sync::Arc;
+
+use acura_ha_api::inventory;
+use acura_ha_api::model::Inventory;
+use acura_ha_api::tables;
+use serde::Serialize;
+
+use crate::bootstrap::preflight::{self, Pool};
+use crate::bootstrap::ssh::Session;
+use crate::bootstrap::{
+    self, BootstrapError, ansible, ha_env, lbhost, playbook, postcheck, workspace,
+};
+use crate::config::LoadedConfig;
+use crate::error::Error;
+use crate::files::write_atomic;
+use crate::output::Ui;
+use crate::plan::{self, Plan, StepAction};
+use crate::progress::Progress;
+use crate::state::{State, StateJournal, StateStore, StepRecord, now_rfc3339};
+
+/// Which part of `up` to run (`up --only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stages {
+    #[default]
+    All,
+    /// The cloud resources (or lab hosts), then stop.
+    ProvisionOnly,
+    /// Everything after provisioning.
+    BootstrapOnly,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub stages: Stages,
+    /// The sudo password for users without passwordless sudo (the guide's `-K`).
+    pub become_password: Option<String>,
+}
+
+/// What `up` did, for the summary and `--output json`.
+#[derive(Debug, Serialize)]
+pub struct UpReport {
+    pub cluster: String,
+    /// False when the plan had nothing to do.
+    pub changed: bool,
+    pub initial_config_url: Option<String>,
+    pub ui_url: Option<String>,
+    pub steps_run: Vec<String>,
+}
+
+pub async fn up(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    opts: &UpOptions,
+    ui: &Ui,
+) -> Result<UpReport, Error> {
+    let spec = &cfg.spec;
+    // A provider that cannot provision fails before anything is shown or asked.
+    let provider = crate::targets::provider(cfg, store)?;
+    let _lock = store.lock("up")?;
+    let mut state = store.load_or_new(spec.provider_kind().as_str())?;
+    let dir = store.cluster_dir();
+    let paths = bootstrap::paths(cfg, &dir);
+    let first = plan::build(spec, (state.serial > 0).then_some(&state), &paths);
+    ui.text(plan::render_text(&first));
+    let mut report = UpReport {
+        cluster: spec.cluster.name.clone(),
+        changed: false,
+        initial_config_url: None,
+        ui_url: None,
+        steps_run: Vec::new(),
+    };
+    if !first.has_changes() {
+        ui.say("\nNothing to do: the cluster matches the file.");
+        return Ok(report);
+    }
+    ui.confirm("\nApply this plan?")?;
+    report.changed = true;
+
+    let inv = if opts.stages == Stages::BootstrapOnly {
+        inventory::inventory(spec, &state.resources)?
+    } else {
+        let mut progress = Progress::new("provision");
+        progress.update(format!("{} resources", provider.kind().as_str()));
+        let mut journal = StateJournal {
+            store,
+            state: &mut state,
+        };
+        let inv = provider.provision(spec, &mut journal).await?;
+        progress.done(format!(
+            "{} hosts ready to log in",
+            inv.nodes.len() + usize::from(inv.lb.nginx_host.is_some())
+        ));
+        inv
+    };
+    if opts.stages == Stages::ProvisionOnly {
+        ui.say(format_args!(
+            "Provisioned. Continue with `acura-ha up --only bootstrap {}`.",
+            super::command_args(cfg, store)
+        ));
+        return Ok(report);
+    }
+
+    // The steps as they stand now that every address is known.
+    let plan = plan::build(spec, Some(&state), &paths);
+    let mut runner = Bootstrap {
+        cfg,
+        store,
+        state: &mut state,
+        plan: &plan,
+        inv: &inv,
+        pool: Pool::default(),
+        become_password: opts.become_password.clone(),
+        ui,
+    };
+    runner.run(&mut report).await?;
+    let lb = &inv.lb.address;
+    report.initial_config_url = Some(tables::initial_config_url(lb));
+    report.ui_url = Some(tables::ui_url(lb));
+    let args = super::command_args(cfg, store);
+    ui.say(format_args!(
+        "\nAcura HA cluster {:?} is up.\n  Initial configuration: {}\n  Acura UI:              {}\n  Status:   acura-ha status {args}\n  Teardown: acura-ha down {args}",
+        spec.cluster.name,
+        tables::initial_config_url(lb),
+        tables::ui_url(lb),
+    ));
+    Ok(report)
+}
+
+/// The bootstrap steps of one `up`, each recorded in the state when it completes.
+struct Bootstrap<'a> {
+    cfg: &'a LoadedConfig,
+    store: &'a StateStore,
+    state: &'a mut State,
+    plan: &'a Plan,
+    inv: &'a Inventory,
+    pool: Pool,
+    become_password: Option<String>,
+    ui: &'a Ui,
+}
+
+impl Bootstrap<'_> {
+    fn pending(&self, id: &str) -> bool {
+        self.plan
+            .bootstrap
+            .iter()
+            .any(|s| s.id == id && s.action == StepAction::Run)
+    }
+
+    fn record(&mut self, id: &str, report: &mut UpReport) -> Result<(), Error> {
+        let inputs = self
+            .plan
+            .bootstrap
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.inputs.clone())
+            .unwrap_or_default();
+        self.state.steps.insert(
+            id.to_string(),
+            StepRecord {
+                completed_at: now_rfc3339(),
+                inputs,
+            },
+        );
+        self.store.save(self.state)?;
+        report.steps_run.push(id.into());
+        Ok(())
+    }
+
+    async fn run(&mut self, report: &mut UpReport) -> Result<(), Error> {
+        let spec = &self.cfg.spec;
+        let dir = self.store.cluster_dir();
+        let hosts = bootstrap::ssh_hosts(self.inv);
+        self.pool =
+            preflight::login(spec, &hosts, &bootstrap::ssh_options(self.cfg, &dir), false).await?;
+
+        if self.pending("preflight") {
+            preflight::gate(
+                &self.pool,
+                spec,
+                &hosts,
+                self.become_password.is_some(),
+                self.ui,
+            )
+            .await?;
+            self.record("preflight", report)?;
+        }
+
+        if let Some(lb) = &self.inv.lb.nginx_host
+            && self.pending("nginx")
+        {
+            let session = self.session(&lb.name)?;
+            let mut progress = Progress::new("nginx");
+            lbhost::configure(&session, &spec.cluster.name, &self.inv.nodes, &mut progress).await?;
+            let proof = lbhost::prove(
+                &self.pool,
+                &self.inv.nodes,
+                &self.inv.lb.address,
+                &mut progress,
+            )
+            .await?;
+            progress.done(format!(
+                "all {} listeners reach the nodes",
+                proof.reached.len()
+            ));
+            self.record("nginx", report)?;
+        }
+
+        let inventory_path = dir.ha_env_file();
+        if self.pending("ha_env_file") || !inventory_path.exists() {
+            let key = bootstrap::key_file(self.cfg, &dir);
+            let text = ha_env::render(&spec.cluster.name, &self.inv.nodes, key.as_deref());
+            dir.create()?;
+            write_atomic(&inventory_path, text.as_bytes())?;
+            self.record("ha_env_file", report)?;
+        }
+
+        if self.pending("k8s-master") || self.pending("ha-acura") {
+            let ws = workspace::prepare(self.cfg, &dir).await?;
+            let secrets = bootstrap::become_vars(self.become_password.as_deref());
+            let inv_path = inventory_path.display().to_string();
+            if self.pending("k8s-master") {
+                let run = playbook::k8s_master(spec, &self.inv.lb.address, &inv_path);
+                eprintln!("[   run] k8s-master: {}", run.command_line());
+                ansible::run_playbook(&ws, &run, &secrets, "k8s-master", false).await?;
+                self.record("k8s-master", report)?;
+            }
+            if self.pending("ha-acura") {
+                let run = playbook::ha_acura(spec, &spec.overlays(), false, &inv_path);
+                eprintln!("[   run] ha-acura: {}", run.command_line());
+                ansible::run_playbook(&ws, &run, &secrets, "ha-acura", false).await?;
+                self.record("ha-acura", report)?;
+            }
+        }
+
+        if self.pending("post-checks") {
+            let first = self
+                .inv
+                .nodes
+                .first()
+                .map(|h| h.name.clone())
+                .unwrap_or_default();
+            let session = self.session(&first)?;
+            let names: Vec<String> = self.inv.nodes.iter().map(|h| h.name.clone()).collect();
+            let mut progress = Progress::new("post-checks");
+            postcheck::wait_ready(&session, &names, bootstrap::ready_wait(spec), &mut progress)
+                .await?;
+            self.record("post-checks", report)?;
+        }
+        Ok(())
+    }
+
+    fn session(&self, host: &str) -> Result<Arc<Session>, BootstrapError> {
+        self.pool
+            .get(host)
+            .ok_or_else(|| BootstrapError::NoSession(host.to_string()))
+    }
+}

@@ -1,0 +1,137 @@
+//! Files the tool writes for a cluster: the I/O error every layer shares (it names the path),
+//! the atomic 0600 write, and [`ClusterDir`], which owns every path of a cluster's directory so
+//! no caller joins file names by hand.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Reading or writing one of the tool's files failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl FileError {
+    pub fn read(path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.to_path_buf();
+        move |source| FileError::Read { path, source }
+    }
+
+    pub fn write(path: &Path) -> impl FnOnce(std::io::Error) -> FileError {
+        let path = path.to_path_buf();
+        move |source| FileError::Write { path, source }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            FileError::Read { .. } => "AH001",
+            FileError::Write { .. } => "AH002",
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a 0600 temporary file in the same directory, fsyncs it,
+/// renames it over `path` and fsyncs the directory, so a crash leaves the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(FileError::write(path))?;
+    tmp.write_all(bytes).map_err(FileError::write(path))?;
+    tmp.as_file().sync_all().map_err(FileError::write(path))?;
+    tmp.persist(path)
+        .map_err(|e| FileError::write(path)(e.error))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Makes a file readable by its owner only.
+pub fn set_private(path: &Path) -> Result<(), FileError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(FileError::write(path))
+}
+
+/// The key the local target generates when the cluster file names none.
+pub const GENERATED_KEY: &str = "id_ed25519";
+
+/// A cluster's private directory (`<state dir>/<cluster>/`): what belongs to the cluster but not
+/// in the state file — host-key pins, the generated key, the `ha_env_file`, logs, Ansible's
+/// control sockets, the unpacked archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDir(PathBuf);
+
+impl ClusterDir {
+    pub fn new(root: PathBuf) -> Self {
+        ClusterDir(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.0
+    }
+
+    /// Creates the directory (0700: it holds keys and pins).
+    pub fn create(&self) -> Result<(), FileError> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.0)
+            .map_err(FileError::write(&self.0))
+    }
+
+    /// The pinned host keys of every host of the cluster.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.0.join("known_hosts")
+    }
+
+    /// Playbook and build logs (kept after `down`, for a post-mortem).
+    pub fn logs(&self) -> PathBuf {
+        self.0.join("logs")
+    }
+
+    /// The guide's `ha_env_file` (Ansible's inventory).
+    pub fn ha_env_file(&self) -> PathBuf {
+        self.0.join(acura_ha_api::tables::HA_ENV_FILE)
+    }
+
+    /// The one-host inventory of a `node add` join run.
+    pub fn join_inventory(&self) -> PathBuf {
+        self.0
+            .join(format!("{}.join", acura_ha_api::tables::HA_ENV_FILE))
+    }
+
+    /// The key the local target generates.
+    pub fn generated_key(&self) -> PathBuf {
+        self.0.join(GENERATED_KEY)
+    }
+
+    /// Ansible's own home (its temporary files and collections cache).
+    pub fn ansible_home(&self) -> PathBuf {
+        self.0.join("ansible")
+    }
+
+    /// The 0600 extra-vars file of one playbook run (deleted after it).
+    pub fn secret_vars_file(&self) -> PathBuf {
+        self.0
+            .join(format!(".secret-vars-{}.json", std::process::id()))
+    }
+
+    /// Ansible's ssh ControlPersist sockets.
+    pub fn control_sockets(&self) -> PathBuf {
+        self.0.join("cp")
+    }
+}

@@ -64,21 +64,7 @@ impl From<Day2Error> for Error {
     }
 }
 
-/// A bootstrap stage's own error reaches the top as the bootstrap's.
-macro_rules! via_bootstrap {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::from(BootstrapError::from(e))
-            }
-        }
-    )*};
-}
-via_bootstrap!(
-    crate::bootstrap::lbhost::LbError,
-    crate::bootstrap::ansible::AnsibleError,
-    crate::bootstrap::postcheck::PostCheckError
-);
+crate::from_bootstrap_stages!(Error);
 
 impl Error {
     /// A refusal with its reason.

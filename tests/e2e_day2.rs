@@ -448,5 +448,23 @@ fn update_remove_add_replace_on_real_etcd() {
     let plan = lab.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
     drop(responders);
+
+    // `down` forgets the day-2 record with the cluster: the next `up` follows the file again
+    // (its three nodes), not the node set of the cluster that is gone.
+    ok(&lab.run(&["down", "--yes"]));
+    let (state, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
+    assert!(!state.contains("\"day2\""), "{state}");
+    let (inventory, _) = ok(&lab.run(&["render", "inventory"]));
+    let named: BTreeSet<String> = inventory
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| !w.starts_with('#') && !w.starts_with('['))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        named,
+        n[..3].iter().map(|(h, _)| h.clone()).collect(),
+        "{inventory}"
+    );
     let _ = std::io::stderr().flush();
 }

@@ -65,21 +65,7 @@ impl From<crate::output::Refused> for Day2Error {
     }
 }
 
-/// A bootstrap stage's own error reaches day 2 as the bootstrap's.
-macro_rules! via_bootstrap {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Day2Error {
-            fn from(e: $t) -> Self {
-                Day2Error::from(BootstrapError::from(e))
-            }
-        }
-    )*};
-}
-via_bootstrap!(
-    crate::bootstrap::lbhost::LbError,
-    crate::bootstrap::ansible::AnsibleError,
-    crate::bootstrap::postcheck::PostCheckError
-);
+crate::from_bootstrap_stages!(Day2Error);
 
 impl Day2Error {
     /// The stable code printed as `error[AH…]`.

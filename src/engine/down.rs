@@ -74,6 +74,9 @@ pub async fn down(
     }
     state.resources.clear();
     state.steps.clear();
+    // The day-2 record (node set, retired names, overlays) described the cluster that is gone:
+    // the next `up` follows the cluster file again.
+    state.day2 = Default::default();
     store.save(&mut state)?;
     remove_cluster_files(&dir);
     progress.done(format!("cluster {:?} is gone", spec.cluster.name));

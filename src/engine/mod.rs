@@ -16,6 +16,25 @@ use crate::config::LoadedConfig;
 use crate::error::Error;
 use crate::state::StateStore;
 
+/// How to run this tool again, for the hints printed: `acura-ha` when that name on the PATH is
+/// this program, else this program's path (e.g. `target/release/acura-ha` after a build), so a
+/// suggested command works as typed.
+pub fn program() -> String {
+    let me = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("acura-ha"))
+            .find(|p| p.is_file())
+    });
+    match (me, on_path) {
+        (Some(me), Some(p)) if std::fs::canonicalize(&p).ok().as_ref() == Some(&me) => {
+            "acura-ha".into()
+        }
+        (Some(me), _) => me.display().to_string(),
+        (None, _) => "acura-ha".into(),
+    }
+}
+
 /// `-c FILE` (and `--state-dir DIR` when it is not the default), for the hints printed.
 pub fn command_args(cfg: &LoadedConfig, store: &StateStore) -> String {
     let mut args = format!("-c {}", cfg.path.display());

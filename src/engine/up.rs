@@ -98,7 +98,8 @@ pub async fn up(
     };
     if opts.stages == Stages::ProvisionOnly {
         ui.say(format_args!(
-            "Provisioned. Continue with `acura-ha up --only bootstrap {}`.",
+            "Provisioned. Continue with `{} up --only bootstrap {}`.",
+            super::program(),
             super::command_args(cfg, store)
         ));
         return Ok(report);
@@ -121,8 +122,9 @@ pub async fn up(
     report.initial_config_url = Some(tables::initial_config_url(lb));
     report.ui_url = Some(tables::ui_url(lb));
     let args = super::command_args(cfg, store);
+    let me = super::program();
     ui.say(format_args!(
-        "\nAcura HA cluster {:?} is up.\n  Initial configuration: {}\n  Acura UI:              {}\n  Status:   acura-ha status {args}\n  Teardown: acura-ha down {args}",
+        "\nAcura HA cluster {:?} is up.\n  Initial configuration: {}\n  Acura UI:              {}\n  Status:   {me} status {args}\n  Teardown: {me} down {args}",
         spec.cluster.name,
         tables::initial_config_url(lb),
         tables::ui_url(lb),

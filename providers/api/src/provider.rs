@@ -64,12 +64,7 @@ pub enum ProviderError {
 pub trait Provider: Send + Sync {
     fn kind(&self) -> ProviderKind;
 
-    /// What `up` converges to, in dependency order. Offline: no cloud calls.
-    fn desired(&self, spec: &ClusterSpec) -> Vec<Resource> {
-        crate::desired::desired(spec)
-    }
-
-    /// Creates (or finds and adopts) every resource of [`desired`](Self::desired), recording each
+    /// Creates (or finds and adopts) every resource of [`desired`](crate::desired::desired), recording each
     /// one in the journal, and returns the hosts to bootstrap.
     async fn provision(
         &self,

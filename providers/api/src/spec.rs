@@ -3,15 +3,23 @@
 //! counts, hostnames without dots, one provider section...) and names the key of each problem,
 //! so the loader can point at `file:line:col`.
 //!
+//! The provider sections (`[aws]`, `[openstack]`, `[static]`, `[local]`) and their checks live in
+//! [`crate::targets`], one file per target; they are re-exported here.
+//!
 //! Credentials are never part of this model: they come from the clouds' own mechanisms
 //! (AWS profiles and environment, `clouds.yaml` and `OS_*`).
 
-use std::net::IpAddr;
-
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::tables::{self, NodeMinimums, ProductOverlay, UbuntuRelease};
+use crate::targets::{TARGETS, Target};
+
+pub use crate::targets::ProviderKind;
+pub use crate::targets::aws::AwsSection;
+pub use crate::targets::local::LocalSection;
+pub use crate::targets::openstack::{AntiAffinity, OpenStackSection};
+pub use crate::targets::r#static::{StaticHost, StaticSection};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +33,7 @@ pub struct ClusterSpec {
     pub bootstrap: BootstrapSection,
     #[serde(default)]
     pub preflight: PreflightSection,
+    // One optional section per target (`crate::targets`); `validate` allows exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,7 +199,7 @@ pub struct BootstrapSection {
     pub copy_ca: bool,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -237,158 +246,6 @@ pub struct MinimumsSection {
     pub os_releases: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSection {
-    /// Otherwise the region the aws CLI would use (`AWS_REGION`, the profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Otherwise the region's default VPC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vpc_id: Option<String>,
-    /// Nodes are spread over these subnets in turn; otherwise the VPC's default subnets.
-    #[serde(default)]
-    pub subnet_ids: Vec<String>,
-    #[serde(default = "default_aws_instance_type")]
-    pub instance_type: String,
-    /// Otherwise the newest Canonical image of `nodes.os_version`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ami: Option<String>,
-    /// An existing EC2 key pair.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
-    /// A public key to import as the cluster's key pair.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_file: Option<String>,
-    /// The NGINX VM's type (`load_balancer.kind = "nginx"`).
-    #[serde(default = "default_aws_lb_instance_type")]
-    pub lb_instance_type: String,
-    #[serde(default = "yes")]
-    pub associate_public_ip: bool,
-}
-
-fn default_aws_instance_type() -> String {
-    "m5.2xlarge".to_string()
-}
-fn default_aws_lb_instance_type() -> String {
-    "t3.small".to_string()
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpenStackSection {
-    /// A `clouds.yaml` entry; otherwise `OS_CLOUD` or the `OS_*` variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cloud: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    pub flavor: String,
-    /// Image name or ID.
-    pub image: String,
-    /// The network the nodes' ports are on.
-    pub network: String,
-    /// Give each host a floating IP from this external network.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floating_ip_network: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_file: Option<String>,
-    /// The NGINX VM's flavor (`load_balancer.kind = "nginx"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb_flavor: Option<String>,
-    #[serde(default)]
-    pub anti_affinity: AntiAffinity,
-    /// The subnet (name or ID) of `network` the nodes and the load balancer's VIP use;
-    /// otherwise the network's first IPv4 subnet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet: Option<String>,
-    /// The catalog interface: `public` (default), `internal` or `admin`; otherwise
-    /// `OS_INTERFACE` or the clouds.yaml entry's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
-    /// A PEM CA bundle to trust (relative to the cluster file); otherwise `OS_CACERT` or the
-    /// clouds.yaml entry's `cacert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cacert: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AntiAffinity {
-    #[default]
-    Soft,
-    Hard,
-}
-
-impl AntiAffinity {
-    pub fn policy(self) -> &'static str {
-        match self {
-            AntiAffinity::Soft => "soft-anti-affinity",
-            AntiAffinity::Hard => "anti-affinity",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticSection {
-    pub nodes: Vec<StaticHost>,
-    /// The host the tool configures NGINX on (`load_balancer.kind = "nginx"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb: Option<StaticHost>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticHost {
-    pub name: String,
-    pub address: IpAddr,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalSection {
-    /// The lab bridge's subnet: the deploy side is `.1`, the load balancer `.10`, node k `.10+k`.
-    #[serde(default = "default_local_subnet")]
-    pub subnet: Ipv4Net,
-}
-
-fn default_local_subnet() -> Ipv4Net {
-    "10.213.0.0/24".parse().expect("a valid CIDR")
-}
-
-/// Which provider section the file has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Aws,
-    OpenStack,
-    Static,
-    Local,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Aws => "aws",
-            ProviderKind::OpenStack => "openstack",
-            ProviderKind::Static => "static",
-            ProviderKind::Local => "local",
-        }
-    }
-
-    /// Whether the provider creates the hosts (and so can create a load balancer VM).
-    pub fn creates_hosts(self) -> bool {
-        matches!(
-            self,
-            ProviderKind::Aws | ProviderKind::OpenStack | ProviderKind::Local
-        )
-    }
-}
-
 /// A problem found by [`ClusterSpec::validate`]: the dotted key it concerns, what is wrong, and
 /// what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -398,7 +255,7 @@ pub struct Invalid {
     pub message: String,
 }
 
-fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
+pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Invalid {
     Invalid {
         path: path.into(),
         message: message.into(),
@@ -418,21 +275,19 @@ impl ClusterSpec {
             .expect("validate() ensures one provider section")
     }
 
+    /// The target of the provider section present. Call after [`validate`](Self::validate) has
+    /// passed.
+    pub fn target(&self) -> &'static Target {
+        self.provider_kind().target()
+    }
+
+    /// The targets whose sections the file has, in [`TARGETS`] order.
+    fn targets(&self) -> impl Iterator<Item = &'static Target> + '_ {
+        TARGETS.iter().filter(|t| (t.present)(self))
+    }
+
     fn provider_kinds(&self) -> Vec<ProviderKind> {
-        let mut kinds = Vec::new();
-        if self.aws.is_some() {
-            kinds.push(ProviderKind::Aws);
-        }
-        if self.openstack.is_some() {
-            kinds.push(ProviderKind::OpenStack);
-        }
-        if self.static_hosts.is_some() {
-            kinds.push(ProviderKind::Static);
-        }
-        if self.local.is_some() {
-            kinds.push(ProviderKind::Local);
-        }
-        kinds
+        self.targets().map(|t| t.kind).collect()
     }
 
     pub fn hostname_prefix(&self) -> &str {
@@ -444,8 +299,8 @@ impl ClusterSpec {
 
     /// The node hostnames, in order. For `static` they are the file's; otherwise `<prefix>-<k>`.
     pub fn node_names(&self) -> Vec<String> {
-        match &self.static_hosts {
-            Some(s) => s.nodes.iter().map(|h| h.name.clone()).collect(),
+        match self.targets().find_map(|t| (t.node_names)(self)) {
+            Some(names) => names,
             None => match &self.nodes.members {
                 Some(members) => members.clone(),
                 None => (1..=self.nodes.count)
@@ -478,10 +333,9 @@ impl ClusterSpec {
 
     /// The NGINX host's name, when the tool creates one.
     pub fn lb_host_name(&self) -> String {
-        match self.static_hosts.as_ref().and_then(|s| s.lb.as_ref()) {
-            Some(lb) => lb.name.clone(),
-            None => format!("{}-lb", self.hostname_prefix()),
-        }
+        self.targets()
+            .find_map(|t| (t.lb_host_name)(self))
+            .unwrap_or_else(|| format!("{}-lb", self.hostname_prefix()))
     }
 
     /// The overlay list Step 6 passes: the file's override or the product's default.
@@ -525,10 +379,7 @@ impl ClusterSpec {
     pub fn ssh_wait_secs(&self) -> u64 {
         self.preflight
             .ssh_wait_secs
-            .unwrap_or(match self.provider_kinds().first() {
-                Some(ProviderKind::Aws | ProviderKind::OpenStack) => 900,
-                _ => 60,
-            })
+            .unwrap_or(self.targets().next().map_or(60, |t| t.ssh_wait_secs))
     }
 
     /// The tags every created resource carries.
@@ -550,18 +401,21 @@ impl ClusterSpec {
         self.validate_preflight(&mut out);
         let kinds = self.provider_kinds();
         match kinds.len() {
-            0 => out.push(invalid(
-                "",
-                "no provider section: add one of [aws], [openstack], [static] or [local]",
-            )),
+            0 => {
+                let names: Vec<_> = TARGETS.iter().map(|t| format!("[{}]", t.name)).collect();
+                let (last, rest) = names.split_last().expect("TARGETS is not empty");
+                out.push(invalid(
+                    "",
+                    format!(
+                        "no provider section: add one of {} or {last}",
+                        rest.join(", ")
+                    ),
+                ));
+            }
             1 => {
-                self.validate_load_balancer(kinds[0], &mut out);
-                match kinds[0] {
-                    ProviderKind::Aws => self.validate_aws(&mut out),
-                    ProviderKind::OpenStack => self.validate_openstack(&mut out),
-                    ProviderKind::Static => self.validate_static(&mut out),
-                    ProviderKind::Local => self.validate_local(&mut out),
-                }
+                let target = kinds[0].target();
+                self.validate_load_balancer(target, &mut out);
+                (target.validate)(self, &mut out);
             }
             _ => {
                 let names: Vec<_> = kinds.iter().map(|k| format!("[{}]", k.as_str())).collect();
@@ -670,7 +524,7 @@ impl ClusterSpec {
                 "access.ssh_private_key is empty: give a key file path, or remove it and set ssh_agent = true",
             ));
         }
-        let needs_key = self.local.is_none();
+        let needs_key = !self.targets().any(|t| t.makes_ssh_key);
         if needs_key && a.ssh_private_key.is_none() && !a.ssh_agent {
             out.push(invalid(
                 "access",
@@ -741,7 +595,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_load_balancer(&self, kind: ProviderKind, out: &mut Vec<Invalid>) {
+    fn validate_load_balancer(&self, target: &Target, out: &mut Vec<Invalid>) {
         let lb = &self.load_balancer;
         match (lb.kind, &lb.address) {
             (LbKind::External, None) => out.push(invalid(
@@ -764,199 +618,12 @@ impl ClusterSpec {
             )),
             _ => {}
         }
-        if lb.kind == LbKind::Cloud && matches!(kind, ProviderKind::Static | ProviderKind::Local) {
+        if lb.kind == LbKind::Cloud && !target.cloud_lb {
             out.push(invalid(
                 "load_balancer.kind",
                 format!(
                     "load_balancer.kind = \"cloud\": the {} provider has no cloud load balancer; use \"nginx\" or \"external\"",
-                    kind.as_str()
-                ),
-            ));
-        }
-        if lb.kind == LbKind::External && kind == ProviderKind::Local {
-            out.push(invalid(
-                "load_balancer.kind",
-                "load_balancer.kind = \"external\": the local target makes its own NGINX host; use \"nginx\"",
-            ));
-        }
-    }
-
-    fn validate_aws(&self, out: &mut Vec<Invalid>) {
-        let aws = self.aws.as_ref().expect("aws section");
-        if aws.key_name.is_some() && aws.public_key_file.is_some() {
-            out.push(invalid(
-                "aws.public_key_file",
-                "aws.key_name and aws.public_key_file are both set: use an existing key pair or import one, not both",
-            ));
-        }
-        if aws.key_name.is_none() && aws.public_key_file.is_none() {
-            out.push(invalid(
-                "aws",
-                "[aws] needs key_name = \"<existing key pair>\" or public_key_file = \"<file.pub>\"",
-            ));
-        }
-        if let Some(ami) = &aws.ami
-            && !ami.starts_with("ami-")
-        {
-            out.push(invalid(
-                "aws.ami",
-                format!("aws.ami = {ami:?}: an AMI ID starts with \"ami-\"; or remove it to use the newest Canonical image"),
-            ));
-        }
-        for (i, s) in aws.subnet_ids.iter().enumerate() {
-            if !s.starts_with("subnet-") {
-                out.push(invalid(
-                    format!("aws.subnet_ids[{i}]"),
-                    format!("aws.subnet_ids[{i}] = {s:?}: a subnet ID starts with \"subnet-\""),
-                ));
-            }
-        }
-        if let Some(v) = &aws.vpc_id
-            && !v.starts_with("vpc-")
-        {
-            out.push(invalid(
-                "aws.vpc_id",
-                format!("aws.vpc_id = {v:?}: a VPC ID starts with \"vpc-\""),
-            ));
-        }
-        for (key, t) in [
-            ("instance_type", &aws.instance_type),
-            ("lb_instance_type", &aws.lb_instance_type),
-        ] {
-            if !t.contains('.') || t.contains(char::is_whitespace) {
-                out.push(invalid(
-                    format!("aws.{key}"),
-                    format!("aws.{key} = {t:?}: not an EC2 instance type such as \"m5.2xlarge\""),
-                ));
-            }
-        }
-    }
-
-    fn validate_openstack(&self, out: &mut Vec<Invalid>) {
-        let os = self.openstack.as_ref().expect("openstack section");
-        for (key, v) in [
-            ("flavor", &os.flavor),
-            ("image", &os.image),
-            ("network", &os.network),
-        ] {
-            if v.trim().is_empty() {
-                out.push(invalid(
-                    format!("openstack.{key}"),
-                    format!("openstack.{key} is empty: give a name or ID"),
-                ));
-            }
-        }
-        if os.key_name.is_some() && os.public_key_file.is_some() {
-            out.push(invalid(
-                "openstack.public_key_file",
-                "openstack.key_name and openstack.public_key_file are both set: use an existing key pair or import one, not both",
-            ));
-        }
-        if os.key_name.is_none() && os.public_key_file.is_none() {
-            out.push(invalid(
-                "openstack",
-                "[openstack] needs key_name = \"<existing key pair>\" or public_key_file = \"<file.pub>\"",
-            ));
-        }
-        if self.load_balancer.kind == LbKind::Nginx && os.lb_flavor.is_none() {
-            out.push(invalid(
-                "openstack",
-                "load_balancer.kind = \"nginx\" needs openstack.lb_flavor (the NGINX VM's flavor)",
-            ));
-        }
-    }
-
-    fn validate_static(&self, out: &mut Vec<Invalid>) {
-        let s = self.static_hosts.as_ref().expect("static section");
-        if s.nodes.len() != self.nodes.count as usize {
-            out.push(invalid(
-                "static.nodes",
-                format!(
-                    "static.nodes lists {} hosts but nodes.count = {}: list exactly nodes.count hosts",
-                    s.nodes.len(),
-                    self.nodes.count
-                ),
-            ));
-        }
-        let mut seen_names = std::collections::HashSet::new();
-        let mut seen_addrs = std::collections::HashSet::new();
-        let lb = s.lb.iter().map(|h| ("static.lb".to_string(), h));
-        let nodes = s
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (format!("static.nodes[{i}]"), h));
-        for (path, h) in nodes.chain(lb) {
-            if let Err(why) = check_label(&h.name, 63) {
-                out.push(invalid(
-                    format!("{path}.name"),
-                    format!(
-                        "{path}.name = {:?}: {why}; hostnames must not be FQDNs (no dots)",
-                        h.name
-                    ),
-                ));
-            }
-            if !seen_names.insert(h.name.clone()) {
-                out.push(invalid(
-                    format!("{path}.name"),
-                    format!("{path}.name = {:?} is listed twice", h.name),
-                ));
-            }
-            if !seen_addrs.insert(h.address) {
-                out.push(invalid(
-                    format!("{path}.address"),
-                    format!("{path}.address = {} is listed twice", h.address),
-                ));
-            }
-        }
-        match (self.load_balancer.kind, &s.lb) {
-            (LbKind::Nginx, None) => out.push(invalid(
-                "static",
-                "load_balancer.kind = \"nginx\" needs static.lb = { name = \"...\", address = \"...\" }: the host the tool configures NGINX on",
-            )),
-            (LbKind::External, Some(_)) => out.push(invalid(
-                "static.lb",
-                "static.lb is only for load_balancer.kind = \"nginx\"; an external load balancer is given by load_balancer.address",
-            )),
-            _ => {}
-        }
-        if self.nodes.hostname_prefix.is_some() {
-            out.push(invalid(
-                "nodes.hostname_prefix",
-                "nodes.hostname_prefix does not apply to [static]: the hosts' names are in static.nodes",
-            ));
-        }
-    }
-
-    fn validate_local(&self, out: &mut Vec<Invalid>) {
-        let l = self.local.as_ref().expect("local section");
-        let net = l.subnet;
-        if !net.addr().is_private() {
-            out.push(invalid(
-                "local.subnet",
-                format!("local.subnet = \"{net}\": the lab must use a private range (10/8, 172.16/12, 192.168/16) so no real address is ever shadowed"),
-            ));
-        }
-        if !(16..=26).contains(&net.prefix_len()) {
-            out.push(invalid(
-                "local.subnet",
-                format!("local.subnet = \"{net}\": use a prefix from /16 to /26"),
-            ));
-        } else if (net.hosts().count() as u32) < 11 + self.nodes.count {
-            out.push(invalid(
-                "local.subnet",
-                format!(
-                    "local.subnet = \"{net}\" is too small for {} nodes (node k is .10+k): use a larger subnet",
-                    self.nodes.count
-                ),
-            ));
-        }
-        if net.network() != net.addr() {
-            out.push(invalid(
-                "local.subnet",
-                format!(
-                    "local.subnet = \"{net}\": not a network address; use \"{}\"",
-                    net.trunc()
+                    target.name
                 ),
             ));
         }
@@ -969,7 +636,7 @@ pub const TAG_ROLE: &str = "acura-ha/role";
 pub const TAG_MANAGED_BY: &str = "acura-ha/managed-by";
 
 /// A DNS label: lowercase letters, digits and '-', not at either end, at most `max` characters.
-fn check_label(s: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_label(s: &str, max: usize) -> Result<(), String> {
     if s.is_empty() {
         return Err("is empty".into());
     }

@@ -1,0 +1,212 @@
+//! `[openstack]`: Nova servers on new volumes in a server group, a security group and an Octavia
+//! load balancer (or an NGINX server), created by the `acura-ha-openstack` crate.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ProviderKind, Target};
+use crate::desired::{cloud_name, external_lb, key_pair, lb_vm, listener_key, security_group};
+use crate::model::{Kind, Resource};
+use crate::spec::{ClusterSpec, Invalid, LbKind, invalid};
+use crate::tables::{LISTENERS, Protocol};
+
+pub const TARGET: Target = Target::cloud(
+    ProviderKind::OpenStack,
+    "openstack",
+    |spec| spec.openstack.is_some(),
+    validate,
+    desired,
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenStackSection {
+    /// A `clouds.yaml` entry; otherwise `OS_CLOUD` or the `OS_*` variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub flavor: String,
+    /// Image name or ID.
+    pub image: String,
+    /// The network the nodes' ports are on.
+    pub network: String,
+    /// Give each host a floating IP from this external network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floating_ip_network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<String>,
+    /// The NGINX VM's flavor (`load_balancer.kind = "nginx"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_flavor: Option<String>,
+    #[serde(default)]
+    pub anti_affinity: AntiAffinity,
+    /// The subnet (name or ID) of `network` the nodes and the load balancer's VIP use;
+    /// otherwise the network's first IPv4 subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// The catalog interface: `public` (default), `internal` or `admin`; otherwise
+    /// `OS_INTERFACE` or the clouds.yaml entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// A PEM CA bundle to trust (relative to the cluster file); otherwise `OS_CACERT` or the
+    /// clouds.yaml entry's `cacert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AntiAffinity {
+    #[default]
+    Soft,
+    Hard,
+}
+
+impl AntiAffinity {
+    pub fn policy(self) -> &'static str {
+        match self {
+            AntiAffinity::Soft => "soft-anti-affinity",
+            AntiAffinity::Hard => "anti-affinity",
+        }
+    }
+}
+
+fn validate(spec: &ClusterSpec, out: &mut Vec<Invalid>) {
+    let os = spec.openstack.as_ref().expect("openstack section");
+    for (key, v) in [
+        ("flavor", &os.flavor),
+        ("image", &os.image),
+        ("network", &os.network),
+    ] {
+        if v.trim().is_empty() {
+            out.push(invalid(
+                format!("openstack.{key}"),
+                format!("openstack.{key} is empty: give a name or ID"),
+            ));
+        }
+    }
+    if os.key_name.is_some() && os.public_key_file.is_some() {
+        out.push(invalid(
+            "openstack.public_key_file",
+            "openstack.key_name and openstack.public_key_file are both set: use an existing key pair or import one, not both",
+        ));
+    }
+    if os.key_name.is_none() && os.public_key_file.is_none() {
+        out.push(invalid(
+            "openstack",
+            "[openstack] needs key_name = \"<existing key pair>\" or public_key_file = \"<file.pub>\"",
+        ));
+    }
+    if spec.load_balancer.kind == LbKind::Nginx && os.lb_flavor.is_none() {
+        out.push(invalid(
+            "openstack",
+            "load_balancer.kind = \"nginx\" needs openstack.lb_flavor (the NGINX VM's flavor)",
+        ));
+    }
+}
+
+fn desired(spec: &ClusterSpec) -> Vec<Resource> {
+    let os = spec.openstack.as_ref().expect("openstack section");
+    let mut out = vec![key_pair(
+        spec,
+        os.key_name.as_deref(),
+        os.public_key_file.as_deref(),
+    )];
+    out.extend(security_group(spec, ("network", os.network.clone())));
+    out.push(
+        Resource::new(
+            Kind::ServerGroup,
+            None,
+            format!("{}-nodes", cloud_name(spec)),
+        )
+        .attr("policy", os.anti_affinity.policy()),
+    );
+    let fip = os
+        .floating_ip_network
+        .clone()
+        .unwrap_or_else(|| "none".into());
+    let names = spec.node_names();
+    for name in &names {
+        out.push(
+            Resource::new(Kind::Instance, Some(name), name.clone())
+                .attr("flavor", &os.flavor)
+                .attr("image", &os.image)
+                .attr(
+                    "boot_volume",
+                    format!(
+                        "{} GB new volume from the image, deleted with the server",
+                        spec.nodes.volume_size_gb
+                    ),
+                )
+                .attr("network", &os.network)
+                .attr("floating_ip", &fip)
+                .attr("hostname", name)
+                .tags(&spec.tags("node"))
+                .after("key_pair")
+                .after("security_group")
+                .after("server_group"),
+        );
+    }
+    match spec.load_balancer.kind {
+        LbKind::Cloud => {
+            out.push(
+                Resource::new(Kind::LoadBalancer, None, cloud_name(spec))
+                    .attr("provider", "octavia")
+                    .attr("vip_network", &os.network)
+                    .attr("floating_ip", &fip)
+                    .tags(&spec.tags("load-balancer")),
+            );
+            for l in LISTENERS {
+                let key = listener_key(l);
+                let proto = l.protocol.as_str().to_uppercase();
+                out.push(
+                    Resource::new(Kind::Listener, Some(&key), format!("{} {}", l.name, key))
+                        .attr("protocol", &proto)
+                        .attr("port", l.port)
+                        .after("load_balancer"),
+                );
+                out.push(
+                    Resource::new(
+                        Kind::Pool,
+                        Some(&key),
+                        format!("{}-{key}", spec.cluster.name),
+                    )
+                    .attr("protocol", &proto)
+                    .attr("algorithm", "ROUND_ROBIN")
+                    .attr(
+                        "members",
+                        names
+                            .iter()
+                            .map(|n| format!("{n}:{}", l.port))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                    .after(&format!("listener[{key}]")),
+                );
+                let monitor = match l.protocol {
+                    Protocol::Tcp => "TCP",
+                    Protocol::Udp => "UDP-CONNECT",
+                };
+                out.push(
+                    Resource::new(
+                        Kind::HealthMonitor,
+                        Some(&key),
+                        format!("{}-{key}", spec.cluster.name),
+                    )
+                    .attr("type", monitor)
+                    .after(&format!("pool[{key}]")),
+                );
+            }
+        }
+        LbKind::Nginx => out.push(
+            lb_vm(spec, "flavor", os.lb_flavor.as_deref().unwrap_or("-"))
+                .attr("image", &os.image)
+                .attr("network", &os.network)
+                .attr("floating_ip", &fip),
+        ),
+        LbKind::External => out.push(external_lb(spec)),
+    }
+    out
+}

@@ -77,7 +77,7 @@ for nodes in 3 29; do
   sed -e "s/^name = \"acura-lab\"/name = \"$name\"/" \
       -e "s/^count = 3 /count = $nodes /" \
       -e "s/10\.213\.0\./$net./g" \
-      -e "s/dns_name = \"acura-lab-1\"/dns_name = \"$name-1\"/" \
+      -e "s/dns_name = \"acura-lab-lb\"/dns_name = \"$name-lb\"/" \
       -e "s|^archive = \"archive\"|archive = \"$repo/examples/archive\"|" \
       "$repo/examples/local.toml" >"$config"
   grep -q "^count = $nodes " "$config" || { echo "bench-preflight: cannot set nodes.count in $config" >&2; exit 1; }

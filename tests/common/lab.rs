@@ -28,8 +28,8 @@ impl Lab {
             .replace("count = 3", &format!("count = {nodes}"))
             .replace("10.213.0.", &format!("{net}."))
             .replace(
-                "dns_name = \"acura-lab-1\"",
-                &format!("dns_name = \"{name}-1\""),
+                "dns_name = \"acura-lab-lb\"",
+                &format!("dns_name = \"{name}-lb\""),
             )
             .replace(
                 "archive = \"archive\"",

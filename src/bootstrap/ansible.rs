@@ -4,8 +4,10 @@
 //! task with the elapsed time, and the PLAY RECAP. On failure: the failed task, host, message
 //! and the log's path.
 //!
-//! Secrets (the become password, join tokens) go to Ansible in a 0600 extra-vars file
-//! (`-e @file`) that is deleted after the run: never in a command line, the log or the state.
+//! Every value the tool did not write itself — the cluster file's user, addresses and overlays,
+//! what was read from the cluster, and the secrets (the become password, join tokens) — goes to
+//! Ansible as YAML tagged `!unsafe` in an extra-vars document, so Ansible never templates it:
+//! never in a command line, the log or the state.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -261,20 +263,13 @@ pub async fn run_playbook(
     let log_path = logs.join(format!("{}-{label}.log", now_rfc3339().replace(':', "")));
     let mut log = std::fs::File::create(&log_path)
         .map_err(|e| AnsibleError::Io(format!("{}: {e}", log_path.display())))?;
-    let mut argv = run.argv();
-    let _secret_file = if secrets.0.is_empty() {
+    let (mut argv, data) = run.split();
+    let doc = data_document(&data, secrets);
+    let _secret_file = if doc.is_empty() {
         None
     } else {
         let path = ws.dir.secret_vars_file();
-        let map: serde_json::Map<String, serde_json::Value> = secrets
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        write_private(
-            &path,
-            serde_json::to_string(&map).unwrap_or_default().as_bytes(),
-        )?;
+        write_private(&path, doc.as_bytes())?;
         // Before the inventory arguments, like any other -e.
         let at = argv.len() - 3;
         argv.insert(at, format!("@{}", path.display()));
@@ -393,6 +388,80 @@ pub async fn run_playbook(
     })
 }
 
+/// The extra-vars document of one run: every value the tool did not write itself (the run's
+/// [`super::playbook::ExtraVar::Data`] values and the secrets) as YAML tagged `!unsafe`, which
+/// Ansible never templates. Empty when there is nothing to pass.
+pub fn data_document(data: &[(String, serde_json::Value)], secrets: &SecretVars) -> String {
+    let mut out = String::new();
+    let all = data.iter().cloned().chain(
+        secrets
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))),
+    );
+    for (k, v) in all {
+        out.push_str(&yaml_quoted(&k));
+        out.push_str(": ");
+        unsafe_yaml(&v, &mut out);
+        out.push('\n');
+    }
+    out
+}
+
+/// `v` as YAML flow text, every string tagged `!unsafe`.
+fn unsafe_yaml(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => {
+            out.push_str("!unsafe ");
+            out.push_str(&yaml_quoted(s));
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                unsafe_yaml(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&yaml_quoted(k));
+                out.push_str(": ");
+                unsafe_yaml(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// A YAML double-quoted scalar: printable ASCII as it is, everything else escaped (YAML
+/// parsers refuse some raw characters, such as DEL and C1 controls).
+fn yaml_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xffff => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AnsibleError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -463,5 +532,24 @@ mod tests {
         assert_eq!(p.failures[0].host, "acura-2");
         assert_eq!(p.failures[0].message, "stand-in failure requested");
         assert_eq!(p.failures[1].message, "Failed to connect");
+    }
+
+    #[test]
+    fn data_document_is_unsafe_yaml() {
+        let data = vec![
+            ("lb_address".to_string(), serde_json::json!("{{ 7*6 }}")),
+            (
+                "overlay_list".to_string(),
+                serde_json::json!(["overlay/ha.yaml", "a\"b\\c"]),
+            ),
+        ];
+        let secrets = SecretVars(vec![("pw".into(), "é\u{7f}\u{1F600}\n".into())]);
+        assert_eq!(
+            data_document(&data, &secrets),
+            "\"lb_address\": !unsafe \"{{ 7*6 }}\"\n\
+             \"overlay_list\": [!unsafe \"overlay/ha.yaml\", !unsafe \"a\\\"b\\\\c\"]\n\
+             \"pw\": !unsafe \"\\u00e9\\u007f\\U0001f600\\u000a\"\n"
+        );
+        assert_eq!(data_document(&[], &SecretVars::default()), "");
     }
 }

@@ -9,10 +9,14 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ExtraVar {
-    /// `-e "key=value"`
+    /// `-e "key=value"`: a value the tool writes itself (a constant, a boolean). It stays on
+    /// the command line that runs.
     KeyValue(String, String),
-    /// `-e '{"key": <json>}'`
-    Json(String, serde_json::Value),
+    /// A value the tool did not write itself (from the cluster file, the state, or read from
+    /// the cluster): shown as the guide writes it (`-e key=value`, or `-e '{"key": <json>}'`
+    /// for a list), but the runner hands it to Ansible as `!unsafe` data, which Ansible never
+    /// templates (a `{{ lookup('pipe', …) }}` in it stays text).
+    Data(String, serde_json::Value),
 }
 
 impl ExtraVar {
@@ -20,9 +24,13 @@ impl ExtraVar {
         ExtraVar::KeyValue(k.to_string(), v.to_string())
     }
 
+    fn data(k: &str, v: impl Into<serde_json::Value>) -> Self {
+        ExtraVar::Data(k.to_string(), v.into())
+    }
+
     pub fn key(&self) -> &str {
         match self {
-            ExtraVar::KeyValue(k, _) | ExtraVar::Json(k, _) => k,
+            ExtraVar::KeyValue(k, _) | ExtraVar::Data(k, _) => k,
         }
     }
 
@@ -30,8 +38,33 @@ impl ExtraVar {
     pub fn arg(&self) -> String {
         match self {
             ExtraVar::KeyValue(k, v) => format!("{k}={v}"),
-            ExtraVar::Json(k, v) => serde_json::json!({ k: v }).to_string(),
+            ExtraVar::Data(k, serde_json::Value::String(v)) => format!("{k}={v}"),
+            ExtraVar::Data(k, v) => serde_json::json!({ k: v }).to_string(),
         }
+    }
+}
+
+/// Whether `o` names an overlay of the archive: `overlay/<name>.yaml` or `.yml`, `<name>` of
+/// ASCII letters, digits, `.`, `_` and `-`, without `..`. Overlays enter from the cluster file,
+/// `update --add-overlay` and Acura's store on a node; every one passes here before a playbook
+/// gets it.
+pub fn check_overlay(o: &str) -> Result<(), String> {
+    let name = o
+        .strip_prefix("overlay/")
+        .and_then(|r| r.strip_suffix(".yaml").or_else(|| r.strip_suffix(".yml")));
+    let ok = name.is_some_and(|n| {
+        !n.is_empty()
+            && !o.contains("..")
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{o:?} is not an overlay of the archive: expected overlay/<name>.yaml or overlay/<name>.yml, \
+             <name> of letters, digits, '.', '_' and '-' (no \"..\")"
+        ))
     }
 }
 
@@ -58,6 +91,28 @@ impl PlaybookRun {
             self.playbook.to_string(),
         ]);
         argv
+    }
+
+    /// What the runner executes: the command line without the [`ExtraVar::Data`] values, and
+    /// those values, which go to Ansible as `!unsafe` data in an extra-vars document.
+    pub fn split(&self) -> (Vec<String>, Vec<(String, serde_json::Value)>) {
+        let mut argv = vec!["ansible-playbook".to_string()];
+        let mut data = Vec::new();
+        for v in &self.extra_vars {
+            match v {
+                ExtraVar::Data(k, value) => data.push((k.clone(), value.clone())),
+                ExtraVar::KeyValue(..) => {
+                    argv.push("-e".into());
+                    argv.push(v.arg());
+                }
+            }
+        }
+        argv.extend([
+            "-i".to_string(),
+            self.inventory.to_string(),
+            self.playbook.to_string(),
+        ]);
+        (argv, data)
     }
 
     /// The command as a user would type it (shell-quoted).
@@ -87,10 +142,10 @@ pub fn k8s_master(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> Play
     PlaybookRun {
         playbook: K8S_MASTER_PLAYBOOK,
         extra_vars: vec![
-            ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
-            ExtraVar::kv("lb_address", lb_address),
+            ExtraVar::data("ansible_ssh_user", spec.access.ssh_user.as_str()),
+            ExtraVar::data("lb_address", lb_address),
             ExtraVar::kv("ansible_python_interpreter", ANSIBLE_PYTHON_INTERPRETER),
-            ExtraVar::kv("logstash_host", &spec.bootstrap.logstash_host),
+            ExtraVar::data("logstash_host", spec.bootstrap.logstash_host.as_str()),
         ],
         inventory: inventory.to_string(),
     }
@@ -103,10 +158,10 @@ pub fn k8s_join(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> Playbo
     PlaybookRun {
         playbook: K8S_MASTER_PLAYBOOK,
         extra_vars: vec![
-            ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
+            ExtraVar::data("ansible_ssh_user", spec.access.ssh_user.as_str()),
             ExtraVar::kv("ansible_python_interpreter", ANSIBLE_PYTHON_INTERPRETER),
-            ExtraVar::kv("lb_address", lb_address),
-            ExtraVar::kv("logstash_host", &spec.bootstrap.logstash_host),
+            ExtraVar::data("lb_address", lb_address),
+            ExtraVar::data("logstash_host", spec.bootstrap.logstash_host.as_str()),
             ExtraVar::kv("copy_patch", spec.bootstrap.copy_patch),
             ExtraVar::kv("copy_ca", spec.bootstrap.copy_ca),
         ],
@@ -122,8 +177,8 @@ pub fn ha_acura(
     inventory: &str,
 ) -> PlaybookRun {
     let mut extra_vars = vec![
-        ExtraVar::kv("ansible_ssh_user", &spec.access.ssh_user),
-        ExtraVar::Json("overlay_list".into(), serde_json::json!(overlays)),
+        ExtraVar::data("ansible_ssh_user", spec.access.ssh_user.as_str()),
+        ExtraVar::data("overlay_list", serde_json::json!(overlays)),
         ExtraVar::kv("copy_patch", spec.bootstrap.copy_patch),
         ExtraVar::kv("copy_ca", spec.bootstrap.copy_ca),
     ];
@@ -189,5 +244,49 @@ nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "19
                 .command_line()
                 .contains("-e update_cluster=true")
         );
+    }
+
+    #[test]
+    fn overlays_are_archive_paths() {
+        for ok in [
+            "overlay/ha.yaml",
+            "overlay/golden-image.yml",
+            "overlay/startup_reconfigure.yaml",
+            "overlay/v1.2-x.yaml",
+        ] {
+            assert_eq!(check_overlay(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "{{ lookup('pipe', 'id') }}",
+            "overlay/{{ 7*6 }}.yaml",
+            "overlay/../../etc/passwd.yaml",
+            "overlay/..yaml",
+            "overlay/.yaml",
+            "overlay/a b.yaml",
+            "overlay/x.json",
+            "/overlay/x.yaml",
+            "overlay/sub/x.yaml",
+            "",
+        ] {
+            let e = check_overlay(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn data_values_leave_the_command_line_that_runs() {
+        let s = spec();
+        let run = ha_acura(&s, &s.overlays(), true, "ha_env_file");
+        let (argv, data) = run.split();
+        assert_eq!(
+            argv.join(" "),
+            "ansible-playbook -e copy_patch=true -e copy_ca=true -e update_cluster=true \
+             -i ha_env_file ansible/ha-acura.yaml"
+        );
+        let keys: Vec<&str> = data.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["ansible_ssh_user", "overlay_list"]);
+        let (argv, data) = k8s_master(&s, "203.0.113.5", "ha_env_file").split();
+        assert!(!argv.iter().any(|a| a.contains("203.0.113.5")), "{argv:?}");
+        assert_eq!(data.len(), 3);
     }
 }

@@ -25,6 +25,15 @@ pub struct UpdateReport {
     pub written: bool,
 }
 
+/// Refuses an overlay that is not an archive path (`overlay/<name>.yaml|yml`): `--add-overlay`
+/// values, and the list stored in etcd-0 (data from the cluster, which reaches a playbook).
+pub fn check_overlays(list: &[String], from: &str) -> Result<(), Day2Error> {
+    for o in list {
+        playbook::check_overlay(o).map_err(|why| Day2Error::Usage(format!("{from}: {why}")))?;
+    }
+    Ok(())
+}
+
 /// The new list: `current` without `remove`, then each of `add` not already in it.
 pub fn changed_list(current: &[String], add: &[String], remove: &[String]) -> Vec<String> {
     let mut out: Vec<String> = current
@@ -58,6 +67,7 @@ pub async fn update(
             )));
         }
     }
+    check_overlays(&opts.add, "--add-overlay")?;
     let inv = ctx.inventory()?;
     let (live, _) = live_node(&inv.nodes, &[], &spec.access.ssh_user, &ctx.ssh_options()).await?;
     say(
@@ -65,6 +75,13 @@ pub async fn update(
         format!("/overlay_list from etcd-0 (on {})", live.name()),
     );
     let before = kube::overlay_get(&live.session).await?;
+    check_overlays(
+        &before,
+        &format!(
+            "/overlay_list in etcd-0 on {} (fix the stored list with etcdctl set before an update)",
+            live.name()
+        ),
+    )?;
     for r in &opts.remove {
         if !before.contains(r) {
             ui.note(format_args!(
@@ -134,5 +151,21 @@ mod tests {
             ["a", "c", "d"].map(String::from).to_vec()
         );
         assert_eq!(changed_list(&cur, &[], &[]), cur);
+    }
+
+    #[test]
+    fn overlays_that_are_not_archive_paths_are_refused() {
+        assert!(check_overlays(&["overlay/extra.yaml".into()], "--add-overlay").is_ok());
+        let bad = "{{ lookup('pipe', 'id') }}";
+        let e = check_overlays(
+            &["overlay/ha.yaml".into(), bad.into()],
+            "/overlay_list in etcd-0 on acura-1",
+        )
+        .expect_err("a template is no overlay");
+        assert!(matches!(e, Day2Error::Usage(_)), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("{bad:?}")), "{msg}");
+        assert!(msg.contains("etcd-0 on acura-1"), "{msg}");
+        assert!(check_overlays(&["overlay/../x.yaml".into()], "--add-overlay").is_err());
     }
 }

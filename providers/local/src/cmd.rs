@@ -13,6 +13,20 @@ use tokio::process::Command;
 /// Long enough for a loaded 2-core machine, short enough that a hung tool does not hang `up`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Environment variables of the deploy side that hold secrets (`-K`'s password for users who
+/// set it instead of answering the prompt). No child the tool starts inherits them: not the
+/// lab's long-lived sshd and dnsmasq, not tar, pip or Ansible.
+pub const SECRET_ENV: &[&str] = &["ACURA_HA_BECOME_PASSWORD"];
+
+/// A command for `program` without the [`SECRET_ENV`] variables in its environment.
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    for v in SECRET_ENV {
+        c.env_remove(v);
+    }
+    c
+}
+
 /// What a finished command reported.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -74,7 +88,7 @@ where
         .chain(args.iter().map(|a| quote(&a.to_string_lossy())))
         .collect::<Vec<_>>()
         .join(" ");
-    let child = Command::new(program)
+    let child = command(program)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -171,5 +185,17 @@ mod tests {
             .await
             .expect_err("missing");
         assert!(err.to_string().contains("setup-test-deps.sh"), "{err}");
+    }
+
+    #[test]
+    fn children_never_inherit_a_secret_variable() {
+        let c = command("true");
+        let envs: Vec<_> = c.as_std().get_envs().collect();
+        for v in SECRET_ENV {
+            assert!(envs.contains(&(OsStr::new(v), None)), "{v} is not removed");
+        }
+        // Every command of the local target is built by `command`.
+        let src = include_str!("cmd.rs");
+        assert_eq!(src.matches(concat!("Command", "::new(")).count(), 1);
     }
 }

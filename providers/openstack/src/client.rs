@@ -543,6 +543,163 @@ impl Session {
     }
 }
 
+/// What [`Session::pages`] follows from one page to the next.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Paging {
+    /// `<collection>_links` with rel `next` (Nova, Neutron, Cinder, Octavia) or Glance's
+    /// top-level `next`.
+    Links,
+    /// `limit` and `offset`, no links (Nova's server groups).
+    Offset,
+}
+
+/// The page size asked for: the services' default maximum (Nova's and Cinder's `max_limit`,
+/// Glance's `api_limit_max`, Octavia's `pagination_max_limit`). A cloud that caps lower
+/// answers fewer and links the next page; Glance without `limit` answers only 25.
+pub const PAGE_LIMIT: usize = 1000;
+
+/// Pages of one list at most (a cloud whose links never end must not hang the tool).
+const MAX_PAGES: usize = 10_000;
+
+impl Session {
+    /// Every item of a list, following the service's paging to the end: `path` (with its
+    /// filters, e.g. `/servers/detail?tags=x`) asked with `limit`, then the `next` link's
+    /// `marker` (and whatever else it carries) until a page has none. The link's query is
+    /// applied to our own endpoint and path: clouds behind a proxy often link their internal
+    /// host name or plain http.
+    pub async fn list(&self, s: Service, path: &str, key: &str) -> Result<Vec<Value>, ApiError> {
+        self.pages(s, path, key, Paging::Links).await
+    }
+
+    /// [`list`](Self::list) for a collection paged by `limit` and `offset` (Nova's server
+    /// groups): asks until a page adds nothing.
+    pub async fn list_by_offset(
+        &self,
+        s: Service,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        self.pages(s, path, key, Paging::Offset).await
+    }
+
+    async fn pages(
+        &self,
+        s: Service,
+        path: &str,
+        key: &str,
+        paging: Paging,
+    ) -> Result<Vec<Value>, ApiError> {
+        let (base, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut params = parse_query(query);
+        if !params.iter().any(|(k, _)| k == "limit") {
+            params.push(("limit".into(), PAGE_LIMIT.to_string()));
+        }
+        let mut out: Vec<Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let v = self
+                .get(s, &format!("{base}?{}", encode_query(&params)))
+                .await?;
+            let items = v[key].as_array().cloned().unwrap_or_default();
+            let listed = items.len();
+            let mut new = 0;
+            for item in items {
+                // A page that repeats what was seen (a link or offset the cloud ignores)
+                // ends the list.
+                if seen.insert(item_key(&item)) {
+                    out.push(item);
+                    new += 1;
+                }
+            }
+            if new == 0 {
+                break;
+            }
+            match paging {
+                Paging::Links => match next_query(&v, key) {
+                    Some(next) => {
+                        params.retain(|(k, _)| !next.iter().any(|(n, _)| n == k));
+                        params.extend(next);
+                    }
+                    None => break,
+                },
+                Paging::Offset => {
+                    let at = params
+                        .iter()
+                        .find(|(k, _)| k == "offset")
+                        .and_then(|(_, v)| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    params.retain(|(k, _)| k != "offset");
+                    params.push(("offset".into(), (at + listed).to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What tells list items apart: the ID (a key pair's name).
+fn item_key(item: &Value) -> String {
+    item.get("id")
+        .or_else(|| item.pointer("/keypair/name"))
+        .and_then(|v| v.as_str())
+        .map(String::from)
+        .unwrap_or_else(|| item.to_string())
+}
+
+/// The query of the next page: the `next` entry of `<key>_links`, else Glance's top-level
+/// `next` (a path with a query).
+pub fn next_query(page: &Value, key: &str) -> Option<Vec<(String, String)>> {
+    let linked = page[format!("{key}_links")]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["rel"] == "next")
+        .and_then(|l| l["href"].as_str());
+    let href = linked.or_else(|| page["next"].as_str())?;
+    let (_, query) = href.split_once('?')?;
+    let q = parse_query(query);
+    (!q.is_empty()).then_some(q)
+}
+
+/// `a=1&b=x%20y` → pairs, decoded (`+` is a space, as in forms).
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (pct_decode(k), pct_decode(v))
+        })
+        .collect()
+}
+
+fn pct_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
+                out.push(hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode_query(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", q(k), q(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn wait_for(e: &ApiError) -> Option<Duration> {
     let i = e.message.find("[retry after ")?;
     let rest = &e.message[i + 13..];

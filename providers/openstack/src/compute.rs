@@ -46,18 +46,12 @@ pub(crate) struct Created {
     pub fresh: bool,
 }
 
-/// The flavor by name or ID from one `GET /flavors/detail`.
-pub(crate) fn pick_flavor(list: &Value, want: &str) -> Option<Flavor> {
-    let f = list["flavors"]
-        .as_array()?
+/// The flavor by ID or name from the flavors of `GET /flavors/detail` (every page).
+pub(crate) fn pick_flavor(list: &[Value], want: &str) -> Option<Flavor> {
+    let f = list
         .iter()
         .find(|f| js(f, "id") == want)
-        .or_else(|| {
-            list["flavors"]
-                .as_array()?
-                .iter()
-                .find(|f| js(f, "name") == want)
-        })?;
+        .or_else(|| list.iter().find(|f| js(f, "name") == want))?;
     Some(Flavor {
         id: js(f, "id"),
         name: js(f, "name"),
@@ -89,7 +83,7 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
     let os = cx.spec.openstack.as_ref().expect("openstack section");
     let s = cx.s;
     let flavors = async {
-        s.get(Service::Compute, "/flavors/detail")
+        s.list(Service::Compute, "/flavors/detail", "flavors")
             .await
             .map_err(|e| e.into_provider("flavors"))
     };
@@ -105,12 +99,14 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
     let lbs = async {
         if cx.spec.load_balancer.kind == LbKind::Cloud && s.has(Service::LoadBalancer) {
             let v = s
-                .get(Service::LoadBalancer, "/lbaas/loadbalancers")
+                .list(
+                    Service::LoadBalancer,
+                    "/lbaas/loadbalancers",
+                    "loadbalancers",
+                )
                 .await
                 .map_err(|e| e.into_provider("load balancers"))?;
-            Ok::<_, ProviderError>(Some(
-                v["loadbalancers"].as_array().cloned().unwrap_or_default(),
-            ))
+            Ok::<_, ProviderError>(Some(v))
         } else {
             Ok(None)
         }
@@ -170,17 +166,14 @@ fn is_ours(spec: &ClusterSpec, v: &Value) -> bool {
 
 async fn list_servers(s: &Session, spec: &ClusterSpec) -> Result<Vec<Value>, ApiError> {
     let v = s
-        .get(
+        .list(
             Service::Compute,
             &format!("/servers/detail?tags={}", q(&cluster_tag(spec))),
+            "servers",
         )
         .await?;
-    Ok(v["servers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(v.into_iter()
         .filter(|sv| is_ours(spec, sv) && js(sv, "status") != "DELETED")
-        .cloned()
         .collect())
 }
 
@@ -279,13 +272,11 @@ pub(crate) async fn key_pair(
 }
 
 async fn find_group(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
-    let v = s.get(Service::Compute, "/os-server-groups").await?;
-    Ok(v["server_groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|g| js(g, "name") == name)
-        .cloned())
+    // Nova filters server groups by nothing but the project: every page, then the name.
+    let v = s
+        .list_by_offset(Service::Compute, "/os-server-groups", "server_groups")
+        .await?;
+    Ok(v.into_iter().find(|g| js(g, "name") == name))
 }
 
 /// The anti-affinity server group (adopted by name, or created). Returns its ID.
@@ -914,10 +905,11 @@ pub(crate) async fn clusters(
     tags: &[(String, String)],
 ) -> Result<Vec<(String, u64)>, ProviderError> {
     let managed = format!("{}=acura-ha", TAG_MANAGED_BY.replace('/', "-"));
-    let v = s
-        .get(
+    let servers = s
+        .list(
             Service::Compute,
             &format!("/servers/detail?tags={}", q(&managed)),
+            "servers",
         )
         .await
         .map_err(|e| e.into_provider("servers"))?;
@@ -932,7 +924,7 @@ pub(crate) async fn clusters(
         let e = oldest.entry(name).or_insert(secs);
         *e = (*e).min(secs);
     };
-    for sv in v["servers"].as_array().into_iter().flatten() {
+    for sv in &servers {
         let md = &sv["metadata"];
         if md[TAG_MANAGED_BY] != json!("acura-ha") {
             continue;
@@ -946,10 +938,14 @@ pub(crate) async fn clusters(
     }
     if s.has(Service::LoadBalancer) {
         let lbs = s
-            .get(Service::LoadBalancer, "/lbaas/loadbalancers")
+            .list(
+                Service::LoadBalancer,
+                &format!("/lbaas/loadbalancers?tags={}", q(&managed)),
+                "loadbalancers",
+            )
             .await
             .map_err(|e| e.into_provider("load balancers"))?;
-        for lb in lbs["loadbalancers"].as_array().into_iter().flatten() {
+        for lb in &lbs {
             let t: Vec<String> = lb["tags"]
                 .as_array()
                 .into_iter()

@@ -19,10 +19,10 @@ fn from(v: &Value) -> Image {
     }
 }
 
-/// Picks the image from a `GET /v2/images` answer: active, newest `created_at` first.
-pub(crate) fn pick(list: &Value) -> Option<Image> {
-    let mut images: Vec<&Value> = list["images"]
-        .as_array()?
+/// Picks the image from the images of `GET /v2/images` (every page): active, newest
+/// `created_at` first.
+pub(crate) fn pick(list: &[Value]) -> Option<Image> {
+    let mut images: Vec<&Value> = list
         .iter()
         .filter(|i| i["status"].as_str().is_none_or(|s| s == "active"))
         .collect();
@@ -33,7 +33,11 @@ pub(crate) fn pick(list: &Value) -> Option<Image> {
 pub(crate) async fn image(s: &Session, name_or_id: &str) -> Result<Image, ProviderError> {
     let resource = format!("openstack.image = {name_or_id}");
     let by_name = s
-        .get(Service::Image, &format!("/images?name={}", q(name_or_id)))
+        .list(
+            Service::Image,
+            &format!("/images?name={}", q(name_or_id)),
+            "images",
+        )
         .await
         .map_err(|e| e.into_provider(&resource))?;
     if let Some(i) = pick(&by_name) {

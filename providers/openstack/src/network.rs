@@ -20,11 +20,6 @@ pub(crate) struct Net {
     pub subnet_id: String,
 }
 
-/// The first element of `key` in a list answer.
-fn first(v: &Value, key: &str) -> Option<Value> {
-    v[key].as_array().and_then(|a| a.first().cloned())
-}
-
 /// A network by name, else by ID.
 pub(crate) async fn find_network(
     s: &Session,
@@ -34,13 +29,14 @@ pub(crate) async fn find_network(
     let resource = format!("{what} = {name_or_id}");
     for filter in ["name", "id"] {
         let v = s
-            .get(
+            .list(
                 Service::Network,
                 &format!("/networks?{filter}={}", q(name_or_id)),
+                "networks",
             )
             .await
             .map_err(|e| e.into_provider(&resource))?;
-        if let Some(n) = first(&v, "networks") {
+        if let Some(n) = v.into_iter().next() {
             return Ok(n);
         }
     }
@@ -75,11 +71,14 @@ pub(crate) async fn network(s: &Session, spec: &ClusterSpec) -> Result<Net, Prov
             subnet_id,
         });
     }
-    let subnets = s
-        .get(Service::Network, &format!("/subnets?network_id={}", q(&id)))
+    let list = s
+        .list(
+            Service::Network,
+            &format!("/subnets?network_id={}", q(&id)),
+            "subnets",
+        )
         .await
         .map_err(|e| e.into_provider(&format!("subnets of network {}", os.network)))?;
-    let list = subnets["subnets"].as_array().cloned().unwrap_or_default();
     let chosen = match &os.subnet {
         Some(want) => list
             .iter()
@@ -167,23 +166,19 @@ pub(crate) fn same_rule(a: &Value, b: &Value) -> bool {
 async fn find_group(s: &Session, spec: &ClusterSpec) -> Result<Option<Value>, ApiError> {
     let name = cloud_name(spec);
     let v = s
-        .get(
+        .list(
             Service::Network,
             &format!("/security-groups?name={}", q(&name)),
+            "security_groups",
         )
         .await?;
     let tag = cluster_tag(spec);
-    Ok(v["security_groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|g| {
-            js(g, "name") == name
-                && g["tags"]
-                    .as_array()
-                    .is_none_or(|t| t.is_empty() || t.iter().any(|x| x == &json!(tag)))
-        })
-        .cloned())
+    Ok(v.into_iter().find(|g| {
+        js(g, "name") == name
+            && g["tags"]
+                .as_array()
+                .is_none_or(|t| t.is_empty() || t.iter().any(|x| x == &json!(tag)))
+    }))
 }
 
 /// The group (adopted by name and tag, or created) and its rules. Returns (id, name).
@@ -226,16 +221,12 @@ pub(crate) async fn security_group(
 }
 
 async fn list_rules(s: &Session, group_id: &str) -> Result<Vec<Value>, ApiError> {
-    let v = s
-        .get(
-            Service::Network,
-            &format!("/security-group-rules?security_group_id={}", q(group_id)),
-        )
-        .await?;
-    Ok(v["security_group_rules"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
+    s.list(
+        Service::Network,
+        &format!("/security-group-rules?security_group_id={}", q(group_id)),
+        "security_group_rules",
+    )
+    .await
 }
 
 async fn rules(
@@ -322,11 +313,9 @@ async fn rules(
 
 /// Floating IPs of the project (one call).
 pub(crate) async fn floating_ips(s: &Session) -> Result<Vec<Value>, ProviderError> {
-    let v = s
-        .get(Service::Network, "/floatingips")
+    s.list(Service::Network, "/floatingips", "floatingips")
         .await
-        .map_err(|e| e.into_provider("floating IPs"))?;
-    Ok(v["floatingips"].as_array().cloned().unwrap_or_default())
+        .map_err(|e| e.into_provider("floating IPs"))
 }
 
 /// The description that names a floating IP's owner: `acura-ha <cluster> <host>`.
@@ -373,12 +362,13 @@ pub(crate) async fn ensure_floating_ip(
     let v = s
         .create(Service::Network, "/floatingips", &body, || async {
             let v = s
-                .get(
+                .list(
                     Service::Network,
                     &format!("/floatingips?port_id={}", q(port_id)),
+                    "floatingips",
                 )
                 .await?;
-            Ok(first(&v, "floatingips"))
+            Ok(v.into_iter().next())
         })
         .await
         .map_err(|e| e.into_provider(&format!("floating IP for {host}")))?;
@@ -397,11 +387,13 @@ pub(crate) async fn ports_of(
         .iter()
         .map(|d| format!("device_id={}", q(d)))
         .collect();
-    let v = s
-        .get(Service::Network, &format!("/ports?{}", query.join("&")))
-        .await
-        .map_err(|e| e.into_provider("ports of the servers"))?;
-    Ok(v["ports"].as_array().cloned().unwrap_or_default())
+    s.list(
+        Service::Network,
+        &format!("/ports?{}", query.join("&")),
+        "ports",
+    )
+    .await
+    .map_err(|e| e.into_provider("ports of the servers"))
 }
 
 /// Deletes those of the floating IPs `all` that are named for `hosts` (or on `ports`).
@@ -460,15 +452,16 @@ pub(crate) async fn discover(
     let mut out = Vec::new();
     let name = cloud_name(spec);
     let groups = async {
-        s.get(
+        s.list(
             Service::Network,
             &format!("/security-groups?name={}", q(&name)),
+            "security_groups",
         )
         .await
         .map_err(|e| e.into_provider("security groups of the cluster"))
     };
     let (v, fips) = tokio::try_join!(groups, floating_ips(s))?;
-    for g in v["security_groups"].as_array().into_iter().flatten() {
+    for g in &v {
         if js(g, "name") == name {
             out.push(Recorded::found(
                 "security_group".into(),

@@ -57,24 +57,19 @@ impl Lb {
 
 const LB_DEADLINE: Duration = Duration::from_secs(900);
 
-fn arr(v: &Value, k: &str) -> Vec<Value> {
-    v[k].as_array().cloned().unwrap_or_default()
-}
-
 fn live_named(l: &Value, name: &str) -> bool {
     js(l, "name") == name && js(l, "provisioning_status") != "DELETED"
 }
 
 async fn find_lb(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
     let v = s
-        .get(
+        .list(
             Service::LoadBalancer,
             &format!("/lbaas/loadbalancers?name={}", q(name)),
+            "loadbalancers",
         )
         .await?;
-    Ok(arr(&v, "loadbalancers")
-        .into_iter()
-        .find(|l| live_named(l, name)))
+    Ok(v.into_iter().find(|l| live_named(l, name)))
 }
 
 /// Makes sure the load balancer is ACTIVE (what every change needs): nothing to do when it was
@@ -268,34 +263,32 @@ pub(crate) async fn load_balancer(
 }
 
 async fn list_listeners(s: &Session, lb: &str) -> Result<Vec<Value>, ApiError> {
-    let v = s
-        .get(
-            Service::LoadBalancer,
-            &format!("/lbaas/listeners?loadbalancer_id={}", q(lb)),
-        )
-        .await?;
-    Ok(arr(&v, "listeners"))
+    s.list(
+        Service::LoadBalancer,
+        &format!("/lbaas/listeners?loadbalancer_id={}", q(lb)),
+        "listeners",
+    )
+    .await
 }
 
 async fn list_pools(s: &Session, lb: &str) -> Result<Vec<Value>, ApiError> {
-    let v = s
-        .get(
-            Service::LoadBalancer,
-            &format!("/lbaas/pools?loadbalancer_id={}", q(lb)),
-        )
-        .await?;
-    Ok(arr(&v, "pools"))
+    s.list(
+        Service::LoadBalancer,
+        &format!("/lbaas/pools?loadbalancer_id={}", q(lb)),
+        "pools",
+    )
+    .await
 }
 
 async fn list_monitors(s: &Session, pool: &str) -> Result<Vec<Value>, ApiError> {
     let v = s
-        .get(
+        .list(
             Service::LoadBalancer,
             &format!("/lbaas/healthmonitors?pool_id={}", q(pool)),
+            "healthmonitors",
         )
         .await?;
-    Ok(arr(&v, "healthmonitors")
-        .into_iter()
+    Ok(v.into_iter()
         .filter(|m| {
             m["pools"]
                 .as_array()
@@ -305,13 +298,12 @@ async fn list_monitors(s: &Session, pool: &str) -> Result<Vec<Value>, ApiError> 
 }
 
 async fn list_members(s: &Session, pool: &str) -> Result<Vec<Value>, ApiError> {
-    let v = s
-        .get(
-            Service::LoadBalancer,
-            &format!("/lbaas/pools/{pool}/members"),
-        )
-        .await?;
-    Ok(arr(&v, "members"))
+    s.list(
+        Service::LoadBalancer,
+        &format!("/lbaas/pools/{pool}/members"),
+        "members",
+    )
+    .await
 }
 
 fn listener_match(l: &Value, proto: &str, port: u16) -> bool {

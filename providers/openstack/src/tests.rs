@@ -299,7 +299,10 @@ fn error_bodies_of_every_service() {
 
 #[test]
 fn flavors_checked_against_the_minimums() {
-    let list = fixture("flavors-list-detail-resp.v2.75.json");
+    let list = fixture("flavors-list-detail-resp.v2.75.json")["flavors"]
+        .as_array()
+        .unwrap()
+        .clone();
     let spec = crate::tests::spec("");
     let xl = crate::compute::pick_flavor(&list, "m1.xlarge").unwrap();
     assert_eq!((xl.vcpus, xl.ram_mb), (8, 16384));
@@ -327,8 +330,8 @@ fn server_fixed_ip_and_image_pick() {
         Some("192.168.1.30")
     );
     let images = fixture("images-list-resp.json");
-    assert!(crate::image::pick(&images).is_some());
-    assert!(crate::image::pick(&json!({"images": []})).is_none());
+    assert!(crate::image::pick(images["images"].as_array().unwrap()).is_some());
+    assert!(crate::image::pick(&[]).is_none());
 }
 
 pub(crate) fn spec(extra: &str) -> acura_ha_api::spec::ClusterSpec {
@@ -415,4 +418,44 @@ fn quota_checks_name_the_short_one() {
     let vol = json!({"quota_set": {"gigabytes": {"limit": 1000, "in_use": 500, "reserved": 0}, "volumes": {"limit": 10, "in_use": 0}}});
     let v = volume_checks(&vol, 3, 600);
     assert!(v.iter().any(|c| c.short() && c.what.contains("gigabytes")));
+}
+
+#[test]
+fn next_page_from_links_or_glance_next() {
+    use crate::client::{next_query, parse_query};
+    // Octavia's paginated sample: `next` among `previous`; its query wins, not its host.
+    let lbs = json!({"loadbalancers": [], "loadbalancers_links": [
+        {"rel": "previous", "href": "http://internal:9876/v2/lbaas/loadbalancers?limit=2&marker=a&page_reverse=True"},
+        {"rel": "next", "href": "http://internal:9876/v2/lbaas/loadbalancers?limit=2&marker=b%2Bc"}]});
+    assert_eq!(
+        next_query(&lbs, "loadbalancers").unwrap(),
+        vec![
+            ("limit".to_string(), "2".to_string()),
+            ("marker".to_string(), "b+c".to_string())
+        ]
+    );
+    // Glance: a top-level path.
+    let images = json!({"images": [], "first": "/v2/images", "next": "/v2/images?name=ubuntu+20.04&marker=x"});
+    assert_eq!(
+        next_query(&images, "images").unwrap(),
+        parse_query("name=ubuntu%2020.04&marker=x")
+    );
+    // The projects' own samples.
+    let first = fixture("loadbalancers-list-paginated-first-page-resp.general-inc.json");
+    let q = next_query(&first, "loadbalancers").unwrap();
+    assert!(q.contains(&(
+        "marker".into(),
+        "0fdb0ca7-0a38-4aea-891c-daaed40bcafe".into()
+    )));
+    let last = fixture("loadbalancers-list-paginated-last-page-resp.general-inc.json");
+    assert!(next_query(&last, "loadbalancers").is_none());
+    let kp = fixture("keypairs-list-paginated-resp.v2.35.json");
+    let q = next_query(&kp, "keypairs").unwrap();
+    assert!(q.contains(&(
+        "marker".into(),
+        "keypair-5d935425-31d5-48a7-a0f1-e76e9813f2c3".into()
+    )));
+    // The last page: no `next`.
+    assert!(next_query(&json!({"servers": [], "servers_links": []}), "servers").is_none());
+    assert!(next_query(&json!({"images": [], "first": "/v2/images"}), "images").is_none());
 }

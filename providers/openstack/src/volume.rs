@@ -15,10 +15,10 @@ pub(crate) async fn delete_leftovers(
         return Ok(());
     }
     let list = s
-        .get(Service::Volume, "/volumes/detail")
+        .list(Service::Volume, "/volumes/detail", "volumes")
         .await
         .map_err(|e| e.into_provider("volumes"))?;
-    for v in list["volumes"].as_array().into_iter().flatten() {
+    for v in &list {
         let id = crate::js(v, "id");
         if !ids.contains(&id) || crate::js(v, "status") == "deleting" {
             continue;

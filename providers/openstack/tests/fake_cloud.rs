@@ -11,7 +11,7 @@ use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_openstack::OpenStackProvider;
 use acura_ha_openstack::wait::Pace;
-use fake_openstack::{Config, FakeCloud, FaultAction, FaultRule, Inventory, Quotas};
+use fake_openstack::{Config, FakeCloud, FaultAction, FaultRule, ImageSpec, Inventory, Quotas};
 
 #[derive(Default)]
 struct Mem(Vec<Recorded>);
@@ -42,8 +42,16 @@ struct Lab {
 }
 
 impl Lab {
+    /// Lists come 2 items a page (issue 13: a real cloud pages; the provider must follow).
     fn start() -> Lab {
-        let cloud = FakeCloud::start(Config::default());
+        Lab::with(Config {
+            page_size: Some(2),
+            ..Config::default()
+        })
+    }
+
+    fn with(config: Config) -> Lab {
+        let cloud = FakeCloud::start(config);
         assert!(cloud.base_url().starts_with("http://127.0.0.1:"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("clouds.yaml"), cloud.clouds_yaml("fake")).unwrap();
@@ -126,6 +134,10 @@ fn assert_boot_volumes(inv: &Inventory, nodes: &[String], gb: u32) {
 }
 
 fn assert_cluster(inv: &Inventory, nodes: usize) {
+    assert_cluster_with_groups(inv, nodes, 1)
+}
+
+fn assert_cluster_with_groups(inv: &Inventory, nodes: usize, server_groups: usize) {
     assert_eq!(inv.count("servers"), nodes, "{inv:?}");
     assert_eq!(inv.count("volumes"), nodes, "{inv:?}");
     assert_boot_volumes(inv, &inv.names("servers"), 200);
@@ -148,7 +160,7 @@ fn assert_cluster(inv: &Inventory, nodes: usize) {
         ),
         "{rules:?}"
     );
-    assert_eq!(inv.count("server_groups"), 1, "{inv:?}");
+    assert_eq!(inv.count("server_groups"), server_groups, "{inv:?}");
     assert_eq!(inv.count("keypairs"), 1, "{inv:?}");
     assert_eq!(inv.count("load_balancers"), 1, "{inv:?}");
     assert_eq!(inv.count("listeners"), 6, "{inv:?}");
@@ -232,7 +244,7 @@ async fn faults_leave_nothing_duplicated_or_leaked() {
         "/flavors/detail$",
         FaultAction::Status {
             status: 429,
-            retry_after: Some(1),
+            retry_after: Some(1.into()),
             body: None,
         },
     ));
@@ -288,6 +300,47 @@ async fn quota_short_creates_nothing_and_names_it() {
     assert!(err.contains("cores") && err.contains("24"), "{err}");
     assert_eq!(lab.cloud.inventory(), before);
     assert_eq!(lab.cloud.stats().mutating, 0);
+}
+
+/// What the lookups and the adopt-before-create reads want is on a later page: the active
+/// image after three of its name that are not, our server group after two of others'.
+#[tokio::test]
+async fn lookups_and_adoption_read_every_page() {
+    let mut config = Config {
+        page_size: Some(2),
+        ..Config::default()
+    };
+    for (i, status) in ["queued", "deactivated", "importing"].iter().enumerate() {
+        config.images.insert(
+            0,
+            ImageSpec {
+                id: format!("0000000{i}-0000-4000-8000-000000000000"),
+                name: "ubuntu-20.04".into(),
+                status: status.to_string(),
+                min_disk: 0,
+            },
+        );
+    }
+    let lab = Lab::with(config);
+    lab.cloud.add_server_group("someone-else-1", "affinity");
+    lab.cloud.add_server_group("someone-else-2", "affinity");
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    assert_cluster_with_groups(&lab.cloud.inventory(), 3, 3);
+    // The state lost: everything is found again, nothing is created twice.
+    lab.cloud.reset_stats();
+    let mut fresh = Mem::default();
+    p.provision(&spec, &mut fresh)
+        .await
+        .expect("provision again");
+    let st = lab.cloud.stats();
+    assert_eq!(st.mutating, 0, "{:?}", st.per_route);
+    assert_cluster_with_groups(&lab.cloud.inventory(), 3, 3);
+    p.destroy(&spec, &mut fresh).await.expect("destroy");
+    assert_eq!(lab.cloud.inventory(), before);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Cinder (block storage v3, `/volume/v3/{project_id}`): volumes (created by Nova's
 //! block-device mapping or directly), quotas.
 
+use crate::paging::{self, Style, by_id};
 use crate::server::{App, Ctx, More, g};
 use crate::state::{Inner, Volume};
 use crate::util::{self, Query, cinder_err, json_resp, q_get, s};
@@ -121,7 +122,7 @@ fn list(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|v| json!({"id": v.id, "name": v.name, "links": links(c, &v.id)}))
         .collect();
-    json_resp(200, &json!({ "volumes": out }))
+    paging::respond(inner, c, "volumes", out, Style::Cinder, by_id)
 }
 
 fn list_detail(inner: &mut Inner, c: &Ctx) -> Response {
@@ -129,7 +130,7 @@ fn list_detail(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|v| volume_json(inner, c, v))
         .collect();
-    json_resp(200, &json!({ "volumes": out }))
+    paging::respond(inner, c, "volumes", out, Style::Cinder, by_id)
 }
 
 fn not_found(id: &str) -> Response {

@@ -27,6 +27,13 @@ pub struct Config {
     pub images: Vec<ImageSpec>,
     pub quotas: Quotas,
     pub delays: Delays,
+    /// The most items one page of a list holds, whatever `limit` asks for (the services'
+    /// `max_limit` / `pagination_max_limit` / `api_limit_max`). `None`: unlimited, one page
+    /// unless the client asks for a `limit`.
+    pub page_size: Option<usize>,
+    /// How long a Keystone token is valid, in milliseconds (Keystone's default: one hour).
+    /// A request with an expired token answers 401.
+    pub token_lifetime_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +235,8 @@ impl Default for Config {
             ],
             quotas: Quotas::default(),
             delays: Delays::default(),
+            page_size: None,
+            token_lifetime_ms: 3_600_000,
         }
     }
 }

@@ -32,12 +32,13 @@ pub struct FaultRule {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FaultAction {
-    /// Answer with this status and the service's error body (or `body` if given); 429 and
-    /// 503 carry `Retry-After` when `retry_after` is set. The request is not performed.
+    /// Answer with this status and the service's error body (or `body` if given), with a
+    /// `Retry-After` header when `retry_after` is set (a number of seconds, or a string sent
+    /// as it is, e.g. an HTTP-date). The request is not performed.
     Status {
         status: u16,
         #[serde(default)]
-        retry_after: Option<u64>,
+        retry_after: Option<RetryAfter>,
         #[serde(default)]
         body: Option<serde_json::Value>,
     },
@@ -52,6 +53,32 @@ pub enum FaultAction {
     Delay { ms: u64 },
     /// Nova only: the server is created but ends in ERROR ("No valid host was found").
     BootFails,
+    /// The request's token is revoked (as when it expires): this request and every later one
+    /// with that token answer 401. Not performed.
+    TokenRevoked,
+}
+
+/// A `Retry-After` value: seconds (`2`) or any text (`"Wed, 21 Oct 2015 07:28:00 GMT"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RetryAfter {
+    Seconds(u64),
+    Text(String),
+}
+
+impl RetryAfter {
+    pub fn header_value(&self) -> String {
+        match self {
+            RetryAfter::Seconds(s) => s.to_string(),
+            RetryAfter::Text(t) => t.clone(),
+        }
+    }
+}
+
+impl From<u64> for RetryAfter {
+    fn from(s: u64) -> Self {
+        RetryAfter::Seconds(s)
+    }
 }
 
 impl FaultRule {
@@ -156,5 +183,11 @@ impl FaultBook {
             }
         }
         d
+    }
+}
+
+impl From<String> for RetryAfter {
+    fn from(s: String) -> Self {
+        RetryAfter::Text(s)
     }
 }

@@ -1,5 +1,6 @@
 //! Glance (image v2): images list/show with `name`, `status` and `visibility` filters.
 
+use crate::paging::{self, Style, by_id};
 use crate::server::{App, Ctx, g};
 use crate::state::Inner;
 use crate::util::{glance_err, json_resp, q_get};
@@ -48,10 +49,13 @@ fn list(inner: &mut Inner, c: &Ctx) -> Response {
         .filter(|_| q_get(&c.q, "visibility").is_none_or(|v| v == "public" || v == "all"))
         .map(|i| image_json(i, &owner))
         .collect();
-    json_resp(
-        200,
-        &json!({"images": images, "schema": "/v2/schemas/images", "first": "/v2/images"}),
-    )
+    match paging::page(inner, c, "images", images, Style::Glance, by_id) {
+        Ok(mut body) => {
+            body["schema"] = json!("/v2/schemas/images");
+            json_resp(200, &body)
+        }
+        Err(e) => e,
+    }
 }
 
 fn show(inner: &mut Inner, c: &Ctx) -> Response {

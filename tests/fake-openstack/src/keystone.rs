@@ -142,12 +142,16 @@ fn issue_token(inner: &mut Inner, c: &Ctx) -> Response {
         }
     };
     let token_id = format!("gAAAAA{}", util::hex_id());
-    inner.tokens.insert(token_id.clone());
+    let lifetime = std::time::Duration::from_millis(cfg.token_lifetime_ms);
+    let issued = std::time::SystemTime::now();
+    inner
+        .tokens
+        .insert(token_id.clone(), std::time::Instant::now() + lifetime);
     let domain = json!({"id": cfg.domain_id, "name": cfg.domain_name});
     let mut token = json!({
         "audit_ids": [util::hex_id()[..22].to_string()],
-        "expires_at": util::in_one_hour(),
-        "issued_at": util::now_z(),
+        "expires_at": util::keystone_time(issued + lifetime),
+        "issued_at": util::keystone_time(issued),
         "is_domain": false,
         "methods": methods,
         "user": {"domain": domain, "id": user.id, "name": user.name, "password_expires_at": null},

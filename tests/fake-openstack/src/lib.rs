@@ -24,6 +24,7 @@ mod keystone;
 mod neutron;
 mod nova;
 mod octavia;
+mod paging;
 mod quota;
 mod server;
 pub mod state;
@@ -33,7 +34,7 @@ mod versions;
 pub use config::{
     AppCredSpec, Config, Delays, FlavorSpec, ImageSpec, NetworkSpec, Quotas, UserSpec,
 };
-pub use faults::{FaultAction, FaultRule};
+pub use faults::{FaultAction, FaultRule, RetryAfter};
 pub use state::{Inventory, StatsSnapshot};
 
 use server::{App, Shared};
@@ -147,6 +148,21 @@ impl FakeCloud {
         self.app.lock().delays = delays;
     }
 
+    /// At most this many items per page of every list (`None`: unlimited), from now on.
+    pub fn set_page_size(&self, page_size: Option<usize>) {
+        self.app.lock().cfg.page_size = page_size;
+    }
+
+    /// Tokens issued from now on expire after `lifetime`.
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.app.lock().cfg.token_lifetime_ms = lifetime.as_millis() as u64;
+    }
+
+    /// Revoke every token issued so far: the next request with one answers 401.
+    pub fn revoke_tokens(&self) {
+        self.app.lock().tokens.clear();
+    }
+
     /// Change quotas at run time (e.g. to provoke a quota failure mid-test).
     pub fn set_quotas(&self, quotas: Quotas) {
         self.app.lock().cfg.quotas = quotas;
@@ -180,6 +196,18 @@ impl FakeCloud {
             fingerprint: "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff".into(),
             created: util::now_z(),
         });
+    }
+
+    /// Pre-create a server group (someone else's); returns its id.
+    pub fn add_server_group(&self, name: &str, policy: &str) -> String {
+        let id = util::uuid();
+        self.app.lock().server_groups.push(state::ServerGroup {
+            id: id.clone(),
+            name: name.into(),
+            policy: policy.into(),
+            members: vec![],
+        });
+        id
     }
 
     /// Pre-create a security group (with Neutron's two default egress rules); returns its id.

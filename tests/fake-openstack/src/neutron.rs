@@ -2,6 +2,7 @@
 //! bulk, with Neutron's duplicate detection), floating IPs, tags and quotas. Neutron is
 //! synchronous: creates answer 201 with the full object, deletes 204.
 
+use crate::paging::{self, Style, by_id};
 use crate::server::{App, Ctx, More, g};
 use crate::state::Inner;
 use crate::util::{self, filter_list, json_resp, neutron_err, s};
@@ -109,19 +110,15 @@ fn over_quota(res: &str) -> Response {
 // ---- networks, subnets -------------------------------------------------------------------
 
 fn list_networks(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(
-        200,
-        &json!({"networks": filter_list(inner.networks.clone(), &c.q)}),
-    )
+    let items = filter_list(inner.networks.clone(), &c.q);
+    paging::respond(inner, c, "networks", items, Style::Neutron, by_id)
 }
 fn show_network(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.networks, "network", "Network", c.p("id"))
 }
 fn list_subnets(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(
-        200,
-        &json!({"subnets": filter_list(inner.subnets.clone(), &c.q)}),
-    )
+    let items = filter_list(inner.subnets.clone(), &c.q);
+    paging::respond(inner, c, "subnets", items, Style::Neutron, by_id)
 }
 fn show_subnet(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.subnets, "subnet", "Subnet", c.p("id"))
@@ -137,10 +134,8 @@ fn show_in(list: &[Value], key: &str, kind: &str, id: &str) -> Response {
 // ---- ports -------------------------------------------------------------------------------
 
 fn list_ports(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(
-        200,
-        &json!({"ports": filter_list(inner.ports.clone(), &c.q)}),
-    )
+    let items = filter_list(inner.ports.clone(), &c.q);
+    paging::respond(inner, c, "ports", items, Style::Neutron, by_id)
 }
 fn show_port(inner: &mut Inner, c: &Ctx) -> Response {
     show_in(&inner.ports, "port", "Port", c.p("id"))
@@ -286,7 +281,8 @@ fn sg_view(inner: &Inner, sg: &Value) -> Value {
 
 fn list_sgs(inner: &mut Inner, c: &Ctx) -> Response {
     let all: Vec<Value> = inner.sgs.iter().map(|g| sg_view(inner, g)).collect();
-    json_resp(200, &json!({"security_groups": filter_list(all, &c.q)}))
+    let items = filter_list(all, &c.q);
+    paging::respond(inner, c, "security_groups", items, Style::Neutron, by_id)
 }
 
 fn show_sg(inner: &mut Inner, c: &Ctx) -> Response {
@@ -668,9 +664,14 @@ fn create_rules(inner: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn list_rules(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(
-        200,
-        &json!({"security_group_rules": filter_list(inner.rules.clone(), &c.q)}),
+    let items = filter_list(inner.rules.clone(), &c.q);
+    paging::respond(
+        inner,
+        c,
+        "security_group_rules",
+        items,
+        Style::Neutron,
+        by_id,
     )
 }
 
@@ -700,10 +701,8 @@ fn port_details(p: &Value) -> Value {
 }
 
 fn list_fips(inner: &mut Inner, c: &Ctx) -> Response {
-    json_resp(
-        200,
-        &json!({"floatingips": filter_list(inner.fips.clone(), &c.q)}),
-    )
+    let items = filter_list(inner.fips.clone(), &c.q);
+    paging::respond(inner, c, "floatingips", items, Style::Neutron, by_id)
 }
 
 fn show_fip(inner: &mut Inner, c: &Ctx) -> Response {

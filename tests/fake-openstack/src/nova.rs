@@ -2,6 +2,7 @@
 //! quotas and limits. Honours the compute microversion header for tags and the server-group
 //! policy shape, and echoes it back (see the middleware).
 
+use crate::paging::{self, Style, by_id};
 use crate::server::{App, Ctx, More, g, po};
 use crate::state::{Inner, Keypair, Server, ServerGroup, Volume};
 use crate::util::empty;
@@ -122,7 +123,7 @@ fn list_flavors(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|f| json!({"id": f.id, "name": f.name, "links": links(&c.base, &inner.cfg.project_id, "flavors", &f.id), "description": null}))
         .collect();
-    json_resp(200, &json!({ "flavors": list }))
+    paging::respond(inner, c, "flavors", list, Style::Nova, by_id)
 }
 
 fn list_flavors_detail(inner: &mut Inner, c: &Ctx) -> Response {
@@ -132,7 +133,7 @@ fn list_flavors_detail(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|f| flavor_json(inner, c, f))
         .collect();
-    json_resp(200, &json!({ "flavors": list }))
+    paging::respond(inner, c, "flavors", list, Style::Nova, by_id)
 }
 
 fn show_flavor(inner: &mut Inner, c: &Ctx) -> Response {
@@ -181,14 +182,21 @@ fn user_id(inner: &Inner) -> String {
         .unwrap_or_default()
 }
 
-fn list_keypairs(inner: &mut Inner, _: &Ctx) -> Response {
+fn list_keypairs(inner: &mut Inner, c: &Ctx) -> Response {
     let uid = user_id(inner);
     let list: Vec<Value> = inner
         .keypairs
         .iter()
         .map(|k| json!({"keypair": keypair_json(k, false, &uid)}))
         .collect();
-    json_resp(200, &json!({ "keypairs": list }))
+    // The marker of key pairs is the name.
+    let by_name = |v: &Value| {
+        v["keypair"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    paging::respond(inner, c, "keypairs", list, Style::Nova, by_name)
 }
 
 fn show_keypair(inner: &mut Inner, c: &Ctx) -> Response {
@@ -294,7 +302,10 @@ fn list_groups(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|g| group_json(inner, g, v))
         .collect();
-    json_resp(200, &json!({ "server_groups": list }))
+    match paging::offset_page(inner, c, list) {
+        Ok(list) => json_resp(200, &json!({ "server_groups": list })),
+        Err(e) => e,
+    }
 }
 
 fn show_group(inner: &mut Inner, c: &Ctx) -> Response {
@@ -875,7 +886,7 @@ fn list_servers(inner: &mut Inner, c: &Ctx) -> Response {
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name, "links": links(&c.base, project, "servers", &s.id)}))
         .collect();
-    json_resp(200, &json!({ "servers": out }))
+    paging::respond(inner, c, "servers", out, Style::Nova, by_id)
 }
 
 fn list_servers_detail(inner: &mut Inner, c: &Ctx) -> Response {
@@ -885,7 +896,7 @@ fn list_servers_detail(inner: &mut Inner, c: &Ctx) -> Response {
         Err(r) => return r,
     };
     let out: Vec<Value> = list.iter().map(|s| server_json(inner, c, s, v)).collect();
-    json_resp(200, &json!({ "servers": out }))
+    paging::respond(inner, c, "servers", out, Style::Nova, by_id)
 }
 
 fn server_not_found(id: &str) -> Response {

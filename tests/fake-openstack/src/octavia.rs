@@ -6,6 +6,7 @@
 //! the parent LB to PENDING_* for `Delays::lb_update` ms, and any mutation while the LB is
 //! PENDING_* answers 409 "... is immutable and cannot be updated." as Octavia does.
 
+use crate::paging::{self, Style, by_id};
 use crate::server::{App, Ctx, More, g};
 use crate::state::{Child, Inner, Lb, Prov};
 use crate::util::{self, Query, filter_list, json_resp, octavia_err, s};
@@ -189,10 +190,8 @@ fn lb_json(inner: &Inner, l: &Lb) -> Value {
 
 fn list_lbs(inner: &mut Inner, c: &Ctx) -> Response {
     let all: Vec<Value> = inner.lbs.iter().map(|l| lb_json(inner, l)).collect();
-    json_resp(
-        200,
-        &json!({"loadbalancers": filter_list(all, &c.q), "loadbalancers_links": []}),
-    )
+    let items = filter_list(all, &c.q);
+    paging::respond(inner, c, "loadbalancers", items, Style::Octavia, by_id)
 }
 
 fn show_lb(inner: &mut Inner, c: &Ctx) -> Response {
@@ -508,7 +507,7 @@ fn l4(proto: &str) -> &str {
 
 fn list_listeners(inner: &mut Inner, c: &Ctx) -> Response {
     let items = list_children(inner, &inner.listeners, "listener", c, None);
-    json_resp(200, &json!({"listeners": items, "listeners_links": []}))
+    paging::respond(inner, c, "listeners", items, Style::Octavia, by_id)
 }
 
 fn show_listener(inner: &mut Inner, c: &Ctx) -> Response {
@@ -647,7 +646,7 @@ fn delete_listener(inner: &mut Inner, c: &Ctx) -> Response {
 
 fn list_pools(inner: &mut Inner, c: &Ctx) -> Response {
     let items = list_children(inner, &inner.lb_pools, "pool", c, None);
-    json_resp(200, &json!({"pools": items, "pools_links": []}))
+    paging::respond(inner, c, "pools", items, Style::Octavia, by_id)
 }
 
 fn show_pool(inner: &mut Inner, c: &Ctx) -> Response {
@@ -777,7 +776,7 @@ fn list_members(inner: &mut Inner, c: &Ctx) -> Response {
         return not_found("Pool", pool);
     }
     let items = list_children(inner, &inner.members, "member", c, Some(pool));
-    json_resp(200, &json!({"members": items, "members_links": []}))
+    paging::respond(inner, c, "members", items, Style::Octavia, by_id)
 }
 
 fn show_member(inner: &mut Inner, c: &Ctx) -> Response {
@@ -946,10 +945,7 @@ fn delete_member(inner: &mut Inner, c: &Ctx) -> Response {
 
 fn list_hms(inner: &mut Inner, c: &Ctx) -> Response {
     let items = list_children(inner, &inner.monitors, "healthmonitor", c, None);
-    json_resp(
-        200,
-        &json!({"healthmonitors": items, "healthmonitors_links": []}),
-    )
+    paging::respond(inner, c, "healthmonitors", items, Style::Octavia, by_id)
 }
 
 fn show_hm(inner: &mut Inner, c: &Ctx) -> Response {

@@ -203,17 +203,26 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
             .per_route
             .entry(format!("{method} {template}"))
             .or_default() += 1;
-        let authorized = is_public(&method, &path)
-            || req
-                .headers()
-                .get("x-auth-token")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| inner.tokens.contains(t));
+        let token = req
+            .headers()
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let now = std::time::Instant::now();
+        let authorized =
+            is_public(&method, &path) || inner.tokens.get(token).is_some_and(|exp| now < *exp);
         let body_str = String::from_utf8_lossy(&bytes);
-        (
-            inner.faults.decide(method.as_str(), &path, &body_str),
-            authorized,
-        )
+        let decision = inner.faults.decide(method.as_str(), &path, &body_str);
+        if authorized && decision.action == Some(FaultAction::TokenRevoked) && !is_token {
+            // Revoked (or expired early): this request and every later one with it get 401.
+            inner.tokens.remove(token);
+        }
+        let authorized = authorized
+            && (is_public(&method, &path) || inner.tokens.get(token).is_some_and(|exp| now < *exp));
+        if !authorized && req.extensions().get::<MatchedPath>().is_some() {
+            inner.stats.unauthorized += 1;
+        }
+        (decision, authorized)
     };
 
     let nova_v = (svc == Svc::Nova).then(|| nova::microversion(req.headers()));
@@ -264,10 +273,10 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
                 Some(b) => util::json_resp(status, &b),
                 None => util::service_err(&path, status, "Injected fault from fake-openstack"),
             };
-            if let Some(secs) = retry_after {
+            if let Some(after) = retry_after {
                 r.headers_mut().insert(
                     "retry-after",
-                    HeaderValue::from_str(&secs.to_string()).unwrap(),
+                    HeaderValue::from_str(&after.header_value()).unwrap(),
                 );
             }
             return finish(r);
@@ -294,7 +303,7 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
             // Never answer: the connection task drops the connection.
             return std::future::pending().await;
         }
-        Some(FaultAction::Delay { .. }) => {}
+        Some(FaultAction::Delay { .. }) | Some(FaultAction::TokenRevoked) => {}
     }
     finish(next.run(req).await)
 }
@@ -400,6 +409,45 @@ fn admin_routes(r: Router<App>) -> Router<App> {
         }),
     )
     .route("/__fake/delays", put(set_delays))
+    .route("/__fake/page_size", put(set_page_size))
+    .route("/__fake/token_lifetime", put(set_token_lifetime))
+    .route(
+        "/__fake/tokens/revoke",
+        post(|State(app): State<App>| async move {
+            app.lock().tokens.clear();
+            util::empty(204)
+        }),
+    )
+}
+
+/// `{"page_size": 2}` (or `null`: unlimited).
+async fn set_page_size(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct B {
+        page_size: Option<usize>,
+    }
+    match serde_json::from_slice::<B>(&body) {
+        Ok(b) => {
+            app.lock().cfg.page_size = b.page_size;
+            util::empty(204)
+        }
+        Err(e) => util::json_resp(400, &json!({"error": e.to_string()})),
+    }
+}
+
+/// `{"ms": 3000}`: tokens issued from now on live that long.
+async fn set_token_lifetime(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct B {
+        ms: u64,
+    }
+    match serde_json::from_slice::<B>(&body) {
+        Ok(b) => {
+            app.lock().cfg.token_lifetime_ms = b.ms;
+            util::empty(204)
+        }
+        Err(e) => util::json_resp(400, &json!({"error": e.to_string()})),
+    }
 }
 
 async fn add_faults(State(app): State<App>, body: Bytes) -> Response {

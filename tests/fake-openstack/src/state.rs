@@ -10,7 +10,7 @@ use crate::faults::FaultBook;
 use crate::util;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub struct Server {
@@ -132,6 +132,7 @@ pub struct Stats {
     pub total: u64,
     pub mutating: u64,
     pub token_requests: u64,
+    pub unauthorized: u64,
     pub per_route: BTreeMap<String, u64>,
 }
 
@@ -144,6 +145,9 @@ pub struct StatsSnapshot {
     pub mutating: u64,
     /// `POST /identity/v3/auth/tokens`.
     pub token_requests: u64,
+    /// Requests answered 401 because their token was missing, unknown, expired or revoked.
+    #[serde(default)]
+    pub unauthorized: u64,
     /// Key: `"METHOD /route/{template}"`.
     pub per_route: BTreeMap<String, u64>,
 }
@@ -166,7 +170,8 @@ impl Inventory {
 pub struct Inner {
     pub cfg: Config,
     pub delays: Delays,
-    pub tokens: HashSet<String>,
+    /// Issued tokens and when each expires.
+    pub tokens: HashMap<String, Instant>,
     pub faults: FaultBook,
     pub stats: Stats,
     pub unhandled: Vec<String>,
@@ -199,7 +204,7 @@ impl Inner {
         let mut inner = Inner {
             delays: cfg.delays.clone(),
             cfg,
-            tokens: HashSet::new(),
+            tokens: HashMap::new(),
             faults: FaultBook::default(),
             stats: Stats::default(),
             unhandled: vec![],
@@ -564,6 +569,7 @@ impl Inner {
             total: self.stats.total,
             mutating: self.stats.mutating,
             token_requests: self.stats.token_requests,
+            unauthorized: self.stats.unauthorized,
             per_route: self.stats.per_route.clone(),
         }
     }

@@ -23,11 +23,9 @@ pub fn mac() -> String {
     format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
 }
 
-/// UTC civil time of now: (y, m, d, hh, mm, ss, micros).
-fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+/// UTC civil time of `t`: (y, m, d, hh, mm, ss, micros).
+fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let days = (secs / 86400) as i64;
     let rem = secs % 86400;
@@ -53,6 +51,10 @@ fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
     )
 }
 
+fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
+    civil(SystemTime::now())
+}
+
 /// `2017-02-14T19:23:58Z` (Nova, Neutron, Keystone, Glance).
 pub fn now_z() -> String {
     let (y, mo, d, h, mi, s, _) = civil_now();
@@ -71,12 +73,32 @@ pub fn now_micro() -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}")
 }
 
-/// A timestamp one hour ahead, for token expiry.
-pub fn in_one_hour() -> String {
-    let (y, mo, d, h, mi, s, us) = civil_now();
-    // Good enough for a fake: roll the hour without carrying into the day.
-    let h = (h + 1).min(23);
+/// `2015-08-26T19:49:58.000000Z` (Keystone's `issued_at` and `expires_at`).
+pub fn keystone_time(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, us) = civil(t);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+}
+
+/// Percent-encodes a query key or value (unreserved characters kept).
+pub fn pct(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `k=v&k=v`, encoded.
+pub fn encode_query(q: &Query) -> String {
+    q.iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub fn json_resp(status: u16, v: &Value) -> Response {
@@ -272,6 +294,7 @@ const NON_FILTER_KEYS: &[&str] = &[
     "fields",
     "limit",
     "marker",
+    "offset",
     "page_reverse",
     "sort_key",
     "sort_dir",

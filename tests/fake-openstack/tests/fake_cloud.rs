@@ -624,7 +624,7 @@ fn status_faults_delay_and_unhandled() {
             "/flavors/detail$",
             FaultAction::Status {
                 status: 429,
-                retry_after: Some(2),
+                retry_after: Some(2.into()),
                 body: None,
             },
         )
@@ -791,4 +791,252 @@ fn quota_exceeded_shapes() {
     );
     assert_eq!(q["quota"]["load_balancer"], 0);
     assert!(cloud.unhandled().is_empty(), "{:?}", cloud.unhandled());
+}
+
+/// Follows `next` (a `*_links` entry or Glance's top-level `next`) to the end; returns every
+/// page's body.
+fn all_pages(s: &Session, first: &str, key: &str, image_base: &str) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut url = first.to_string();
+    loop {
+        let (st, v) = s.call("GET", &url, None);
+        assert_eq!(st, 200, "{url}: {v}");
+        pages.push(v.clone());
+        let linked = v[format!("{key}_links")]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["rel"] == "next")
+            .map(|l| l["href"].as_str().unwrap().to_string());
+        let glance = v["next"].as_str().map(|p| format!("{image_base}{p}"));
+        match linked.or(glance) {
+            Some(next) => url = next,
+            None => return pages,
+        }
+        assert!(pages.len() < 20, "no end to the pages of {first}");
+    }
+}
+
+fn ids_of(pages: &[Value], key: &str, id: &str) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p[key].as_array().unwrap().clone())
+        .map(|x| x.pointer(id).unwrap().as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn lists_are_paged_as_each_service_pages_them() {
+    let cloud = FakeCloud::start(Config {
+        page_size: Some(2),
+        ..Config::default()
+    });
+    let s = Session::new(&cloud);
+    let compute = s.url("compute");
+    let image = s.url("image");
+
+    // Nova: 4 flavors, 2 a page; a full page has a `next` link (absolute), so the last full
+    // page is followed by an empty one without links.
+    let pages = all_pages(&s, &format!("{compute}/flavors/detail"), "flavors", "");
+    assert_eq!(
+        pages
+            .iter()
+            .map(|p| p["flavors"].as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        vec![2, 2, 0]
+    );
+    assert_eq!(
+        ids_of(&pages, "flavors", "/name"),
+        ["m1.small", "m1.large", "m1.xlarge", "m1.2xlarge"]
+    );
+    let next = pages[0]["flavors_links"][0]["href"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!("{compute}/flavors/detail?")),
+        "{next}"
+    );
+    assert!(
+        next.contains("limit=2") && next.contains("marker=4"),
+        "{next}"
+    );
+    assert!(pages[2].get("flavors_links").is_none(), "{}", pages[2]);
+    // `limit` asks for less, never more than the page size.
+    let (_, one) = s.call("GET", &format!("{compute}/flavors/detail?limit=1"), None);
+    assert_eq!(one["flavors"].as_array().unwrap().len(), 1);
+    let (_, many) = s.call("GET", &format!("{compute}/flavors/detail?limit=1000"), None);
+    assert_eq!(many["flavors"].as_array().unwrap().len(), 2);
+    let (st, _) = s.call("GET", &format!("{compute}/flavors/detail?limit=x"), None);
+    assert_eq!(st, 400);
+
+    // Glance: a top-level `next` path under the image endpoint that keeps the query.
+    let pages = all_pages(
+        &s,
+        &format!("{image}/v2/images?visibility=public"),
+        "images",
+        &image,
+    );
+    assert_eq!(ids_of(&pages, "images", "/id").len(), 5);
+    assert_eq!(pages.len(), 3);
+    let next = pages[0]["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("/v2/images?visibility=public&limit=2&marker="),
+        "{next}"
+    );
+    assert!(pages[2].get("next").is_none());
+
+    // Neutron: `next` and, after a marker, `previous`; filters stay in the links.
+    for i in 0..3 {
+        cloud.add_security_group(&format!("sg-{i}"), "");
+    }
+    let network = s.url("network");
+    let pages = all_pages(
+        &s,
+        &format!("{network}/v2.0/security-groups?description="),
+        "security_groups",
+        "",
+    );
+    let mut names = ids_of(&pages, "security_groups", "/name");
+    names.sort();
+    assert_eq!(names, ["sg-0", "sg-1", "sg-2"]); // "default" has a description
+    let next = pages[0]["security_groups_links"][0]["href"]
+        .as_str()
+        .unwrap();
+    assert!(next.contains("description=&"), "{next}");
+    assert!(
+        pages[1]["security_groups_links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["rel"] == "previous"),
+        "{}",
+        pages[1]
+    );
+
+    // Nova key pairs: the marker is the name.
+    for n in ["kp-a", "kp-b", "kp-c"] {
+        cloud.add_keypair(n, "ssh-ed25519 AAAA x");
+    }
+    let pages = all_pages(&s, &format!("{compute}/os-keypairs"), "keypairs", "");
+    assert_eq!(
+        ids_of(&pages, "keypairs", "/keypair/name"),
+        ["kp-a", "kp-b", "kp-c"]
+    );
+    assert!(
+        pages[0]["keypairs_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains("marker=kp-b")
+    );
+
+    // Nova server groups: `limit` and `offset`, no links.
+    for n in ["g1", "g2", "g3"] {
+        let (st, _) = s.call(
+            "POST",
+            &format!("{compute}/os-server-groups"),
+            Some(json!({"server_group": {"name": n, "policy": "soft-anti-affinity"}})),
+        );
+        assert_eq!(st, 200);
+    }
+    let (_, p1) = s.call("GET", &format!("{compute}/os-server-groups"), None);
+    let (_, p2) = s.call("GET", &format!("{compute}/os-server-groups?offset=2"), None);
+    assert_eq!(p1["server_groups"].as_array().unwrap().len(), 2);
+    assert_eq!(p2["server_groups"][0]["name"], "g3");
+    assert!(p1.get("server_groups_links").is_none());
+
+    // Octavia: `*_links` always, empty on the last page.
+    let (_, lbs) = s.call(
+        "GET",
+        &format!("{}/v2/lbaas/loadbalancers", s.url("load-balancer")),
+        None,
+    );
+    assert_eq!(lbs["loadbalancers_links"], json!([]));
+
+    // The admin route changes the page size at run time; `null` is unlimited.
+    let admin = Client::new();
+    let r = admin
+        .put(format!("{}/__fake/page_size", cloud.base_url()))
+        .json(&json!({"page_size": null}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, all) = s.call("GET", &format!("{compute}/flavors/detail"), None);
+    assert_eq!(all["flavors"].as_array().unwrap().len(), 4);
+    assert!(all.get("flavors_links").is_none());
+    assert!(cloud.unhandled().is_empty());
+}
+
+#[test]
+fn tokens_expire_and_can_be_revoked() {
+    let cloud = FakeCloud::start(Config {
+        token_lifetime_ms: 90_000,
+        ..Config::default()
+    });
+    let s = Session::new(&cloud);
+    let compute = s.url("compute");
+    assert_eq!(s.call("GET", &format!("{compute}/flavors"), None).0, 200);
+    // expires_at - issued_at is the configured lifetime.
+    let resp = s
+        .http
+        .post(format!("{}/auth/tokens", cloud.auth_url()))
+        .json(&json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": "423f19a4ac1e4f48bbb4180756e6eb6c", "secret": "appcred-secret"}}}}))
+        .send()
+        .unwrap();
+    let body: Value = resp.json().unwrap();
+    let (issued, expires) = (
+        body["token"]["issued_at"].as_str().unwrap(),
+        body["token"]["expires_at"].as_str().unwrap(),
+    );
+    assert!(issued.ends_with('Z') && issued.len() == "2015-08-26T19:49:58.000000Z".len());
+    let secs = |t: &str| -> f64 {
+        let hms = &t[11..t.len() - 1];
+        let p: Vec<f64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+        p[0] * 3600.0 + p[1] * 60.0 + p[2]
+    };
+    let lifetime = (secs(expires) - secs(issued)).rem_euclid(86400.0);
+    assert!((lifetime - 90.0).abs() < 0.001, "{issued} {expires}");
+
+    // An expired token: 401 in Keystone's envelope.
+    cloud.set_token_lifetime(Duration::ZERO);
+    let expired = Session::new(&cloud);
+    let (st, e) = expired.call("GET", &format!("{compute}/flavors"), None);
+    assert_eq!(st, 401);
+    assert_eq!(e["error"]["code"], 401);
+    // The first token still works; a revoked one does not.
+    assert_eq!(s.call("GET", &format!("{compute}/flavors"), None).0, 200);
+    cloud.set_token_lifetime(Duration::from_secs(3600));
+    let fresh = Session::new(&cloud);
+    cloud.add_fault(FaultRule::new(
+        "GET",
+        "/flavors$",
+        FaultAction::TokenRevoked,
+    ));
+    assert_eq!(
+        fresh.call("GET", &format!("{compute}/flavors"), None).0,
+        401
+    );
+    assert_eq!(
+        fresh.call("GET", &format!("{compute}/flavors"), None).0,
+        401
+    );
+    assert_eq!(s.call("GET", &format!("{compute}/flavors"), None).0, 200);
+    cloud.revoke_tokens();
+    assert_eq!(s.call("GET", &format!("{compute}/flavors"), None).0, 401);
+    assert_eq!(cloud.stats().unauthorized, 4);
+
+    // A Retry-After given as text is sent as it is.
+    let s = Session::new(&cloud);
+    cloud.add_fault(FaultRule::new(
+        "GET",
+        "/flavors$",
+        FaultAction::Status {
+            status: 503,
+            retry_after: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_string().into()),
+            body: None,
+        },
+    ));
+    let resp = s.req("GET", &format!("{compute}/flavors"), None).unwrap();
+    assert_eq!(
+        resp.headers()["retry-after"],
+        "Wed, 21 Oct 2015 07:28:00 GMT"
+    );
 }

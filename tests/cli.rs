@@ -226,6 +226,8 @@ fn help_lists_only_working_commands() {
         "completions",
         "update",
         "node",
+        "init",
+        "man",
     ] {
         assert!(
             help.contains(&format!("  {cmd} ")),
@@ -478,5 +480,129 @@ fn every_json_output_is_one_document_on_stdout() {
             parsed.err(),
             String::from_utf8_lossy(&out.stdout)
         );
+    }
+}
+
+/// `init` writes a file `plan` accepts for every target, fills in what the machine knows (the
+/// aws CLI's region and profile, the SSH key), and never overwrites.
+#[test]
+fn init_writes_a_valid_file_per_target_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(home.join(".ssh/id_ecdsa"), "not read").unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[default]\nregion = us-east-1\n[profile team]\nregion = ap-south-1\n",
+    )
+    .unwrap();
+    for provider in ["aws", "openstack", "static", "local"] {
+        let file = dir.path().join(format!("{provider}.toml"));
+        acura_ha()
+            .current_dir(dir.path())
+            .env("HOME", &home)
+            .env("AWS_PROFILE", "team")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_CONFIG_FILE")
+            .env("OS_CLOUD", "lab-cloud")
+            .args(["init", "--provider", provider, "--name", "first-try"])
+            .arg(&file)
+            .assert()
+            .code(0);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("name = \"first-try\""), "{provider}: {text}");
+        acura_ha()
+            .args(["plan", "-c"])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .assert()
+            .code(0);
+        if provider == "aws" {
+            assert!(text.contains("region = \"ap-south-1\""), "{text}");
+            assert!(text.contains("profile = \"team\""), "{text}");
+            assert!(text.contains("~/.ssh/id_ecdsa"), "{text}");
+        }
+        if provider == "openstack" {
+            assert!(text.contains("cloud = \"lab-cloud\""), "{text}");
+        }
+        if provider == "local" {
+            assert!(text.contains("dns_name = \"first-try-lb\""), "{text}");
+        }
+        // Never overwritten: the second init fails and the file is as it was.
+        acura_ha()
+            .args(["init", "--provider", provider])
+            .arg(&file)
+            .assert()
+            .code(1)
+            .stderr(contains("never overwrites"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    }
+}
+
+/// The manual page comes from the same definition as `--help`.
+#[test]
+fn man_page_names_every_command() {
+    let out = acura_ha()
+        .arg("man")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let page = String::from_utf8(out).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    for cmd in ["plan", "up", "status", "down", "node", "init"] {
+        assert!(page.contains(cmd), "{cmd} missing from the man page");
+    }
+}
+
+/// SIGTERM (a cancelled CI job) and SIGHUP (a dropped SSH session) end a run as Ctrl-C does:
+/// exit 130, the lock released, the state kept — not a process killed mid-write.
+#[test]
+fn sigterm_and_sighup_end_a_run_like_ctrl_c() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = copy_example("static.toml", dir.path());
+        // Loopback hosts that never accept a login: `up` waits for SSH until it is stopped.
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("192.0.2.", "127.0.0.")
+            + "\n[preflight]\nssh_wait_secs = 300\n";
+        std::fs::write(&cfg, text).unwrap();
+        let st_dir = dir.path().join("state");
+        let mut child = common::acura_ha_std()
+            .args(["up", "--yes", "-c"])
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(&st_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The run holds its lock while it waits for SSH.
+        let lock = st_dir.join("acura-static.lock");
+        let started = std::time::Instant::now();
+        while !lock.exists() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "up never took its lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let killed = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains("interrupted"), "SIG{signal}: {err}");
+        assert!(!lock.exists(), "SIG{signal}: the lock is released");
     }
 }

@@ -13,7 +13,9 @@ use crate::state::StateStore;
 
 mod completions;
 mod down;
+mod init;
 mod janitor;
+mod man;
 mod node;
 mod plan;
 mod preflight;
@@ -75,8 +77,12 @@ pub enum Command {
     /// Inspect the state file, or remove a lock a dead run left behind
     #[command(subcommand)]
     State(state::What),
+    /// Write a commented cluster file for a target, filled with what this machine knows
+    Init(init::Args),
     /// Print a shell completion script
     Completions(completions::Args),
+    /// Print the manual page (roff; `acura-ha man | man -l -`)
+    Man(man::Args),
 }
 
 /// `-c FILE` and where the state lives: every command that works on a cluster takes these.
@@ -209,17 +215,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs an async command; Ctrl-C ends it as an error (so locks are released and the state says
-/// what was done), not by killing the process mid-write.
+/// Runs an async command; Ctrl-C, SIGTERM (a cancelled CI job, `kill`) and SIGHUP (a dropped SSH
+/// session) end it as an error — so locks are released, child processes are dropped and the
+/// state says what was done — not by killing the process mid-write.
 pub fn block_on<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return Err(Error::Usage("cannot install the signal handlers".into()));
+        };
         tokio::select! {
             r = fut => r,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            _ = term.recv() => Err(Error::Interrupted),
+            _ = hup.recv() => Err(Error::Interrupted),
         }
     })
 }
@@ -237,6 +253,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Render(what) => render::exec(what),
         Command::State(what) => state::exec(what),
         Command::Completions(args) => completions::exec(args),
+        Command::Init(args) => init::exec(args),
+        Command::Man(args) => man::exec(args),
     }
 }
 

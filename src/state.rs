@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -344,7 +343,20 @@ impl StateStore {
         Ok(())
     }
 
+    /// The file the kernel lock is taken on. It is never removed (removing a file another run
+    /// has open and locked would let a third run lock a new one beside it).
+    pub fn gate_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lock.gate", self.cluster))
+    }
+
     /// Takes the lock for `operation`, or says who holds it.
+    ///
+    /// Two parts: a kernel lock (`flock`) on [`StateStore::gate_path`], held for the whole run
+    /// and dropped by the kernel however the process ends, so two runs on this machine can never
+    /// both be between reading and replacing the record; and the record (`<cluster>.lock`: who,
+    /// where, since when), written atomically so a reader sees it whole or not at all. A record
+    /// left by a dead run on this host is replaced; one of another host (a shared state
+    /// directory) needs `state unlock`.
     pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
         self.ensure_dir()?;
         let info = LockInfo {
@@ -355,48 +367,71 @@ impl StateStore {
             pid: std::process::id(),
             started_at: now_rfc3339(),
         };
+        let gate_path = self.gate_path();
+        let gate = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&gate_path)
+            .map_err(FileError::write(&gate_path))?;
+        match gate.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(self.held_by_a_running_run()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(FileError::write(&gate_path)(e).into());
+            }
+        }
+        // Nobody on this machine is past this point but us until the gate is dropped.
+        #[cfg(test)]
+        tests::pause_between_read_and_write();
         let path = self.lock_path();
-        let mut retried = false;
-        loop {
-            let created = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            return match created {
-                Ok(mut f) => {
-                    let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
-                    f.write_all(text.as_bytes())
-                        .and_then(|_| f.sync_all())
-                        .map_err(FileError::write(&path))?;
-                    Ok(LockGuard {
-                        path,
-                        info: info.clone(),
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let held = self.read_lock()?.ok_or_else(|| StateError::Corrupt {
-                        path: path.clone(),
-                        message: "the lock file vanished while being read; try again".into(),
-                    })?;
-                    // A run on this host that was killed left its lock: its process is gone, so
-                    // nobody can be changing the cluster. Anything else needs `state unlock`.
-                    if !retried && held.host == info.host && !process_alive(held.pid) {
-                        eprintln!(
-                            "note: removing a stale lock of cluster {:?} left by {held}: that process no longer runs",
-                            self.cluster
-                        );
-                        fs::remove_file(&path).map_err(FileError::write(&path))?;
-                        retried = true;
-                        continue;
-                    }
-                    Err(StateError::Locked {
-                        cluster: self.cluster.clone(),
-                        info: Box::new(held),
-                    })
-                }
-                Err(source) => Err(FileError::Write { path, source }.into()),
-            };
+        if let Some(held) = self.read_lock()? {
+            if held.host != info.host || process_alive(held.pid) {
+                // Another host's run (a shared directory), or a live process that does not use
+                // the gate (an older acura-ha): only `state unlock` may remove its record.
+                return Err(StateError::Locked {
+                    cluster: self.cluster.clone(),
+                    info: Box::new(held),
+                });
+            }
+            eprintln!(
+                "note: replacing a stale lock of cluster {:?} left by {held}: that process no longer runs",
+                self.cluster
+            );
+        }
+        let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
+        write_atomic(&path, text.as_bytes())?;
+        Ok(LockGuard {
+            path,
+            info,
+            _gate: gate,
+        })
+    }
+
+    /// The error for a gate another run holds: its record says who (written atomically, it is
+    /// whole; it may not be written yet for a moment after the gate was taken).
+    fn held_by_a_running_run(&self) -> StateError {
+        for _ in 0..20 {
+            if let Ok(Some(held)) = self.read_lock() {
+                return StateError::Locked {
+                    cluster: self.cluster.clone(),
+                    info: Box::new(held),
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        StateError::Locked {
+            cluster: self.cluster.clone(),
+            info: Box::new(LockInfo {
+                id: "(not yet recorded)".into(),
+                operation: "?".into(),
+                owner: "?".into(),
+                host: gethostname::gethostname().to_string_lossy().into_owned(),
+                pid: 0,
+                started_at: "just now".into(),
+            }),
         }
     }
 
@@ -442,6 +477,9 @@ impl StateStore {
 pub struct LockGuard {
     path: PathBuf,
     pub info: LockInfo,
+    /// The kernel lock: released when this is dropped (after the record is removed) or when
+    /// the process dies.
+    _gate: fs::File,
 }
 
 impl Drop for LockGuard {
@@ -515,6 +553,76 @@ mod tests {
     use super::*;
     use acura_ha_api::model::{Kind, Status};
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A test may hold every `lock` call between taking the gate and writing the record, to
+    /// run the interleavings that matter deterministically.
+    static PAUSE_MS: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn pause_between_read_and_write() {
+        let ms = PAUSE_MS.load(Ordering::SeqCst);
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+
+    /// Two runs that meet the same stale lock: with the gate, exactly one proceeds and the
+    /// other is told who holds it — never both (the record-only lock let both delete the stale
+    /// record and one delete the other's fresh one). The pause holds the first run inside the
+    /// window for as long as the second needs to arrive.
+    #[test]
+    fn two_runs_meeting_a_stale_lock_never_both_proceed() {
+        let (_d, s) = store();
+        s.ensure_dir().unwrap();
+        let stale = LockInfo {
+            id: "dead".into(),
+            operation: "up".into(),
+            owner: "x".into(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: 999_999_999,
+            started_at: "2026-11-30T00:00:00Z".into(),
+        };
+        std::fs::write(s.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
+        PAUSE_MS.store(400, Ordering::SeqCst);
+        let results: Vec<Result<LockGuard, StateError>> = std::thread::scope(|scope| {
+            let a = scope.spawn(|| s.lock("up"));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let b = scope.spawn(|| s.lock("up"));
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        PAUSE_MS.store(0, Ordering::SeqCst);
+        let won: Vec<&LockGuard> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "{results:?}");
+        let record: LockInfo =
+            serde_json::from_str(&std::fs::read_to_string(s.lock_path()).unwrap()).unwrap();
+        assert_eq!(record.id, won[0].info.id, "the record is the winner's");
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(StateError::Locked { .. }))),
+            "{results:?}"
+        );
+    }
+
+    /// A run killed with SIGKILL leaves its record, but the kernel drops its gate: the next run
+    /// on this host replaces the record at once.
+    #[test]
+    fn a_record_whose_gate_is_free_and_holder_dead_is_replaced() {
+        let (_d, s) = store();
+        let g = s.lock("up").unwrap();
+        let id = g.info.id.clone();
+        // As if the process died: the record stays (no Drop), the gate's descriptor closes.
+        let gate = g._gate.try_clone().unwrap();
+        std::mem::forget(g);
+        gate.unlock().unwrap();
+        let mut record: LockInfo =
+            serde_json::from_str(&std::fs::read_to_string(s.lock_path()).unwrap()).unwrap();
+        assert_eq!(record.id, id);
+        record.pid = 999_999_999;
+        std::fs::write(s.lock_path(), serde_json::to_string(&record).unwrap()).unwrap();
+        let again = s.lock("up").unwrap();
+        assert_ne!(again.info.id, id);
+    }
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -573,7 +573,7 @@ fn sigterm_and_sighup_end_a_run_like_ctrl_c() {
             + "\n[preflight]\nssh_wait_secs = 300\n";
         std::fs::write(&cfg, text).unwrap();
         let st_dir = dir.path().join("state");
-        let mut child = common::acura_ha_std()
+        let child = common::acura_ha_std()
             .args(["up", "--yes", "-c"])
             .arg(&cfg)
             .arg("--state-dir")

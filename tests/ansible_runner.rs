@@ -1,13 +1,25 @@
 //! The playbook runner against the real `ansible-playbook` (ansible-core from the tools venv)
 //! with tiny local playbooks, for issue 11's findings: values the tool did not write itself
-//! arrive literally, never templated (#2).
+//! arrive literally, never templated (#2); `ACURA_HA_BECOME_PASSWORD` reaches no child (#4);
+//! secrets are redacted from the log and the failure (#6) and never written to the disk (#7).
 
 mod common;
 
 use acura_ha::bootstrap::ansible::{SecretVars, Workspace, run_playbook};
 use acura_ha::bootstrap::playbook;
 use acura_ha::files::ClusterDir;
-use common::tools_venv;
+use common::{tools_venv, walk};
+
+/// Every test of this binary runs with the variable `-K` users may set instead of answering
+/// the prompt: no child the runner starts may inherit it.
+const ENV_SECRET: &str = "env-secret-9f3c1b7e";
+
+fn set_become_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: every test calls this first, and `Once` makes the others wait, so no other
+    // thread of this binary reads the environment while it is written.
+    ONCE.call_once(|| unsafe { std::env::set_var("ACURA_HA_BECOME_PASSWORD", ENV_SECRET) });
+}
 
 const SPEC: &str = r#"
 [cluster]
@@ -31,12 +43,17 @@ const ECHO: &str = r#"
     - name: Record the variables received
       ansible.builtin.copy:
         dest: "{{ playbook_dir }}/../received.json"
-        content: "{{ {'lb_address': lb_address | default(''), 'ssh_user': ansible_ssh_user, 'overlays': overlay_list | default([]), 'password': ansible_become_password | default('')} | to_json }}"
+        content: "{{ {'lb_address': lb_address | default(''), 'ssh_user': ansible_ssh_user, 'overlays': overlay_list | default([]), 'password': ansible_become_password | default(''), 'env': lookup('env', 'ACURA_HA_BECOME_PASSWORD')} | to_json }}"
 "#;
 
 /// A workspace whose "archive" holds the echo playbook under both of the guide's names, run
 /// with the tools venv's Ansible against localhost.
 fn workspace() -> (tempfile::TempDir, Workspace) {
+    workspace_with(ECHO)
+}
+
+fn workspace_with(playbook: &str) -> (tempfile::TempDir, Workspace) {
+    set_become_env();
     let venv = tools_venv();
     assert!(
         venv.join("bin/ansible-playbook").is_file(),
@@ -50,7 +67,7 @@ fn workspace() -> (tempfile::TempDir, Workspace) {
         acura_ha_api::tables::K8S_MASTER_PLAYBOOK,
         acura_ha_api::tables::HA_ACURA_PLAYBOOK,
     ] {
-        std::fs::write(archive.join(p), ECHO).unwrap();
+        std::fs::write(archive.join(p), playbook).unwrap();
     }
     let dir = ClusterDir::new(tmp.path().join("cluster"));
     dir.create().unwrap();
@@ -103,4 +120,145 @@ async fn command_line_data_is_not_templated() {
     let got = received(&ws);
     assert_eq!(got["lb_address"], "lb{{ 7*6 }}.example", "{got}");
     assert_eq!(got["ssh_user"], "ubuntu", "{got}");
+    // #4: ansible-playbook (and so its ssh and every lookup) runs without the variable.
+    assert_eq!(got["env"], "", "{got}");
+}
+
+const SECRET: &str = "tok-{{ 1 }}\"\\é-8c2d41a0";
+
+/// #7: while the playbook runs, no regular file under the cluster's directory holds a secret,
+/// and a secrets file a killed run left behind is gone.
+#[tokio::test]
+async fn secrets_never_touch_the_disk() {
+    let (_tmp, ws) = workspace_with(&format!(
+        "{ECHO}    - name: Take a while\n      ansible.builtin.command: sleep 3\n"
+    ));
+    let stale = ws.dir.root().join(".secret-vars-4242.json");
+    std::fs::write(&stale, r#"{"master_token": "stale-token-of-a-killed-run"}"#).unwrap();
+    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let inventory = ws.dir.ha_env_file().display().to_string();
+    let run = playbook::ha_acura(&spec, &["overlay/ha.yaml".into()], false, &inventory);
+    let secrets = SecretVars(vec![
+        ("master_token".into(), SECRET.into()),
+        ("ansible_become_password".into(), SECRET.into()),
+    ]);
+    let root = ws.dir.root().to_path_buf();
+    let runner = tokio::spawn(async move {
+        run_playbook(&ws, &run, &secrets, "off-disk", true).await?;
+        Ok::<_, acura_ha::bootstrap::ansible::AnsibleError>(ws)
+    });
+    let mut looks = 0;
+    while !runner.is_finished() {
+        looks += 1;
+        for f in walk(&root) {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(SECRET),
+                "{} holds a secret during the run",
+                f.display()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ws = runner.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert!(looks > 10, "the run was too short to look ({looks})");
+    assert_eq!(received(&ws)["password"], SECRET);
+    assert!(
+        !stale.exists(),
+        "a stale secrets file survived the next run"
+    );
+    for f in walk(&root) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(!text.contains(SECRET), "{} holds a secret", f.display());
+    }
+}
+
+/// #6: a failing task that prints a secret (raw in its name, JSON-escaped in its message)
+/// leaves it in neither the log nor the error the terminal shows.
+#[tokio::test]
+async fn a_failing_task_does_not_leak_the_secret() {
+    let (_tmp, ws) = workspace_with(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: "Join with {{ master_token }}"
+      ansible.builtin.fail:
+        msg: "the token {{ master_token }} was refused"
+"#,
+    );
+    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let inventory = ws.dir.ha_env_file().display().to_string();
+    let run = playbook::k8s_join(&spec, "203.0.113.5", &inventory);
+    let secrets = SecretVars(vec![("master_token".into(), SECRET.into())]);
+    let err = run_playbook(&ws, &run, &secrets, "leak", true)
+        .await
+        .expect_err("the task fails");
+    let shown = format!("{err}\n{err:?}");
+    assert!(shown.contains("refused"), "{shown}");
+    let escaped = serde_json::to_string(SECRET).unwrap();
+    let escaped = escaped.trim_matches('"');
+    let ascii = "tok-{{ 1 }}\\\"\\\\\\u00e9-8c2d41a0";
+    for form in [SECRET, escaped, ascii, "8c2d41a0"] {
+        assert!(!shown.contains(form), "the error shows {form:?}: {shown}");
+    }
+    let logs: Vec<_> = walk(&ws.dir.logs());
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let log = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(log.contains("was refused"), "{log}");
+    assert!(log.contains("Join with"), "{log}");
+    for form in [SECRET, escaped, ascii, "8c2d41a0"] {
+        assert!(!log.contains(form), "the log shows {form:?}:\n{log}");
+    }
+}
+
+/// #4: the Python that builds the venv and the venv's pip (which runs the archive's build
+/// code) get no `ACURA_HA_BECOME_PASSWORD`.
+#[tokio::test]
+async fn venv_tools_get_no_become_password() {
+    set_become_env();
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = tmp.path().join("seen");
+    std::fs::create_dir(&seen).unwrap();
+    let record = |name: &str| {
+        format!(
+            "printf '%s' \"${{ACURA_HA_BECOME_PASSWORD-unset}}\" > {}/{name}\n",
+            seen.display()
+        )
+    };
+    // A stand-in python: `-m venv DIR` makes DIR/bin/pip and DIR/bin/ansible-playbook.
+    let python = tmp.path().join("python");
+    std::fs::write(
+        &python,
+        format!(
+            "#!/bin/sh\n{}mkdir -p \"$3/bin\"\nprintf '#!/bin/sh\\n{}' > \"$3/bin/pip\"\n\
+             touch \"$3/bin/ansible-playbook\"\nchmod +x \"$3/bin/pip\"\n",
+            record("python"),
+            record("pip")
+                .replace('%', "%%")
+                .replace('\\', "\\\\")
+                .replace('\n', "\\n"),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = tmp.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    std::fs::write(archive.join("requirements.txt"), "ansible-core\n").unwrap();
+    acura_ha::bootstrap::ansible::prepare_venv(
+        &archive,
+        &tmp.path().join("cache"),
+        python.to_str().unwrap(),
+        &tmp.path().join("logs"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for tool in ["python", "pip"] {
+        assert_eq!(
+            std::fs::read_to_string(seen.join(tool)).unwrap(),
+            "unset",
+            "{tool} inherited ACURA_HA_BECOME_PASSWORD"
+        );
+    }
 }

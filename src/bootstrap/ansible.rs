@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
+use acura_ha_local::cmd::command;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use acura_ha_local::cmd::command;
 
 use super::playbook::PlaybookRun;
 use crate::files::ClusterDir;
@@ -229,6 +229,68 @@ pub async fn prepare_venv(
     Ok(venv)
 }
 
+/// Hides the run's secret values in what goes to the log and the terminal: each value as it
+/// is, as JSON writes it (Ansible prints results as JSON), and as Python's `json.dumps` writes
+/// it with non-ASCII escaped.
+pub struct Redactor {
+    needles: Vec<String>,
+}
+
+/// What stands in for a secret in the log and on the terminal.
+pub const REDACTED: &str = "<redacted>";
+
+impl Redactor {
+    pub fn new(secrets: &SecretVars) -> Redactor {
+        let mut needles: Vec<String> = Vec::new();
+        for (_, v) in &secrets.0 {
+            let json = serde_json::to_string(v).unwrap_or_default();
+            let json = json.trim_matches('"').to_string();
+            needles.extend([v.clone(), json, python_ascii_json(v)]);
+            // Output is read a line at a time: a value with line breaks, line by line too.
+            needles.extend(v.lines().map(str::to_string));
+        }
+        needles.retain(|n| !n.trim().is_empty());
+        // The longest first, so a form that contains another is hidden whole.
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        needles.dedup();
+        Redactor { needles }
+    }
+
+    pub fn clean(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for n in &self.needles {
+            if out.contains(n.as_str()) {
+                out = out.replace(n.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+/// `s` inside a string of Python's `json.dumps` (`ensure_ascii`), without the quotes.
+fn python_ascii_json(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Extra variables that must not appear in a command line (become password, tokens).
 #[derive(Default)]
 pub struct SecretVars(pub Vec<(String, String)>);
@@ -240,12 +302,83 @@ impl std::fmt::Debug for SecretVars {
     }
 }
 
-/// Deletes the secrets file however the run ends.
-struct SecretFile(PathBuf);
+/// The extra-vars document's way to Ansible: a FIFO in a private (0700) directory of the
+/// cluster's, written from memory while `ansible-playbook` reads it. The secrets never rest on
+/// the disk, so a run killed at any point (SIGKILL, the OOM killer, a lost VM) leaves none
+/// behind: at most an empty FIFO, which the next run removes. (`-e @/dev/fd/N` does not work:
+/// Ansible resolves the path and finds no file behind a pipe.)
+struct VarsPipe {
+    dir: tempfile::TempDir,
+}
 
-impl Drop for SecretFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// The prefix of a [`VarsPipe`]'s directory: `.acura-ha-vars-<pid>-<random>`.
+const VARS_PIPE_PREFIX: &str = ".acura-ha-vars-";
+/// The prefix of the 0600 files earlier versions wrote the secrets to (`.secret-vars-<pid>.json`).
+const SECRET_FILE_PREFIX: &str = ".secret-vars-";
+
+impl VarsPipe {
+    async fn create(cluster_dir: &Path) -> Result<VarsPipe, AnsibleError> {
+        let io = |e: std::io::Error| AnsibleError::Io(format!("{}: {e}", cluster_dir.display()));
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .prefix(&format!("{VARS_PIPE_PREFIX}{}-", std::process::id()))
+            .tempdir_in(cluster_dir)
+            .map_err(io)?;
+        let pipe = VarsPipe { dir };
+        let out = command("mkfifo")
+            .args(["-m", "600"])
+            .arg(pipe.path())
+            .output()
+            .await
+            .map_err(|e| AnsibleError::Io(format!("cannot run mkfifo: {e}")))?;
+        if !out.status.success() {
+            return Err(AnsibleError::Io(format!(
+                "mkfifo {}: {}",
+                pipe.path().display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(pipe)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("vars.yaml")
+    }
+
+    /// Writes `doc` once a reader has opened the FIFO (polling: opening a FIFO for writing
+    /// without a reader fails with ENXIO), then closes it, which ends the reader's file.
+    async fn feed(path: PathBuf, doc: String) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        const ENXIO: i32 = 6;
+        loop {
+            match tokio::net::unix::pipe::OpenOptions::new().open_sender(&path) {
+                Ok(mut tx) => return tx.write_all(doc.as_bytes()).await,
+                Err(e) if e.raw_os_error() == Some(ENXIO) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Removes what a killed run can leave in the cluster's directory: a secrets file of an earlier
+/// version, and the FIFO directory of a process that no longer runs.
+pub fn remove_stale_secrets(cluster_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(cluster_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(SECRET_FILE_PREFIX) {
+            let _ = std::fs::remove_file(e.path());
+        } else if let Some(rest) = name.strip_prefix(VARS_PIPE_PREFIX) {
+            let pid = rest.split('-').next().unwrap_or("");
+            if pid.is_empty() || !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 
@@ -265,16 +398,16 @@ pub async fn run_playbook(
         .map_err(|e| AnsibleError::Io(format!("{}: {e}", log_path.display())))?;
     let (mut argv, data) = run.split();
     let doc = data_document(&data, secrets);
-    let _secret_file = if doc.is_empty() {
+    remove_stale_secrets(ws.dir.root());
+    let pipe = if doc.is_empty() {
         None
     } else {
-        let path = ws.dir.secret_vars_file();
-        write_private(&path, doc.as_bytes())?;
+        let pipe = VarsPipe::create(ws.dir.root()).await?;
         // Before the inventory arguments, like any other -e.
         let at = argv.len() - 3;
-        argv.insert(at, format!("@{}", path.display()));
+        argv.insert(at, format!("@{}", pipe.path().display()));
         argv.insert(at, "-e".into());
-        Some(SecretFile(path))
+        Some(pipe)
     };
     let program = ws.venv.join("bin").join(&argv[0]);
     let _ = writeln!(log, "# {} (cwd {})\n", argv.join(" "), ws.archive.display());
@@ -303,8 +436,13 @@ pub async fn run_playbook(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| AnsibleError::Io(format!("cannot start {}: {e}", program.display())))?;
+    // Aborted when the run ends, whether or not Ansible got to read it.
+    let feeder = pipe
+        .as_ref()
+        .map(|p| AbortOnDrop(tokio::spawn(VarsPipe::feed(p.path(), doc))));
     let started = Instant::now();
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
@@ -316,6 +454,7 @@ pub async fn run_playbook(
         }
         all
     });
+    let redact = Redactor::new(secrets);
     let mut lines = BufReader::new(stdout).lines();
     let mut parser = OutputParser::default();
     let mut in_recap = false;
@@ -334,14 +473,16 @@ pub async fn run_playbook(
                     eprintln!(
                         "[{:>6.1}s] {label}: still running {:?} ({:.0} s)",
                         started.elapsed().as_secs_f64(),
-                        parser.task,
+                        redact.clean(&parser.task),
                         task_started.elapsed().as_secs_f64()
                     );
                 }
                 continue;
             }
         };
-        let _ = writeln!(log, "{line}");
+        // Parsed as Ansible wrote it; written with every secret hidden.
+        let shown = redact.clean(&line);
+        let _ = writeln!(log, "{shown}");
         if line.starts_with("TASK [") {
             task_started = Instant::now();
         }
@@ -349,29 +490,45 @@ pub async fn run_playbook(
             && !quiet
         {
             eprintln!(
-                "[{:>6.1}s] {label}: {task}",
-                started.elapsed().as_secs_f64()
+                "[{:>6.1}s] {label}: {}",
+                started.elapsed().as_secs_f64(),
+                redact.clean(&task)
             );
         }
         if line.starts_with("PLAY RECAP") {
             in_recap = true;
         }
         if in_recap && !quiet && !line.trim().is_empty() {
-            eprintln!("           {line}");
+            eprintln!("           {shown}");
         }
     }
     let status = child
         .wait()
         .await
         .map_err(|e| AnsibleError::Io(e.to_string()))?;
-    let err_text = err_task.await.unwrap_or_default();
+    drop(feeder);
+    drop(pipe);
+    let err_text: Vec<String> = err_task
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|l| redact.clean(l))
+        .collect();
     for l in &err_text {
         let _ = writeln!(log, "stderr: {l}");
     }
     if status.success() {
         return Ok(());
     }
-    let mut failures = parser.failures;
+    let mut failures: Vec<TaskFailure> = parser
+        .failures
+        .into_iter()
+        .map(|f| TaskFailure {
+            task: redact.clean(&f.task),
+            host: f.host,
+            message: redact.clean(&f.message),
+        })
+        .collect();
     if failures.is_empty()
         && let Some(last) = err_text.iter().rev().find(|l| l.contains("ERROR"))
     {
@@ -462,16 +619,13 @@ fn yaml_quoted(s: &str) -> String {
     out
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AnsibleError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| AnsibleError::Io(format!("{}: {e}", path.display())))?;
-    f.write_all(bytes)
-        .map_err(|e| AnsibleError::Io(format!("{}: {e}", path.display())))
+/// Aborts a task when dropped (the run returned early, or its future was dropped).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Reads Ansible's default output: task headers and failures.
@@ -559,5 +713,25 @@ mod tests {
         let src = include_str!("ansible.rs");
         assert_eq!(src.matches(concat!("Command", "::new(")).count(), 0);
         assert_eq!(src.matches(concat!("process", "::Command")).count(), 0);
+    }
+
+    #[test]
+    fn redactor_hides_every_form_of_a_secret() {
+        let secret = "p\"w\\é😀\u{1}x";
+        let r = Redactor::new(&SecretVars(vec![
+            ("a".into(), secret.into()),
+            ("b".into(), "".into()),
+            ("c".into(), "line-one\nline-two".into()),
+        ]));
+        let json = serde_json::to_string(secret).unwrap();
+        assert_eq!(r.clean(&format!("x {secret} y")), "x <redacted> y");
+        assert_eq!(
+            r.clean(&format!("{{\"msg\": {json}}}")),
+            "{\"msg\": \"<redacted>\"}"
+        );
+        let ascii = r#"p\"w\\\u00e9\ud83d\ude00\u0001x"#;
+        assert_eq!(r.clean(&format!("[{ascii}]")), "[<redacted>]");
+        assert_eq!(r.clean("got line-two"), "got <redacted>");
+        assert_eq!(r.clean("nothing here"), "nothing here");
     }
 }

@@ -212,20 +212,15 @@ impl std::fmt::Debug for JoinSecrets {
     }
 }
 
-/// `kubeadm token create --print-join-command` and `sudo kubeadm init phase upload-certs
-/// --upload-certs` on a live node; their output stays in memory.
+/// `kubeadm token create` for a join: a short-lived token (kubeadm's default lives 24 h; the
+/// join needs minutes), with the join command printed.
+pub const TOKEN_CREATE: &[&str] = &["token", "create", "--ttl", "15m", "--print-join-command"];
+
+/// `kubeadm token create --ttl 15m --print-join-command` and `sudo kubeadm init phase
+/// upload-certs --upload-certs` on a live node; their output stays in memory.
 pub async fn join_secrets(session: &Session) -> Result<JoinSecrets, Day2Error> {
-    let step = "kubeadm token create --print-join-command";
-    let out = run(
-        session,
-        step,
-        &on_node(
-            session,
-            "kubeadm",
-            &["token", "create", "--print-join-command"],
-        ),
-    )
-    .await?;
+    let step = "kubeadm token create --ttl 15m --print-join-command";
+    let out = run(session, step, &on_node(session, "kubeadm", TOKEN_CREATE)).await?;
     let (token, hash) = parse_join_command(&out).map_err(|m| parse_error(session, step, m))?;
     let step = "kubeadm init phase upload-certs --upload-certs";
     let out = run(
@@ -345,5 +340,15 @@ mod tests {
             )
             .contains("redacted")
         );
+    }
+
+    #[test]
+    fn the_join_token_is_short_lived() {
+        let at = TOKEN_CREATE
+            .iter()
+            .position(|a| *a == "--ttl")
+            .expect("--ttl");
+        assert_eq!(TOKEN_CREATE.get(at + 1), Some(&"15m"));
+        assert!(TOKEN_CREATE.contains(&"--print-join-command"));
     }
 }

@@ -6,8 +6,7 @@ use crate::model::{Inventory, Recorded};
 use crate::provider::ProviderError;
 use crate::spec::ClusterSpec;
 
-/// The output key under which providers record the address the deploy host uses.
-pub const OUTPUT_ADDRESS: &str = "address";
+pub use crate::model::OUTPUT_ADDRESS;
 
 /// Whether addresses can be known without provisioning.
 pub fn known_offline(spec: &ClusterSpec) -> bool {

@@ -145,6 +145,10 @@ pub struct Recorded {
     pub created_at: String,
 }
 
+/// The key in [`Recorded::outputs`] under which providers record the address the deploy host
+/// uses.
+pub const OUTPUT_ADDRESS: &str = "address";
+
 impl Recorded {
     /// A record of something found in the cloud (discovery, adoption) rather than created by
     /// this run: Ready, no desired attributes, seen now.

@@ -3,8 +3,10 @@
 //! counts, hostnames without dots, one provider section...) and names the key of each problem,
 //! so the loader can point at `file:line:col`.
 //!
-//! The provider sections (`[aws]`, `[openstack]`, `[static]`, `[local]`) and their checks live in
-//! [`crate::targets`], one file per target; they are re-exported here.
+//! The provider sections (`[aws]`, `[openstack]`, `[static]`, `[local]`) are each target's
+//! `section.rs` in [`crate::targets`], re-exported here. What depends on the file's target (its
+//! section's checks, the node names, ...) is dispatched through the registry there, which adds
+//! [`ClusterSpec::validate`] and the other such methods.
 //!
 //! Credentials are never part of this model: they come from the clouds' own mechanisms
 //! (AWS profiles and environment, `clouds.yaml` and `OS_*`).
@@ -13,13 +15,11 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::tables::{self, NodeMinimums, ProductOverlay, UbuntuRelease};
-use crate::targets::{TARGETS, Target};
 
-pub use crate::targets::ProviderKind;
-pub use crate::targets::aws::AwsSection;
-pub use crate::targets::local::LocalSection;
-pub use crate::targets::openstack::{AntiAffinity, OpenStackSection};
-pub use crate::targets::r#static::{StaticHost, StaticSection};
+pub use crate::targets::aws::section::AwsSection;
+pub use crate::targets::local::section::LocalSection;
+pub use crate::targets::openstack::section::{AntiAffinity, OpenStackSection};
+pub use crate::targets::r#static::section::{StaticHost, StaticSection};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +42,17 @@ pub struct ClusterSpec {
     pub static_hosts: Option<StaticSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalSection>,
+}
+
+/// Which provider section the file has: one per target, each with its row in
+/// [`TARGETS`](crate::targets::TARGETS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Aws,
+    OpenStack,
+    Static,
+    Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +210,7 @@ pub struct BootstrapSection {
     pub copy_ca: bool,
 }
 
-pub(crate) fn yes() -> bool {
+fn yes() -> bool {
     true
 }
 
@@ -267,47 +278,11 @@ pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> In
 pub const MAX_CLUSTER_NAME: usize = 20;
 
 impl ClusterSpec {
-    /// The provider section present. Call after [`validate`](Self::validate) has passed.
-    pub fn provider_kind(&self) -> ProviderKind {
-        self.provider_kinds()
-            .first()
-            .copied()
-            .expect("validate() ensures one provider section")
-    }
-
-    /// The target of the provider section present. Call after [`validate`](Self::validate) has
-    /// passed.
-    pub fn target(&self) -> &'static Target {
-        self.provider_kind().target()
-    }
-
-    /// The targets whose sections the file has, in [`TARGETS`] order.
-    fn targets(&self) -> impl Iterator<Item = &'static Target> + '_ {
-        TARGETS.iter().filter(|t| (t.present)(self))
-    }
-
-    fn provider_kinds(&self) -> Vec<ProviderKind> {
-        self.targets().map(|t| t.kind).collect()
-    }
-
     pub fn hostname_prefix(&self) -> &str {
         self.nodes
             .hostname_prefix
             .as_deref()
             .unwrap_or(&self.cluster.name)
-    }
-
-    /// The node hostnames, in order. For `static` they are the file's; otherwise `<prefix>-<k>`.
-    pub fn node_names(&self) -> Vec<String> {
-        match self.targets().find_map(|t| (t.node_names)(self)) {
-            Some(names) => names,
-            None => match &self.nodes.members {
-                Some(members) => members.clone(),
-                None => (1..=self.nodes.count)
-                    .map(|k| format!("{}-{k}", self.hostname_prefix()))
-                    .collect(),
-            },
-        }
     }
 
     /// The number in a `<prefix>-<k>` node name (what the local target derives an address
@@ -317,25 +292,6 @@ impl ClusterSpec {
             .strip_prefix('-')?
             .parse()
             .ok()
-    }
-
-    /// The name `node add` gives a new node: one past the highest number ever used, so a
-    /// replaced node's name (and its pinned host key) is never reused.
-    pub fn next_node_name(&self, used: &[String]) -> String {
-        let high = used
-            .iter()
-            .chain(self.node_names().iter())
-            .filter_map(|n| self.node_number(n))
-            .max()
-            .unwrap_or(0);
-        format!("{}-{}", self.hostname_prefix(), high + 1)
-    }
-
-    /// The NGINX host's name, when the tool creates one.
-    pub fn lb_host_name(&self) -> String {
-        self.targets()
-            .find_map(|t| (t.lb_host_name)(self))
-            .unwrap_or_else(|| format!("{}-lb", self.hostname_prefix()))
     }
 
     /// The overlay list Step 6 passes: the file's override or the product's default.
@@ -374,14 +330,6 @@ impl ClusterSpec {
             })
     }
 
-    /// How long to wait for SSH logins: the file's value, or what the provider needs (cloud VMs
-    /// boot and run cloud-init; existing and local hosts answer at once).
-    pub fn ssh_wait_secs(&self) -> u64 {
-        self.preflight
-            .ssh_wait_secs
-            .unwrap_or(self.targets().next().map_or(60, |t| t.ssh_wait_secs))
-    }
-
     /// The tags every created resource carries.
     pub fn tags(&self, role: &str) -> Vec<(String, String)> {
         vec![
@@ -391,44 +339,15 @@ impl ClusterSpec {
         ]
     }
 
-    /// Every problem in the file; empty when it is valid.
-    pub fn validate(&self) -> Vec<Invalid> {
-        let mut out = Vec::new();
-        self.validate_cluster(&mut out);
-        self.validate_nodes(&mut out);
-        self.validate_access(&mut out);
-        self.validate_bootstrap(&mut out);
-        self.validate_preflight(&mut out);
-        let kinds = self.provider_kinds();
-        match kinds.len() {
-            0 => {
-                let names: Vec<_> = TARGETS.iter().map(|t| format!("[{}]", t.name)).collect();
-                let (last, rest) = names.split_last().expect("TARGETS is not empty");
-                out.push(invalid(
-                    "",
-                    format!(
-                        "no provider section: add one of {} or {last}",
-                        rest.join(", ")
-                    ),
-                ));
-            }
-            1 => {
-                let target = kinds[0].target();
-                self.validate_load_balancer(target, &mut out);
-                (target.validate)(self, &mut out);
-            }
-            _ => {
-                let names: Vec<_> = kinds.iter().map(|k| format!("[{}]", k.as_str())).collect();
-                out.push(invalid(
-                    kinds[1].as_str(),
-                    format!(
-                        "more than one provider section ({}): a cluster file has exactly one",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-        out
+    /// The checks every cluster file shares, in the order [`validate`](Self::validate) reports
+    /// them; `makes_ssh_key`: whether the file's target makes an SSH key when `[access]` gives
+    /// none.
+    pub(crate) fn validate_shared(&self, makes_ssh_key: bool, out: &mut Vec<Invalid>) {
+        self.validate_cluster(out);
+        self.validate_nodes(out);
+        self.validate_access(makes_ssh_key, out);
+        self.validate_bootstrap(out);
+        self.validate_preflight(out);
     }
 
     fn validate_cluster(&self, out: &mut Vec<Invalid>) {
@@ -496,7 +415,7 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_access(&self, out: &mut Vec<Invalid>) {
+    fn validate_access(&self, makes_ssh_key: bool, out: &mut Vec<Invalid>) {
         let a = &self.access;
         if a.admin_cidrs.is_empty() {
             out.push(invalid(
@@ -524,8 +443,7 @@ impl ClusterSpec {
                 "access.ssh_private_key is empty: give a key file path, or remove it and set ssh_agent = true",
             ));
         }
-        let needs_key = !self.targets().any(|t| t.makes_ssh_key);
-        if needs_key && a.ssh_private_key.is_none() && !a.ssh_agent {
+        if !makes_ssh_key && a.ssh_private_key.is_none() && !a.ssh_agent {
             out.push(invalid(
                 "access",
                 "access has no SSH credentials: set ssh_private_key = \"<file>\" or ssh_agent = true",
@@ -595,7 +513,8 @@ impl ClusterSpec {
         }
     }
 
-    fn validate_load_balancer(&self, target: &Target, out: &mut Vec<Invalid>) {
+    /// `[load_balancer]`'s address checks, run when the file has one provider section.
+    pub(crate) fn validate_load_balancer(&self, out: &mut Vec<Invalid>) {
         let lb = &self.load_balancer;
         match (lb.kind, &lb.address) {
             (LbKind::External, None) => out.push(invalid(
@@ -617,15 +536,6 @@ impl ClusterSpec {
                 ),
             )),
             _ => {}
-        }
-        if lb.kind == LbKind::Cloud && !target.cloud_lb {
-            out.push(invalid(
-                "load_balancer.kind",
-                format!(
-                    "load_balancer.kind = \"cloud\": the {} provider has no cloud load balancer; use \"nginx\" or \"external\"",
-                    target.name
-                ),
-            ));
         }
     }
 }

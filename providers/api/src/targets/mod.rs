@@ -1,32 +1,35 @@
-//! The targets a cluster can be deployed to. Each file holds everything one target means to this
-//! crate: its cluster-file section, that section's checks, what `up` converges to there, and where
-//! the hosts' addresses come from. [`TARGETS`] is the registry the rest of the crate dispatches
-//! through ([`spec`](crate::spec), [`desired`](crate::desired), [`inventory`](crate::inventory)).
+//! The targets a cluster can be deployed to. Each folder holds everything one target means to
+//! this crate: its cluster-file section (`section.rs`, which [`spec`](crate::spec) builds the file
+//! from), that section's checks, what `up` converges to there, and where the hosts' addresses come
+//! from (`mod.rs`, with its row in [`TARGETS`]).
 //!
-//! A new cloud is its provider crate plus, here: one file, one [`ProviderKind`] variant, one line
-//! in [`TARGETS`], and its section's field in [`ClusterSpec`].
+//! [`TARGETS`] is the registry the rest of the crate dispatches through: here, the methods of
+//! [`ClusterSpec`] that depend on the file's target ([`ClusterSpec::validate`],
+//! [`ClusterSpec::target`], [`ClusterSpec::node_names`], ...), and through them
+//! [`desired`](crate::desired) and [`inventory`](crate::inventory).
+//!
+//! A new cloud is its provider crate plus, here: one folder, one [`ProviderKind`] variant, one
+//! line in [`TARGETS`], and its section's field in [`ClusterSpec`].
 
 pub mod aws;
 pub mod local;
 pub mod openstack;
+pub mod shared;
 pub mod r#static;
+pub mod target;
 
-use serde::Serialize;
+pub use crate::spec::ProviderKind;
+pub use target::Target;
 
-use crate::inventory::OUTPUT_ADDRESS;
-use crate::model::{Host, Inventory, LbEndpoint, Recorded, Resource};
-use crate::provider::ProviderError;
-use crate::spec::{ClusterSpec, Invalid, LbKind};
+use crate::spec::{ClusterSpec, Invalid, LbKind, invalid};
 
-/// Which provider section the file has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Aws,
-    OpenStack,
-    Static,
-    Local,
-}
+/// Every target, in the order messages list their sections.
+pub static TARGETS: &[Target] = &[
+    aws::TARGET,
+    openstack::TARGET,
+    r#static::TARGET,
+    local::TARGET,
+];
 
 impl ProviderKind {
     /// This kind's line in [`TARGETS`].
@@ -47,119 +50,116 @@ impl ProviderKind {
     }
 }
 
-/// One target: what the shared code asks of it.
-pub struct Target {
-    pub kind: ProviderKind,
-    /// Its section's key in the cluster file (`[aws]`) and its name in messages and the state.
-    pub name: &'static str,
-    /// Whether the file has its section.
-    pub present: fn(&ClusterSpec) -> bool,
-    /// Its section's checks, run after the shared ones when it is the file's only section.
-    pub validate: fn(&ClusterSpec, &mut Vec<Invalid>),
-    /// What `up` converges to, in dependency order. Offline: no cloud calls.
-    pub desired: fn(&ClusterSpec) -> Vec<Resource>,
-    /// The hosts and the load balancer's address, from the file or the recorded outputs.
-    pub inventory: fn(&ClusterSpec, &[Recorded]) -> Result<Inventory, ProviderError>,
-    /// Whether the provider creates the hosts (and so can create a load balancer VM).
-    pub creates_hosts: bool,
-    /// Whether the addresses are known without provisioning.
-    pub known_offline: bool,
-    /// Whether `load_balancer.kind = "cloud"` is possible.
-    pub cloud_lb: bool,
-    /// Whether it makes an SSH key when `[access]` gives none.
-    pub makes_ssh_key: bool,
-    /// How long `up` waits for SSH logins unless `preflight.ssh_wait_secs` says.
-    pub ssh_wait_secs: u64,
-    /// The node names when the file lists them; `None`: `<prefix>-<k>`.
-    pub node_names: fn(&ClusterSpec) -> Option<Vec<String>>,
-    /// The NGINX host's name when the file gives it; `None`: `<prefix>-lb`.
-    pub lb_host_name: fn(&ClusterSpec) -> Option<String>,
-}
+/// What the cluster file means through its target.
+impl ClusterSpec {
+    /// The provider section present. Call after [`validate`](Self::validate) has passed.
+    pub fn provider_kind(&self) -> ProviderKind {
+        self.provider_kinds()
+            .first()
+            .copied()
+            .expect("validate() ensures one provider section")
+    }
 
-impl Target {
-    /// A cloud: it creates VMs (which boot slowly) and has its own load balancer service; the
-    /// hosts' addresses are the outputs the provider records.
-    pub const fn cloud(
-        kind: ProviderKind,
-        name: &'static str,
-        present: fn(&ClusterSpec) -> bool,
-        validate: fn(&ClusterSpec, &mut Vec<Invalid>),
-        desired: fn(&ClusterSpec) -> Vec<Resource>,
-    ) -> Target {
-        Target {
-            kind,
-            name,
-            present,
-            validate,
-            desired,
-            inventory: from_outputs,
-            creates_hosts: true,
-            known_offline: false,
-            cloud_lb: true,
-            makes_ssh_key: false,
-            ssh_wait_secs: 900,
-            node_names: |_| None,
-            lb_host_name: |_| None,
+    /// The target of the provider section present. Call after [`validate`](Self::validate) has
+    /// passed.
+    pub fn target(&self) -> &'static Target {
+        self.provider_kind().target()
+    }
+
+    /// The targets whose sections the file has, in [`TARGETS`] order.
+    fn targets(&self) -> impl Iterator<Item = &'static Target> + '_ {
+        TARGETS.iter().filter(|t| (t.present)(self))
+    }
+
+    fn provider_kinds(&self) -> Vec<ProviderKind> {
+        self.targets().map(|t| t.kind).collect()
+    }
+
+    /// The node hostnames, in order. For `static` they are the file's; otherwise `<prefix>-<k>`.
+    pub fn node_names(&self) -> Vec<String> {
+        match self.targets().find_map(|t| (t.node_names)(self)) {
+            Some(names) => names,
+            None => match &self.nodes.members {
+                Some(members) => members.clone(),
+                None => (1..=self.nodes.count)
+                    .map(|k| format!("{}-{k}", self.hostname_prefix()))
+                    .collect(),
+            },
         }
     }
-}
 
-/// Every target, in the order messages list their sections.
-pub static TARGETS: &[Target] = &[
-    aws::TARGET,
-    openstack::TARGET,
-    r#static::TARGET,
-    local::TARGET,
-];
-
-/// The clouds' inventory: every address is a recorded output of the resource it belongs to.
-pub(crate) fn from_outputs(
-    spec: &ClusterSpec,
-    recorded: &[Recorded],
-) -> Result<Inventory, ProviderError> {
-    let output = |address: &str| -> Result<String, ProviderError> {
-        recorded
+    /// The name `node add` gives a new node: one past the highest number ever used, so a
+    /// replaced node's name (and its pinned host key) is never reused.
+    pub fn next_node_name(&self, used: &[String]) -> String {
+        let high = used
             .iter()
-            .find(|r| r.address == address)
-            .and_then(|r| r.outputs.get(OUTPUT_ADDRESS).cloned())
-            .ok_or_else(|| ProviderError::NotKnown {
-                what: format!("the address of {address}"),
-                hint: "the cloud assigns it: run `acura-ha up --only provision` first".into(),
-            })
-    };
-    let nodes = spec
-        .node_names()
-        .into_iter()
-        .map(|name| {
-            Ok(Host {
-                address: output(&format!("instance[{name}]"))?,
-                name,
-            })
-        })
-        .collect::<Result<Vec<_>, ProviderError>>()?;
-    let lb = match spec.load_balancer.kind {
-        LbKind::External => external(spec),
-        LbKind::Cloud => LbEndpoint {
-            address: output("load_balancer")?,
-            nginx_host: None,
-        },
-        LbKind::Nginx => {
-            let name = spec.lb_host_name();
-            let address = output(&format!("lb_instance[{name}]"))?;
-            LbEndpoint {
-                address: address.clone(),
-                nginx_host: Some(Host { name, address }),
+            .chain(self.node_names().iter())
+            .filter_map(|n| self.node_number(n))
+            .max()
+            .unwrap_or(0);
+        format!("{}-{}", self.hostname_prefix(), high + 1)
+    }
+
+    /// The NGINX host's name, when the tool creates one.
+    pub fn lb_host_name(&self) -> String {
+        self.targets()
+            .find_map(|t| (t.lb_host_name)(self))
+            .unwrap_or_else(|| format!("{}-lb", self.hostname_prefix()))
+    }
+
+    /// How long to wait for SSH logins: the file's value, or what the provider needs (cloud VMs
+    /// boot and run cloud-init; existing and local hosts answer at once).
+    pub fn ssh_wait_secs(&self) -> u64 {
+        self.preflight
+            .ssh_wait_secs
+            .unwrap_or(self.targets().next().map_or(60, |t| t.ssh_wait_secs))
+    }
+
+    /// Every problem in the file; empty when it is valid: the checks every file shares
+    /// ([`spec`](crate::spec)), then, when it has exactly one provider section, its target's.
+    pub fn validate(&self) -> Vec<Invalid> {
+        let mut out = Vec::new();
+        let makes_ssh_key = self.targets().any(|t| t.makes_ssh_key);
+        self.validate_shared(makes_ssh_key, &mut out);
+        let kinds = self.provider_kinds();
+        match kinds.len() {
+            0 => {
+                let names: Vec<_> = TARGETS.iter().map(|t| format!("[{}]", t.name)).collect();
+                let (last, rest) = names.split_last().expect("TARGETS is not empty");
+                out.push(invalid(
+                    "",
+                    format!(
+                        "no provider section: add one of {} or {last}",
+                        rest.join(", ")
+                    ),
+                ));
+            }
+            1 => {
+                let target = kinds[0].target();
+                self.validate_load_balancer(&mut out);
+                if self.load_balancer.kind == LbKind::Cloud && !target.cloud_lb {
+                    out.push(invalid(
+                        "load_balancer.kind",
+                        format!(
+                            "load_balancer.kind = \"cloud\": the {} provider has no cloud load balancer; use \"nginx\" or \"external\"",
+                            target.name
+                        ),
+                    ));
+                }
+                (target.validate)(self, &mut out);
+            }
+            _ => {
+                let names: Vec<_> = kinds.iter().map(|k| format!("[{}]", k.as_str())).collect();
+                out.push(invalid(
+                    kinds[1].as_str(),
+                    format!(
+                        "more than one provider section ({}): a cluster file has exactly one",
+                        names.join(", ")
+                    ),
+                ));
             }
         }
-    };
-    Ok(Inventory { nodes, lb })
-}
-
-/// An external load balancer: the file's address, nothing to configure.
-pub(crate) fn external(spec: &ClusterSpec) -> LbEndpoint {
-    LbEndpoint {
-        address: spec.load_balancer.address.clone().unwrap_or_default(),
-        nginx_host: None,
+        out
     }
 }
 

@@ -2,14 +2,13 @@
 //! address on a lab bridge, created by the `acura-ha-local` crate; the addresses follow from
 //! `local.subnet`, so they are known offline.
 
-use ipnet::Ipv4Net;
-use serde::{Deserialize, Serialize};
+pub mod section;
 
-use super::{ProviderKind, Target};
-use crate::desired::ingress_rules;
+use super::shared::ingress_rules;
+use super::target::Target;
 use crate::model::{Host, Inventory, Kind, LbEndpoint, Recorded, Resource};
 use crate::provider::ProviderError;
-use crate::spec::{ClusterSpec, Invalid, LbKind, invalid};
+use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, invalid};
 
 pub const TARGET: Target = Target {
     kind: ProviderKind::Local,
@@ -26,18 +25,6 @@ pub const TARGET: Target = Target {
     node_names: |_| None,
     lb_host_name: |_| None,
 };
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalSection {
-    /// The lab bridge's subnet: the deploy side is `.1`, the load balancer `.10`, node k `.10+k`.
-    #[serde(default = "default_local_subnet")]
-    pub subnet: Ipv4Net,
-}
-
-fn default_local_subnet() -> Ipv4Net {
-    "10.213.0.0/24".parse().expect("a valid CIDR")
-}
 
 fn validate(spec: &ClusterSpec, out: &mut Vec<Invalid>) {
     if spec.load_balancer.kind == LbKind::External {

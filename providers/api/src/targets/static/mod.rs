@@ -1,16 +1,15 @@
 //! `[static]`: bring your own VMs. Nothing is created or deleted; the hosts and the load balancer
 //! come from the cluster file.
 
-use std::net::IpAddr;
+pub mod section;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use super::{ProviderKind, Target, external};
-use crate::desired::external_lb;
+use super::shared::external_lb;
+use super::target::{Target, external};
 use crate::model::{Host, Inventory, Kind, LbEndpoint, Recorded, Resource};
 use crate::provider::{Journal, Provider, ProviderError};
-use crate::spec::{ClusterSpec, Invalid, LbKind, check_label, invalid};
+use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, check_label, invalid};
 
 pub const TARGET: Target = Target {
     kind: ProviderKind::Static,
@@ -30,22 +29,6 @@ pub const TARGET: Target = Target {
     },
     lb_host_name: |spec| Some(spec.static_hosts.as_ref()?.lb.as_ref()?.name.clone()),
 };
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticSection {
-    pub nodes: Vec<StaticHost>,
-    /// The host the tool configures NGINX on (`load_balancer.kind = "nginx"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb: Option<StaticHost>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticHost {
-    pub name: String,
-    pub address: IpAddr,
-}
 
 fn validate(spec: &ClusterSpec, out: &mut Vec<Invalid>) {
     let s = spec.static_hosts.as_ref().expect("static section");

@@ -1,12 +1,12 @@
 //! `[aws]`: EC2 instances, a security group and a Network Load Balancer (or an NGINX instance),
 //! created by the `acura-ha-aws` crate.
 
-use serde::{Deserialize, Serialize};
+pub mod section;
 
-use super::{ProviderKind, Target};
-use crate::desired::{external_lb, key_pair, lb_vm, listener_key, security_group};
+use super::shared::{external_lb, key_pair, lb_vm, listener_key, security_group};
+use super::target::Target;
 use crate::model::{Kind, Resource};
-use crate::spec::{ClusterSpec, Invalid, LbKind, invalid};
+use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, invalid};
 use crate::tables::{self, LISTENERS, Listener, Protocol};
 
 pub const TARGET: Target = Target::cloud(
@@ -16,45 +16,6 @@ pub const TARGET: Target = Target::cloud(
     validate,
     desired,
 );
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSection {
-    /// Otherwise the region the aws CLI would use (`AWS_REGION`, the profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Otherwise the region's default VPC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vpc_id: Option<String>,
-    /// Nodes are spread over these subnets in turn; otherwise the VPC's default subnets.
-    #[serde(default)]
-    pub subnet_ids: Vec<String>,
-    #[serde(default = "default_aws_instance_type")]
-    pub instance_type: String,
-    /// Otherwise the newest Canonical image of `nodes.os_version`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ami: Option<String>,
-    /// An existing EC2 key pair.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
-    /// A public key to import as the cluster's key pair.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_file: Option<String>,
-    /// The NGINX VM's type (`load_balancer.kind = "nginx"`).
-    #[serde(default = "default_aws_lb_instance_type")]
-    pub lb_instance_type: String,
-    #[serde(default = "crate::spec::yes")]
-    pub associate_public_ip: bool,
-}
-
-fn default_aws_instance_type() -> String {
-    "m5.2xlarge".to_string()
-}
-fn default_aws_lb_instance_type() -> String {
-    "t3.small".to_string()
-}
 
 fn validate(spec: &ClusterSpec, out: &mut Vec<Invalid>) {
     let aws = spec.aws.as_ref().expect("aws section");

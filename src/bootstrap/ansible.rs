@@ -425,13 +425,7 @@ pub async fn run_playbook(
         .env("ANSIBLE_SSH_CONTROL_PATH_DIR", &cp)
         // Host keys stay pinned for Ansible too: the cluster's known_hosts, strictly.
         .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env(
-            "ANSIBLE_SSH_ARGS",
-            format!(
-                "-o ControlMaster=auto -o ControlPersist=30s -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
-                ws.dir.known_hosts().display()
-            ),
-        )
+        .env("ANSIBLE_SSH_ARGS", ssh_args(&ws.dir.known_hosts()))
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -619,6 +613,22 @@ fn yaml_quoted(s: &str) -> String {
     out
 }
 
+/// `ANSIBLE_SSH_ARGS`: Ansible splits it as a POSIX shell would (`shlex`), then ssh reads each
+/// `-o` value as a config line, where a file name with white space needs double quotes (and
+/// `\`, `"` and `%` are escaped). So a state directory with a space in its path works.
+fn ssh_args(known_hosts: &Path) -> String {
+    let path = known_hosts.to_string_lossy();
+    let for_ssh = path
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%");
+    let option = format!("UserKnownHostsFile=\"{for_ssh}\"");
+    format!(
+        "-o ControlMaster=auto -o ControlPersist=30s -o '{}' -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        option.replace('\'', r"'\''")
+    )
+}
+
 /// Aborts a task when dropped (the run returned early, or its future was dropped).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -733,5 +743,44 @@ mod tests {
         assert_eq!(r.clean(&format!("[{ascii}]")), "[<redacted>]");
         assert_eq!(r.clean("got line-two"), "got <redacted>");
         assert_eq!(r.clean("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn known_hosts_path_survives_shlex_and_ssh() {
+        // What Ansible does with ANSIBLE_SSH_ARGS (shlex.split), then what ssh makes of it.
+        let path = Path::new("/state dir/it's  \"odd\" \\ 100%/known_hosts");
+        let args = ssh_args(path);
+        let split = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, shlex, sys; print(json.dumps(shlex.split(sys.argv[1])))",
+                &args,
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(split.status.success(), "{split:?}");
+        let argv: Vec<String> = serde_json::from_slice(&split.stdout).unwrap();
+        assert_eq!(argv.len(), 10, "{argv:?}");
+        let g = std::process::Command::new("ssh")
+            .arg("-G")
+            .args(&argv)
+            .arg("target.invalid")
+            .output()
+            .expect("ssh runs");
+        let text = String::from_utf8_lossy(&g.stdout);
+        assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+        let files = text
+            .lines()
+            .find_map(|l| l.strip_prefix("userknownhostsfile "))
+            .expect("ssh -G names the file");
+        assert_eq!(files, path.to_str().unwrap());
+        assert!(
+            text.lines().any(|l| l == "hostname target.invalid"),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == "stricthostkeychecking true"),
+            "{text}"
+        );
     }
 }

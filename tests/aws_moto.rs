@@ -508,6 +508,33 @@ fn janitor_deletes_whole_clusters_by_age_and_tag() {
             .all(|i| i.to_string().contains("jan-b"))
     );
     assert_eq!(items(&left["instances"]).len(), 3);
+    // A cluster whose state lock is held (someone is working on it) is left alone by a janitor
+    // that sees that state directory.
+    let b_states = b.dir.path().join(".acura-ha");
+    let held = acura_ha::state::StateStore::new(b_states.clone(), "jan-b")
+        .lock("node add")
+        .unwrap();
+    let (out, err) = ok(&a.run(
+        &url,
+        &[
+            "janitor",
+            "--older-than",
+            "0s",
+            "--yes",
+            "--output",
+            "json",
+            "--state-dir",
+            b_states.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("is left: its state is locked"), "{err}");
+    let found: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        found[0]["skipped"].as_str().unwrap().contains("node add"),
+        "{out}"
+    );
+    assert_same(&left, &inventory(&url), "a locked cluster is not deleted");
+    drop(held);
     ok(&a.run(&url, &["janitor", "--older-than", "0s", "--yes"]));
     assert_same(&before, &inventory(&url), "after the janitor");
 }

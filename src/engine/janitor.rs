@@ -11,7 +11,7 @@ use crate::config::LoadedConfig;
 use crate::error::Error;
 use crate::output::Ui;
 use crate::progress::Progress;
-use crate::state::StateStore;
+use crate::state::{StateError, StateStore};
 
 /// A journal that keeps records in memory: `janitor` deletes clusters it has no state for.
 #[derive(Default)]
@@ -44,6 +44,9 @@ pub struct Found {
     pub created_unix: u64,
     pub age_secs: u64,
     pub delete: bool,
+    /// Why an old cluster was left (its state is locked: someone is working on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// `janitor`: every cluster this tool made in the file's account and region, and deletes
@@ -61,7 +64,7 @@ pub async fn janitor(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let clusters = provider.clusters(&cfg.spec, tags).await?;
-    let found: Vec<Found> = clusters
+    let mut found: Vec<Found> = clusters
         .into_iter()
         .map(|(cluster, created_unix)| {
             let age_secs = now.saturating_sub(created_unix);
@@ -70,6 +73,7 @@ pub async fn janitor(
                 created_unix,
                 age_secs,
                 delete: age_secs >= older_than.as_secs(),
+                skipped: None,
             }
         })
         .collect();
@@ -81,16 +85,36 @@ pub async fn janitor(
             humantime::format_duration(Duration::from_secs(f.age_secs))
         ));
     }
-    let doomed: Vec<&Found> = found.iter().filter(|f| f.delete).collect();
-    if doomed.is_empty() {
+    let doomed = found.iter().filter(|f| f.delete).count();
+    if doomed == 0 {
         ui.say(format_args!(
             "no cluster is older than {}",
             humantime::format_duration(older_than)
         ));
         return Ok(found);
     }
-    ui.confirm(&format!("\nDelete {} cluster(s)?", doomed.len()))?;
-    for f in doomed {
+    ui.confirm(&format!("\nDelete {doomed} cluster(s)?"))?;
+    for f in found.iter_mut().filter(|f| f.delete) {
+        // A cluster whose state lives in this state directory is deleted under its lock, and
+        // skipped while someone holds it (an `up` or a day-2 command is working on it).
+        let theirs = StateStore::new(store.dir.clone(), &f.cluster);
+        let _lock = if theirs.lock_path().exists() || theirs.gate_path().exists() {
+            match theirs.lock("janitor") {
+                Ok(g) => Some(g),
+                Err(StateError::Locked { info, .. }) => {
+                    ui.note(format_args!(
+                        "note: cluster {:?} is left: its state is locked by {info}",
+                        f.cluster
+                    ));
+                    f.delete = false;
+                    f.skipped = Some(format!("locked by {info}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
         let mut spec = cfg.spec.clone();
         spec.cluster.name = f.cluster.clone();
         let mut journal = MemJournal::default();

@@ -1,6 +1,6 @@
 //! Paths as users write them in cluster files and flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `~/x` → `$HOME/x`; any other path (and `~/x` when `HOME` is unset) unchanged.
 pub fn expand_home(p: &str) -> PathBuf {
@@ -10,6 +10,17 @@ pub fn expand_home(p: &str) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     PathBuf::from(p)
+}
+
+/// A path from a cluster file: `~/x` in the home directory, a relative one next to the file
+/// (`base`), an absolute one as it is.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = expand_home(p);
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
 }
 
 #[cfg(test)]
@@ -26,5 +37,14 @@ mod tests {
         for p in ["/etc/key", "key.pub", "~user/key", "a/~/b", "~"] {
             assert_eq!(expand_home(p), PathBuf::from(p));
         }
+    }
+
+    #[test]
+    fn relative_paths_are_next_to_the_file() {
+        let base = Path::new("/clusters/a");
+        assert_eq!(resolve(base, "id.pub"), base.join("id.pub"));
+        assert_eq!(resolve(base, "/etc/id.pub"), PathBuf::from("/etc/id.pub"));
+        assert!(resolve(base, "~/.ssh/id.pub").ends_with(".ssh/id.pub"));
+        assert!(!resolve(base, "~/.ssh/id.pub").starts_with(base));
     }
 }

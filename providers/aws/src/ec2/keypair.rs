@@ -53,7 +53,7 @@ pub(crate) async fn key_pair(
         });
     }
     let file = aws.public_key_file.as_deref().unwrap_or_default();
-    let path = expand(base_dir, file);
+    let path = acura_ha_api::paths::resolve(base_dir, file);
     let material = std::fs::read(&path).map_err(|e| ProviderError::Cloud {
         resource: format!("aws.public_key_file = {}", path.display()),
         message: e.to_string(),
@@ -80,18 +80,4 @@ pub(crate) async fn key_pair(
     };
     record(journal, r, Status::Ready, Some(id), BTreeMap::new()).await?;
     Ok(name)
-}
-
-fn expand(base: &Path, p: &str) -> std::path::PathBuf {
-    if let Some(rest) = p.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return std::path::PathBuf::from(home).join(rest);
-    }
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }

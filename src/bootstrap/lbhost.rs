@@ -1,5 +1,6 @@
 //! The NGINX load-balancer host (`load_balancer.kind = "nginx"`): install NGINX and its stream
-//! module when missing, upload the rendered config, `nginx -t`, reload (systemd where the host
+//! module when missing, upload the rendered config next to the old one, `nginx -t` it, move it
+//! into place, reload (systemd where the host
 //! has it, NGINX's own signals where it does not), then prove that every listener reaches the
 //! nodes: a short-lived responder on each node answers on each listener port, and the deploy host
 //! sends TCP and UDP through the load balancer until every node has answered on every port.
@@ -66,6 +67,41 @@ async fn step(
     Ok(out.stdout_text())
 }
 
+/// Where NGINX reads its configuration on the LB host.
+pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
+
+/// Puts `conf` at `path` on the host only when NGINX accepts it: written next to it first
+/// (`<path>.acura-ha-new`, same directory, so a relative `include` means the same), checked with
+/// `nginx -t -c <new>`, then renamed over `path`. A refused config is removed and the old one
+/// stays in place, for the running NGINX and its next restart.
+pub async fn install_config(session: &Session, path: &str, conf: &str) -> Result<(), LbError> {
+    let s = sudo(&session.target.user);
+    let new = format!("{path}.acura-ha-new");
+    session
+        .write_file(&new, conf.as_bytes(), 0o644, !s.is_empty(), QUICK)
+        .await?;
+    let (new_q, path_q) = (shell_quote(&new), shell_quote(path));
+    let check = step(
+        session,
+        "nginx -t",
+        &format!("{s}nginx -t -c {new_q} 2>&1"),
+        QUICK,
+    )
+    .await;
+    if let Err(e) = check {
+        let _ = session.run(&format!("{s}rm -f {new_q}"), QUICK).await;
+        return Err(e);
+    }
+    step(
+        session,
+        "install nginx.conf",
+        &format!("{s}mv -f {new_q} {path_q}"),
+        QUICK,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Installs (when missing), configures and (re)loads NGINX on the LB host.
 pub async fn configure(
     session: &Session,
@@ -91,16 +127,7 @@ pub async fn configure(
     progress.update(format!("NGINX {} on {}", how.trim(), session.target.name));
     let addresses: Vec<String> = nodes.iter().map(|h| h.address.clone()).collect();
     let conf = acura_ha_nginx::render(cluster, &addresses, &NginxOptions::default())?;
-    session
-        .write_file(
-            "/etc/nginx/nginx.conf",
-            conf.as_bytes(),
-            0o644,
-            !s.is_empty(),
-            QUICK,
-        )
-        .await?;
-    step(session, "nginx -t", &format!("{s}nginx -t 2>&1"), QUICK).await?;
+    install_config(session, NGINX_CONF, &conf).await?;
     // systemd where there is one; otherwise NGINX's own pid file and signals (the local target's
     // hosts have no systemd). Started detached from the session's standard streams.
     // A reload is asynchronous: the command returns before the master has read the new config,

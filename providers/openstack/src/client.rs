@@ -1,8 +1,10 @@
-//! The session: a Keystone v3 token, the catalog's endpoints, and one `call` that sends JSON,
-//! retries what is safe to retry (5xx, 429 with `Retry-After`, connection errors on GET and
-//! DELETE), and turns every failure into an [`ApiError`] with the request ID.
+//! The session: a Keystone v3 token (renewed shortly before it expires, and once on a 401),
+//! the catalog's endpoints, one `call` that sends JSON, retries what is safe to retry (5xx,
+//! 429 after its `Retry-After`, connection errors on GET and DELETE), and turns every failure
+//! into an [`ApiError`] with the request ID; and one pager for every list.
 
-use std::time::Duration;
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use acura_ha_api::provider::ProviderError;
 use reqwest::{Method, StatusCode};
@@ -18,9 +20,22 @@ pub struct ApiError {
     pub kind: Option<String>,
     pub message: String,
     pub request_id: Option<String>,
+    /// How long the service asked to wait before trying again (`Retry-After`, or the
+    /// `retryAfter` of a Nova `overLimit` body), at most [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
+    /// A failure without an answer from the service (nothing to read a status from).
+    pub fn local(message: String) -> ApiError {
+        ApiError {
+            status: None,
+            kind: None,
+            message,
+            request_id: None,
+            retry_after: None,
+        }
+    }
     pub fn not_found(&self) -> bool {
         self.status == Some(404)
     }
@@ -86,10 +101,23 @@ impl Service {
     }
 }
 
+/// A token and when to renew it.
+struct Token {
+    value: String,
+    /// Renew from then on (`None`: the answer said nothing usable about its expiry).
+    renew_at: Option<Instant>,
+    /// Past this it is refused (a failed renewal keeps using it until then).
+    expires: Option<Instant>,
+}
+
 /// A token and the endpoints picked from its catalog.
 pub struct Session {
     http: reqwest::Client,
-    token: String,
+    /// What a new token is asked with.
+    cfg: CloudConfig,
+    token: RwLock<Token>,
+    /// One renewal at a time (concurrent requests that see the same old token wait for it).
+    renewing: tokio::sync::Mutex<()>,
     pub project_id: String,
     compute: Option<String>,
     network: Option<String>,
@@ -149,11 +177,87 @@ fn str_of(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(|x| x.as_str()).map(String::from)
 }
 
-fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    h.get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(60)))
+/// The longest wait a `Retry-After` gets: a cloud asking for more is asked again sooner (and
+/// the retry budget ends the call if it keeps refusing).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), at most
+/// [`MAX_RETRY_AFTER`]; a date in the past is no wait.
+pub(crate) fn retry_after(h: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let v = h.get("retry-after")?.to_str().ok()?.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => http_date(v)?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// An HTTP-date (RFC 9110 §5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, or the
+/// obsolete RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`.
+pub(crate) fn http_date(v: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t: Vec<&str> = v.split([' ', ',', '-']).filter(|x| !x.is_empty()).collect();
+    let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as i64 + 1);
+    let (day, mon, year, time) = match t.as_slice() {
+        // IMF-fixdate and RFC 850 (two-digit year).
+        [_, d, m, y, hms, "GMT"] => (*d, month(m)?, *y, *hms),
+        // asctime.
+        [_, m, d, hms, y] => (*d, month(m)?, *y, *hms),
+        _ => return None,
+    };
+    let mut year: i64 = year.parse().ok()?;
+    if year < 100 {
+        year += if year < 70 { 2000 } else { 1900 };
+    }
+    let day: i64 = day.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, s] = hms[..] else { return None };
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mon <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (mon + if mon > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + mi * 60 + s))
+}
+
+/// The `retryAfter` field of Nova's `overLimit` fault body (seconds, a number or a string).
+pub(crate) fn body_retry_after(body: &str) -> Option<Duration> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let inner = v.as_object()?.values().next()?;
+    let r = inner.get("retryAfter")?;
+    let secs = r
+        .as_u64()
+        .or_else(|| r.as_str().and_then(|t| t.trim().parse().ok()))?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+/// When to renew a token issued at `issued_at` that expires at `expires_at` (Keystone's
+/// timestamps), received at `now`: a tenth of its lifetime before it ends, at most 60 s
+/// before. The lifetime comes from the two timestamps of the same clock, so a client clock
+/// that is off does not matter. Returns (renew at, expires).
+pub fn token_deadlines(
+    issued_at: &str,
+    expires_at: &str,
+    now: Instant,
+) -> Option<(Instant, Instant)> {
+    let parse = |t: &str| {
+        humantime::parse_rfc3339(t)
+            .or_else(|_| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')))
+            .ok()
+    };
+    let lifetime = parse(expires_at)?.duration_since(parse(issued_at)?).ok()?;
+    let margin = (lifetime / 10).min(Duration::from_secs(60));
+    Some((now + lifetime - margin, now + lifetime))
 }
 
 /// Builds the HTTP client, with the CA bundle when one is given.
@@ -274,68 +378,90 @@ fn token_url(auth_url: &str) -> String {
     }
 }
 
+/// A new token from Keystone: the token, its body, and when it is to be renewed.
+async fn issue_token(
+    http: &reqwest::Client,
+    cfg: &CloudConfig,
+) -> Result<(Token, Value), ApiError> {
+    let url = token_url(&cfg.auth_url);
+    let send = || async {
+        http.post(&url)
+            .json(&auth_body(&cfg.credentials))
+            .send()
+            .await
+    };
+    use backon::Retryable;
+    let asked = Instant::now();
+    let resp = send
+        .retry(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_times(4),
+        )
+        .when(|e: &reqwest::Error| e.is_connect() || e.is_timeout())
+        .await
+        .map_err(|e| ApiError::local(e.to_string()))?;
+    let status = resp.status();
+    let rid = request_id(resp.headers());
+    let token = resp
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = resp.text().await.unwrap_or_default();
+    let failed = |message: String| ApiError {
+        status: Some(status.as_u16()),
+        kind: None,
+        message,
+        request_id: rid.clone(),
+        retry_after: None,
+    };
+    if !status.is_success() {
+        let (kind, msg) = parse_error(&body);
+        let hint = if status == StatusCode::UNAUTHORIZED {
+            format!(
+                "; check the credentials in {} (user, password or application credential, project, domains)",
+                cfg.source
+            )
+        } else {
+            String::new()
+        };
+        return Err(ApiError {
+            kind,
+            ..failed(format!("{}{hint}", msg.unwrap_or_default()))
+        });
+    }
+    let value = token.ok_or_else(|| failed("no X-Subject-Token header in the answer".into()))?;
+    let v: Value =
+        serde_json::from_str(&body).map_err(|e| failed(format!("unreadable token body: {e}")))?;
+    let t = &v["token"];
+    let deadlines = token_deadlines(
+        t["issued_at"].as_str().unwrap_or_default(),
+        t["expires_at"].as_str().unwrap_or_default(),
+        asked,
+    );
+    Ok((
+        Token {
+            value,
+            renew_at: deadlines.map(|d| d.0),
+            expires: deadlines.map(|d| d.1),
+        },
+        v,
+    ))
+}
+
 impl Session {
     /// Authenticates and reads the catalog.
     pub async fn connect(cfg: &CloudConfig) -> Result<Session, ProviderError> {
         let http = http_client(cfg)?;
-        let url = token_url(&cfg.auth_url);
-        let resource = format!("Keystone token at {url} (credentials from {})", cfg.source);
-        let send = || async {
-            http.post(&url)
-                .json(&auth_body(&cfg.credentials))
-                .send()
-                .await
-        };
-        use backon::Retryable;
-        let resp = send
-            .retry(
-                backon::ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_times(4),
-            )
-            .when(|e: &reqwest::Error| e.is_connect() || e.is_timeout())
+        let resource = format!(
+            "Keystone token at {} (credentials from {})",
+            token_url(&cfg.auth_url),
+            cfg.source
+        );
+        let (token, v) = issue_token(&http, cfg)
             .await
-            .map_err(|e| ProviderError::Cloud {
-                resource: resource.clone(),
-                message: e.to_string(),
-                request_id: None,
-            })?;
-        let status = resp.status();
-        let rid = request_id(resp.headers());
-        let token = resp
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let (kind, msg) = parse_error(&body);
-            let hint = if status == StatusCode::UNAUTHORIZED {
-                format!(
-                    "; check the credentials in {} (user, password or application credential, project, domains)",
-                    cfg.source
-                )
-            } else {
-                String::new()
-            };
-            return Err(ApiError {
-                status: Some(status.as_u16()),
-                kind,
-                message: format!("{}{hint}", msg.unwrap_or_default()),
-                request_id: rid,
-            }
-            .into_provider(&resource));
-        }
-        let token = token.ok_or_else(|| ProviderError::Cloud {
-            resource: resource.clone(),
-            message: "no X-Subject-Token header in the answer".into(),
-            request_id: rid.clone(),
-        })?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| ProviderError::Cloud {
-            resource: resource.clone(),
-            message: format!("unreadable token body: {e}"),
-            request_id: rid.clone(),
-        })?;
+            .map_err(|e| e.into_provider(&resource))?;
         let t = &v["token"];
         let project_id = t["project"]["id"]
             .as_str()
@@ -346,7 +472,9 @@ impl Session {
         let pick = |s: Service| pick_endpoint(&t["catalog"], s.types(), region, &cfg.interface);
         Ok(Session {
             http,
-            token,
+            cfg: cfg.clone(),
+            token: RwLock::new(token),
+            renewing: tokio::sync::Mutex::new(()),
             project_id,
             compute: pick(Service::Compute),
             network: pick(Service::Network),
@@ -355,6 +483,48 @@ impl Session {
             load_balancer: pick(Service::LoadBalancer),
             source: cfg.source.clone(),
         })
+    }
+
+    /// The token to send: the current one, renewed first when it is about to expire.
+    async fn fresh_token(&self) -> Result<String, ApiError> {
+        let (value, due) = {
+            let t = self.token.read().unwrap_or_else(|e| e.into_inner());
+            let due = t.renew_at.is_some_and(|r| Instant::now() >= r);
+            (t.value.clone(), due)
+        };
+        if due {
+            self.renew(&value).await
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// A new token in place of `stale` (unless another request renewed it already). A renewal
+    /// that fails while `stale` has not expired yet keeps `stale`.
+    async fn renew(&self, stale: &str) -> Result<String, ApiError> {
+        let _one = self.renewing.lock().await;
+        let expires = {
+            let t = self.token.read().unwrap_or_else(|e| e.into_inner());
+            if t.value != stale {
+                return Ok(t.value.clone());
+            }
+            t.expires
+        };
+        match issue_token(&self.http, &self.cfg).await {
+            Ok((token, _)) => {
+                let value = token.value.clone();
+                *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+                Ok(value)
+            }
+            Err(_) if expires.is_some_and(|x| Instant::now() < x) => Ok(stale.to_string()),
+            Err(e) => Err(ApiError {
+                message: format!(
+                    "renewing the token (credentials from {}): {}",
+                    self.source, e.message
+                ),
+                ..e
+            }),
+        }
     }
 
     pub fn has(&self, s: Service) -> bool {
@@ -369,14 +539,11 @@ impl Session {
             Service::Image => &self.image,
             Service::LoadBalancer => &self.load_balancer,
         };
-        e.as_deref().ok_or_else(|| ApiError {
-            status: None,
-            kind: None,
-            message: format!(
+        e.as_deref().ok_or_else(|| {
+            ApiError::local(format!(
                 "the catalog has no {} endpoint for this region and interface",
                 s.name()
-            ),
-            request_id: None,
+            ))
         })
     }
 
@@ -392,7 +559,9 @@ impl Session {
         Ok(format!("{base}{prefix}{path}"))
     }
 
-    /// One call, with no retry: `Ok(None)` for an empty body.
+    /// One call, with no retry but one: a 401 renews the token and sends the request again
+    /// once (a refused token means the request was not performed, so this is safe for a
+    /// create too). `Ok(Value::Null)` for an empty body.
     pub async fn once(
         &self,
         method: Method,
@@ -401,10 +570,28 @@ impl Session {
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
         let url = self.url(s, path)?;
+        let token = self.fresh_token().await?;
+        match self.send_with(method.clone(), s, &url, body, &token).await {
+            Err(e) if e.status == Some(401) => {
+                let renewed = self.renew(&token).await?;
+                self.send_with(method, s, &url, body, &renewed).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        s: Service,
+        url: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> Result<Value, ApiError> {
         let mut req = self
             .http
-            .request(method, &url)
-            .header("X-Auth-Token", &self.token)
+            .request(method, url)
+            .header("X-Auth-Token", token)
             .header("Accept", "application/json");
         if s == Service::Compute {
             req = req.header("OpenStack-API-Version", NOVA_VERSION);
@@ -412,45 +599,39 @@ impl Session {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ApiError {
-            status: None,
-            kind: None,
-            message: format!("no answer from {url}: {e}"),
-            request_id: None,
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::local(format!("no answer from {url}: {e}")))?;
         let status = resp.status();
         let rid = request_id(resp.headers());
-        let after = retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| ApiError {
+        let after = retry_after(resp.headers(), SystemTime::now());
+        let answered = |message: String, kind: Option<String>| ApiError {
             status: Some(status.as_u16()),
-            kind: None,
-            message: format!("answer from {url} cut short: {e}"),
+            kind,
+            message,
             request_id: rid.clone(),
-        })?;
+            retry_after: None,
+        };
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| answered(format!("answer from {url} cut short: {e}"), None))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
-            return serde_json::from_str(&text).map_err(|e| ApiError {
-                status: Some(status.as_u16()),
-                kind: None,
-                message: format!("unreadable answer from {url}: {e}"),
-                request_id: rid,
-            });
+            return serde_json::from_str(&text)
+                .map_err(|e| answered(format!("unreadable answer from {url}: {e}"), None));
         }
         let (kind, msg) = parse_error(&text);
         let mut message = msg.unwrap_or_else(|| status.to_string());
         if status == StatusCode::UNAUTHORIZED {
             message.push_str(&format!(" (the token from {} was refused)", self.source));
         }
-        if let Some(a) = after {
-            message.push_str(&format!(" [retry after {} s]", a.as_secs()));
-        }
         Err(ApiError {
-            status: Some(status.as_u16()),
-            kind,
-            message,
-            request_id: rid,
+            retry_after: after.or_else(|| body_retry_after(&text)),
+            ..answered(message, kind)
         })
     }
 
@@ -468,7 +649,7 @@ impl Session {
             match self.once(method.clone(), s, path, body).await {
                 Err(e) if e.transient() && attempt < 6 => {
                     attempt += 1;
-                    let wait = wait_for(&e).unwrap_or(delay);
+                    let wait = e.retry_after.unwrap_or(delay);
                     tokio::time::sleep(wait).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
@@ -504,7 +685,7 @@ impl Session {
             match self.once(method.clone(), s, path, Some(body)).await {
                 Err(e) if e.status == Some(429) && attempt < 6 => {
                     attempt += 1;
-                    tokio::time::sleep(wait_for(&e).unwrap_or(Duration::from_secs(1))).await;
+                    tokio::time::sleep(e.retry_after.unwrap_or(Duration::from_secs(1))).await;
                 }
                 other => return other,
             }
@@ -531,7 +712,7 @@ impl Session {
             match self.send(Method::POST, s, path, body).await {
                 Err(e) if e.outcome_unknown() && attempt < 5 => {
                     attempt += 1;
-                    tokio::time::sleep(wait_for(&e).unwrap_or(delay)).await;
+                    tokio::time::sleep(e.retry_after.unwrap_or(delay)).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                     if let Some(v) = find().await? {
                         return Ok(v);
@@ -698,13 +879,6 @@ fn encode_query(params: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{}={}", q(k), q(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn wait_for(e: &ApiError) -> Option<Duration> {
-    let i = e.message.find("[retry after ")?;
-    let rest = &e.message[i + 13..];
-    let n: u64 = rest.split(' ').next()?.parse().ok()?;
-    Some(Duration::from_secs(n))
 }
 
 /// Percent-encodes a query value.

@@ -459,3 +459,84 @@ fn next_page_from_links_or_glance_next() {
     assert!(next_query(&json!({"servers": [], "servers_links": []}), "servers").is_none());
     assert!(next_query(&json!({"images": [], "first": "/v2/images"}), "images").is_none());
 }
+
+#[test]
+fn retry_after_in_seconds_or_as_a_date_and_capped() {
+    use crate::client::{MAX_RETRY_AFTER, http_date, retry_after};
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use std::time::{Duration, SystemTime};
+    let h = |v: &str| {
+        let mut m = HeaderMap::new();
+        m.insert("retry-after", HeaderValue::from_str(v).unwrap());
+        m
+    };
+    let date = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+    let now = date - Duration::from_secs(10);
+    assert_eq!(retry_after(&h("5"), now), Some(Duration::from_secs(5)));
+    assert_eq!(retry_after(&h("3600"), now), Some(MAX_RETRY_AFTER));
+    // The three forms of an HTTP-date (RFC 9110): ten seconds from `now`.
+    for d in [
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+    ] {
+        assert_eq!(http_date(d), Some(date), "{d}");
+        assert_eq!(
+            retry_after(&h(d), now),
+            Some(Duration::from_secs(10)),
+            "{d}"
+        );
+    }
+    // A date gone by: no wait. Far ahead: the cap.
+    assert_eq!(
+        retry_after(
+            &h("Sun, 06 Nov 1994 08:49:37 GMT"),
+            date + Duration::from_secs(5)
+        ),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        retry_after(&h("Fri, 01 Jan 2100 00:00:00 GMT"), now),
+        Some(MAX_RETRY_AFTER)
+    );
+    assert_eq!(retry_after(&h("soon"), now), None);
+    assert_eq!(retry_after(&HeaderMap::new(), now), None);
+}
+
+#[test]
+fn retry_after_from_a_field_of_the_body_never_from_its_text() {
+    use crate::client::body_retry_after;
+    use std::time::Duration;
+    // Nova's legacy overLimit fault carries it as a field.
+    let nova = r#"{"overLimit": {"code": 413, "message": "This request was rate-limited.", "retryAfter": "2"}}"#;
+    assert_eq!(body_retry_after(nova), Some(Duration::from_secs(2)));
+    // A number in a message is prose, not an instruction.
+    for text in [
+        r#"{"overLimit": {"code": 429, "message": "Rate limited [retry after 30 s]"}}"#,
+        r#"{"NeutronError": {"type": "OverLimit", "message": "Try again in 30 seconds", "detail": ""}}"#,
+        "429 Too Many Requests: retry after 30 s",
+    ] {
+        assert_eq!(body_retry_after(text), None, "{text}");
+    }
+}
+
+#[test]
+fn tokens_are_renewed_a_tenth_of_their_life_before_the_end() {
+    use crate::client::token_deadlines;
+    use std::time::{Duration, Instant};
+    let now = Instant::now();
+    // One hour (Keystone's default): at most a minute before.
+    let (renew, expires) = token_deadlines(
+        "2015-08-26T19:49:58.000000Z",
+        "2015-08-26T20:49:58.000000Z",
+        now,
+    )
+    .unwrap();
+    assert_eq!(expires - now, Duration::from_secs(3600));
+    assert_eq!(expires - renew, Duration::from_secs(60));
+    // Ten seconds: one before.
+    let (renew, expires) =
+        token_deadlines("2015-08-26T19:49:58Z", "2015-08-26T19:50:08Z", now).unwrap();
+    assert_eq!(expires - renew, Duration::from_secs(1));
+    assert!(token_deadlines("", "2015-08-26T19:50:08Z", now).is_none());
+}

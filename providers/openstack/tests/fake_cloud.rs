@@ -282,6 +282,122 @@ async fn faults_leave_nothing_duplicated_or_leaked() {
     assert_eq!(c.inventory(), before);
 }
 
+/// Tokens live 2 s and the cloud is slow enough that `up` and `down` outlive several: the
+/// provider renews before the end (or on a 401) and carries on.
+#[tokio::test]
+async fn tokens_expire_during_a_long_provision() {
+    let lab = Lab::with(Config {
+        page_size: Some(2),
+        token_lifetime_ms: 2000,
+        delays: fake_openstack::Delays {
+            server_build: 2500,
+            lb_create: 2500,
+            lb_update: 150,
+            server_delete: 1500,
+            lb_delete: 1500,
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    assert_cluster(&lab.cloud.inventory(), 3);
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    assert_eq!(lab.cloud.inventory(), before);
+    // Each operation signs in once, then renews at least once.
+    let st = lab.cloud.stats();
+    assert!(st.token_requests >= 4, "{st:?}");
+}
+
+/// A token revoked mid-run (a 401) is renewed once and the request sent again: a create is
+/// not duplicated. A cloud that refuses every token fails the call, naming where the
+/// credentials came from, instead of signing in forever.
+#[tokio::test]
+async fn a_refused_token_is_renewed_once() {
+    let lab = Lab::start();
+    let c = &lab.cloud;
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/servers$",
+        FaultAction::TokenRevoked,
+    ));
+    c.add_fault(FaultRule::new(
+        "GET",
+        "/lbaas/listeners$",
+        FaultAction::TokenRevoked,
+    ));
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    c.reset_stats();
+    p.provision(&spec, &mut j).await.expect("provision");
+    assert_cluster(&c.inventory(), 3);
+    let st = c.stats();
+    assert!(st.token_requests >= 2, "{st:?}");
+    assert!(st.unauthorized >= 2, "{st:?}");
+
+    c.add_fault(FaultRule::new("GET", "/flavors/detail$", FaultAction::TokenRevoked).always());
+    c.reset_stats();
+    let err = p.provision(&spec, &mut j).await.unwrap_err().to_string();
+    assert!(err.contains("401") && err.contains("clouds.yaml"), "{err}");
+    assert!(c.stats().token_requests <= 4, "{:?}", c.stats());
+    c.clear_faults();
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+/// `Retry-After` as an HTTP-date that has passed means no wait; a number in an error's text
+/// is not a wait (the old client slept the "3600 s" of this message).
+#[tokio::test]
+async fn retry_after_dates_and_texts() {
+    let lab = Lab::start();
+    let c = &lab.cloud;
+    c.add_fault(
+        FaultRule::new(
+            "GET",
+            "/flavors/detail$",
+            FaultAction::Status {
+                status: 429,
+                retry_after: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_string().into()),
+                body: None,
+            },
+        )
+        .times(2),
+    );
+    c.add_fault(FaultRule::new(
+        "GET",
+        "/servers/detail$",
+        FaultAction::Status {
+            status: 429,
+            retry_after: None,
+            body: Some(serde_json::json!({"overLimit": {"code": 429,
+                "message": "Rate limited [retry after 3600 s]"}})),
+        },
+    ));
+    c.add_fault(FaultRule::new(
+        "POST",
+        "/os-server-groups$",
+        FaultAction::Status {
+            status: 429,
+            retry_after: None,
+            body: Some(serde_json::json!({"overLimit": {"code": 429,
+                "message": "This request was rate-limited.", "retryAfter": "0"}})),
+        },
+    ));
+    let p = lab.provider();
+    let spec = lab.spec("");
+    let mut j = Mem::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    assert_cluster(&c.inventory(), 3);
+    assert_eq!(
+        c.stats().per_route["POST /compute/v2.1/os-server-groups"],
+        2
+    );
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
 #[tokio::test]
 async fn quota_short_creates_nothing_and_names_it() {
     let lab = Lab::start();

@@ -21,19 +21,11 @@ fn set_become_env() {
     ONCE.call_once(|| unsafe { std::env::set_var("ACURA_HA_BECOME_PASSWORD", ENV_SECRET) });
 }
 
-const SPEC: &str = r#"
-[cluster]
-name = "demo"
-[load_balancer]
-kind = "external"
-address = "203.0.113.5"
-[access]
-admin_cidrs = ["198.51.100.7/32"]
-ssh_user = "ubuntu"
-ssh_agent = true
-[static]
-nodes = [{ name = "a-1", address = "192.0.2.11" }, { name = "a-2", address = "192.0.2.12" }, { name = "a-3", address = "192.0.2.13" }]
-"#;
+/// The static example's cluster file (user `ubuntu`).
+fn spec() -> acura_ha_api::spec::ClusterSpec {
+    let text = std::fs::read_to_string(common::example("static.toml")).unwrap();
+    acura_ha::config::parse("static.toml", &text).unwrap()
+}
 
 /// A playbook that writes the variables it received, as JSON, next to itself.
 const ECHO: &str = r#"
@@ -87,7 +79,7 @@ fn received(ws: &Workspace) -> serde_json::Value {
 #[tokio::test]
 async fn overlays_and_secrets_arrive_literally() {
     let (_tmp, ws) = workspace();
-    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let spec = spec();
     let inventory = ws.dir.ha_env_file().display().to_string();
     let overlays = vec![
         "overlay/ha.yaml".to_string(),
@@ -111,7 +103,7 @@ async fn overlays_and_secrets_arrive_literally() {
 #[tokio::test]
 async fn command_line_data_is_not_templated() {
     let (_tmp, ws) = workspace();
-    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let spec = spec();
     let inventory = ws.dir.ha_env_file().display().to_string();
     let run = playbook::k8s_master(&spec, "lb{{ 7*6 }}.example", &inventory);
     run_playbook(&ws, &run, &SecretVars::default(), "untemplated-lb", true)
@@ -135,7 +127,7 @@ async fn secrets_never_touch_the_disk() {
     ));
     let stale = ws.dir.root().join(".secret-vars-4242.json");
     std::fs::write(&stale, r#"{"master_token": "stale-token-of-a-killed-run"}"#).unwrap();
-    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let spec = spec();
     let inventory = ws.dir.ha_env_file().display().to_string();
     let run = playbook::ha_acura(&spec, &["overlay/ha.yaml".into()], false, &inventory);
     let secrets = SecretVars(vec![
@@ -187,7 +179,7 @@ async fn a_failing_task_does_not_leak_the_secret() {
         msg: "the token {{ master_token }} was refused"
 "#,
     );
-    let spec = acura_ha::config::parse("t.toml", SPEC).unwrap();
+    let spec = spec();
     let inventory = ws.dir.ha_env_file().display().to_string();
     let run = playbook::k8s_join(&spec, "203.0.113.5", &inventory);
     let secrets = SecretVars(vec![("master_token".into(), SECRET.into())]);

@@ -56,7 +56,10 @@ async fn a_config_nginx_refuses_leaves_the_old_one_in_place() {
     assert_eq!(std::fs::read_to_string(&conf_path).unwrap(), good);
 
     // A config NGINX refuses (an unknown directive) does not replace it.
-    let bad = good.replace("worker_processes auto;", "worker_processes auto;\nbogus_directive on;");
+    let bad = good.replace(
+        "worker_processes auto;",
+        "worker_processes auto;\nbogus_directive on;",
+    );
     let err = install_config(&session, path, &bad)
         .await
         .expect_err("nginx -t refuses it");

@@ -720,7 +720,8 @@ mod tests {
     #[test]
     fn every_child_is_started_without_the_secret_variables() {
         // `command` removes them (its own test); nothing here builds a command another way.
-        let src = include_str!("ansible.rs");
+        let all = include_str!("ansible.rs");
+        let src = all.split(concat!("#[cfg", "(test)]")).next().unwrap();
         assert_eq!(src.matches(concat!("Command", "::new(")).count(), 0);
         assert_eq!(src.matches(concat!("process", "::Command")).count(), 0);
     }

@@ -80,8 +80,27 @@ pub struct PlaybookRun {
 impl PlaybookRun {
     /// `ansible-playbook -e … -i ha_env_file <playbook>`, in the guide's argument order.
     pub fn argv(&self) -> Vec<String> {
+        self.command(|_| true)
+    }
+
+    /// What the runner executes: the command line without the [`ExtraVar::Data`] values, and
+    /// those values, which go to Ansible as `!unsafe` data in an extra-vars document.
+    pub fn split(&self) -> (Vec<String>, Vec<(String, serde_json::Value)>) {
+        let data = self
+            .extra_vars
+            .iter()
+            .filter_map(|v| match v {
+                ExtraVar::Data(k, value) => Some((k.clone(), value.clone())),
+                ExtraVar::KeyValue(..) => None,
+            })
+            .collect();
+        (self.command(|v| matches!(v, ExtraVar::KeyValue(..))), data)
+    }
+
+    /// The command with the extra variables `on_line` keeps.
+    fn command(&self, on_line: impl Fn(&ExtraVar) -> bool) -> Vec<String> {
         let mut argv = vec!["ansible-playbook".to_string()];
-        for v in &self.extra_vars {
+        for v in self.extra_vars.iter().filter(|v| on_line(v)) {
             argv.push("-e".into());
             argv.push(v.arg());
         }
@@ -91,28 +110,6 @@ impl PlaybookRun {
             self.playbook.to_string(),
         ]);
         argv
-    }
-
-    /// What the runner executes: the command line without the [`ExtraVar::Data`] values, and
-    /// those values, which go to Ansible as `!unsafe` data in an extra-vars document.
-    pub fn split(&self) -> (Vec<String>, Vec<(String, serde_json::Value)>) {
-        let mut argv = vec!["ansible-playbook".to_string()];
-        let mut data = Vec::new();
-        for v in &self.extra_vars {
-            match v {
-                ExtraVar::Data(k, value) => data.push((k.clone(), value.clone())),
-                ExtraVar::KeyValue(..) => {
-                    argv.push("-e".into());
-                    argv.push(v.arg());
-                }
-            }
-        }
-        argv.extend([
-            "-i".to_string(),
-            self.inventory.to_string(),
-            self.playbook.to_string(),
-        ]);
-        (argv, data)
     }
 
     /// The command as a user would type it (shell-quoted).

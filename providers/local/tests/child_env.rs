@@ -14,7 +14,11 @@ async fn commands_run_without_the_become_password() {
     assert!(out.success());
     assert!(out.stdout.contains("PATH="), "{}", out.stdout);
     for v in SECRET_ENV {
-        assert!(!out.stdout.contains(v), "{v} reached the child:\n{}", out.stdout);
+        assert!(
+            !out.stdout.contains(v),
+            "{v} reached the child:\n{}",
+            out.stdout
+        );
     }
     assert!(!out.stdout.contains("env-secret-41d2"));
 }

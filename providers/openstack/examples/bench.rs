@@ -1,7 +1,8 @@
 //! Requests and wall time of `up` (provision) and `down` (destroy) against the fake cloud with
 //! realistic delays scaled down 10×, next to the critical path those delays allow.
 //!
-//! `cargo run -p acura-ha-openstack --example bench -- --nodes 3|9 [--lb cloud|nginx] [--routes]`
+//! `cargo run -p acura-ha-openstack --example bench -- --nodes 3|9 [--lb cloud|nginx] [--routes]
+//! [--page-size N]` (`--page-size`: the fake's lists come N items a page)
 //!
 //! No assertion: it prints the figures (providers/openstack/README.md keeps the last ones).
 
@@ -126,10 +127,12 @@ async fn main() {
     let nodes: usize = arg("--nodes").and_then(|n| n.parse().ok()).unwrap_or(3);
     let lb = arg("--lb").unwrap_or_else(|| "cloud".into());
     let routes = args.iter().any(|a| a == "--routes");
+    let page_size: Option<usize> = arg("--page-size").and_then(|n| n.parse().ok());
 
     let d = delays();
     let cloud = FakeCloud::start(Config {
         delays: d.clone(),
+        page_size,
         ..Config::default()
     });
     let dir = tempfile::tempdir().expect("temp dir");
@@ -172,7 +175,7 @@ async fn main() {
         ms(d.server_delete)
     };
     println!(
-        "fake cloud delays (ms): server build {}, volume {}, LB create {}, LB child update {}, LB delete {}, server delete {}; {nodes} nodes, load_balancer.kind = {lb}, {} listeners ({})",
+        "fake cloud delays (ms): server build {}, volume {}, LB create {}, LB child update {}, LB delete {}, server delete {}; {nodes} nodes, load_balancer.kind = {lb}, {} listeners ({}); page size {}",
         d.server_build,
         d.volume_create,
         d.lb_create,
@@ -184,7 +187,8 @@ async fn main() {
             .iter()
             .map(listener_key)
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        page_size.map_or("unlimited".to_string(), |n| n.to_string())
     );
     if lb == "cloud" {
         println!(

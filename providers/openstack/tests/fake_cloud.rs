@@ -398,6 +398,70 @@ async fn retry_after_dates_and_texts() {
     p.destroy(&spec, &mut j).await.expect("destroy");
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// What `janitor` reads: every cluster of the project by its tags (servers and load
+/// balancers, over several pages), with its creation time; then a found cluster is destroyed
+/// from its name alone, and the other stays.
+#[tokio::test]
+async fn clusters_are_found_by_tags_with_their_creation_time() {
+    let lab = Lab::start();
+    let before = lab.cloud.inventory();
+    let p = lab.provider();
+    let os = lab.spec("");
+    let mut old = lab.spec("");
+    old.cluster.name = "acura-old".into();
+    assert!(old.validate().is_empty(), "{:?}", old.validate());
+    let start = unix_now();
+    let (mut jo, mut jn) = (Mem::default(), Mem::default());
+    p.provision(&old, &mut jo)
+        .await
+        .expect("provision acura-old");
+    p.provision(&os, &mut jn).await.expect("provision acura-os");
+    let end = unix_now();
+
+    let found = p.clusters(&os, &[]).await.expect("clusters");
+    let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["acura-old", "acura-os"], "{found:?}");
+    // Nova's `created` (with Z) and Octavia's `created_at` (without) are both read right:
+    // a time misread as 0 would make a new cluster look 56 years old to the janitor.
+    for (name, created) in &found {
+        assert!(
+            (start - 1..=end + 1).contains(created),
+            "{name} created {created}, run {start}..{end}"
+        );
+    }
+    let tag = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    let only = p
+        .clusters(&os, &tag("acura-ha/cluster", "acura-old"))
+        .await
+        .expect("clusters by tag");
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0].0, "acura-old");
+    let none = p
+        .clusters(&os, &tag("acura-ha/cluster", "nobody"))
+        .await
+        .expect("clusters by tag");
+    assert!(none.is_empty(), "{none:?}");
+
+    // As the janitor does: no state, the cluster's name only.
+    let mut nothing = Mem::default();
+    p.destroy(&old, &mut nothing)
+        .await
+        .expect("destroy acura-old");
+    let left = p.clusters(&os, &[]).await.expect("clusters");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, "acura-os");
+    assert_cluster(&lab.cloud.inventory(), 3);
+    p.destroy(&os, &mut jn).await.expect("destroy acura-os");
+    assert_eq!(lab.cloud.inventory(), before);
+}
+
 #[tokio::test]
 async fn quota_short_creates_nothing_and_names_it() {
     let lab = Lab::start();

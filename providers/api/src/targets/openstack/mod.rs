@@ -142,6 +142,7 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
                     .attr("type", monitor)
                     .after(&format!("pool[{key}]")),
                 );
+                out.extend(names.iter().map(|n| member(n, &key, l.port)));
             }
         }
         LbKind::Nginx => out.push(
@@ -152,5 +153,42 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
         ),
         LbKind::External => out.push(external_lb(spec)),
     }
+    // A floating IP per server the provider makes (the nodes, and the NGINX server); Octavia's
+    // VIP address is an output of the load balancer itself.
+    if os.floating_ip_network.is_some() {
+        let mut hosts = names.clone();
+        if spec.load_balancer.kind == LbKind::Nginx {
+            hosts.push(spec.lb_host_name());
+        }
+        out.extend(hosts.iter().map(|h| floating_ip(spec, h)));
+    }
     out
+}
+
+/// One node's membership in the pool of listener `key`: what the provider records as it adds
+/// the member and what `plan` expects, from this one constructor.
+pub fn member(node: &str, key: &str, port: u16) -> Resource {
+    Resource::new(
+        Kind::Member,
+        Some(&format!("{node}:{key}")),
+        node.to_string(),
+    )
+    .attr("port", port)
+    .after(&format!("pool[{key}]"))
+}
+
+/// The description that names a floating IP's owner: `acura-ha <cluster> <host>`.
+pub fn fip_description(spec: &ClusterSpec, host: &str) -> String {
+    format!("acura-ha {} {host}", spec.cluster.name)
+}
+
+/// The floating IP of server `host`, as the provider records it and `plan` expects it.
+pub fn floating_ip(spec: &ClusterSpec, host: &str) -> Resource {
+    let server = if host == spec.lb_host_name() {
+        Kind::LbInstance
+    } else {
+        Kind::Instance
+    };
+    Resource::new(Kind::FloatingIp, Some(host), fip_description(spec, host))
+        .after(&format!("{}[{host}]", server.as_str()))
 }

@@ -319,16 +319,9 @@ async fn tokens_expire_during_a_long_provision() {
 async fn a_refused_token_is_renewed_once() {
     let lab = Lab::start();
     let c = &lab.cloud;
-    c.add_fault(FaultRule::new(
-        "POST",
-        "/servers$",
-        FaultAction::TokenRevoked,
-    ));
-    c.add_fault(FaultRule::new(
-        "GET",
-        "/lbaas/listeners$",
-        FaultAction::TokenRevoked,
-    ));
+    for (method, path) in [("POST", "/servers$"), ("GET", "/lbaas/listeners$")] {
+        c.add_fault(FaultRule::new(method, path, FaultAction::TokenRevoked));
+    }
     let p = lab.provider();
     let spec = lab.spec("");
     let mut j = Mem::default();

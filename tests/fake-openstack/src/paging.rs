@@ -106,28 +106,15 @@ pub fn page(
                 body[&links_key] = json!([{"rel": "next", "href": absolute(q)}]);
             }
         }
-        Style::Neutron => {
-            if limit.is_some() {
-                let mut links = Vec::new();
-                if let Some(q) = &next {
-                    links.push(json!({"rel": "next", "href": absolute(q)}));
-                }
-                if let Some(q) = &previous {
-                    links.push(json!({"rel": "previous", "href": absolute(q)}));
-                }
-                body[&links_key] = json!(links);
-            }
-        }
-        Style::Octavia => {
-            let mut links = Vec::new();
-            if let Some(q) = &next {
-                links.push(json!({"rel": "next", "href": absolute(q)}));
-            }
-            if let Some(q) = &previous {
-                links.push(json!({"rel": "previous", "href": absolute(q)}));
-            }
+        // Neutron links only when paging; Octavia always.
+        Style::Neutron | Style::Octavia if style == Style::Octavia || limit.is_some() => {
+            let links: Vec<Value> = [("next", &next), ("previous", &previous)]
+                .into_iter()
+                .filter_map(|(rel, q)| q.as_ref().map(|q| json!({"rel": rel, "href": absolute(q)})))
+                .collect();
             body[&links_key] = json!(links);
         }
+        Style::Neutron | Style::Octavia => {}
         Style::Glance => {
             // Paths under the image endpoint (`{base}/image`): `/v2/images?...`.
             let path = c.path.strip_prefix("/image").unwrap_or(&c.path);

@@ -426,13 +426,7 @@ async fn set_page_size(State(app): State<App>, body: Bytes) -> Response {
     struct B {
         page_size: Option<usize>,
     }
-    match serde_json::from_slice::<B>(&body) {
-        Ok(b) => {
-            app.lock().cfg.page_size = b.page_size;
-            util::empty(204)
-        }
-        Err(e) => util::json_resp(400, &json!({"error": e.to_string()})),
-    }
+    set(&body, |b: B| app.lock().cfg.page_size = b.page_size)
 }
 
 /// `{"ms": 3000}`: tokens issued from now on live that long.
@@ -441,9 +435,14 @@ async fn set_token_lifetime(State(app): State<App>, body: Bytes) -> Response {
     struct B {
         ms: u64,
     }
-    match serde_json::from_slice::<B>(&body) {
+    set(&body, |b: B| app.lock().cfg.token_lifetime_ms = b.ms)
+}
+
+/// Applies a JSON body to the state: 204, or 400 naming what is wrong with it.
+fn set<T: serde::de::DeserializeOwned>(body: &[u8], apply: impl FnOnce(T)) -> Response {
+    match serde_json::from_slice(body) {
         Ok(b) => {
-            app.lock().cfg.token_lifetime_ms = b.ms;
+            apply(b);
             util::empty(204)
         }
         Err(e) => util::json_resp(400, &json!({"error": e.to_string()})),

@@ -81,16 +81,14 @@ pub fn keystone_time(t: SystemTime) -> String {
 
 /// Percent-encodes a query key or value (unreserved characters kept).
 pub fn pct(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    v.bytes()
+        .map(
+            |b| match b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                true => char::from(b).to_string(),
+                false => format!("%{b:02X}"),
+            },
+        )
+        .collect()
 }
 
 /// `k=v&k=v`, encoded.

@@ -35,7 +35,7 @@ const ECHO: &str = r#"
     - name: Record the variables received
       ansible.builtin.copy:
         dest: "{{ playbook_dir }}/../received.json"
-        content: "{{ {'lb_address': lb_address | default(''), 'ssh_user': ansible_ssh_user, 'overlays': overlay_list | default([]), 'password': ansible_become_password | default(''), 'env': lookup('env', 'ACURA_HA_BECOME_PASSWORD')} | to_json }}"
+        content: "{{ {'lb_address': lb_address | default(''), 'logstash_host': logstash_host | default('unset'), 'ssh_user': ansible_ssh_user, 'overlays': overlay_list | default([]), 'password': ansible_become_password | default(''), 'env': lookup('env', 'ACURA_HA_BECOME_PASSWORD')} | to_json }}"
 "#;
 
 /// A workspace whose "archive" holds the echo playbook under both of the guide's names, run
@@ -112,6 +112,8 @@ async fn command_line_data_is_not_templated() {
     let got = received(&ws);
     assert_eq!(got["lb_address"], "lb{{ 7*6 }}.example", "{got}");
     assert_eq!(got["ssh_user"], "ubuntu", "{got}");
+    // An empty value stays an empty string (ansible-core 2.19 reads `!unsafe ""` as null).
+    assert_eq!(got["logstash_host"], "", "{got}");
     // #4: ansible-playbook (and so its ssh and every lookup) runs without the variable.
     assert_eq!(got["env"], "", "{got}");
 }

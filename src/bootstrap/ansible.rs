@@ -566,6 +566,8 @@ fn unsafe_yaml(v: &serde_json::Value, out: &mut String) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
+        // Nothing to template in "" (and ansible-core 2.19 reads `!unsafe ""` as null).
+        Value::String(s) if s.is_empty() => out.push_str("\"\""),
         Value::String(s) => {
             out.push_str("!unsafe ");
             out.push_str(&yaml_quoted(s));
@@ -702,6 +704,7 @@ mod tests {
     fn data_document_is_unsafe_yaml() {
         let data = vec![
             ("lb_address".to_string(), serde_json::json!("{{ 7*6 }}")),
+            ("logstash_host".to_string(), serde_json::json!("")),
             (
                 "overlay_list".to_string(),
                 serde_json::json!(["overlay/ha.yaml", "a\"b\\c"]),
@@ -711,6 +714,7 @@ mod tests {
         assert_eq!(
             data_document(&data, &secrets),
             "\"lb_address\": !unsafe \"{{ 7*6 }}\"\n\
+             \"logstash_host\": \"\"\n\
              \"overlay_list\": [!unsafe \"overlay/ha.yaml\", !unsafe \"a\\\"b\\\\c\"]\n\
              \"pw\": !unsafe \"\\u00e9\\u007f\\U0001f600\\u000a\"\n"
         );

@@ -54,8 +54,19 @@ fn short_reason(e: &SshError) -> String {
     }
 }
 
+/// What no waiting heals: a changed, unverifiable or unreadable host key pin, an unusable key
+/// file, no algorithm in common, a server that takes no key logins. Only refused, timed-out and
+/// booting hosts (and a key cloud-init has not installed yet) are retried.
 fn permanent(e: &SshError) -> bool {
-    matches!(e, SshError::HostKeyChanged { .. } | SshError::Key { .. })
+    matches!(
+        e,
+        SshError::HostKeyChanged { .. }
+            | SshError::Key { .. }
+            | SshError::NoCommonAlgorithm { .. }
+            | SshError::HostKeyInvalid { .. }
+            | SshError::AuthMethod { .. }
+            | SshError::KnownHosts { .. }
+    )
 }
 
 /// Connects to every host, retrying with backoff until `deadline`: a host may still be booting

@@ -15,17 +15,16 @@ pub struct Sshd {
 
 /// Generates a key pair with ssh-keygen (`kind` = ed25519 | rsa), optionally password-protected.
 pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    keygen_with(path, &["-t", kind], passphrase);
+}
+
+/// Generates a key pair with ssh-keygen and extra arguments (`-t ecdsa -b 384`, `-m PEM`,
+/// `-m PKCS8`), optionally password-protected.
+pub fn keygen_with(path: &Path, args: &[&str], passphrase: &str) {
     let out = Command::new(require("ssh-keygen"))
-        .args([
-            "-q",
-            "-t",
-            kind,
-            "-N",
-            passphrase,
-            "-C",
-            "acura-ha-test",
-            "-f",
-        ])
+        .arg("-q")
+        .args(args)
+        .args(["-N", passphrase, "-C", "acura-ha-test", "-f"])
         .arg(path)
         .output()
         .unwrap();
@@ -39,12 +38,24 @@ pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
 impl Sshd {
     /// Starts sshd on `address:22`, admitting the public keys `authorized`.
     pub fn start(address: &str, authorized: &[&Path]) -> Sshd {
+        Sshd::start_with(address, authorized, &["-t", "ed25519"], "")
+    }
+
+    /// Starts sshd with one host key made by `ssh-keygen host_key_args` and `extra` lines of
+    /// configuration (`HostKeyAlgorithms …`, `KexAlgorithms …`), which sshd takes before the
+    /// defaults that follow them.
+    pub fn start_with(
+        address: &str,
+        authorized: &[&Path],
+        host_key_args: &[&str],
+        extra: &str,
+    ) -> Sshd {
         super::require_root("sshd listens on port 22 and logs in as root");
         let sshd = require("sshd");
         std::fs::create_dir_all("/run/sshd").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let host_key = dir.path().join("host_ed25519");
-        keygen(&host_key, "ed25519", "");
+        keygen_with(&host_key, host_key_args, "");
         let mut keys = String::new();
         for k in authorized {
             keys.push_str(&std::fs::read_to_string(k).unwrap());
@@ -54,7 +65,7 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "ListenAddress {address}\nPort 22\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                "{extra}ListenAddress {address}\nPort 22\nHostKey {hk}\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
                  PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nMaxStartups 100:30:200\nLogLevel ERROR\n",
                 hk = host_key.display(),

@@ -222,7 +222,7 @@ pub(crate) async fn key_pair(
         };
     }
     let file = os.public_key_file.as_deref().unwrap_or_default();
-    let path = crate::expand(base, file);
+    let path = acura_ha_api::paths::resolve(base, file);
     let public_key = std::fs::read_to_string(&path).map_err(|e| ProviderError::Cloud {
         resource: format!("openstack.public_key_file = {}", path.display()),
         message: e.to_string(),
@@ -452,11 +452,7 @@ pub(crate) async fn finish_servers(
                 continue;
             };
             let key = format!("floating_ip[{name}]");
-            let fr = Resource::new(
-                Kind::FloatingIp,
-                Some(name),
-                crate::network::fip_description(spec, name),
-            );
+            let fr = acura_ha_api::targets::openstack::floating_ip(spec, name);
             if !known.iter().any(|f| js(f, "port_id") == js(port, "id")) {
                 cx.record(&fr, Status::Creating, None, BTreeMap::new())
                     .await?;
@@ -721,8 +717,11 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
     // (only looked up when some floating IP is on a port and not named for a host of ours).
     let descs: Vec<String> = hosts
         .iter()
-        .map(|h| crate::network::fip_description(cx.spec, h))
-        .chain([crate::network::fip_description(cx.spec, "load-balancer")])
+        .map(|h| acura_ha_api::targets::openstack::fip_description(cx.spec, h))
+        .chain([acura_ha_api::targets::openstack::fip_description(
+            cx.spec,
+            "load-balancer",
+        )])
         .collect();
     let foreign = seen
         .fips

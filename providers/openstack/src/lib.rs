@@ -18,7 +18,7 @@ mod volume;
 pub mod wait;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use acura_ha_api::model::{Inventory, Recorded, Resource, Status};
@@ -79,7 +79,10 @@ impl OpenStackProvider {
             cloud: os.cloud.clone(),
             region: os.region.clone(),
             interface: os.interface.clone(),
-            cacert: os.cacert.as_deref().map(|c| expand(&self.base_dir, c)),
+            cacert: os
+                .cacert
+                .as_deref()
+                .map(|c| acura_ha_api::paths::resolve(&self.base_dir, c)),
         };
         config::resolve(&ov, self.env.as_ref()).map_err(|e| ProviderError::Cloud {
             resource: "OpenStack credentials".into(),
@@ -109,21 +112,6 @@ impl OpenStackProvider {
     async fn session(&self, spec: &ClusterSpec) -> Result<Session, ProviderError> {
         let cfg = self.cloud_config(spec)?;
         Session::connect(&cfg).await
-    }
-}
-
-/// `~/x` and paths relative to the cluster file.
-pub(crate) fn expand(base: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    let path = PathBuf::from(p);
-    if path.is_absolute() {
-        path
-    } else {
-        base.join(path)
     }
 }
 

@@ -318,11 +318,6 @@ pub(crate) async fn floating_ips(s: &Session) -> Result<Vec<Value>, ProviderErro
         .map_err(|e| e.into_provider("floating IPs"))
 }
 
-/// The description that names a floating IP's owner: `acura-ha <cluster> <host>`.
-pub(crate) fn fip_description(spec: &ClusterSpec, host: &str) -> String {
-    format!("acura-ha {} {host}", spec.cluster.name)
-}
-
 /// A floating IP from `network_id` on `port_id`: the one it has, else a new one.
 pub(crate) async fn ensure_floating_ip(
     cx: &Ctx<'_>,
@@ -335,7 +330,7 @@ pub(crate) async fn ensure_floating_ip(
     if let Some(f) = known.iter().find(|f| js(f, "port_id") == port_id) {
         return Ok(f.clone());
     }
-    let description = fip_description(cx.spec, host);
+    let description = acura_ha_api::targets::openstack::fip_description(cx.spec, host);
     // Free, ours, for this host: a create whose association was lost.
     if let Some(f) = known
         .iter()
@@ -405,7 +400,10 @@ pub(crate) async fn delete_floating_ips(
     ports: &[String],
 ) -> Result<Vec<String>, ProviderError> {
     let mut done = Vec::new();
-    let descs: Vec<String> = hosts.iter().map(|h| fip_description(cx.spec, h)).collect();
+    let descs: Vec<String> = hosts
+        .iter()
+        .map(|h| acura_ha_api::targets::openstack::fip_description(cx.spec, h))
+        .collect();
     for f in all
         .iter()
         .filter(|f| descs.contains(&js(f, "description")) || ports.contains(&js(f, "port_id")))

@@ -12,6 +12,7 @@ use acura_ha_api::model::{Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_api::tables::{LISTENERS, Protocol};
+use acura_ha_api::targets::openstack as openstack_target;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -436,16 +437,6 @@ async fn children(
     Ok(())
 }
 
-fn member_resource(node: &str, key: &str, port: u16) -> Resource {
-    Resource::new(
-        Kind::Member,
-        Some(&format!("{node}:{key}")),
-        node.to_string(),
-    )
-    .attr("port", port)
-    .after(&format!("pool[{key}]"))
-}
-
 fn same_members(have: &[Value], fixed: &BTreeMap<String, String>, port: u16) -> bool {
     have.len() == fixed.len()
         && fixed.iter().all(|(node, ip)| {
@@ -488,7 +479,7 @@ pub(crate) async fn members(
         };
         if !same_members(&have, fixed, l.port) {
             for node in fixed.keys() {
-                let mr = member_resource(node, &key, l.port);
+                let mr = openstack_target::member(node, &key, l.port);
                 if cx.recorded(&mr.address).await.is_none() {
                     cx.record(&mr, Status::Creating, None, BTreeMap::new())
                         .await?;
@@ -539,7 +530,7 @@ pub(crate) async fn members(
             }
         }
         for node in fixed.keys() {
-            let mr = member_resource(node, &key, l.port);
+            let mr = openstack_target::member(node, &key, l.port);
             let id = have
                 .iter()
                 .find(|m| js(m, "name") == *node)

@@ -1109,16 +1109,14 @@ fn parse_pem(text: &str) -> Option<Result<Pem, String>> {
     let mut b64 = String::new();
     for l in lines {
         if l.starts_with("-----END ") {
-            return Some(
-                data_encoding::BASE64
-                    .decode(b64.as_bytes())
-                    .map(|body| Pem {
-                        label,
-                        headers,
-                        body,
-                    })
-                    .map_err(|e| format!("the {} block is not valid base64: {e}", "PEM")),
-            );
+            return Some(match data_encoding::BASE64.decode(b64.as_bytes()) {
+                Ok(body) => Ok(Pem {
+                    label,
+                    headers,
+                    body,
+                }),
+                Err(e) => Err(format!("the {label} block is not valid base64: {e}")),
+            });
         }
         match l.split_once(':') {
             Some((k, v)) if b64.is_empty() => {

@@ -150,7 +150,7 @@ pub fn k8s_master(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> Play
 
 /// "Add a new node", step 5: Step 5's playbook against the new node only, with the guide's
 /// variables. `master_token`, `master_discovery_token` and `master_cert_key` are not here: the
-/// runner passes them through a 0600 file, never on a command line.
+/// runner hands them to Ansible through a FIFO (never a file on disk, never a command line).
 pub fn k8s_join(spec: &ClusterSpec, lb_address: &str, inventory: &str) -> PlaybookRun {
     PlaybookRun {
         playbook: K8S_MASTER_PLAYBOOK,

@@ -381,3 +381,56 @@ async fn corrupt_or_unreadable_known_hosts_fails_closed() {
         Ok(_) => panic!("logged in without reading the pins"),
     }
 }
+
+/// On a terminal the passphrase is asked for (again after a wrong one). The child runs under
+/// `script`, which gives it a pseudo-terminal and types what this test writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn protected_key_asks_for_the_passphrase_on_a_terminal() {
+    const TEST: &str = "protected_key_asks_for_the_passphrase_on_a_terminal";
+    if std::env::var("ACURA_HA_TEST_CHILD").as_deref() == Ok(TEST) {
+        let keys = tempfile::tempdir().unwrap();
+        let key = keys.path().join("id_ecdsa");
+        keygen_with(&key, &["-t", "ecdsa", "-m", "PEM"], "correct horse");
+        let _sshd = Sshd::start("127.0.11.10", &[&key.with_extension("pub")]);
+        must_login(
+            "127.0.11.10",
+            &opts(keys.path(), &key),
+            "asked on a terminal",
+        )
+        .await;
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(common::require("script"))
+        .arg("-qec")
+        .arg(format!(
+            "{} {TEST} --exact --nocapture --test-threads=1",
+            exe.display()
+        ))
+        .arg("/dev/null")
+        .env("ACURA_HA_TEST_CHILD", TEST)
+        .env_remove(PASSPHRASE_ENV)
+        .stdin(Stdio::piped())
+        .stdout(log.reopen().unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // A wrong passphrase first: asked again, then the right one.
+        stdin.write_all(b"not it\ncorrect horse\n").unwrap();
+        stdin.flush().unwrap();
+        let status = child.wait().unwrap();
+        drop(stdin);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(status.success(), "the child failed:\n{text}");
+        assert!(text.contains("1 passed"), "the child ran no test:\n{text}");
+        assert_eq!(
+            text.matches("Passphrase for ").count(),
+            2,
+            "asked twice (once wrong):\n{text}"
+        );
+    }
+}

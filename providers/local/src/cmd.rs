@@ -13,10 +13,10 @@ use tokio::process::Command;
 /// Long enough for a loaded 2-core machine, short enough that a hung tool does not hang `up`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Environment variables of the deploy side that hold secrets (`-K`'s password for users who
-/// set it instead of answering the prompt). No child the tool starts inherits them: not the
-/// lab's long-lived sshd and dnsmasq, not tar, pip or Ansible.
-pub const SECRET_ENV: &[&str] = &["ACURA_HA_BECOME_PASSWORD"];
+/// Environment variables of the deploy side that hold secrets (`-K`'s password and the SSH key's
+/// passphrase, for users who set them instead of answering the prompt). No child the tool
+/// starts inherits them: not the lab's long-lived sshd and dnsmasq, not tar, pip or Ansible.
+pub const SECRET_ENV: &[&str] = &["ACURA_HA_BECOME_PASSWORD", "ACURA_HA_SSH_KEY_PASSPHRASE"];
 
 /// A command for `program` without the [`SECRET_ENV`] variables in its environment.
 pub fn command(program: impl AsRef<OsStr>) -> Command {

@@ -1,11 +1,11 @@
 //! Waits: a condition polled until a deadline, with a progress line on stderr that says what is
 //! still awaited and for how long.
 //!
-//! Waits for a cloud transition ([`Op`]) are timed from what the cloud has been seen to take:
-//! the first poll comes when the transition is expected to be done (half the typical duration
-//! until one has been observed; after that, what the last one took), then polls follow at 5–10 %
-//! of the time elapsed, so a wait overshoots the transition by a few per cent at most while
-//! asking the cloud about once per transition.
+//! Waits for a cloud transition ([`Op`]) adapt to the cloud: until one has been observed, the
+//! first poll comes after `pace.min` and the delays grow with the time elapsed (half of it, up to
+//! `pace.max`), so a fast cloud is seen fast and a slow one is asked a logarithmic number of
+//! times; once one has been observed, the first poll comes when the last one was done and later
+//! polls follow at 5 % of the time elapsed, asking the cloud about once per transition.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,19 +62,6 @@ pub enum Op {
     LbDelete,
 }
 
-impl Op {
-    /// What it typically takes on a real cloud.
-    pub fn typical(self) -> Duration {
-        Duration::from_secs(match self {
-            Op::ServerBuild => 30,
-            Op::ServerDelete => 10,
-            Op::LbCreate => 60,
-            Op::LbUpdate => 5,
-            Op::LbDelete => 10,
-        })
-    }
-}
-
 /// What transitions have been seen to take (per provider, so per command).
 #[derive(Debug, Default)]
 pub struct Tempo {
@@ -95,7 +82,10 @@ impl Tempo {
 fn schedule(tempo: &Tempo, pace: Pace, op: Op) -> (Duration, f64) {
     match tempo.seen(op) {
         Some(d) => (d, 0.05),
-        None => (op.typical().mul_f64(pace.scale * 0.5), 0.1),
+        // Never seen: no guess at a "typical" duration (a cloud faster than the guess would pay
+        // for it); poll soon, then back off geometrically (each delay half the time elapsed, so
+        // the wait overshoots the transition by at most half of it, capped at `pace.max`).
+        None => (pace.min, 0.5),
     }
 }
 

@@ -135,6 +135,27 @@ impl Day2 {
     pub fn is_empty(&self) -> bool {
         *self == Day2::default()
     }
+
+    /// Every node name it holds (the node set and the pending change) is a hostname
+    /// ([`check_hostname`](acura_ha_api::spec::check_hostname)): a name read back from the file
+    /// becomes a directory, an inventory line and cloud tags, as one from `node add --name` does.
+    pub fn check_names(&self) -> Result<(), String> {
+        let nodes = self.nodes.iter().flatten().enumerate();
+        let nodes = nodes.map(|(i, n)| (format!("day2.nodes[{i}].name"), &n.name));
+        let pending = self.pending.iter().flat_map(|p| {
+            std::iter::once(("day2.pending.new".to_string(), &p.new))
+                .chain(p.old.iter().map(|o| ("day2.pending.old".to_string(), o)))
+        });
+        for (key, name) in nodes.chain(pending) {
+            if let Err(why) = acura_ha_api::spec::check_hostname(name) {
+                return Err(format!(
+                    "{key} = {name:?}: {why}; {}",
+                    acura_ha_api::spec::HOSTNAME_RULE
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One node of the cluster; `address` only for hosts given with `node add --address`.
@@ -302,6 +323,9 @@ impl StateStore {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        if let Err(message) = state.day2.check_names() {
+            return Err(StateError::Corrupt { path, message });
+        }
         if state.cluster != self.cluster {
             return Err(StateError::OtherCluster {
                 path,

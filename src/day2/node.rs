@@ -384,9 +384,10 @@ fn new_name(ctx: &Ctx, opts: &NodeOptions) -> Result<String, Day2Error> {
         Some(n) => n.clone(),
         None => spec.next_node_name(&ctx.state.day2.retired),
     };
-    if name.is_empty() || name.contains('.') {
+    if let Err(why) = acura_ha_api::spec::check_hostname(&name) {
         return Err(Day2Error::Usage(format!(
-            "node name {name:?}: a hostname without dots is needed"
+            "node name {name:?}: {why}; {}",
+            acura_ha_api::spec::HOSTNAME_RULE
         )));
     }
     if ctx.members().iter().any(|n| n.name == name) || ctx.state.day2.retired.contains(&name) {
@@ -612,7 +613,7 @@ async fn join(
         say(
             "join",
             format!(
-                "{} (+ master_token, master_discovery_token, master_cert_key from a 0600 file)",
+                "{} (+ master_token, master_discovery_token, master_cert_key from memory, never on disk)",
                 run.command_line()
             ),
         );

@@ -392,6 +392,16 @@ impl ClusterSpec {
                 format!("nodes.count = {n}: at most 99 nodes are supported"),
             ));
         }
+        if let Some(members) = &self.nodes.members {
+            for (i, name) in members.iter().enumerate() {
+                if let Err(why) = check_hostname(name) {
+                    out.push(invalid(
+                        format!("nodes.members[{i}]"),
+                        format!("node name {name:?}: {why}; {HOSTNAME_RULE}"),
+                    ));
+                }
+            }
+        }
         if let Some(prefix) = &self.nodes.hostname_prefix {
             // Room for "-99" and "-lb" inside a 63-character DNS label.
             if let Err(why) = check_label(prefix, 60) {
@@ -468,21 +478,28 @@ impl ClusterSpec {
                 }
             }
         }
-        if self.bootstrap.logstash_host.contains(char::is_whitespace) {
+        let logstash = &self.bootstrap.logstash_host;
+        if !logstash.is_empty()
+            && let Err(why) = check_host(logstash)
+        {
             out.push(invalid(
                 "bootstrap.logstash_host",
-                "bootstrap.logstash_host contains white space: give a host name or address, or \"\"",
+                format!(
+                    "bootstrap.logstash_host = {logstash:?}: {why}; give an IP address or a DNS name, or \"\""
+                ),
             ));
         }
     }
 
     fn validate_preflight(&self, out: &mut Vec<Invalid>) {
         if let Some(name) = &self.preflight.dns_name
-            && (name.is_empty() || name.contains(char::is_whitespace))
+            && let Err(why) = check_dns_name(name)
         {
             out.push(invalid(
                 "preflight.dns_name",
-                format!("preflight.dns_name = {name:?}: give a DNS name every node must resolve"),
+                format!(
+                    "preflight.dns_name = {name:?}: {why}; give a DNS name every node must resolve"
+                ),
             ));
         }
         if let Some(m) = &self.preflight.minimums {
@@ -521,11 +538,13 @@ impl ClusterSpec {
                 "load_balancer",
                 "load_balancer.kind = \"external\" needs address = \"<the load balancer's address>\"",
             )),
-            (LbKind::External, Some(a)) if a.trim().is_empty() || a.contains(char::is_whitespace) => {
-                out.push(invalid(
-                    "load_balancer.address",
-                    format!("load_balancer.address = {a:?}: give an IP address or DNS name"),
-                ))
+            (LbKind::External, Some(a)) => {
+                if let Err(why) = check_host(a) {
+                    out.push(invalid(
+                        "load_balancer.address",
+                        format!("load_balancer.address = {a:?}: {why}; give an IP address or a DNS name"),
+                    ))
+                }
             }
             (LbKind::Cloud | LbKind::Nginx, Some(_)) => out.push(invalid(
                 "load_balancer.address",
@@ -544,6 +563,70 @@ impl ClusterSpec {
 pub const TAG_CLUSTER: &str = "acura-ha/cluster";
 pub const TAG_ROLE: &str = "acura-ha/role";
 pub const TAG_MANAGED_BY: &str = "acura-ha/managed-by";
+
+/// What [`check_hostname`] allows, for messages.
+pub const HOSTNAME_RULE: &str = "a node name is a hostname without dots: 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'";
+
+/// Whether `name` may be a node's hostname: the rule of `nodes.hostname_prefix` for a whole
+/// name — one DNS label of lowercase letters, digits and '-', not at either end, at most 63
+/// characters. Every node name passes it wherever it comes from (the file's `static.nodes`,
+/// `node add --name`, the state's day-2 node set) before it becomes a path, an inventory line, a
+/// cloud-init or NGINX file or a cloud tag.
+pub fn check_hostname(name: &str) -> Result<(), String> {
+    check_label(name, 63)
+}
+
+/// Whether `s` is an IP address (v4 or v6) or a DNS name: what an address the tool hands to
+/// the bootstrap (`load_balancer.address`, `logstash_host`, a recorded load balancer address)
+/// may be. No port, scheme, path or quoting: nothing that could mean more than a host.
+pub fn check_host(s: &str) -> Result<(), String> {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    check_dns_name(s).map_err(|why| format!("not an IP address, and as a DNS name it {why}"))
+}
+
+/// A DNS name after RFC 1123: dot-separated labels of ASCII letters, digits and '-', none
+/// empty, none starting or ending with '-', each at most 63 characters, at most 253 in all (a
+/// single trailing dot allowed); the last label is not all digits (`999.1.1.1` is a mistyped
+/// address, not a name).
+pub fn check_dns_name(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    if name.len() > 253 {
+        return Err(format!("is {} characters, more than 253", name.len()));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Err("has an empty label (two dots in a row, or a dot at the start)".into());
+        }
+        if label.len() > 63 {
+            return Err(format!(
+                "has a label of {} characters, more than 63",
+                label.len()
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(format!("contains {c:?}"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("has a label {label:?} starting or ending with '-'"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("ends in an all-numeric label (not a valid IP address either)".into());
+    }
+    Ok(())
+}
 
 /// A DNS label: lowercase letters, digits and '-', not at either end, at most `max` characters.
 pub(crate) fn check_label(s: &str, max: usize) -> Result<(), String> {
@@ -597,5 +680,66 @@ mod tests {
         assert!(check_label("-a", 63).is_err());
         assert!(check_label("A", 63).is_err());
         assert!(check_label("", 63).is_err());
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in ["acura-1", "a", "n0", &"a".repeat(63)] {
+            assert!(check_hostname(ok).is_ok(), "{ok:?}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "", "/", "../x", "x/y", "Acura-1", "-a", "a-", "a_b", "a b", "a.b", "é", "x;y", &long,
+        ] {
+            assert!(check_hostname(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        let label63 = "a".repeat(63);
+        let long_ok = [label63.as_str(); 3].join(".") + ".abcdefghijklmnopqrstuvwxyz0123456789ab";
+        assert_eq!(long_ok.len(), 230);
+        for ok in [
+            "203.0.113.5",
+            "2001:db8::1",
+            "::1",
+            "lb.example.com",
+            "LB.Example.COM",
+            "lb.example.com.",
+            "acura",
+            "1a.example",
+            "x--y.example",
+            long_ok.as_str(),
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok:?}: {:?}", check_host(ok));
+        }
+        let label64 = "a".repeat(64);
+        let too_long = [label63.as_str(); 5].join(".");
+        for bad in [
+            "",
+            " ",
+            ".",
+            "a..b",
+            ".a",
+            "-a.example",
+            "a-.example",
+            "a_b.example",
+            "999.1.1.1",
+            "1.2.3",
+            "[2001:db8::1]",
+            "lb.example.com:443",
+            "http://lb",
+            "$(reboot)",
+            "a;b",
+            "{{x}}",
+            "a'b",
+            "a\nb",
+            "é.example",
+            label64.as_str(),
+            too_long.as_str(),
+        ] {
+            assert!(check_host(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use super::shared::external_lb;
 use super::target::{Target, external};
 use crate::model::{Host, Inventory, Kind, LbEndpoint, Recorded, Resource};
 use crate::provider::{Journal, Provider, ProviderError};
-use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, check_label, invalid};
+use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, check_hostname, invalid};
 
 pub const TARGET: Target = Target {
     kind: ProviderKind::Static,
@@ -51,7 +51,7 @@ fn validate(spec: &ClusterSpec, out: &mut Vec<Invalid>) {
         .enumerate()
         .map(|(i, h)| (format!("static.nodes[{i}]"), h));
     for (path, h) in nodes.chain(lb) {
-        if let Err(why) = check_label(&h.name, 63) {
+        if let Err(why) = check_hostname(&h.name) {
             out.push(invalid(
                 format!("{path}.name"),
                 format!(

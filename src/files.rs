@@ -124,12 +124,6 @@ impl ClusterDir {
         self.0.join("ansible")
     }
 
-    /// The 0600 extra-vars file of one playbook run (deleted after it).
-    pub fn secret_vars_file(&self) -> PathBuf {
-        self.0
-            .join(format!(".secret-vars-{}.json", std::process::id()))
-    }
-
     /// Ansible's ssh ControlPersist sockets.
     pub fn control_sockets(&self) -> PathBuf {
         self.0.join("cp")

@@ -48,9 +48,12 @@ fn run(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) -> std::p
         .unwrap()
 }
 
+/// What a variant is, and how it edits the example.
+type Variant = (&'static str, fn(String) -> String);
+
 #[test]
 fn openstack_plan_after_up_shows_no_change_on_every_lb_kind() {
-    let variants: [(&str, fn(String) -> String); 3] = [
+    let variants: [Variant; 3] = [
         ("octavia with floating IPs (the example)", |t| t),
         ("octavia without floating IPs", |t| {
             t.replace("floating_ip_network = \"public\"\n", "")

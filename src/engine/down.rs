@@ -93,7 +93,8 @@ async fn close_control_masters(dir: &ClusterDir) {
         return;
     };
     for e in entries.flatten() {
-        let _ = tokio::process::Command::new("ssh")
+        // Without the tool's secret variables in its environment, as every child.
+        let _ = acura_ha_local::cmd::command("ssh")
             .arg("-O")
             .arg("exit")
             .arg("-o")

@@ -174,7 +174,7 @@ pub enum SshError {
     Key { path: PathBuf, message: String },
     /// The two sides share no algorithm of one kind: nothing heals this but a configuration change.
     #[error(
-        "{host} ({address}): no common {kind}: the server offers only {server}; acura-ha offers {ours}"
+        "{host} ({address}): no common {kind}: the server offers {server}; acura-ha offers {ours}"
     )]
     NoCommonAlgorithm {
         host: String,
@@ -864,7 +864,7 @@ fn connect_error(target: &Target, e: russh::Error) -> SshError {
                     .filter(|n| !n.starts_with("ext-info-") && !n.starts_with("kex-strict-"))
                     .collect();
                 if real.is_empty() {
-                    "nothing".to_string()
+                    "none".to_string()
                 } else {
                     real.join(", ")
                 }
@@ -873,7 +873,10 @@ fn connect_error(target: &Target, e: russh::Error) -> SshError {
                 host: target.name.clone(),
                 address: target.address.clone(),
                 kind,
-                server: list(theirs),
+                server: match list(theirs).as_str() {
+                    "none" => "none".to_string(),
+                    some => format!("only {some}"),
+                },
                 ours: list(ours),
             };
         }
@@ -1505,6 +1508,47 @@ mod tests {
         let dp = crt_exponent(&[0x01, 0x00], &[0x0b]).unwrap();
         assert_eq!(dp.last(), Some(&6));
         assert!(dp[..dp.len() - 1].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn permanent_connect_errors_say_which_side_lacks_what() {
+        let t = Target {
+            name: "node-1".into(),
+            address: "10.0.0.5".into(),
+            port: 22,
+            user: "ubuntu".into(),
+        };
+        let e = connect_error(
+            &t,
+            russh::Error::NoCommonAlgo {
+                kind: russh::AlgorithmKind::Key,
+                ours: vec!["ssh-ed25519".into(), "rsa-sha2-512".into()],
+                theirs: vec!["ssh-rsa".into()],
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "node-1 (10.0.0.5): no common host key algorithm: the server offers only ssh-rsa; acura-ha offers ssh-ed25519, rsa-sha2-512"
+        );
+        let e = connect_error(
+            &t,
+            russh::Error::NoCommonAlgo {
+                kind: russh::AlgorithmKind::Kex,
+                ours: vec!["curve25519-sha256".into(), "ext-info-c".into()],
+                theirs: vec!["kex-strict-s-v00@openssh.com".into()],
+            },
+        );
+        assert!(
+            e.to_string()
+                .ends_with("the server offers none; acura-ha offers curve25519-sha256"),
+            "{e}"
+        );
+        let e = connect_error(&t, russh::Error::WrongServerSig);
+        assert!(matches!(e, SshError::HostKeyInvalid { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("node-1 (10.0.0.5): the host key does not verify")
+        );
     }
 
     #[test]

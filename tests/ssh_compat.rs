@@ -360,7 +360,10 @@ async fn corrupt_or_unreadable_known_hosts_fails_closed() {
         other => panic!("expected a known_hosts error, got {other}"),
     }
     assert!(
-        text.starts_with(&format!("{}:2: ", o.known_hosts.display())),
+        text.starts_with(&format!(
+            "node-x (127.0.11.9): {}:2: ",
+            o.known_hosts.display()
+        )),
         "{text}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?}");

@@ -203,8 +203,9 @@ pub enum SshError {
         offered: String,
     },
     /// The known_hosts file cannot be read, written or parsed: nothing is trusted then.
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{host}: {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     KnownHosts {
+        host: String,
         path: PathBuf,
         line: Option<usize>,
         message: String,
@@ -550,6 +551,7 @@ impl Session {
                         known_hosts: opts.known_hosts.clone(),
                     },
                     Some(Rejection::KnownHosts { line, message }) => SshError::KnownHosts {
+                        host: format!("{} ({})", target.name, target.address),
                         path: opts.known_hosts.clone(),
                         line,
                         message,

@@ -287,14 +287,36 @@ fn placement<'a>(
         .collect()
 }
 
+/// The ClientToken of one RunInstances: `ah-<name, up to 24 characters>-<32 hex digits>`, at
+/// most 60 ASCII characters. The hex digits are 128 bits of a hash of the cluster, the name, the
+/// time and two process-random keys: unique to this instance *and* this attempt. Unique to the
+/// attempt on purpose: EC2 remembers a token after the instance is gone, so a token derived
+/// from the names alone would make the `up` after a `down` get the terminated instance back
+/// (IdempotentInstanceTerminated). Retries of the same request keep the token: the SDK's retries
+/// resend the same input, and [`instances`] records the token (status `Creating`) before the
+/// call and takes it from that record on the next run, so a RunInstances whose reply was lost
+/// is answered with the instance it made.
 fn client_token(cluster: &str, name: &str) -> String {
+    use std::hash::BuildHasher;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let mut t = format!("{cluster}-{name}-{nanos:x}");
-    t.truncate(64);
-    t
+    // Each RandomState has its own random SipHash keys.
+    let half = || {
+        std::collections::hash_map::RandomState::new().hash_one((
+            cluster,
+            name,
+            nanos,
+            std::process::id(),
+        ))
+    };
+    let readable: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(24)
+        .collect();
+    format!("ah-{readable}-{:016x}{:016x}", half(), half())
 }
 
 /// The cluster's instances that are not terminated, by their Name tag: (ID, subnet).
@@ -348,4 +370,43 @@ async fn live_instances(
         }
     }
     Ok(by_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_token;
+
+    /// Every node of a cluster with a 20-character name and a 60-character prefix gets its own
+    /// token (`<cluster>-<name>-<time>` cut to 64 was the same for all of them:
+    /// IdempotentParameterMismatch on the second RunInstances), of at most 64 ASCII characters.
+    #[test]
+    fn tokens_are_unique_per_instance_and_fit_64_ascii_characters() {
+        let cluster = "a".repeat(20);
+        let prefix = "p".repeat(60);
+        let names: Vec<String> = (1..=9)
+            .map(|k| format!("{prefix}-{k}"))
+            .chain([format!("{prefix}-lb")])
+            .collect();
+        let tokens: Vec<String> = names.iter().map(|n| client_token(&cluster, n)).collect();
+        for t in &tokens {
+            assert!(t.len() <= 64 && t.is_ascii(), "{t:?}");
+            assert!(!t.is_empty());
+        }
+        let distinct: std::collections::BTreeSet<&String> = tokens.iter().collect();
+        assert_eq!(distinct.len(), tokens.len(), "{tokens:#?}");
+        // A new attempt (a new run, or after `down`) is a new request: a new token. (A retry of
+        // the same request reuses the token the journal recorded before the call.)
+        assert_ne!(
+            client_token(&cluster, &names[0]),
+            client_token(&cluster, &names[0])
+        );
+    }
+
+    /// Names that are not ASCII (never valid, but the token must not panic on a char boundary).
+    #[test]
+    fn tokens_of_non_ascii_names_do_not_panic() {
+        // `truncate(64)` panicked here: byte 64 is inside a 'ü'.
+        let t = client_token(&format!("a{}", "ü".repeat(40)), &"ñ".repeat(40));
+        assert!(t.len() <= 64 && t.is_ascii(), "{t:?}");
+    }
 }

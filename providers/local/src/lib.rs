@@ -2,10 +2,11 @@
 //!
 //! `provision` builds, idempotently, what `desired()` lists for a local cluster:
 //!
-//! * `lab_network` — the safety route `unreachable <subnet> metric 4000` (first in, last out,
-//!   so no lab packet can ever follow the default route off the machine), a bridge with the
-//!   deploy side's address (`.1`), and a dnsmasq that answers the lab's names there and never
-//!   forwards ([`network`]);
+//! * `lab_network` — after a check that the subnet overlaps none of the machine's own
+//!   addresses and routes ([`overlap`]), the safety route `unreachable <subnet> metric 4000`
+//!   (first in, last out, so no lab packet can ever follow the default route off the
+//!   machine), a bridge with the deploy side's address (`.1`), and a dnsmasq that answers the
+//!   lab's names there and never forwards ([`network`]);
 //! * `key_pair` — the deploy side's key, generated into the cluster directory when the cluster
 //!   file names none ([`keys`]);
 //! * `lab_host[<name>]` — per host a namespace, a veth on the bridge, the guide's security
@@ -24,6 +25,7 @@ pub mod keys;
 pub mod names;
 pub mod network;
 pub mod node;
+pub mod overlap;
 pub mod preflight;
 pub mod process;
 
@@ -185,6 +187,8 @@ impl LocalProvider {
                 lab.subnet
             )));
         }
+        // Before anything is made: the subnet must not be the machine's own LAN, VPC or route.
+        overlap::require_free_subnet(r, lab.subnet, &lab.bridge).await?;
         let healthy = network::safety_route_present(r, lab.subnet).await?
             && network::link_exists(&lab.bridge)
             && network::resolver_running(lab).is_some();
@@ -424,5 +428,30 @@ impl Provider for LocalProvider {
             journal.forget(net)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The overlap check runs before the lab network makes anything (the check itself is
+    /// tested in [`crate::overlap`]; making a real lab on an overlapping subnet would touch the
+    /// machine's network, which tests must not).
+    #[test]
+    fn the_subnet_is_checked_before_the_lab_network_is_made() {
+        let src = include_str!("lib.rs");
+        let body = &src[src
+            .find("async fn provision_network(")
+            .expect("provision_network")..];
+        let at = |what: &str| {
+            body.find(what)
+                .unwrap_or_else(|| panic!("{what} not found"))
+        };
+        let check = at(concat!(
+            "overlap::require_free_subnet",
+            "(r, lab.subnet, &lab.bridge)"
+        ));
+        assert!(check < at(concat!("Status::", "Creating")));
+        assert!(check < at(concat!("network::safety_route_up", "(")));
+        assert!(check < at(concat!("network::bridge_up", "(")));
     }
 }

@@ -77,7 +77,62 @@ pub fn unreachable_help(failures: &[SshError]) -> String {
     }) {
         help.push("check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host");
     }
+    if any(|e| matches!(e, SshError::NoCommonAlgorithm { .. })) {
+        help.push("the server and acura-ha share no algorithm of the kind named: enable one of acura-ha's in the server's sshd_config (KexAlgorithms, HostKeyAlgorithms, Ciphers, MACs)");
+    }
+    if any(|e| matches!(e, SshError::HostKeyInvalid { .. })) {
+        help.push("the host's key exchange signature does not verify: something between this host and the server is not the server; do not proceed until you know why");
+    }
+    if any(|e| matches!(e, SshError::AuthMethod { .. })) {
+        help.push(
+            "enable key logins for the user in the server's sshd_config (PubkeyAuthentication yes)",
+        );
+    }
+    if any(|e| matches!(e, SshError::KnownHosts { .. })) {
+        help.push("fix or remove the known_hosts line named above (nothing is trusted while it cannot be read)");
+    }
     help.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of login failure that stops the wait says what to do (an empty help line was
+    /// printed for the kinds added with the SSH algorithm work).
+    #[test]
+    fn every_permanent_login_failure_has_help() {
+        let failures = [
+            SshError::NoCommonAlgorithm {
+                host: "n1".into(),
+                address: "10.0.0.1".into(),
+                kind: "key exchange algorithm",
+                server: "x".into(),
+                ours: "y".into(),
+            },
+            SshError::HostKeyInvalid {
+                host: "n1".into(),
+                address: "10.0.0.1".into(),
+                message: "bad".into(),
+            },
+            SshError::AuthMethod {
+                host: "n1".into(),
+                address: "10.0.0.1".into(),
+                user: "ubuntu".into(),
+                offered: "password".into(),
+            },
+            SshError::KnownHosts {
+                host: "n1".into(),
+                path: "/k".into(),
+                line: Some(3),
+                message: "bad".into(),
+            },
+        ];
+        for f in failures {
+            let text = f.to_string();
+            assert!(!unreachable_help(&[f]).is_empty(), "{text}");
+        }
+    }
 }
 
 /// Lets a layer above take each bootstrap stage's own error (`LbError`, `AnsibleError`,

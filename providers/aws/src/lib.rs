@@ -55,10 +55,45 @@ pub(crate) struct Clients {
     pub quotas: aws_sdk_servicequotas::Client,
 }
 
+/// The timeouts of every AWS call, each overridable in whole or fractional seconds (tests
+/// shorten them):
+///
+/// | variable | what | default |
+/// | --- | --- | --- |
+/// | `ACURA_HA_AWS_CONNECT_TIMEOUT_SECS` | TCP and TLS connect | 10 |
+/// | `ACURA_HA_AWS_READ_TIMEOUT_SECS` | from the request sent to the response's first byte | 30 |
+/// | `ACURA_HA_AWS_ATTEMPT_TIMEOUT_SECS` | one attempt, from connect to the whole response | 60 |
+///
+/// Without them the SDK waits for ever on a connection that was accepted but is never answered
+/// (a middlebox that dropped the flow's state): `up` hangs. An attempt that times out is retried
+/// like a throttled call ([`RETRY_ATTEMPTS`] attempts in all, exponential backoff); a request
+/// that changes something is safe to send again because every create is idempotent here (a
+/// ClientToken, or a lookup by name or tag first).
+pub(crate) fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    let secs = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(std::time::Duration::from_secs_f64)
+            .unwrap_or(std::time::Duration::from_secs(default))
+    };
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(secs("ACURA_HA_AWS_CONNECT_TIMEOUT_SECS", 10))
+        .read_timeout(secs("ACURA_HA_AWS_READ_TIMEOUT_SECS", 30))
+        .operation_attempt_timeout(secs("ACURA_HA_AWS_ATTEMPT_TIMEOUT_SECS", 60))
+        .build()
+}
+
+/// How many times a call is tried (throttling, 5xx, a reset or a timed-out attempt).
+pub(crate) const RETRY_ATTEMPTS: u32 = 6;
+
 async fn clients(spec: &ClusterSpec) -> Clients {
     let aws = spec.aws.as_ref().expect("aws section");
+    // On the shared config, so every client (EC2, ELBv2, Service Quotas) has them.
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(RETRY_ATTEMPTS))
+        .timeout_config(timeouts());
     if let Some(region) = &aws.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }

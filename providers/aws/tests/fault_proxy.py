@@ -33,11 +33,18 @@ A rule:
               InternalError500           EC2: 500 InternalError; ELBv2: 500 InternalFailure
               InvalidInstanceID.NotFound 400, code InvalidInstanceID.NotFound
               reset                      close the connection (TCP RST) without any reply
+              hang                       read the request, then hold the connection open and
+                                         never answer (a middlebox that dropped the flow's
+                                         state): until the client gives up and closes it, or
+                                         `hold_ms` (default 600000) has passed
             Any other fault name is sent as that error code and needs "status".
   status, message, code   optional overrides of the error reply.
   times     how many requests the rule acts on, then it stops; default 1 for a fault rule,
             unlimited for a latency-only rule.
   delay_ms  sleep before answering (or before forwarding, for a latency-only rule).
+  every     optional N >= 1: the rule acts only on every Nth request it matches and no earlier
+            fault rule took (the Nth, 2Nth, ...), e.g. {"action": "*", "fault": "hang", "every": 5, "times": 4} leaves 1 call in
+            5 unanswered, 4 times in all: a fraction of the calls, deterministically.
 
 For each request the first fault rule that matches and has times left fires; every matching
 latency-only rule adds its delay. Faulted requests are not forwarded to moto.
@@ -48,6 +55,7 @@ import http.client
 import ipaddress
 import json
 import os
+import select
 import socket
 import struct
 import sys
@@ -75,6 +83,7 @@ ELBV2 = "elasticloadbalancing"
 
 KNOWN_FAULTS = {
     "DependencyViolation", "Throttling", "InternalError500", "InvalidInstanceID.NotFound", "reset",
+    "hang",
 }
 
 
@@ -139,12 +148,19 @@ def validate_rules(rules):
         delay = r.get("delay_ms", 0)
         if not isinstance(delay, (int, float)) or delay < 0:
             raise ValueError(f"rule {i}: `delay_ms` must be a non-negative number")
+        every = r.get("every", 1)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"rule {i}: `every` must be an integer >= 1")
+        hold = r.get("hold_ms", 600000)
+        if not isinstance(hold, (int, float)) or hold < 0:
+            raise ValueError(f"rule {i}: `hold_ms` must be a non-negative number")
         service = r.get("service")
         if service is not None and service not in (EC2, ELBV2):
             raise ValueError(f"rule {i}: `service` must be {EC2!r} or {ELBV2!r}")
         rule = dict(r)
         rule["remaining"] = times  # None = unlimited
         rule["fired"] = 0
+        rule["matched"] = 0
         out.append(rule)
     return out
 
@@ -177,6 +193,11 @@ class State:
                 if rule.get("service") is not None and rule["service"] != service:
                     continue
                 if rule["remaining"] is not None and rule["remaining"] <= 0:
+                    continue
+                if rule.get("fault") is not None and fault_rule is not None:
+                    continue  # an earlier fault rule has this request
+                rule["matched"] += 1
+                if rule["matched"] % rule.get("every", 1) != 0:
                     continue
                 if rule.get("fault") is None:
                     delay_ms += float(rule.get("delay_ms", 0))
@@ -352,6 +373,9 @@ class Handler(BaseHTTPRequestHandler):
             if rule["fault"] == "reset":
                 self.reset_connection()
                 return
+            if rule["fault"] == "hang":
+                self.hold_connection(float(rule.get("hold_ms", 600000)) / 1000.0)
+                return
             status, err, request_id = error_reply(rule, service, params)
             return self.reply(status, err, "text/xml",
                               [("x-amzn-RequestId", request_id)])
@@ -363,6 +387,20 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
+        except OSError:
+            pass
+
+    def hold_connection(self, seconds):
+        # No reply at all: wait until the client closes its end (recv returns b"") or the hold
+        # ends, then close ours.
+        self.close_connection = True
+        deadline = time.monotonic() + seconds
+        conn = self.connection
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([conn], [], [], 0.2)
+                if ready and not conn.recv(4096):
+                    break
         except OSError:
             pass
 

@@ -360,17 +360,7 @@ fn reset_fault_closes_the_connection_without_a_reply() {
     proxy.set_rules(json!([{ "action": "DescribeKeyPairs", "times": 1, "fault": "reset" }]));
 
     // By hand, to see exactly what comes back: no byte of a reply.
-    let body = "Action=DescribeKeyPairs&Version=2016-11-15";
-    let auth = common::fake_sigv4(common::EC2, common::REGION);
-    let mut s = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let mut s = describe_key_pairs_by_hand(&proxy, Duration::from_secs(60));
     let mut reply = Vec::new();
     let read = s.read_to_end(&mut reply);
     assert!(
@@ -390,6 +380,62 @@ fn reset_fault_closes_the_connection_without_a_reply() {
     let stats = proxy.stats();
     assert_eq!(stats["faults_injected"], 2, "{stats:#}");
     assert_eq!(stats["total"], 3);
+}
+
+/// A DescribeKeyPairs request written by hand on a new connection to the proxy, whose reads
+/// time out after `read_timeout`.
+fn describe_key_pairs_by_hand(proxy: &Proxy, read_timeout: Duration) -> TcpStream {
+    let body = "Action=DescribeKeyPairs&Version=2016-11-15";
+    let auth = common::fake_sigv4(common::EC2, common::REGION);
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    s.set_read_timeout(Some(read_timeout)).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s
+}
+
+/// `hang` reads the request and holds the connection open without a byte of reply; `every: 2`
+/// picks the second matching call, and the rule's one time is then used up.
+#[test]
+fn hang_fault_holds_the_connection_open_without_a_reply() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    proxy.set_rules(json!([
+        { "action": "DescribeKeyPairs", "fault": "hang", "every": 2, "times": 1 }
+    ]));
+    let first = ec2(&proxy.url(), "DescribeKeyPairs", &[]).unwrap();
+    assert_eq!(first.status, 200, "{}", first.body);
+
+    let mut s = describe_key_pairs_by_hand(&proxy, Duration::from_secs(2));
+    let mut byte = [0u8; 1];
+    let e = s
+        .read(&mut byte)
+        .expect_err("no reply, and the connection stays open");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e}"
+    );
+    drop(s);
+
+    for _ in 0..3 {
+        let ok = ec2(&proxy.url(), "DescribeKeyPairs", &[]).unwrap();
+        assert_eq!(ok.status, 200, "{}", ok.body);
+    }
+    let stats = proxy.stats();
+    assert_eq!(stats["faults_injected"], 1, "{stats:#}");
+    assert_eq!(
+        stats["faults_by_action"]["DescribeKeyPairs"], 1,
+        "{stats:#}"
+    );
+    assert_eq!(proxy.rules()[0]["fired"], 1);
 }
 
 #[test]

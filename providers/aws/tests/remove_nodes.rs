@@ -3,91 +3,17 @@
 //! member, and destroy. `cargo test -p acura-ha-aws --test remove_nodes`.
 
 mod common;
+mod driver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use acura_ha_api::model::{Recorded, Status};
-use acura_ha_api::provider::{Journal, Provider, ProviderError};
-use acura_ha_api::spec::ClusterSpec;
+use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_aws::AwsProvider;
 use common::{Moto, Proxy, items, text};
+use driver::{MemJournal, point_sdk_at, spec};
 use serde_json::{Value, json};
-
-/// The journal the engine would be: records by address, in order, and every status written.
-#[derive(Debug, Default, Clone)]
-struct MemJournal {
-    records: Vec<Recorded>,
-    history: Vec<(String, Option<Status>)>,
-}
-
-impl Journal for MemJournal {
-    fn record(&mut self, resource: Recorded) -> Result<(), ProviderError> {
-        self.history
-            .push((resource.address.clone(), Some(resource.status)));
-        match self
-            .records
-            .iter_mut()
-            .find(|r| r.address == resource.address)
-        {
-            Some(r) => *r = resource,
-            None => self.records.push(resource),
-        }
-        Ok(())
-    }
-    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
-        self.history.push((address.to_string(), None));
-        self.records.retain(|r| r.address != address);
-        Ok(())
-    }
-    fn get(&self, address: &str) -> Option<&Recorded> {
-        self.records.iter().find(|r| r.address == address)
-    }
-    fn all(&self) -> Vec<Recorded> {
-        self.records.clone()
-    }
-}
-
-impl MemJournal {
-    fn id(&self, address: &str) -> String {
-        self.get(address)
-            .and_then(|r| r.id.clone())
-            .unwrap_or_else(|| panic!("{address} has no ID: {:#?}", self.records))
-    }
-}
-
-/// Points this process's AWS SDK at `url` (the only test in this binary: no other thread reads
-/// the environment meanwhile).
-fn point_sdk_at(url: &str) {
-    for k in common::aws_env_remove() {
-        // SAFETY: single-threaded at this point; no other test runs in this binary.
-        unsafe { std::env::remove_var(k) };
-    }
-    for (k, v) in common::aws_env(url) {
-        // SAFETY: as above.
-        unsafe { std::env::set_var(k, v) };
-    }
-}
-
-fn spec(dir: &std::path::Path) -> ClusterSpec {
-    let key = dir.join("id.pub");
-    std::fs::write(&key, format!("{}\n", common::TEST_PUBLIC_KEY)).unwrap();
-    let spec: ClusterSpec = serde_json::from_value(json!({
-        "cluster": { "name": "rmnode" },
-        "nodes": { "count": 3, "hostname_prefix": "acura" },
-        "load_balancer": { "kind": "cloud" },
-        "access": { "admin_cidrs": ["198.51.100.7/32"], "ssh_agent": true },
-        "aws": {
-            "region": common::REGION,
-            "instance_type": "m5.2xlarge",
-            "public_key_file": key.display().to_string(),
-        },
-    }))
-    .expect("a valid spec");
-    let problems = spec.validate();
-    assert!(problems.is_empty(), "{problems:?}");
-    spec
-}
 
 /// Instance ID → state, for every instance moto knows (terminated ones included).
 fn states(url: &str) -> BTreeMap<String, String> {
@@ -144,7 +70,7 @@ async fn remove_a_node_then_add_one_then_destroy() {
     point_sdk_at(&proxy.url());
     let dir: PathBuf = std::env::temp_dir().join(format!("acura-ha-aws-rm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut spec = spec(&dir);
+    let mut spec = spec(&dir, "rmnode");
     let provider = AwsProvider::new(dir.clone()).quiet(true);
     let mut journal = MemJournal::default();
     let before = common::inventory(&url);

@@ -4,7 +4,8 @@
 //!   `scripts/setup-test-deps.sh` installs) on a free port of 127.0.0.1, with the AMI catalogue
 //!   `tests/fixtures/amis.json` and moto's validation of instance types, AMIs and key pairs on.
 //! * [`Proxy`]: `tests/fault_proxy.py` in front of moto: counts requests by service and Action and
-//!   injects scripted AWS errors, latency and connection resets.
+//!   injects scripted AWS errors, latency, connection resets and silent calls (held open, never
+//!   answered), on every Nth matching call if asked.
 //! * [`aws_env`]: the environment that points the AWS SDK at moto (or at the proxy) and keeps the
 //!   machine's own AWS configuration out.
 //! * Raw EC2/ELBv2 query calls ([`ec2`], [`elbv2`], [`ec2_ok`], [`elbv2_ok`]) with a fake SigV4

@@ -1,5 +1,6 @@
 //! Neutron: the network and subnet, the security group with the guide's rules (one bulk POST;
-//! a rule that exists counts as created), and floating IPs.
+//! a rule that exists counts as created; then the group's ingress rules no longer wanted are
+//! deleted by ID), and floating IPs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -307,6 +308,61 @@ async fn rules(
         };
         let id = have.iter().find(|h| same_rule(h, w)).map(|h| js(h, "id"));
         cx.record(r, Status::Ready, id, BTreeMap::new()).await?;
+    }
+    revoke_unwanted(cx, desired, group_id, &wanted, &have).await
+}
+
+/// Converge (DESIGN §4): once every wanted rule exists (so access is never briefly lost),
+/// deletes by ID each ingress rule of this group that is not wanted (an old `admin_cidrs` or
+/// `public_cidrs` source, a rule added by hand) and forgets every `security_group_rule[...]`
+/// record that is not desired. Egress rules (Neutron's defaults) and other groups' rules stay.
+async fn revoke_unwanted(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    group_id: &str,
+    wanted: &[(String, Value)],
+    have: &[Value],
+) -> Result<(), ProviderError> {
+    let unwanted: Vec<&Value> = have
+        .iter()
+        .filter(|h| {
+            js(h, "direction").eq_ignore_ascii_case("ingress")
+                && js(h, "security_group_id") == group_id
+                && !js(h, "id").is_empty()
+                && !wanted.iter().any(|(_, w)| same_rule(h, w))
+        })
+        .collect();
+    if !unwanted.is_empty() {
+        cx.progress(&format!(
+            "remove {} rules no longer wanted from security group {group_id}",
+            unwanted.len()
+        ));
+    }
+    for h in unwanted {
+        let id = js(h, "id");
+        let source = match h["remote_ip_prefix"].as_str() {
+            Some(p) => p.to_string(),
+            None => match h["remote_group_id"].as_str() {
+                Some(g) => format!("group {g}"),
+                None => "any".into(),
+            },
+        };
+        // NotFound is done (`Session::delete`).
+        cx.s.delete(Service::Network, &format!("/security-group-rules/{id}"))
+            .await
+            .map_err(|e| {
+                e.into_provider(&format!(
+                    "security group rule {id} ({} {}-{} from {source})",
+                    js(h, "protocol"),
+                    h["port_range_min"],
+                    h["port_range_max"]
+                ))
+            })?;
+    }
+    for r in cx.all().await {
+        if r.kind == Kind::SecurityGroupRule && desired_one(desired, &r.address).is_none() {
+            cx.forget(&r.address).await?;
+        }
     }
     Ok(())
 }

@@ -94,6 +94,27 @@ pub fn unreachable_help(failures: &[SshError]) -> String {
     help.join("; ")
 }
 
+/// Lets a layer above take each bootstrap stage's own error (`LbError`, `AnsibleError`,
+/// `PostCheckError`) with `?`, as its `BootstrapError` variant.
+#[macro_export]
+macro_rules! from_bootstrap_stages {
+    ($target:ty) => {
+        $crate::from_bootstrap_stages!(
+            @each $target,
+            $crate::bootstrap::lbhost::LbError,
+            $crate::bootstrap::ansible::AnsibleError,
+            $crate::bootstrap::postcheck::PostCheckError
+        );
+    };
+    (@each $target:ty, $($stage:ty),*) => {$(
+        impl From<$stage> for $target {
+            fn from(e: $stage) -> Self {
+                <$target>::from($crate::bootstrap::BootstrapError::from(e))
+            }
+        }
+    )*};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,25 +154,4 @@ mod tests {
             assert!(!unreachable_help(&[f]).is_empty(), "{text}");
         }
     }
-}
-
-/// Lets a layer above take each bootstrap stage's own error (`LbError`, `AnsibleError`,
-/// `PostCheckError`) with `?`, as its `BootstrapError` variant.
-#[macro_export]
-macro_rules! from_bootstrap_stages {
-    ($target:ty) => {
-        $crate::from_bootstrap_stages!(
-            @each $target,
-            $crate::bootstrap::lbhost::LbError,
-            $crate::bootstrap::ansible::AnsibleError,
-            $crate::bootstrap::postcheck::PostCheckError
-        );
-    };
-    (@each $target:ty, $($stage:ty),*) => {$(
-        impl From<$stage> for $target {
-            fn from(e: $stage) -> Self {
-                <$target>::from($crate::bootstrap::BootstrapError::from(e))
-            }
-        }
-    )*};
 }

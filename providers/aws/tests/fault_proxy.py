@@ -48,6 +48,10 @@ A rule:
 
 For each request the first fault rule that matches and has times left fires; every matching
 latency-only rule adds its delay. Faulted requests are not forwarded to moto.
+
+ClientToken, as EC2 checks it (moto does not): a forwarded request whose ClientToken was
+forwarded before for the same Action with other parameters is answered 400
+IdempotentParameterMismatch and not forwarded (recorded in the stats as that fault).
 """
 
 import argparse
@@ -169,6 +173,7 @@ class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.rules = []
+        self.client_tokens = {}  # (service, Action, ClientToken) -> the parameters first sent
         self.reset_stats()
 
     def reset_stats(self):
@@ -182,7 +187,19 @@ class State:
         self.faults_by_action = {}
         self.log = []
 
-    def decide(self, service, action):
+    def token_mismatch(self, service, action, params):
+        """The IdempotentParameterMismatch fault when `params` reuse a ClientToken sent before
+        with other parameters, else None (and the token is remembered). Caller holds the lock."""
+        token = params.get("ClientToken")
+        if not token:
+            return None
+        seen = tuple(sorted(params.items()))
+        if self.client_tokens.setdefault((service, action, token), seen) == seen:
+            return None
+        return {"fault": "IdempotentParameterMismatch", "status": 400,
+                "message": f"Client token {token!r} was used with other parameters"}
+
+    def decide(self, service, action, params):
         """Count the request and pick its fault and delay. Returns (fault rule or None, delay s)."""
         with self.lock:
             fault_rule = None
@@ -211,6 +228,8 @@ class State:
                         rule["remaining"] -= 1
                     rule["fired"] += 1
 
+            if fault_rule is None:
+                fault_rule = self.token_mismatch(service, action, params)
             self.total += 1
             name = action or "(none)"
             self.by_action[name] = self.by_action.get(name, 0) + 1
@@ -366,7 +385,7 @@ class Handler(BaseHTTPRequestHandler):
         service = service_of(self.headers)
         params = params_of(self.path, self.headers, body)
         action = params.get("Action")
-        rule, delay = state.decide(service, action)
+        rule, delay = state.decide(service, action, params)
         if delay > 0:
             time.sleep(delay)
         if rule is not None:

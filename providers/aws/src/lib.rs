@@ -66,9 +66,11 @@ pub(crate) struct Clients {
 ///
 /// Without them the SDK waits for ever on a connection that was accepted but is never answered
 /// (a middlebox that dropped the flow's state): `up` hangs. An attempt that times out is retried
-/// like a throttled call ([`RETRY_ATTEMPTS`] attempts in all, exponential backoff); a request
-/// that changes something is safe to send again because every create is idempotent here (a
-/// ClientToken, or a lookup by name or tag first).
+/// like a throttled call ([`RETRY_ATTEMPTS`] attempts in all, exponential backoff). A create
+/// whose timed-out attempt did reach AWS is safe to send again: RunInstances carries a
+/// ClientToken and ELBv2's creates are idempotent by name; the EC2 creates without a token
+/// (security group, key pair) then fail as duplicates — rules and key pairs take that as done,
+/// and a re-run adopts a security group by its name and tags.
 pub(crate) fn timeouts() -> aws_config::timeout::TimeoutConfig {
     let secs = |var: &str, default: u64| {
         std::env::var(var)

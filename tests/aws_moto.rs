@@ -601,3 +601,205 @@ fn a_quota_that_is_short_stops_up_before_anything_is_made() {
 
 #[allow(dead_code)]
 fn unused(_: &Path) {}
+
+/// An ingress rule as (protocol, from port, to port, source).
+type Ingress = (String, u16, u16, String);
+
+/// The ingress rules of the group named `group`, sorted; the source is a CIDR, `self` for the
+/// group itself, or the other group's ID.
+fn ingress_of(url: &str, group: &str) -> (String, Vec<Ingress>) {
+    let groups = aws::ec2_ok(
+        url,
+        "DescribeSecurityGroups",
+        &[("Filter.1.Name", "group-name"), ("Filter.1.Value.1", group)],
+    );
+    let sgs = items(&groups["securityGroupInfo"]);
+    assert_eq!(sgs.len(), 1, "one group {group}: {groups}");
+    let sg_id = text(sgs[0], "groupId").to_string();
+    let rules = aws::ec2_ok(
+        url,
+        "DescribeSecurityGroupRules",
+        &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &sg_id)],
+    );
+    let port = |r: &Value, key: &str| text(r, key).parse::<u16>().unwrap_or(0);
+    let mut out: Vec<Ingress> = items(&rules["securityGroupRuleSet"])
+        .into_iter()
+        .filter(|r| text(r, "isEgress") != "true")
+        .map(|r| {
+            let referenced = text(&r["referencedGroupInfo"], "groupId");
+            let source = if !text(r, "cidrIpv4").is_empty() {
+                text(r, "cidrIpv4").to_string()
+            } else if referenced == sg_id {
+                "self".to_string()
+            } else {
+                referenced.to_string()
+            };
+            let protocol = text(r, "ipProtocol").to_string();
+            (protocol, port(r, "fromPort"), port(r, "toPort"), source)
+        })
+        .collect();
+    out.sort();
+    (sg_id, out)
+}
+
+/// The sources of the rules from `ports`, but for the NLB's health checks from moto's default VPC.
+fn sources_of(rules: &[Ingress], ports: &[u16]) -> Vec<String> {
+    let mut s: Vec<String> = rules
+        .iter()
+        .filter(|r| ports.contains(&r.1) && r.3 != "172.31.0.0/16")
+        .map(|r| r.3.clone())
+        .collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// `up --only provision`, then: the plan has no resource change and the state holds exactly the
+/// desired rule records; a second `up` authorizes and revokes nothing.
+fn up_converges(c: &Cluster, proxy: &Proxy, when: &str) {
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let o = c.run(&proxy.url(), &["plan", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v["summary"];
+    assert!(
+        ["create", "replace", "delete"].iter().all(|k| s[k] == 0),
+        "{when}: the plan after up: {v:#}"
+    );
+    // Exit 2 only for the bootstrap steps `--only provision` leaves pending.
+    assert!(s["steps_to_run"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(o.status.code(), Some(2), "{when}");
+    proxy.reset_stats();
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let stats = proxy.stats();
+    for action in [
+        "AuthorizeSecurityGroupIngress",
+        "RevokeSecurityGroupIngress",
+    ] {
+        assert_eq!(
+            stats["by_action"][action].as_u64().unwrap_or(0),
+            0,
+            "{when}: a second up calls {action}: {stats:#}"
+        );
+    }
+}
+
+fn set_access(c: &Cluster, key: &str, cidrs: &[&str]) {
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let list: Vec<String> = cidrs.iter().map(|c| format!("\"{c}\"")).collect();
+    let line = format!("{key} = [{}]", list.join(", "));
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{key} = ")) {
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&c.config, edited.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn narrowed_cidrs_are_revoked_and_the_plan_is_clean() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let url = moto.url();
+    let before = inventory(&url);
+    let group = "acura-ha-narrow";
+    const ADMIN: [u16; 4] = [22, 30080, 30081, 30082];
+    const PUBLIC: [u16; 5] = [80, 443, 4443, 6443, 12201];
+    let c = Cluster::new("narrow", |t| t);
+    set_access(&c, "admin_cidrs", &["0.0.0.0/0"]);
+    set_access(&c, "public_cidrs", &["203.0.113.0/24"]);
+    up_converges(&c, &proxy, "admin open to all");
+    let (sg_id, rules) = ingress_of(&url, group);
+    assert_eq!(sources_of(&rules, &ADMIN), ["0.0.0.0/0"], "{rules:?}");
+
+    // Someone else's group in the same VPC, with the same kind of rule: never touched.
+    let other = aws::ec2_ok(
+        &url,
+        "CreateSecurityGroup",
+        &[
+            ("GroupName", "someone-else"),
+            ("GroupDescription", "not the cluster's"),
+        ],
+    );
+    let other_id = text(&other, "groupId").to_string();
+    let open_ssh = |group_id: &str| {
+        aws::ec2_ok(
+            &url,
+            "AuthorizeSecurityGroupIngress",
+            &[
+                ("GroupId", group_id),
+                ("IpPermissions.1.IpProtocol", "tcp"),
+                ("IpPermissions.1.FromPort", "22"),
+                ("IpPermissions.1.ToPort", "22"),
+                ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+            ],
+        );
+    };
+    open_ssh(&other_id);
+
+    // Narrowed: 22 and 30080-30082 only from the /32, and the rest as it was.
+    set_access(&c, "admin_cidrs", &["198.51.100.7/32"]);
+    up_converges(&c, &proxy, "admin narrowed");
+    let (_, narrowed) = ingress_of(&url, group);
+    assert_eq!(
+        sources_of(&narrowed, &ADMIN),
+        ["198.51.100.7/32"],
+        "{narrowed:?}"
+    );
+    assert_eq!(
+        sources_of(&narrowed, &PUBLIC),
+        ["203.0.113.0/24"],
+        "{narrowed:?}"
+    );
+    assert!(
+        narrowed
+            .iter()
+            .any(|r| r == &("tcp".to_string(), 1, 65535, "self".to_string())),
+        "the group's own rule stays: {narrowed:?}"
+    );
+    assert_eq!(narrowed.len(), rules.len(), "{rules:?} -> {narrowed:?}");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let stale: Vec<&str> = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["address"].as_str())
+        .filter(|a| a.starts_with("security_group_rule[") && a.contains("0.0.0.0/0"))
+        .collect();
+    assert!(stale.is_empty(), "records of revoked rules: {stale:?}");
+
+    // A rule added by hand to the cluster's group goes too; the other group keeps its own.
+    open_ssh(&sg_id);
+    up_converges(&c, &proxy, "a rule added by hand");
+    let (_, repaired) = ingress_of(&url, group);
+    assert_eq!(repaired, narrowed);
+    let (_, others) = ingress_of(&url, "someone-else");
+    assert_eq!(
+        others,
+        [("tcp".to_string(), 22, 22, "0.0.0.0/0".to_string())]
+    );
+
+    // public_cidrs widened, then narrowed again.
+    set_access(&c, "public_cidrs", &["0.0.0.0/0"]);
+    up_converges(&c, &proxy, "public widened");
+    let (_, widened) = ingress_of(&url, group);
+    assert_eq!(sources_of(&widened, &PUBLIC), ["0.0.0.0/0"], "{widened:?}");
+    assert_eq!(
+        sources_of(&widened, &ADMIN),
+        ["198.51.100.7/32"],
+        "{widened:?}"
+    );
+    set_access(&c, "public_cidrs", &["203.0.113.0/24"]);
+    up_converges(&c, &proxy, "public narrowed");
+    let (_, back) = ingress_of(&url, group);
+    assert_eq!(back, narrowed);
+
+    ok(&c.run(&url, &["down", "--yes"]));
+    aws::ec2_ok(&url, "DeleteSecurityGroup", &[("GroupId", &other_id)]);
+    assert_same(&before, &inventory(&url), "after down");
+}

@@ -1,12 +1,15 @@
 //! The security group and the guide's ingress rules (plus the NLB's health checks from the VPC).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use acura_ha_api::desired::{RuleSource, ingress_rules};
 use acura_ha_api::model::{Kind, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::ClusterSpec;
-use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+};
 
 use super::{Net, desired_one, filter, tags};
 use crate::error;
@@ -100,7 +103,7 @@ fn wanted_rules(
                 protocol: rule.rule.protocol.as_str().into(),
                 from: rule.rule.from_port as i32,
                 to: rule.rule.to_port as i32,
-                source,
+                source: canonical(&source),
             },
             perm,
         ));
@@ -128,12 +131,32 @@ fn wanted_rules(
                 protocol: "tcp".into(),
                 from: port as i32,
                 to: port as i32,
-                source,
+                source: canonical(&source),
             },
             perm,
         ));
     }
     out
+}
+
+/// A CIDR as EC2 stores it (host bits cleared, IPv6 lower-case and compressed), so that
+/// `198.51.100.7/24` in the file matches the rule EC2 lists as `198.51.100.0/24` and is not
+/// revoked as unwanted; anything else (a group or prefix-list ID) as it is.
+fn canonical(source: &str) -> String {
+    let Some((addr, len)) = source.split_once('/') else {
+        return source.to_string();
+    };
+    match (addr.parse::<IpAddr>(), len.parse::<u32>()) {
+        (Ok(IpAddr::V4(a)), Ok(len)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            format!("{}/{len}", Ipv4Addr::from(u32::from(a) & mask))
+        }
+        (Ok(IpAddr::V6(a)), Ok(len)) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            format!("{}/{len}", Ipv6Addr::from(u128::from(a) & mask))
+        }
+        _ => source.to_string(),
+    }
 }
 
 fn permission(
@@ -171,47 +194,69 @@ fn permission(
     }
 }
 
-async fn existing_rules(
-    c: &Clients,
-    group_id: &str,
-) -> Result<Vec<(RuleKey, String)>, ProviderError> {
-    let out = c
-        .ec2
-        .describe_security_group_rules()
-        .filters(filter("group-id", group_id))
-        .send()
-        .await
-        .map_err(|e| error::ec2(e).into_provider(&format!("rules of {group_id}")))?;
-    Ok(out
-        .security_group_rules()
-        .iter()
-        .filter(|r| r.is_egress() != Some(true))
-        .map(|r| {
-            let source = r
-                .cidr_ipv4()
-                .or(r.cidr_ipv6())
-                .map(String::from)
-                .or_else(|| {
-                    r.referenced_group_info()
-                        .and_then(|g| g.group_id())
+/// A rule the group holds: what it admits and its security-group rule ID.
+#[derive(Debug, Clone)]
+struct Existing {
+    key: RuleKey,
+    id: String,
+    /// An IPv6 source (`cidrIpv6`), for a revoke by permission.
+    ipv6: bool,
+}
+
+/// Every ingress rule of `group_id` itself (never a rule of another group), every page.
+async fn existing_rules(c: &Clients, group_id: &str) -> Result<Vec<Existing>, ProviderError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .ec2
+            .describe_security_group_rules()
+            .filters(filter("group-id", group_id))
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| error::ec2(e).into_provider(&format!("rules of {group_id}")))?;
+        out.extend(
+            page.security_group_rules()
+                .iter()
+                .filter(|r| r.is_egress() != Some(true))
+                .filter(|r| r.group_id().is_none_or(|g| g == group_id))
+                .map(|r| {
+                    let source = r
+                        .cidr_ipv4()
+                        .or(r.cidr_ipv6())
                         .map(String::from)
-                })
-                .unwrap_or_default();
-            (
-                RuleKey {
-                    protocol: r.ip_protocol().unwrap_or_default().to_string(),
-                    from: r.from_port().unwrap_or(-1),
-                    to: r.to_port().unwrap_or(-1),
-                    source,
-                },
-                r.security_group_rule_id().unwrap_or_default().to_string(),
-            )
-        })
-        .collect())
+                        .or_else(|| {
+                            r.referenced_group_info()
+                                .and_then(|g| g.group_id())
+                                .map(String::from)
+                        })
+                        .or_else(|| r.prefix_list_id().map(String::from))
+                        .unwrap_or_default();
+                    Existing {
+                        key: RuleKey {
+                            protocol: r.ip_protocol().unwrap_or_default().to_string(),
+                            from: r.from_port().unwrap_or(-1),
+                            to: r.to_port().unwrap_or(-1),
+                            source: canonical(&source),
+                        },
+                        id: r.security_group_rule_id().unwrap_or_default().to_string(),
+                        ipv6: r.cidr_ipv6().is_some(),
+                    }
+                }),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
 }
 
 /// One describe, then one authorize for every rule missing. A rule that exists already
-/// (`InvalidPermission.Duplicate`, e.g. a race with another run) counts as created.
+/// (`InvalidPermission.Duplicate`, e.g. a race with another run) counts as created. Only then,
+/// so access is never briefly lost, every other ingress rule of the group (an old admin or public
+/// CIDR, a rule added by hand) is revoked and the records of rules no longer desired are
+/// forgotten.
 async fn rules(
     c: &Clients,
     spec: &ClusterSpec,
@@ -224,7 +269,7 @@ async fn rules(
     let mut have = existing_rules(c, group_id).await?;
     let missing: Vec<&(String, RuleKey, IpPermission)> = wanted
         .iter()
-        .filter(|(_, k, _)| !have.iter().any(|(h, _)| h == k))
+        .filter(|(_, k, _)| !have.iter().any(|h| &h.key == k))
         .collect();
     if !missing.is_empty() {
         let mut req = c.ec2.authorize_security_group_ingress().group_id(group_id);
@@ -260,11 +305,115 @@ async fn rules(
     }
     for (address, key, _) in &wanted {
         let r = desired_one(desired, address).expect("wanted rules are planned");
-        let id = have
-            .iter()
-            .find(|(h, _)| h == key)
-            .map(|(_, id)| id.clone());
+        let id = have.iter().find(|h| &h.key == key).map(|h| h.id.clone());
         record(journal, r, Status::Ready, id, BTreeMap::new()).await?;
     }
+    let unwanted: Vec<&Existing> = have
+        .iter()
+        .filter(|h| !wanted.iter().any(|(_, k, _)| k == &h.key))
+        .collect();
+    revoke(c, group_id, &unwanted).await?;
+    let stale: Vec<String> = super::journal_records(journal)
+        .await
+        .into_iter()
+        .filter(|r| r.kind == Kind::SecurityGroupRule && desired_one(desired, &r.address).is_none())
+        .map(|r| r.address)
+        .collect();
+    for address in stale {
+        journal.lock().await.forget(&address)?;
+    }
     Ok(())
+}
+
+/// Revokes `rules` of `group_id`: one call by rule ID; if one of them is gone meanwhile (a
+/// NotFound fails the whole call), one by one, where a rule already gone counts as revoked. A rule
+/// without an ID is revoked by its permission.
+async fn revoke(c: &Clients, group_id: &str, rules: &[&Existing]) -> Result<(), ProviderError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let what = |r: &Existing| {
+        format!(
+            "ingress rule {} {}-{} from {} of {group_id}",
+            r.key.protocol, r.key.from, r.key.to, r.key.source
+        )
+    };
+    let rules: Vec<&Existing> = rules
+        .iter()
+        .copied()
+        .filter(|r| !r.id.is_empty() || !r.key.source.is_empty())
+        .collect();
+    let ids: Vec<String> = rules
+        .iter()
+        .filter(|r| !r.id.is_empty())
+        .map(|r| r.id.clone())
+        .collect();
+    // What is left for one call each: the rules without an ID, or all after a NotFound.
+    let mut one_by_one: Vec<&Existing> =
+        rules.iter().copied().filter(|r| r.id.is_empty()).collect();
+    if !ids.is_empty() {
+        let all = c
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(group_id)
+            .set_security_group_rule_ids(Some(ids))
+            .send()
+            .await;
+        if let Err(e) = all {
+            let e = error::ec2(e);
+            if !e.not_found() {
+                return Err(e.into_provider(&format!("ingress rules of {group_id}")));
+            }
+            one_by_one = rules;
+        }
+    }
+    for r in one_by_one {
+        let req = c.ec2.revoke_security_group_ingress().group_id(group_id);
+        let req = if r.id.is_empty() {
+            req.ip_permissions(revoked_permission(r))
+        } else {
+            req.security_group_rule_ids(&r.id)
+        };
+        if let Err(e) = req.send().await {
+            let e = error::ec2(e);
+            if !e.not_found() {
+                return Err(e.into_provider(&what(r)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The permission that names `r` in a revoke (for a rule the cloud gave no ID).
+fn revoked_permission(r: &Existing) -> IpPermission {
+    let b = IpPermission::builder()
+        .ip_protocol(&r.key.protocol)
+        .from_port(r.key.from)
+        .to_port(r.key.to);
+    let source = r.key.source.clone();
+    if r.ipv6 {
+        b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(source).build())
+    } else if source.starts_with("pl-") {
+        b.prefix_list_ids(PrefixListId::builder().prefix_list_id(source).build())
+    } else if source.starts_with("sg-") {
+        b.user_id_group_pairs(UserIdGroupPair::builder().group_id(source).build())
+    } else {
+        b.ip_ranges(IpRange::builder().cidr_ip(source).build())
+    }
+    .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+
+    #[test]
+    fn cidrs_compare_as_ec2_stores_them() {
+        assert_eq!(canonical("198.51.100.7/24"), "198.51.100.0/24");
+        assert_eq!(canonical("198.51.100.7/32"), "198.51.100.7/32");
+        assert_eq!(canonical("10.1.2.3/0"), "0.0.0.0/0");
+        assert_eq!(canonical("2001:DB8:0:0::1/32"), "2001:db8::/32");
+        assert_eq!(canonical("sg-0123456789abcdef0"), "sg-0123456789abcdef0");
+        assert_eq!(canonical("pl-12345678"), "pl-12345678");
+    }
 }

@@ -266,12 +266,22 @@ pub(crate) fn parse_key(
         };
     match pem.label.as_str() {
         "OPENSSH PRIVATE KEY" => {
-            let mut key = ssh_key::PrivateKey::from_openssh(text)
-                .map_err(|e| format!("an OpenSSH key that does not parse: {e}"))?;
+            let mut key = ssh_key::PrivateKey::from_openssh(text).map_err(|e| {
+                format!(
+                    "an OpenSSH key that does not parse: {e}{}",
+                    short_scalar_hint(&e)
+                )
+            })?;
             if key.is_encrypted() {
-                key = key
-                    .decrypt(pass()?.as_bytes())
-                    .map_err(|_| KeyProblem::Wrong)?;
+                key = key.decrypt(pass()?.as_bytes()).map_err(|e| match e {
+                    // The passphrase was right (the check words matched) but the decrypted key
+                    // does not parse: not a "wrong passphrase".
+                    ssh_key::Error::Encoding(_) => KeyProblem::from(format!(
+                        "an OpenSSH key that does not parse once decrypted: {e}{}",
+                        short_scalar_hint(&e)
+                    )),
+                    _ => KeyProblem::Wrong,
+                })?;
             }
             from_ssh_key(key)
         }
@@ -449,4 +459,18 @@ pub(crate) fn rsa_key(pair: RsaKeyPair) -> Result<UserKey, KeyProblem> {
         public: PublicKey::new(ssh_key::public::KeyData::Rsa(rsa), ""),
         signer: RsaSigner(Arc::new(pair)),
     })
+}
+
+/// The ssh-key parser refuses an OpenSSH ECDSA key whose private scalar starts with a zero byte
+/// (its mpint is shorter than the curve; about 1 key in 256; RustCrypto/SSH#350). Say how to use
+/// such a key anyway: the PEM and PKCS#8 readers here take it.
+pub(crate) fn short_scalar_hint(e: &ssh_key::Error) -> &'static str {
+    match e {
+        ssh_key::Error::Encoding(_) => {
+            " (if this is an ECDSA key, it may be one whose private number starts with a zero byte, \
+             which the OpenSSH-format reader refuses: convert it with `ssh-keygen -p -m PEM -f FILE` \
+             or load it into ssh-agent)"
+        }
+        _ => "",
+    }
 }

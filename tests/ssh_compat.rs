@@ -182,6 +182,17 @@ async fn user_keys_of_every_kind_and_format_log_in() {
     for (i, (what, args)) in kinds.iter().enumerate() {
         let f = keys.path().join(format!("key{i}"));
         keygen_with(&f, args, "");
+        // About 1 ECDSA key in 256 has a private number with a leading zero byte, which the
+        // OpenSSH-format reader refuses (RustCrypto/SSH#350; the tool says how to convert such a
+        // key). This test is about every kind logging in, so it draws a key the reader takes.
+        while what.ends_with("OpenSSH")
+            && what.starts_with("ECDSA")
+            && russh::keys::ssh_key::PrivateKey::from_openssh(std::fs::read(&f).unwrap()).is_err()
+        {
+            let _ = std::fs::remove_file(&f);
+            let _ = std::fs::remove_file(f.with_extension("pub"));
+            keygen_with(&f, args, "");
+        }
         files.push((what, f));
     }
     let pubs: Vec<PathBuf> = files.iter().map(|(_, f)| f.with_extension("pub")).collect();

@@ -196,3 +196,60 @@ pub struct Inventory {
     pub nodes: Vec<Host>,
     pub lb: LbEndpoint,
 }
+
+/// The host keys a cloud vouches for, read from a server's console output (cloud-init prints
+/// them between `-----BEGIN SSH HOST KEY FINGERPRINTS-----` and `-----END SSH HOST KEY
+/// FINGERPRINTS-----` on first boot). The SSH layer pins these instead of trusting on first use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleHostKeys {
+    /// Host name → the `SHA256:…` fingerprints the console printed for it. A host that is
+    /// missing had no console output (yet), or the cloud refused the call: it is pinned on
+    /// first use, and the bootstrap says so.
+    pub fingerprints: BTreeMap<String, Vec<String>>,
+}
+
+/// One target or member as the load balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    /// The node's name when the provider can tell, else its address or ID.
+    pub target: String,
+    /// `healthy`, `unhealthy`, `initial`, `draining`, `unused`, `unavailable`, or what the cloud
+    /// said, lower-cased (Octavia's `ONLINE` is `healthy`, `ERROR` is `unhealthy`).
+    pub state: String,
+    /// The cloud's reason for a state other than healthy (`Target.FailedHealthChecks`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl TargetHealth {
+    pub fn healthy(&self) -> bool {
+        self.state == "healthy"
+    }
+}
+
+/// One listener of the cloud load balancer with its targets' health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerHealth {
+    pub port: u16,
+    /// `TCP`, `UDP`, `HTTP`…
+    pub protocol: String,
+    pub targets: Vec<TargetHealth>,
+}
+
+/// The cloud load balancer's own view of its targets (`status`): ELBv2 DescribeTargetHealth or
+/// the Octavia status tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbHealth {
+    /// The load balancer's own state (`active`, `provisioning`, `ONLINE`/`ERROR` for Octavia…).
+    pub state: String,
+    pub listeners: Vec<ListenerHealth>,
+}
+
+impl LbHealth {
+    /// Every listener has targets and every target is healthy.
+    pub fn healthy(&self) -> bool {
+        self.listeners
+            .iter()
+            .all(|l| !l.targets.is_empty() && l.targets.iter().all(TargetHealth::healthy))
+    }
+}

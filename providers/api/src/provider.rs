@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::model::{Inventory, Recorded, Resource, Status};
+use crate::model::{ConsoleHostKeys, Inventory, LbHealth, Recorded, Resource, Status};
 use crate::spec::{ClusterSpec, ProviderKind};
 
 /// How a provider reports what it creates, the moment it knows: the engine writes each record to
@@ -104,6 +104,29 @@ pub trait Provider: Send + Sync {
             "the {} provider cannot remove nodes yet",
             self.kind().as_str()
         )))
+    }
+
+    /// The host keys the cloud vouches for (each server's console output), for the nodes and
+    /// the NGINX host of `inventory`. Providers without a console (static hosts, the local
+    /// target) return none: those hosts are pinned on first use. A cloud that refuses the call
+    /// for a host leaves it out rather than failing the run.
+    async fn console_host_keys(
+        &self,
+        _spec: &ClusterSpec,
+        _inventory: &Inventory,
+        _journal: &dyn Journal,
+    ) -> Result<ConsoleHostKeys, ProviderError> {
+        Ok(ConsoleHostKeys::default())
+    }
+
+    /// The cloud load balancer's view of its targets (`status`). `None` for load balancers that
+    /// are not the cloud's own (NGINX hosts, static, local): the bootstrap checks those itself.
+    async fn lb_health(
+        &self,
+        _spec: &ClusterSpec,
+        _journal: &dyn Journal,
+    ) -> Result<Option<LbHealth>, ProviderError> {
+        Ok(None)
     }
 
     /// Deletes everything the journal holds, in reverse order; NotFound counts as done.

@@ -4,6 +4,7 @@
 //! checks, desired resources and inventory) behind one registry, including the `static` provider,
 //! which needs no cloud; [`paths`] reads paths as users write them.
 
+pub mod console;
 pub mod desired;
 pub mod inventory;
 pub mod model;

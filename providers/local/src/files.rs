@@ -6,7 +6,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use acura_ha_api::provider::ProviderError;
 
@@ -62,29 +62,86 @@ pub fn touch(resource: &str, path: &Path, mode: u32) -> Result<(), ProviderError
         .map_err(|e| io_error(resource, "create", path, e))
 }
 
-/// Removes a file; one that does not exist is already removed.
-pub fn remove_file(resource: &str, path: &Path) -> Result<(), ProviderError> {
-    match fs::remove_file(path) {
+/// Where a removal may happen: `path` if it lies strictly inside `root` (the lab's own
+/// directory), checked on the real file system — no `..`, and the parent directory resolved
+/// through its symlinks must still be inside the resolved `root` — so neither a hostile name
+/// (`/`, `../..`) nor a symlink planted in the lab can turn a removal on the machine's files.
+/// `Ok(None)`: the parent does not exist, so there is nothing to remove.
+pub fn inside(resource: &str, root: &Path, path: &Path) -> Result<Option<PathBuf>, ProviderError> {
+    let refuse = |why: &str| {
+        cloud(
+            resource,
+            format!(
+                "refusing to remove {}: {why}, and the local target removes only what lies inside its lab directory {}",
+                path.display(),
+                root.display()
+            ),
+        )
+    };
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(refuse("the path is relative or has `..`"));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(refuse("it has no parent directory"));
+    };
+    let real_root = match fs::canonicalize(root) {
+        Ok(r) => r,
+        // No lab directory: nothing of the lab exists to remove.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.starts_with(root) => {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(refuse(&format!(
+                "the lab directory cannot be resolved ({e})"
+            )));
+        }
+    };
+    let real_parent = match fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.starts_with(root) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(refuse(&format!("its directory cannot be resolved ({e})"))),
+    };
+    let real = real_parent.join(name);
+    if real.starts_with(&real_root) && real != real_root {
+        Ok(Some(real))
+    } else {
+        Err(refuse(&format!("it resolves to {}", real.display())))
+    }
+}
+
+/// Removes a file inside `root` (see [`inside`]); one that does not exist is already removed.
+pub fn remove_file(resource: &str, root: &Path, path: &Path) -> Result<(), ProviderError> {
+    let Some(real) = inside(resource, root, path)? else {
+        return Ok(());
+    };
+    match fs::remove_file(&real) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error(resource, "remove", path, e)),
     }
 }
 
-/// Removes a directory tree (symlinks inside are removed, not followed); a missing one is
-/// already removed.
-pub fn remove_tree(resource: &str, path: &Path) -> Result<(), ProviderError> {
-    match fs::remove_dir_all(path) {
+/// Removes a directory tree inside `root` (see [`inside`]; symlinks inside the tree are
+/// removed, not followed); a missing one is already removed.
+pub fn remove_tree(resource: &str, root: &Path, path: &Path) -> Result<(), ProviderError> {
+    let Some(real) = inside(resource, root, path)? else {
+        return Ok(());
+    };
+    match fs::remove_dir_all(&real) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error(resource, "remove", path, e)),
     }
 }
 
-/// Removes an empty directory; a missing or non-empty one is left as it is.
-pub fn remove_dir_if_empty(path: &Path) {
+/// Removes an empty directory inside `root`; a missing or non-empty one is left as it is.
+pub fn remove_dir_if_empty(root: &Path, path: &Path) {
     // Non-empty means something else (the engine's logs) lives there: keep it.
-    let _ = fs::remove_dir(path);
+    if let Ok(Some(real)) = inside("lab", root, path) {
+        let _ = fs::remove_dir(real);
+    }
 }
 
 /// Reads a file that must exist.
@@ -109,5 +166,54 @@ mod tests {
         assert_eq!(m.ino(), ino);
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_to_string(&p).expect("read"), "b\n");
+    }
+
+    /// A removal outside the lab directory is refused whatever the path looks like: a host
+    /// named `/` or `../..`, or a symlink in the lab pointing out of it. Without the check
+    /// each of these deletes the victim.
+    #[test]
+    fn removals_stay_inside_the_lab_directory() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let lab = d.path().join("lab");
+        let hosts = lab.join("hosts");
+        fs::create_dir_all(&hosts).expect("mkdir");
+        let victim = d.path().join("victim");
+        fs::create_dir_all(victim.join("sub")).expect("mkdir");
+        fs::write(victim.join("keep"), "x").expect("write");
+        std::os::unix::fs::symlink(&victim, hosts.join("escape")).expect("symlink");
+
+        // Only ever checked, never handed to a removal: if the check broke, this test must not
+        // take the machine with it.
+        for bad in [Path::new("/"), Path::new("/etc"), Path::new("relative")] {
+            assert!(
+                inside("lab_host[x]", &lab, bad).is_err(),
+                "{}",
+                bad.display()
+            );
+        }
+        // Each of these points at the victim in the test's own directory.
+        for bad in [
+            hosts.join("../../victim"),
+            hosts.join(&victim),
+            hosts.join("escape").join("sub"),
+            lab.clone(),
+        ] {
+            let e = remove_tree("lab_host[x]", &lab, &bad).expect_err("refused");
+            assert!(e.to_string().contains("refusing to remove"), "{e}");
+        }
+        let e = remove_file("lab_host[x]", &lab, &hosts.join("escape/keep")).expect_err("refused");
+        assert!(e.to_string().contains("lab directory"), "{e}");
+        remove_dir_if_empty(&lab, &hosts.join("escape/sub"));
+        assert!(victim.join("keep").exists() && victim.join("sub").exists());
+
+        // The symlink itself lies inside: removing it removes the link, never its target.
+        remove_tree("lab_host[x]", &lab, &hosts.join("escape")).expect("remove the link");
+        assert!(!hosts.join("escape").exists() && victim.join("keep").exists());
+        // What is inside goes; what is missing is already gone.
+        fs::create_dir_all(hosts.join("n1/run")).expect("mkdir");
+        remove_tree("lab_host[n1]", &lab, &hosts.join("n1")).expect("remove");
+        assert!(!hosts.join("n1").exists());
+        remove_tree("lab_host[n1]", &lab, &hosts.join("n1")).expect("gone already");
+        remove_file("lab_host[n1]", &lab, &hosts.join("n1/run/sshd.pid")).expect("gone already");
     }
 }

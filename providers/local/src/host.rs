@@ -29,6 +29,8 @@ pub struct HostInputs<'a> {
     pub resolv_conf: &'a str,
     /// This host's nftables ruleset.
     pub firewall: String,
+    /// The login user when it is not root: it gets its home on the host.
+    pub login: Option<&'a node::LoginUser>,
 }
 
 /// A converged host.
@@ -89,7 +91,8 @@ async fn write_files(h: &HostNames, inp: &HostInputs<'_>) -> Result<(String, boo
         }
     }
     files::dir(r, &etc_ssh.join("ssh_config.d"), 0o755)?;
-    let (host_key, new_key) = keys::ensure_host_key(r, &h.host_key(), &h.name).await?;
+    let (host_key, new_key) =
+        keys::ensure_host_key(r, &h.hosts_dir, &h.host_key(), &h.name).await?;
     let new_config =
         files::write_if_changed(r, &h.sshd_config(), &node::sshd_config(h.address), 0o644)?;
     // sshd reads it as the user logging in: world-readable (a public key only), so a lab host
@@ -106,6 +109,18 @@ async fn write_files(h: &HostNames, inp: &HostInputs<'_>) -> Result<(String, boo
     let home = h.dir.join("root");
     files::dir(r, &home, 0o700)?;
     files::touch(r, &home.join(".bashrc"), 0o644)?;
+    files::dir(r, &h.dir.join("home"), 0o755)?;
+    if let Some(user) = inp.login
+        && let Some(home) = user.home_in(&h.dir)
+    {
+        files::dir(r, &home, 0o700)?;
+        std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid)).map_err(|e| {
+            cloud(
+                r,
+                format!("cannot give {} to {}: {e}", home.display(), user.name),
+            )
+        })?;
+    }
     // sshd's privilege separation directory must be root's and not writable by others.
     files::dir(r, &h.run_dir(), 0o755)?;
     files::dir(r, &h.run_dir().join("sshd"), 0o755)?;
@@ -113,7 +128,7 @@ async fn write_files(h: &HostNames, inp: &HostInputs<'_>) -> Result<(String, boo
     let nginx = h.dir.join("etc-nginx");
     if !nginx.join("nginx.conf").exists() {
         // Kept across runs once complete: the bootstrap writes the host's NGINX config there.
-        files::remove_tree(r, &nginx)?;
+        files::remove_tree(r, &h.hosts_dir, &nginx)?;
         let mut args: Vec<std::ffi::OsString> = vec!["-a".into(), "/etc/nginx".into()];
         args.push(nginx.into_os_string());
         cmd::run(r, "/usr/bin/cp", &args).await?;
@@ -181,7 +196,7 @@ async fn load_firewall(h: &HostNames) -> Result<(), ProviderError> {
 /// Starts sshd in the host's namespace, UTS and mount namespace; waits for its pid file.
 async fn start_sshd(h: &HostNames, lab: &LabNames) -> Result<i32, ProviderError> {
     let r = &h.resource;
-    files::remove_file(r, &h.sshd_pid_file)?;
+    files::remove_file(r, &h.hosts_dir, &h.sshd_pid_file)?;
     let mut args: Vec<std::ffi::OsString> = vec![
         "netns".into(),
         "exec".into(),
@@ -313,5 +328,5 @@ pub async fn down(h: &HostNames) -> Result<(), ProviderError> {
             return Err(out.error(r));
         }
     }
-    files::remove_tree(r, &h.dir)
+    files::remove_tree(r, &h.hosts_dir, &h.dir)
 }

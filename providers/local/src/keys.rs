@@ -33,9 +33,14 @@ pub fn is_generated_path(spec: &ClusterSpec, cluster_dir: &Path, key_file: &Path
 
 /// Generates an ed25519 key pair at `path` without a passphrase (ssh-keygen writes the private
 /// key with mode 0600). A half-written pair is replaced.
-pub async fn generate(resource: &str, path: &Path, comment: &str) -> Result<(), ProviderError> {
-    files::remove_file(resource, path)?;
-    files::remove_file(resource, &pub_path(path))?;
+pub async fn generate(
+    resource: &str,
+    root: &Path,
+    path: &Path,
+    comment: &str,
+) -> Result<(), ProviderError> {
+    files::remove_file(resource, root, path)?;
+    files::remove_file(resource, root, &pub_path(path))?;
     let mut args: Vec<std::ffi::OsString> = ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]
         .iter()
         .map(Into::into)
@@ -50,6 +55,7 @@ pub async fn generate(resource: &str, path: &Path, comment: &str) -> Result<(), 
 /// `.pub` must exist. Returns the public key line and whether it was generated now.
 pub async fn ensure_client_key(
     resource: &str,
+    cluster_dir: &Path,
     generated_path: bool,
     key_file: &Path,
 ) -> Result<(String, bool), ProviderError> {
@@ -57,7 +63,7 @@ pub async fn ensure_client_key(
     let mut created = false;
     // Only a missing private key is generated: an existing one is never overwritten.
     if generated_path && !key_file.exists() {
-        generate(resource, key_file, GENERATED_COMMENT).await?;
+        generate(resource, cluster_dir, key_file, GENERATED_COMMENT).await?;
         created = true;
     }
     if !key_file.exists() {
@@ -83,13 +89,14 @@ pub async fn ensure_client_key(
 /// key as `ssh-ed25519 AAAA…` (no comment) and whether it was generated now.
 pub async fn ensure_host_key(
     resource: &str,
+    hosts_dir: &Path,
     private: &Path,
     host: &str,
 ) -> Result<(String, bool), ProviderError> {
     let public = pub_path(private);
     let mut created = false;
     if !(private.exists() && public.exists()) {
-        generate(resource, private, host).await?;
+        generate(resource, hosts_dir, private, host).await?;
         created = true;
     }
     Ok((public_line(resource, &public, true)?, created))
@@ -156,11 +163,15 @@ mod tests {
     async fn host_key_is_generated_once_and_read_without_comment() {
         let d = tempfile::tempdir().expect("tempdir");
         let k = d.path().join("ssh_host_ed25519_key");
-        let (line, created) = ensure_host_key("h", &k, "node-1").await.expect("keygen");
+        let (line, created) = ensure_host_key("h", d.path(), &k, "node-1")
+            .await
+            .expect("keygen");
         assert!(created);
         assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
         assert_eq!(line.split_whitespace().count(), 2);
-        let (again, created) = ensure_host_key("h", &k, "node-1").await.expect("keygen");
+        let (again, created) = ensure_host_key("h", d.path(), &k, "node-1")
+            .await
+            .expect("keygen");
         assert!(!created);
         assert_eq!(again, line);
     }

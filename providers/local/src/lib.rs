@@ -230,7 +230,8 @@ impl LocalProvider {
         if let (Some(res), true, true) = (res, generated, missing) {
             record(journal, res, &id, Status::Creating, BTreeMap::new())?;
         }
-        let (line, _) = keys::ensure_client_key(resource, generated, &self.key_file).await?;
+        let (line, _) =
+            keys::ensure_client_key(resource, &self.cluster_dir, generated, &self.key_file).await?;
         if let Some(res) = res {
             let pub_file = keys::pub_path(&self.key_file).display().to_string();
             record(
@@ -309,6 +310,9 @@ impl Provider for LocalProvider {
         let resolv = node::resolv_conf(lab.gateway);
         let rules = ingress_rules(spec);
         let addresses: Vec<Ipv4Addr> = all.iter().map(|(_, a)| *a).collect();
+        let login = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|p| node::login_user(&p, &spec.access.ssh_user));
         let mut pinned = Vec::new();
         for res in wanted.iter().filter(|r| r.kind == Kind::LabHost) {
             let h = lab
@@ -333,6 +337,7 @@ impl Provider for LocalProvider {
                 hosts_file: &hosts_file,
                 resolv_conf: &resolv,
                 firewall: firewall::ruleset(&h.name, &rules, &addresses),
+                login: login.as_ref(),
             };
             let up = host::up(h, &inputs).await?;
             record(
@@ -401,13 +406,17 @@ impl Provider for LocalProvider {
         for h in &hosts {
             remove_host(journal, h).await?;
         }
-        files::remove_file("lab_network", &lab.known_hosts)?;
-        files::remove_dir_if_empty(&lab.hosts_dir);
+        files::remove_file("lab_network", &lab.cluster_dir, &lab.known_hosts)?;
+        files::remove_dir_if_empty(&lab.cluster_dir, &lab.hosts_dir);
 
         if self.key_is_generated(spec) && keys::carries_lab_comment(&self.key_file) {
             let known = mark_deleting(journal, "key_pair")?;
-            files::remove_file("key_pair", &self.key_file)?;
-            files::remove_file("key_pair", &keys::pub_path(&self.key_file))?;
+            files::remove_file("key_pair", &lab.cluster_dir, &self.key_file)?;
+            files::remove_file(
+                "key_pair",
+                &lab.cluster_dir,
+                &keys::pub_path(&self.key_file),
+            )?;
             if known {
                 journal.forget("key_pair")?;
             }
@@ -423,7 +432,7 @@ impl Provider for LocalProvider {
         for subnet in subnets {
             network::safety_route_down(net, subnet).await?;
         }
-        files::remove_tree(net, &lab.network_dir)?;
+        files::remove_tree(net, &lab.cluster_dir, &lab.network_dir)?;
         if known {
             journal.forget(net)?;
         }

@@ -62,6 +62,8 @@ pub struct HostNames {
     pub mac: String,
     /// `cluster_dir/hosts/<name>`.
     pub dir: PathBuf,
+    /// `cluster_dir/hosts`: everything of the host that is ever removed lies inside it.
+    pub hosts_dir: PathBuf,
     /// Where its sshd writes its pid (`/run/sshd.pid` as the host sees it).
     pub sshd_pid_file: PathBuf,
 }
@@ -186,6 +188,7 @@ fn host_names(spec: &ClusterSpec, hosts_dir: &Path, index: u32, name: &str) -> H
         mac: mac_for(local_address(spec, index)),
         sshd_pid_file: dir.join("run").join("sshd.pid"),
         dir,
+        hosts_dir: hosts_dir.to_path_buf(),
     }
 }
 
@@ -202,6 +205,7 @@ pub fn orphan_host(spec: &ClusterSpec, hosts_dir: &Path, name: &str) -> HostName
         mac: String::new(),
         sshd_pid_file: dir.join("run").join("sshd.pid"),
         dir,
+        hosts_dir: hosts_dir.to_path_buf(),
     }
 }
 

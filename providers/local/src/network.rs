@@ -229,7 +229,7 @@ pub async fn resolver_down(resource: &str, n: &LabNames) -> Result<(), ProviderE
             format!("dnsmasq (PID {left:?}) did not exit after SIGKILL"),
         ));
     }
-    files::remove_file(resource, &n.resolver_pid_file)
+    files::remove_file(resource, &n.cluster_dir, &n.resolver_pid_file)
 }
 
 /// The resolver's hosts file: every lab host's address and name.

@@ -1,6 +1,6 @@
 //! What a lab host is made of besides its network: its own `/etc/ssh` (sshd_config, host key,
-//! authorized keys), `/etc/hosts`, `/etc/resolv.conf`, `/root`, `/etc/nginx`, `/run` and
-//! `/var/log/nginx`, each a directory or file under the host's directory that its sshd (and so
+//! authorized keys), `/etc/hosts`, `/etc/resolv.conf`, `/root`, `/home`, `/etc/nginx`, `/run`
+//! and `/var/log/nginx`, each a directory or file under the host's directory that its sshd (and so
 //! every session and every daemon the bootstrap starts over SSH) sees through bind mounts in a
 //! private mount namespace. The machine's own files are never written.
 //!
@@ -14,6 +14,44 @@ use std::path::{Path, PathBuf};
 use crate::names::HostNames;
 use crate::preflight::SSHD;
 
+/// A login user other than root, as `/etc/passwd` (which the hosts share) has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl LoginUser {
+    /// Where its home is in the host directory: `home/<rest>` for a home under `/home`
+    /// (another home is the machine's own, shared by every host).
+    pub fn home_in(&self, host_dir: &Path) -> Option<PathBuf> {
+        let rest = self.home.strip_prefix("/home").ok()?;
+        let plain = rest
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        (plain && rest.components().next().is_some()).then(|| host_dir.join("home").join(rest))
+    }
+}
+
+/// `name`'s account from `passwd` text; root (uid 0) and unknown users are `None`.
+pub fn login_user(passwd: &str, name: &str) -> Option<LoginUser> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 7 || f[0] != name {
+            return None;
+        }
+        let (uid, gid) = (f[2].parse().ok()?, f[3].parse().ok()?);
+        (uid != 0).then(|| LoginUser {
+            name: name.to_string(),
+            uid,
+            gid,
+            home: PathBuf::from(f[5]),
+        })
+    })
+}
+
 /// `(source under the host directory, target in the host's view)`, in the guide's order.
 const BINDS: &[(&str, &str)] = &[
     ("hosts", "/etc/hosts"),
@@ -22,6 +60,9 @@ const BINDS: &[(&str, &str)] = &[
     ("etc-nginx", "/etc/nginx"),
     ("log-nginx", "/var/log/nginx"),
     ("root", "/root"),
+    // A login user other than root (`access.ssh_user`) gets a private home on each host too,
+    // as on a VM: what a playbook keeps in `~` is per host.
+    ("home", "/home"),
     ("run", "/run"),
 ];
 
@@ -132,7 +173,26 @@ mod tests {
             .map(|(_, t)| *t)
             .collect();
         assert_eq!(order.last(), Some(&"/run"));
-        assert_eq!(order.len(), 7);
+        assert_eq!(order.len(), 8);
+        let order: Vec<&str> = binds(host, Path::new("/home/me/p"))
+            .iter()
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(order.last(), Some(&"/home"));
+    }
+
+    #[test]
+    fn a_login_user_gets_a_home_under_the_host_directory() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\ndeploy:x:1001:1002::/home/deploy:/bin/sh\nsvc:x:999:999::/var/lib/svc:/bin/sh\nodd:x:1003:1003::/home/../etc:/bin/sh\n";
+        assert_eq!(login_user(passwd, "root"), None);
+        assert_eq!(login_user(passwd, "nobody-here"), None);
+        let u = login_user(passwd, "deploy").expect("deploy");
+        assert_eq!((u.uid, u.gid), (1001, 1002));
+        let host = Path::new("/lab/hosts/n1");
+        assert_eq!(u.home_in(host), Some(host.join("home/deploy")));
+        let svc = login_user(passwd, "svc").expect("svc");
+        assert_eq!(svc.home_in(host), None);
+        assert_eq!(login_user(passwd, "odd").expect("odd").home_in(host), None);
     }
 
     #[test]

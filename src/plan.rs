@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use acura_ha_api::desired;
 use acura_ha_api::inventory;
-use acura_ha_api::model::{Host, Resource, Status};
+use acura_ha_api::model::{Drift, Host, Resource, Status};
 use acura_ha_api::spec::{ClusterSpec, LbKind};
 use acura_ha_api::tables::{self, GUIDE_MINIMUMS, LISTENERS};
 use serde::Serialize;
@@ -101,12 +101,46 @@ impl Plan {
 /// Placeholder for what the cloud assigns.
 pub const UNKNOWN: &str = "(known after apply)";
 
-/// Builds the plan for `spec` against `state` (if any).
+/// Builds the plan for `spec` against `state` (if any), without reading the cloud.
 pub fn build(spec: &ClusterSpec, state: Option<&State>, paths: &Paths) -> Plan {
+    build_with(spec, state, paths, None)
+}
+
+/// Builds the plan for `spec` against `state` and what the provider's refresh found in the
+/// cloud: a recorded resource the cloud no longer has is created again, and what was added to
+/// the cluster's own containers outside the tool is deleted.
+pub fn build_with(
+    spec: &ClusterSpec,
+    state: Option<&State>,
+    paths: &Paths,
+    drift: Option<&Drift>,
+) -> Plan {
     let mut resources = Vec::new();
     let wanted = desired::desired(spec);
     for r in &wanted {
-        resources.push(diff_one(r, state));
+        let gone = drift.and_then(|d| d.gone.iter().find(|g| g.address == r.address));
+        resources.push(match gone {
+            Some(g) if r.managed => ResourceChange {
+                action: Action::Create,
+                resource: r.clone(),
+                reasons: vec![g.reason.clone()],
+            },
+            _ => diff_one(r, state),
+        });
+    }
+    for extra in drift.map(|d| d.extra.as_slice()).unwrap_or_default() {
+        let known = state.is_some_and(|s| s.resource(&extra.address).is_some());
+        if known || wanted.iter().any(|w| w.address == extra.address) {
+            continue;
+        }
+        let mut r = Resource::new(extra.kind, None, extra.name.clone());
+        r.address = extra.address.clone();
+        r.attrs = extra.attrs.clone();
+        resources.push(ResourceChange {
+            action: Action::Delete,
+            resource: r,
+            reasons: vec!["added outside acura-ha".into()],
+        });
     }
     if let Some(st) = state {
         // What the state has and the file no longer wants goes last, newest first.
@@ -423,4 +457,119 @@ pub fn render_text(plan: &Plan) -> String {
         s.create, s.replace, s.delete, s.keep, s.used, s.steps_to_run
     );
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acura_ha_api::model::{Gone, Kind, Recorded};
+
+    fn spec() -> ClusterSpec {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/openstack.toml"),
+        )
+        .unwrap();
+        crate::config::parse("openstack.toml", &text).unwrap()
+    }
+
+    fn paths() -> Paths {
+        Paths {
+            key_file: None,
+            inventory: "/tmp/ha_env_file".into(),
+        }
+    }
+
+    /// A state that holds every desired resource as created: the plan without drift is clean.
+    fn applied(spec: &ClusterSpec) -> State {
+        let mut st = State::new(&spec.cluster.name, "openstack");
+        st.serial = 1;
+        for r in desired::desired(spec) {
+            st.resources.push(Recorded {
+                address: r.address.clone(),
+                kind: r.kind,
+                name: r.name.clone(),
+                id: Some(format!("id-{}", r.address)),
+                status: Status::Ready,
+                attrs: r.attrs.clone(),
+                outputs: Default::default(),
+                created_at: "2026-12-07T00:00:00Z".into(),
+            });
+        }
+        st
+    }
+
+    fn changes(p: &Plan) -> Vec<(Action, String, Vec<String>)> {
+        p.resources
+            .iter()
+            .filter(|c| !matches!(c.action, Action::Keep | Action::Use))
+            .map(|c| (c.action, c.resource.address.clone(), c.reasons.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn without_drift_an_applied_state_plans_no_resource_change() {
+        let spec = spec();
+        let st = applied(&spec);
+        let p = build_with(&spec, Some(&st), &paths(), Some(&Drift::default()));
+        assert_eq!(changes(&p), vec![]);
+    }
+
+    #[test]
+    fn a_resource_deleted_outside_is_created_again_with_the_reason() {
+        let spec = spec();
+        let st = applied(&spec);
+        let listener = st
+            .resources
+            .iter()
+            .find(|r| r.kind == Kind::Listener)
+            .unwrap()
+            .address
+            .clone();
+        let drift = Drift {
+            gone: vec![Gone {
+                address: listener.clone(),
+                reason: "deleted outside acura-ha".into(),
+            }],
+            extra: vec![],
+        };
+        let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
+        assert_eq!(
+            changes(&p),
+            vec![(
+                Action::Create,
+                listener,
+                vec!["deleted outside acura-ha".to_string()]
+            )]
+        );
+        assert_eq!(p.summary.create, 1);
+        // A changed resource set runs the bootstrap again, as for any other change.
+        assert!(p.has_changes());
+    }
+
+    #[test]
+    fn a_rule_added_by_hand_is_deleted_and_a_known_one_is_not_listed_twice() {
+        let spec = spec();
+        let st = applied(&spec);
+        let by_hand = Recorded::found(
+            "security_group_rule[by-hand-tcp-8443-0.0.0.0/0]".into(),
+            Kind::SecurityGroupRule,
+            "tcp 8443 from 0.0.0.0/0".into(),
+            "rule-1".into(),
+            Default::default(),
+        );
+        let known = st.resources[0].clone();
+        let drift = Drift {
+            gone: vec![],
+            extra: vec![by_hand.clone(), known],
+        };
+        let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
+        assert_eq!(
+            changes(&p),
+            vec![(
+                Action::Delete,
+                by_hand.address,
+                vec!["added outside acura-ha".to_string()]
+            )]
+        );
+    }
 }

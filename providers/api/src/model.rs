@@ -253,3 +253,30 @@ impl LbHealth {
             .all(|l| !l.targets.is_empty() && l.targets.iter().all(TargetHealth::healthy))
     }
 }
+
+/// What a provider's `refresh` found when it compared the cloud with the state (one list or
+/// describe call per kind): the plan shows it, and `up` repairs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Addresses of recorded resources the cloud no longer has (deleted or terminated outside
+    /// acura-ha): `up` creates them again.
+    pub gone: Vec<Gone>,
+    /// Resources in the cluster's own containers (a rule in its security group, a member in its
+    /// pool) that the state does not hold: `up` removes them. Only kinds `up` converges are
+    /// reported.
+    pub extra: Vec<Recorded>,
+}
+
+/// One recorded resource the cloud no longer has, and what the cloud says of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gone {
+    pub address: String,
+    /// `deleted outside acura-ha`, `terminated outside acura-ha`, …
+    pub reason: String,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.extra.is_empty()
+    }
+}

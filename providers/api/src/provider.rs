@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::model::{ConsoleHostKeys, Inventory, LbHealth, Recorded, Resource, Status};
+use crate::model::{ConsoleHostKeys, Drift, Inventory, LbHealth, Recorded, Resource, Status};
 use crate::spec::{ClusterSpec, ProviderKind};
 
 /// How a provider reports what it creates, the moment it knows: the engine writes each record to
@@ -104,6 +104,18 @@ pub trait Provider: Send + Sync {
             "the {} provider cannot remove nodes yet",
             self.kind().as_str()
         )))
+    }
+
+    /// Compares the cloud with what the journal holds (batched: one list or describe per kind)
+    /// for `plan` and `up`: what was deleted outside the tool, and what was added to the
+    /// cluster's own containers. `None` when the provider cannot tell (the plan then says it
+    /// was made without a refresh).
+    async fn refresh(
+        &self,
+        _spec: &ClusterSpec,
+        _journal: &dyn Journal,
+    ) -> Result<Option<Drift>, ProviderError> {
+        Ok(None)
     }
 
     /// The host keys the cloud vouches for (each server's console output), for the nodes and

@@ -106,14 +106,15 @@ pub trait Provider: Send + Sync {
         )))
     }
 
-    /// Compares the cloud with what the journal holds (batched: one list or describe per kind)
+    /// Compares the cloud with what the state records (batched: one list or describe per kind)
     /// for `plan` and `up`: what was deleted outside the tool, and what was added to the
     /// cluster's own containers. `None` when the provider cannot tell (the plan then says it
-    /// was made without a refresh).
+    /// was made without a refresh). Takes the records rather than the journal so the future
+    /// stays `Send` (a `&dyn Journal` is not).
     async fn refresh(
         &self,
         _spec: &ClusterSpec,
-        _journal: &dyn Journal,
+        _recorded: &[Recorded],
     ) -> Result<Option<Drift>, ProviderError> {
         Ok(None)
     }

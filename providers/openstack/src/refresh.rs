@@ -1,0 +1,202 @@
+//! Refresh (converge, #9.3): the cloud compared with the state, one list call per kind (members:
+//! one per pool, as Octavia lists them), so `plan` shows what changed outside the tool and `up`
+//! repairs it. A recorded resource whose ID the cloud no longer lists is gone (`up` creates it
+//! again: every creator here finds by listing, not by record); an ingress rule of the cluster's
+//! own group that no wanted rule matches and no record holds is extra (`up` revokes it).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Status};
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::ClusterSpec;
+use serde_json::Value;
+
+use crate::client::{Service, Session, q};
+use crate::network::{same_rule, wanted_rules};
+use crate::{Seen, js};
+
+/// What `refresh` needs of the cloud, read once.
+struct Listed {
+    /// IDs of everything the cloud holds of the cluster, of every kind it can list.
+    ids: BTreeSet<String>,
+    /// The cluster's security group ID and its rules, if the group exists.
+    group: Option<(String, Vec<Value>)>,
+}
+
+pub(crate) async fn refresh(
+    s: &Session,
+    spec: &ClusterSpec,
+    recorded: &[Recorded],
+) -> Result<Drift, ProviderError> {
+    let own_key_pair = spec
+        .openstack
+        .as_ref()
+        .is_some_and(|o| o.key_name.is_none());
+    let seen = Seen::read(s, spec, own_key_pair).await?;
+    let listed = list(s, &seen).await?;
+    Ok(compare(spec, recorded, &listed))
+}
+
+async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
+    let mut ids: BTreeSet<String> = seen.records.iter().filter_map(|r| r.id.clone()).collect();
+    let group = seen
+        .records
+        .iter()
+        .find(|r| r.kind == Kind::SecurityGroup)
+        .and_then(|r| r.id.clone());
+    let rules = async {
+        match &group {
+            Some(g) => s
+                .list(
+                    Service::Network,
+                    &format!("/security-group-rules?security_group_id={}", q(g)),
+                    "security_group_rules",
+                )
+                .await
+                .map(Some)
+                .map_err(|e| e.into_provider(&format!("rules of security group {g}"))),
+            None => Ok(None),
+        }
+    };
+    let octavia = async {
+        let Some(lb) = &seen.lb else {
+            return Ok(Vec::new());
+        };
+        let lb = js(lb, "id");
+        let what = format!("children of load balancer {lb}");
+        let listeners_path = format!("/lbaas/listeners?loadbalancer_id={}", q(&lb));
+        let pools_path = format!("/lbaas/pools?loadbalancer_id={}", q(&lb));
+        let (listeners, pools) = tokio::try_join!(
+            s.list(Service::LoadBalancer, &listeners_path, "listeners"),
+            s.list(Service::LoadBalancer, &pools_path, "pools"),
+        )
+        .map_err(|e| e.into_provider(&what))?;
+        let members = futures::future::try_join_all(pools.iter().map(|p| {
+            let id = js(p, "id");
+            async move {
+                s.list(
+                    Service::LoadBalancer,
+                    &format!("/lbaas/pools/{id}/members"),
+                    "members",
+                )
+                .await
+                .map_err(|e| e.into_provider(&format!("members of pool {id}")))
+            }
+        }))
+        .await?;
+        // Octavia lists a child it is deleting (PENDING_DELETE) until it is gone: already gone.
+        let live = |v: &&Value| {
+            !js(v, "provisioning_status").ends_with("DELETE")
+                && js(v, "provisioning_status") != "DELETED"
+        };
+        let mut out: Vec<String> = Vec::new();
+        out.extend(listeners.iter().filter(live).map(|l| js(l, "id")));
+        out.extend(pools.iter().filter(live).map(|p| js(p, "id")));
+        // A pool names its monitor: no list call of their own.
+        out.extend(pools.iter().map(|p| js(p, "healthmonitor_id")));
+        out.extend(members.iter().flatten().filter(live).map(|m| js(m, "id")));
+        Ok::<_, ProviderError>(out)
+    };
+    let (rules, children) = tokio::try_join!(rules, octavia)?;
+    ids.extend(children.into_iter().filter(|i| !i.is_empty()));
+    if let Some(rules) = &rules {
+        ids.extend(rules.iter().map(|r| js(r, "id")));
+    }
+    Ok(Listed {
+        ids,
+        group: group.zip(rules),
+    })
+}
+
+/// The kinds a refresh can see; others (existing hosts, …) are never reported gone.
+fn listed_kind(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::KeyPair
+            | Kind::SecurityGroup
+            | Kind::SecurityGroupRule
+            | Kind::ServerGroup
+            | Kind::Instance
+            | Kind::LbInstance
+            | Kind::LoadBalancer
+            | Kind::Listener
+            | Kind::Pool
+            | Kind::HealthMonitor
+            | Kind::Member
+            | Kind::FloatingIp
+    )
+}
+
+fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed) -> Drift {
+    let mut drift = Drift::default();
+    let own_key_pair = spec
+        .openstack
+        .as_ref()
+        .is_some_and(|o| o.key_name.is_none());
+    for r in recorded {
+        let Some(id) = &r.id else { continue };
+        if r.status != Status::Ready || !listed_kind(r.kind) {
+            continue;
+        }
+        if r.kind == Kind::KeyPair && !own_key_pair {
+            continue;
+        }
+        // Children of a group or load balancer that is itself gone go with it: the parent's
+        // line says so, and `up` makes them again with it.
+        let parent_gone = match r.kind {
+            Kind::SecurityGroupRule => listed.group.is_none(),
+            _ => false,
+        };
+        if parent_gone || !listed.ids.contains(id) {
+            let reason = match r.kind {
+                Kind::Instance | Kind::LbInstance => {
+                    "deleted outside acura-ha (the server is gone)"
+                }
+                _ => "deleted outside acura-ha",
+            };
+            drift.gone.push(Gone {
+                address: r.address.clone(),
+                reason: reason.into(),
+            });
+        }
+    }
+    if let Some((group, rules)) = &listed.group {
+        let wanted = wanted_rules(spec, group);
+        let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
+        for h in rules {
+            let id = js(h, "id");
+            if !js(h, "direction").eq_ignore_ascii_case("ingress")
+                || known.contains(id.as_str())
+                || wanted.iter().any(|(_, w)| same_rule(h, w))
+            {
+                continue;
+            }
+            let source = match h["remote_ip_prefix"].as_str() {
+                Some(p) => p.to_string(),
+                None => match h["remote_group_id"].as_str() {
+                    Some(g) => format!("group {g}"),
+                    None => "any".into(),
+                },
+            };
+            let proto = match js(h, "protocol") {
+                p if p.is_empty() => "any".to_string(),
+                p => p,
+            };
+            let ports = match (h["port_range_min"].as_u64(), h["port_range_max"].as_u64()) {
+                (Some(a), Some(b)) if a == b => a.to_string(),
+                (Some(a), Some(b)) => format!("{a}-{b}"),
+                _ => "all".into(),
+            };
+            let mut outputs = BTreeMap::new();
+            outputs.insert("source".to_string(), source.clone());
+            drift.extra.push(Recorded::found(
+                format!("security_group_rule[outside-{id}]"),
+                Kind::SecurityGroupRule,
+                format!("{proto} {ports} from {source}"),
+                id,
+                outputs,
+            ));
+        }
+    }
+    drift
+}

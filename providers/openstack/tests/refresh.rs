@@ -1,0 +1,195 @@
+//! Refresh (issue 9, item 3): the cloud compared with the state, against the stateful fake
+//! cloud serving 2 items a page. A listener deleted and a rule added by hand outside the tool
+//! show as drift; `provision` repairs both and the next refresh finds nothing; a server deleted
+//! outside the tool shows as gone.
+
+use std::collections::BTreeMap;
+
+use acura_ha_api::model::{Kind, Recorded};
+use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::spec::ClusterSpec;
+use acura_ha_openstack::OpenStackProvider;
+use acura_ha_openstack::client::{Service, Session};
+use acura_ha_openstack::wait::Pace;
+use fake_openstack::{Config, FakeCloud};
+use serde_json::json;
+
+#[derive(Default)]
+struct Records(BTreeMap<String, Recorded>);
+
+impl Journal for Records {
+    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
+        self.0.insert(r.address.clone(), r);
+        Ok(())
+    }
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        self.0.remove(address);
+        Ok(())
+    }
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.0.get(address)
+    }
+    fn all(&self) -> Vec<Recorded> {
+        self.0.values().cloned().collect()
+    }
+}
+
+struct Cloud {
+    fake: FakeCloud,
+    dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    fn start() -> Cloud {
+        let fake = FakeCloud::start(Config {
+            page_size: Some(2),
+            ..Config::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+        std::fs::write(
+            dir.path().join("id.pub"),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL drift\n",
+        )
+        .unwrap();
+        Cloud { fake, dir }
+    }
+
+    fn provider(&self) -> OpenStackProvider {
+        let home = self.dir.path().display().to_string();
+        let env: BTreeMap<String, String> = [
+            ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
+            ("HOME", home.clone()),
+            ("PWD", home),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        OpenStackProvider::new(self.dir.path().to_path_buf())
+            .quiet(true)
+            .pace(Pace::scaled(0.01))
+            .env(env)
+    }
+
+    /// A 3-node cluster behind Octavia, no floating IPs.
+    fn spec() -> ClusterSpec {
+        let text = "[cluster]\nname = \"acura-drift\"\n\
+             [nodes]\ncount = 3\nhostname_prefix = \"drift\"\nvolume_size_gb = 200\n\
+             [load_balancer]\nkind = \"cloud\"\n\
+             [access]\nadmin_cidrs = [\"198.51.100.7/32\"]\npublic_cidrs = [\"0.0.0.0/0\"]\nssh_agent = true\n\
+             [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
+             network = \"acura-net\"\npublic_key_file = \"id.pub\"\n";
+        let spec: ClusterSpec = toml::from_str(text).unwrap();
+        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        spec
+    }
+
+    /// A session of our own, as an operator's openstack CLI would be.
+    async fn session(&self, spec: &ClusterSpec) -> Session {
+        let cfg = self.provider().cloud_config(spec).unwrap();
+        Session::connect(&cfg).await.unwrap()
+    }
+}
+
+fn id_of(j: &Records, pred: impl Fn(&Recorded) -> bool) -> (String, String) {
+    let r = j.0.values().find(|r| pred(r)).expect("recorded");
+    (r.address.clone(), r.id.clone().unwrap())
+}
+
+#[tokio::test]
+async fn drift_outside_the_tool_is_found_and_repaired() {
+    let cloud = Cloud::start();
+    let spec = Cloud::spec();
+    let p = cloud.provider();
+    let mut j = Records::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    let drift = p
+        .refresh(&spec, &j.all())
+        .await
+        .unwrap()
+        .expect("refreshed");
+    assert!(drift.is_empty(), "right after provision: {drift:#?}");
+
+    // Outside the tool: a listener deleted, an SSH rule from anywhere added to the group.
+    let s = cloud.session(&spec).await;
+    let (listener, listener_id) = id_of(&j, |r| r.kind == Kind::Listener);
+    s.delete(
+        Service::LoadBalancer,
+        &format!("/lbaas/listeners/{listener_id}"),
+    )
+    .await
+    .unwrap();
+    let (_, group) = id_of(&j, |r| r.kind == Kind::SecurityGroup);
+    let added = s
+        .send(
+            reqwest::Method::POST,
+            Service::Network,
+            "/security-group-rules",
+            &json!({"security_group_rule": {
+                "security_group_id": group, "direction": "ingress", "ethertype": "IPv4",
+                "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                "remote_ip_prefix": "0.0.0.0/0"}}),
+        )
+        .await
+        .unwrap();
+    let rule_id = added["security_group_rule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    let gone: Vec<&str> = drift.gone.iter().map(|g| g.address.as_str()).collect();
+    assert!(gone.contains(&listener.as_str()), "{drift:#?}");
+    assert!(
+        drift
+            .gone
+            .iter()
+            .all(|g| g.reason.contains("outside acura-ha")),
+        "{drift:#?}"
+    );
+    assert_eq!(
+        drift
+            .extra
+            .iter()
+            .map(|r| r.id.clone().unwrap())
+            .collect::<Vec<_>>(),
+        vec![rule_id.clone()],
+        "{drift:#?}"
+    );
+    assert_eq!(drift.extra[0].name, "tcp 22 from 0.0.0.0/0");
+
+    // `up` repairs both: the listener is made again, the rule revoked; nothing drifts after.
+    p.provision(&spec, &mut j).await.expect("provision again");
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    assert!(drift.is_empty(), "after the repair: {drift:#?}");
+    let rules = s
+        .list(
+            Service::Network,
+            &format!("/security-group-rules?security_group_id={group}"),
+            "security_group_rules",
+        )
+        .await
+        .unwrap();
+    assert!(
+        rules.iter().all(|r| r["id"] != json!(rule_id)),
+        "{rules:#?}"
+    );
+
+    // A node's server deleted outside the tool: gone, and said so.
+    let (node, server) = id_of(&j, |r| r.kind == Kind::Instance);
+    s.delete(Service::Compute, &format!("/servers/{server}"))
+        .await
+        .unwrap();
+    let mut found = false;
+    for _ in 0..200 {
+        let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+        if let Some(g) = drift.gone.iter().find(|g| g.address == node) {
+            assert!(g.reason.contains("server is gone"), "{g:?}");
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(found, "{node} was never reported gone");
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}

@@ -70,9 +70,11 @@ impl Prompt for Answer {
 }
 
 /// The one output path of a command, passed down from the CLI: the human account (plans,
-/// tables, summaries) goes to stdout as text — or to stderr when stdout carries the command's
-/// JSON document, so `acura-ha … --output json | jq` always parses. Progress lines and notes
-/// always go to stderr ([`crate::progress`]).
+/// tables, summaries) goes to stdout as text — or to stderr when stdout carries JSON, so
+/// `acura-ha … --output json | jq` always parses. Progress lines and notes always go to stderr
+/// ([`crate::progress`]). A query (`plan`, `status`) prints one JSON document; a run that
+/// streams ([`crate::events`]) gets each line of the account, note and warning as an event
+/// too, and its result in the closing `summary`.
 pub struct Ui {
     format: Format,
     prompt: Box<dyn Prompt>,
@@ -107,20 +109,33 @@ impl Ui {
                 let _ = out.flush();
             }
             Format::Json => {
+                let text = text.to_string();
                 let _ = write!(std::io::stderr().lock(), "{text}");
+                let message = text.trim_matches('\n');
+                if !message.trim().is_empty() {
+                    crate::events::emit(crate::events::Event::Note {
+                        message: message.to_string(),
+                        step: None,
+                    });
+                }
             }
         }
     }
 
-    /// A note or warning beside the account: always stderr.
+    /// A note or warning beside the account (`note: …`, `warning: …`): always stderr, and a
+    /// `note` or `warning` event when the run streams.
     pub fn note(&self, line: impl std::fmt::Display) {
+        let line = line.to_string();
         eprintln!("{line}");
+        crate::events::notice(&line);
     }
 
-    /// The command's result: its JSON document with `--output json`; in text mode the account
-    /// already said it.
+    /// The command's result: its JSON document with `--output json` (in the closing `summary`
+    /// when the run streams events); in text mode the account already said it.
     pub fn result(&self, value: &impl serde::Serialize) {
-        if self.format == Format::Json {
+        if crate::events::active() {
+            crate::events::set_result(value);
+        } else if self.format == Format::Json {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(json(value).as_bytes());

@@ -1,6 +1,7 @@
 //! Progress lines for every wait: `[ 12.3s] waiting for SSH: 2/4 hosts ready`. A line is printed
 //! when the message changes, and at least every few seconds while it does not, so a long wait
-//! always shows that it is alive and for how long it has been waiting.
+//! always shows that it is alive and for how long it has been waiting. A run that streams events
+//! (`--output json`) gets each line as a `wait` event too.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -49,13 +50,23 @@ impl Progress {
 
     pub fn done(&mut self, message: impl Into<String>) {
         let message = message.into();
-        self.print(&message);
+        self.print_as(&message, true);
     }
 
     fn print(&self, message: &str) {
+        self.print_as(message, false);
+    }
+
+    fn print_as(&self, message: &str, done: bool) {
         if self.quiet {
             return;
         }
+        crate::events::emit(crate::events::Event::Wait {
+            what: self.label.clone(),
+            elapsed: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            detail: message.to_string(),
+            done,
+        });
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,

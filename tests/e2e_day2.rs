@@ -26,6 +26,17 @@ const DR_OVERLAYS: &[&str] = &[
 ];
 const EXTRA: &str = "overlay/big-heat-stack-timeout.yaml";
 
+/// The report of a run streamed with `--output json`: the closing `summary` line's `result`
+/// (every line is an event, tests/events.rs).
+fn streamed_report(stdout: &str) -> Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last:?}\n{stdout}"));
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(summary["exit_code"], 0, "{summary}");
+    summary["result"].clone()
+}
+
 /// A command inside `host`'s network namespace (the etcds listen only on the lab addresses and
 /// their ports are open only between cluster hosts).
 fn in_ns(lab: &Lab, host: &str, argv: &[&str]) -> Output {
@@ -271,7 +282,8 @@ fn update_remove_add_replace_on_real_etcd() {
     assert_eq!(overlay_list(&lab, &n[0]), DR_OVERLAYS);
 
     // update: the real store gets the new list, the playbook gets it and update_cluster=true.
-    // With --output json, stdout is the report alone; the account of the change is on stderr.
+    // With --output json, stdout is the event stream ending with the report; the account of the
+    // change is on stderr.
     let (out, err) = ok(&lab.run(&[
         "update",
         "--add-overlay",
@@ -284,7 +296,7 @@ fn update_remove_add_replace_on_real_etcd() {
     assert!(err.contains("ha-acura"), "{err}");
     let mut want: Vec<String> = DR_OVERLAYS.iter().map(|s| s.to_string()).collect();
     want.push(EXTRA.into());
-    let report: Value = serde_json::from_str(&out).expect("update --output json: one document");
+    let report = streamed_report(&out);
     assert_eq!(report["after"], serde_json::json!(want), "{out}");
     assert_eq!(report["written"], true, "{out}");
     assert_eq!(overlay_list(&lab, &n[0]), want);
@@ -325,7 +337,7 @@ fn update_remove_add_replace_on_real_etcd() {
     assert!(err.contains("member remove"), "{err}");
     assert!(err.contains("even count"), "2 members left is said: {err}");
     assert!(err.contains("removed"), "{err}");
-    let report: Value = serde_json::from_str(&out).expect("node remove --output json");
+    let report = streamed_report(&out);
     assert_eq!(report["removed"], serde_json::json!([n[1].0]), "{out}");
     assert_eq!(
         member_names(&lab, &n[0]),
@@ -349,7 +361,7 @@ fn update_remove_add_replace_on_real_etcd() {
     let cmdlines = watch.finish();
     let (out, err) = ok(&added);
     assert!(err.contains(&format!("{} joined", n[3].0)), "{err}");
-    let report: Value = serde_json::from_str(&out).expect("node add --output json");
+    let report = streamed_report(&out);
     assert_eq!(report["added"], serde_json::json!([n[3].0]), "{out}");
     assert_eq!(
         member_names(&lab, &n[0]),
@@ -467,4 +479,90 @@ fn update_remove_add_replace_on_real_etcd() {
         "{inventory}"
     );
     let _ = std::io::stderr().flush();
+}
+
+/// The README's local example on day 2 (issue 15.6): `node replace` of the FIRST node succeeds
+/// (the example's DNS check names the load-balancer host, which day 2 never removes). Then a
+/// replacement whose new host fails its preflight — after the old node is gone — says how the
+/// cluster stands and the command that finishes the job; that command, run as printed (plus
+/// `--yes`), finishes it.
+#[test]
+fn replace_the_first_node_then_finish_a_replacement_that_failed_after_the_removal() {
+    let lab = Lab::new("e2e-first", 114, 3);
+    let n: Vec<(String, String)> = (1..=5).map(|k| lab.node(k)).collect();
+    ok(&lab.run(&["up", "--yes"]));
+    let (out, err) = ok(&lab.run(&["node", "replace", &n[0].0, "--force", "--yes"]));
+    assert!(out.contains(&format!("{} joined", n[3].0)), "{out}\n{err}");
+    assert_eq!(
+        member_names(&lab, &n[1]),
+        [&n[1], &n[2], &n[3]].map(|h| h.0.clone()).into()
+    );
+    let plan = lab.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+
+    // The new host fails its preflight: the file's minimums are raised after `up` (a day-2
+    // command checks only the new host), so the failure comes after the old node's removal.
+    let file = std::fs::read_to_string(&lab.config).unwrap();
+    assert!(file.contains("ram_gb = 1\n"), "{file}");
+    std::fs::write(&lab.config, file.replace("ram_gb = 1\n", "ram_gb = 4096\n")).unwrap();
+    let failed = lab.run(&["node", "replace", &n[1].0, "--force", "--yes"]);
+    let (out, err) = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error[AH501]"),
+        "the cause keeps its code: {err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{} ", n[4].0)) && l.contains("FAIL")),
+        "the preflight table says which host failed: {out}"
+    );
+    let standing = format!(
+        "now stands at 2 node(s): {}, {}; removed: {}; {} is not a member yet",
+        n[2].0, n[3].0, n[1].0, n[4].0
+    );
+    assert!(err.contains(&standing), "{err}");
+    let help = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("help:"))
+        .unwrap_or_else(|| panic!("no help line: {err}"));
+    let marker = format!("finish the job (it resumes adding {}): ", n[4].0);
+    let finish = help
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no finishing command: {help}"))
+        .1
+        .trim();
+    let argv: Vec<&str> = finish.split_whitespace().collect();
+    assert_eq!(
+        argv[1..3],
+        ["node", "add"],
+        "the command that finishes the job: {finish}"
+    );
+    assert!(
+        finish.contains(&format!("-c {}", lab.config.display()))
+            && finish.contains(&format!("--state-dir {}", lab.state_dir.display())),
+        "{finish}"
+    );
+    assert!(
+        std::path::Path::new(argv[0]).is_file() || argv[0] == "acura-ha",
+        "the program as it can be run: {finish}"
+    );
+
+    // Fixed (the minimums restored), the printed command finishes the job.
+    std::fs::write(&lab.config, &file).unwrap();
+    let done = Command::new(argv[0])
+        .args(&argv[1..])
+        .arg("--yes")
+        .env("ACURA_HA_CACHE", common::tools_venv().parent().unwrap())
+        .output()
+        .unwrap();
+    let (out, err) = ok(&done);
+    assert!(err.contains("resuming"), "{err}");
+    assert!(out.contains(&format!("{} joined", n[4].0)), "{out}");
+    assert_eq!(
+        member_names(&lab, &n[2]),
+        [&n[2], &n[3], &n[4]].map(|h| h.0.clone()).into()
+    );
+    let plan = lab.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
 }

@@ -132,21 +132,24 @@ pub struct BecomeArgs {
 
 impl BecomeArgs {
     /// The sudo password (the guide's `-K`): asked for, or from `ACURA_HA_BECOME_PASSWORD`.
+    /// The event stream hides it from then on, whatever line it would turn up in.
     pub fn password(&self) -> Result<Option<String>, Error> {
-        if self.ask_become_pass {
+        let pw = if self.ask_become_pass {
             rpassword::prompt_password("BECOME password: ")
                 .map(Some)
-                .map_err(|e| Error::refused(format!("cannot read the become password: {e}")))
+                .map_err(|e| Error::refused(format!("cannot read the become password: {e}")))?
         } else {
-            Ok(std::env::var("ACURA_HA_BECOME_PASSWORD").ok())
-        }
+            std::env::var("ACURA_HA_BECOME_PASSWORD").ok()
+        };
+        crate::events::hide(&crate::bootstrap::become_vars(pw.as_deref()));
+        Ok(pw)
     }
 }
 
 /// `--output text|json`: the command's result on stdout; human progress on stderr.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct OutputArgs {
-    /// The result as text, or as one JSON document on stdout (progress stays on stderr)
+    /// Text, or JSON on stdout: one document for a query, one event per line for a change (the human account goes to stderr)
     #[arg(long, value_enum, default_value_t)]
     pub output: Format,
 }
@@ -203,15 +206,46 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    if let Some((name, config)) = cli.command.streams() {
+        crate::events::start(name, Some(config));
+    }
     match run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            crate::events::finish(code, None);
+            ExitCode::from(code)
+        }
         Err(e) => {
             report(&e);
-            ExitCode::from(match e {
+            let code = match e {
                 Error::Interrupted => EXIT_INTERRUPTED,
                 _ => EXIT_ERROR,
-            })
+            };
+            crate::events::finish(code, Some((e.code(), e.to_string(), e.help())));
+            ExitCode::from(code)
         }
+    }
+}
+
+impl Command {
+    /// The commands that change a cluster stream events with `--output json` (as
+    /// `terraform apply -json`): their name and cluster file. Queries (`plan`, `status`, …)
+    /// print one document instead.
+    fn streams(&self) -> Option<(&'static str, &std::path::Path)> {
+        let (name, output, cluster) = match self {
+            Command::Up(a) => ("up", a.output, &a.cluster),
+            Command::Down(a) => ("down", a.output, &a.cluster),
+            Command::Janitor(a) => ("janitor", a.output, &a.cluster),
+            Command::Update(a) => ("update", a.common.output, &a.common.cluster),
+            Command::Node(node::What::Remove(r)) => {
+                ("node remove", r.common.output, &r.common.cluster)
+            }
+            Command::Node(node::What::Replace(r)) => {
+                ("node replace", r.common.output, &r.common.cluster)
+            }
+            Command::Node(node::What::Add(a)) => ("node add", a.common.output, &a.common.cluster),
+            _ => return None,
+        };
+        (output.output == Format::Json).then_some((name, cluster.config.as_path()))
     }
 }
 

@@ -45,6 +45,30 @@ pub enum Day2Error {
     Provider(#[from] ProviderError),
     #[error(transparent)]
     NotInBuild(#[from] NotInBuild),
+    /// A node command failed after it had removed a node (boxed: it holds the cause).
+    #[error(transparent)]
+    Unfinished(Box<Unfinished>),
+}
+
+/// A node command that failed after it had removed a node: the cluster runs short until the
+/// command in `finish` adds the new one (the state's pending record makes it resume).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{cause}\n  cluster {cluster:?} now stands at {} node(s): {}; removed: {}; {new} is not a member yet",
+    standing.len(),
+    standing.join(", "),
+    removed.join(", ")
+)]
+pub struct Unfinished {
+    pub cause: Day2Error,
+    pub cluster: String,
+    /// The nodes left, in the state's order.
+    pub standing: Vec<String>,
+    pub removed: Vec<String>,
+    /// The node being added.
+    pub new: String,
+    /// The exact command that finishes the job.
+    pub finish: String,
 }
 
 impl From<SshError> for Day2Error {
@@ -81,6 +105,8 @@ impl Day2Error {
             Day2Error::File(e) => e.code(),
             Day2Error::Bootstrap(e) => e.code(),
             Day2Error::Provider(e) => crate::targets::error_code(e),
+            // What failed keeps its code: the standing is context, not another failure.
+            Day2Error::Unfinished(u) => u.cause.code(),
         }
     }
 
@@ -91,6 +117,12 @@ impl Day2Error {
             Day2Error::Ssh(_) | Day2Error::Command { .. } | Day2Error::Parse { .. } => Some("what was done is recorded in the state: fix the cause and run the same command again to continue".into()),
             Day2Error::State(e) => e.help(),
             Day2Error::Bootstrap(e) => e.help(),
+            // Not the cause's own help: below day 2 it speaks of `up`, which would not finish
+            // this job.
+            Day2Error::Unfinished(u) => Some(format!(
+                "fix the cause above, then finish the job (it resumes adding {}): {}",
+                u.new, u.finish
+            )),
             _ => None,
         }
     }

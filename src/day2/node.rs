@@ -12,9 +12,10 @@ use acura_ha_api::provider::Provider;
 use acura_ha_api::spec::{LbKind, ProviderKind};
 use serde::Serialize;
 
-use super::{Ctx, Day2Error, Live, kube, live_node, say, unpin};
+use super::{Ctx, Day2Error, Live, kube, live_node, unpin};
 use crate::bootstrap::{self, ansible, ha_env, lbhost, playbook, postcheck, preflight, workspace};
 use crate::config::LoadedConfig;
+use crate::events::{Event, Observed, StepGuard};
 use crate::files::write_atomic;
 use crate::output::Ui;
 use crate::progress::Progress;
@@ -39,6 +40,22 @@ pub struct NodeReport {
     pub nodes: Vec<String>,
 }
 
+/// Prints one step's line (`[   k8s] kubectl delete node …`), and streams it as a note of that
+/// step (`update` uses it too).
+pub(super) fn say(step: &str, message: impl AsRef<str>) {
+    super::say(step, message.as_ref());
+    crate::events::emit(Event::Note {
+        message: message.as_ref().to_string(),
+        step: Some(step.to_string()),
+    });
+}
+
+/// A `note: …` or `warning: …` beside the account: stderr, and its event.
+fn notice(line: String) {
+    eprintln!("{line}");
+    crate::events::notice(&line);
+}
+
 /// Refuses what etcd cannot survive, and says what an even count means.
 fn check_count(remaining: usize, name: &str) -> Result<(), Day2Error> {
     if remaining == 0 {
@@ -47,11 +64,11 @@ fn check_count(remaining: usize, name: &str) -> Result<(), Day2Error> {
         )));
     }
     if remaining.is_multiple_of(2) {
-        eprintln!(
+        notice(format!(
             "warning: without {name} the cluster has {remaining} members, an even count: etcd's quorum is then {} and it survives no more failures than with {}; run `acura-ha node add` to return to an odd count",
             remaining / 2 + 1,
             remaining - 1
-        );
+        ));
     }
     Ok(())
 }
@@ -111,6 +128,7 @@ async fn remove_one(
     live: &Live,
     name: &str,
 ) -> Result<(), Day2Error> {
+    let step = StepGuard::start(format!("remove {name}"), None);
     let host_before = ctx.inventory()?.nodes.into_iter().find(|h| h.name == name);
     say(
         "k8s",
@@ -153,20 +171,20 @@ async fn remove_one(
             "lb",
             format!("{name} leaves the cloud load balancer with its host"),
         ),
-        LbKind::External => eprintln!(
+        LbKind::External => notice(format!(
             "note: the load balancer at {} is yours: take {name} out of its pools",
             cfg.spec.load_balancer.address.as_deref().unwrap_or("?")
-        ),
+        )),
     }
     if ctx.creates_hosts() {
         say(
             "host",
             format!("deleting {name} ({} provider)", provider.kind().as_str()),
         );
-        let mut journal = StateJournal {
+        let mut journal = Observed::new(StateJournal {
             store: ctx.store,
             state: &mut ctx.state,
-        };
+        });
         provider
             .remove_nodes(&cfg.spec, &[name.to_string()], &mut journal)
             .await?;
@@ -176,7 +194,9 @@ async fn remove_one(
     if let Some(h) = host_before {
         unpin(&ctx.store.cluster_dir().known_hosts(), &h.address)?;
     }
-    ctx.settle()
+    ctx.settle()?;
+    step.done();
+    Ok(())
 }
 
 /// Resolves the node to remove for `remove`/`replace`: a member, or one whose removal was
@@ -223,7 +243,7 @@ pub async fn remove(
     )
     .await?;
     for (h, why) in &unreachable {
-        eprintln!("note: {h} does not answer either: {why}");
+        notice(format!("note: {h} does not answer either: {why}"));
     }
     if live.health.nodes_ready.iter().any(|n| n == name) && !opts.force {
         return Err(Day2Error::Refused(format!(
@@ -296,10 +316,10 @@ pub async fn add(
     let (provider, _lock, mut ctx) = open(loaded, store, "node add")?;
     let new = match &ctx.state.day2.pending {
         Some(p) => {
-            eprintln!(
+            notice(format!(
                 "note: resuming the unfinished `node {}` of {}",
                 p.operation, p.new
-            );
+            ));
             p.new.clone()
         }
         None => new_name(&ctx, opts)?,
@@ -331,10 +351,10 @@ pub async fn replace(
     let mut report = NodeReport::default();
     let new = match &ctx.state.day2.pending {
         Some(p) if p.old.as_deref() == Some(name) => {
-            eprintln!(
+            notice(format!(
                 "note: resuming the unfinished replacement of {name} by {}",
                 p.new
-            );
+            ));
             p.new.clone()
         }
         Some(p) => {
@@ -507,8 +527,74 @@ async fn add_flow(
         });
         ctx.save()?;
     }
-    for r in &removals {
-        remove_one(ctx, provider, &live, r).await?;
+    let done = finish_add(
+        ctx,
+        provider,
+        &live,
+        new,
+        &removals,
+        new_is_member,
+        opts,
+        report,
+        ui,
+    )
+    .await;
+    // Failed once a node is gone (this run or the interrupted one it resumes): say how the
+    // cluster stands and the command that finishes the job.
+    let old_gone = old
+        .as_ref()
+        .is_some_and(|o| !ctx.members().iter().any(|n| &n.name == o));
+    match done {
+        Err(cause) if !report.removed.is_empty() || old_gone => {
+            let mut removed = report.removed.clone();
+            if removed.is_empty() {
+                removed.extend(old);
+            }
+            Err(unfinished(ctx, cause, removed, new))
+        }
+        other => other,
+    }
+}
+
+/// The error of a node command that failed after removing `removed`: the nodes that stand,
+/// and the command that adds `new` (the pending record makes `node add` resume with it).
+fn unfinished(ctx: &Ctx, cause: Day2Error, removed: Vec<String>, new: &str) -> Day2Error {
+    let cfg = ctx.cfg();
+    Day2Error::Unfinished(Box::new(super::error::Unfinished {
+        cause,
+        cluster: cfg.spec.cluster.name.clone(),
+        standing: ctx
+            .members()
+            .into_iter()
+            .map(|n| n.name)
+            .filter(|n| n != new)
+            .collect(),
+        removed,
+        new: new.to_string(),
+        finish: format!(
+            "{} node add {}",
+            crate::engine::program(),
+            crate::engine::command_args(&cfg, ctx.store)
+        ),
+    }))
+}
+
+/// After the change was confirmed and the new name written ahead: the removals, the new host,
+/// the join.
+#[allow(clippy::too_many_arguments)]
+async fn finish_add(
+    ctx: &mut Ctx<'_>,
+    provider: &dyn Provider,
+    live: &Live,
+    new: &str,
+    removals: &[String],
+    new_is_member: bool,
+    opts: &NodeOptions,
+    report: &mut NodeReport,
+    ui: &Ui,
+) -> Result<(), Day2Error> {
+    for r in removals {
+        remove_one(ctx, provider, live, r).await?;
         report.removed.push(r.clone());
     }
     if !new_is_member {
@@ -523,14 +609,16 @@ async fn add_flow(
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
     let inv = if ctx.creates_hosts() {
+        let step = StepGuard::start(format!("provision {new}"), None);
         let mut progress = Progress::new("provision");
         progress.update(format!("{new} ({} provider)", provider.kind().as_str()));
-        let mut journal = StateJournal {
+        let mut journal = Observed::new(StateJournal {
             store: ctx.store,
             state: &mut ctx.state,
-        };
+        });
         let inv = provider.provision(spec, &mut journal).await?;
         progress.done(format!("{new} created"));
+        step.done();
         // Addresses the provider knows only after creation come from the state.
         ctx.inventory().unwrap_or(inv)
     } else {
@@ -542,7 +630,9 @@ async fn add_flow(
         .find(|h| h.name == new)
         .cloned()
         .ok_or_else(|| Day2Error::Usage(format!("{new}: no address known after provisioning")))?;
-    join(ctx, &live, &host, &inv, opts, ui).await?;
+    let step = StepGuard::start(format!("join {new}"), None);
+    join(ctx, live, &host, &inv, opts, ui).await?;
+    step.done();
     ctx.state.day2.pending = None;
     ctx.settle()?;
     report.added.push(new.to_string());
@@ -628,12 +718,12 @@ async fn join(
             "lb",
             format!("{} is a member of the cloud load balancer", host.name),
         ),
-        LbKind::External => eprintln!(
+        LbKind::External => notice(format!(
             "note: the load balancer at {} is yours: add {} ({}) to its pools",
             spec.load_balancer.address.as_deref().unwrap_or("?"),
             host.name,
             host.address
-        ),
+        )),
     }
     let names: Vec<String> = inv.nodes.iter().map(|h| h.name.clone()).collect();
     let mut progress = Progress::new("ready");

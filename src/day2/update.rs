@@ -4,9 +4,11 @@
 
 use serde::Serialize;
 
-use super::{Ctx, Day2Error, kube, live_node, say};
+use super::node::say;
+use super::{Ctx, Day2Error, kube, live_node};
 use crate::bootstrap::{self, ansible, playbook, workspace};
 use crate::config::LoadedConfig;
+use crate::events::StepGuard;
 use crate::output::Ui;
 use crate::state::StateStore;
 
@@ -112,20 +114,24 @@ pub async fn update(
     ));
     ui.confirm("\nApply this update?")?;
     if written {
+        let step = StepGuard::start("overlay_list", None);
         say(
             "write",
             format!("/overlay_list in etcd-0 (on {})", live.name()),
         );
         kube::overlay_set(&live.session, &after).await?;
+        step.done();
     }
     // The state follows the store at once: a failed playbook below is re-run with this list.
     ctx.state.day2.overlays = Some(after.clone());
     ctx.save()?;
     ctx.settle()?;
+    let step = StepGuard::start("ha-acura", Some(run.command_line()));
     let ws = workspace::prepare(&ctx.cfg(), &store.cluster_dir()).await?;
     let secrets = bootstrap::become_vars(become_password.as_deref());
     say("run", format!("ha-acura (update): {}", run.command_line()));
     ansible::run_playbook(&ws, &run, &secrets, "ha-acura-update", false).await?;
+    step.done();
     ui.say(format_args!(
         "\nAcura updated with {} overlay(s) (live node {}).",
         after.len(),

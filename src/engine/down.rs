@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::LoadedConfig;
 use crate::error::Error;
+use crate::events::Observed;
 use crate::files::ClusterDir;
 use crate::output::Ui;
 use crate::progress::Progress;
@@ -66,10 +67,10 @@ pub async fn down(
     close_control_masters(&dir).await;
     let mut progress = Progress::new("down");
     {
-        let mut journal = StateJournal {
+        let mut journal = Observed::new(StateJournal {
             store,
             state: &mut state,
-        };
+        });
         provider.destroy(spec, &mut journal).await?;
     }
     state.resources.clear();

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::LoadedConfig;
 use crate::error::Error;
+use crate::events::{Observed, StepGuard};
 use crate::output::Ui;
 use crate::progress::Progress;
 use crate::state::{StateError, StateStore};
@@ -117,11 +118,13 @@ pub async fn janitor(
         };
         let mut spec = cfg.spec.clone();
         spec.cluster.name = f.cluster.clone();
-        let mut journal = MemJournal::default();
+        let mut journal = Observed::new(MemJournal::default());
+        let step = StepGuard::start(format!("delete cluster {}", f.cluster), None);
         let mut progress = Progress::new("janitor");
         progress.update(format!("deleting cluster {:?}", f.cluster));
         provider.destroy(&spec, &mut journal).await?;
         progress.done(format!("cluster {:?} is gone", f.cluster));
+        step.done();
     }
     Ok(found)
 }

@@ -16,6 +16,7 @@ use crate::bootstrap::{
 };
 use crate::config::LoadedConfig;
 use crate::error::Error;
+use crate::events::{Observed, StepGuard};
 use crate::files::write_atomic;
 use crate::output::Ui;
 use crate::plan::{self, Plan, StepAction};
@@ -85,10 +86,10 @@ pub async fn up(
     } else {
         let mut progress = Progress::new("provision");
         progress.update(format!("{} resources", provider.kind().as_str()));
-        let mut journal = StateJournal {
+        let mut journal = Observed::new(StateJournal {
             store,
             state: &mut state,
-        };
+        });
         let inv = provider.provision(spec, &mut journal).await?;
         progress.done(format!(
             "{} hosts ready to log in",
@@ -180,6 +181,7 @@ impl Bootstrap<'_> {
             preflight::login(spec, &hosts, &bootstrap::ssh_options(self.cfg, &dir), false).await?;
 
         if self.pending("preflight") {
+            let step = StepGuard::start("preflight", None);
             preflight::gate(
                 &self.pool,
                 spec,
@@ -189,11 +191,13 @@ impl Bootstrap<'_> {
             )
             .await?;
             self.record("preflight", report)?;
+            step.done();
         }
 
         if let Some(lb) = &self.inv.lb.nginx_host
             && self.pending("nginx")
         {
+            let step = StepGuard::start("nginx", Some(format!("NGINX on {}", lb.name)));
             let session = self.session(&lb.name)?;
             let mut progress = Progress::new("nginx");
             lbhost::configure(&session, &spec.cluster.name, &self.inv.nodes, &mut progress).await?;
@@ -209,15 +213,18 @@ impl Bootstrap<'_> {
                 proof.reached.len()
             ));
             self.record("nginx", report)?;
+            step.done();
         }
 
         let inventory_path = dir.ha_env_file();
         if self.pending("ha_env_file") || !inventory_path.exists() {
+            let step = StepGuard::start("ha_env_file", None);
             let key = bootstrap::key_file(self.cfg, &dir);
             let text = ha_env::render(&spec.cluster.name, &self.inv.nodes, key.as_deref());
             dir.create()?;
             write_atomic(&inventory_path, text.as_bytes())?;
             self.record("ha_env_file", report)?;
+            step.done();
         }
 
         if self.pending("k8s-master") || self.pending("ha-acura") {
@@ -226,19 +233,24 @@ impl Bootstrap<'_> {
             let inv_path = inventory_path.display().to_string();
             if self.pending("k8s-master") {
                 let run = playbook::k8s_master(spec, &self.inv.lb.address, &inv_path);
+                let step = StepGuard::start("k8s-master", Some(run.command_line()));
                 eprintln!("[   run] k8s-master: {}", run.command_line());
                 ansible::run_playbook(&ws, &run, &secrets, "k8s-master", false).await?;
                 self.record("k8s-master", report)?;
+                step.done();
             }
             if self.pending("ha-acura") {
                 let run = playbook::ha_acura(spec, &spec.overlays(), false, &inv_path);
+                let step = StepGuard::start("ha-acura", Some(run.command_line()));
                 eprintln!("[   run] ha-acura: {}", run.command_line());
                 ansible::run_playbook(&ws, &run, &secrets, "ha-acura", false).await?;
                 self.record("ha-acura", report)?;
+                step.done();
             }
         }
 
         if self.pending("post-checks") {
+            let step = StepGuard::start("post-checks", None);
             let first = self
                 .inv
                 .nodes
@@ -251,6 +263,7 @@ impl Bootstrap<'_> {
             postcheck::wait_ready(&session, &names, bootstrap::ready_wait(spec), &mut progress)
                 .await?;
             self.record("post-checks", report)?;
+            step.done();
         }
         Ok(())
     }

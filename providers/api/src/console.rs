@@ -23,6 +23,46 @@
 //! server has now (a half-written block at the end of the output is ignored rather than read as
 //! "fewer keys").
 
+use crate::model::{ConsoleHostKeys, Inventory};
+use crate::provider::Journal;
+
+/// The servers behind `inventory`'s hosts as `(host name, cloud ID)`, from the journal's records
+/// (`instance[name]` for nodes, `lb_instance[name]` for the NGINX host); hosts without an ID
+/// recorded are left out.
+pub fn server_ids(inventory: &Inventory, journal: &dyn Journal) -> Vec<(String, String)> {
+    let nodes = inventory
+        .nodes
+        .iter()
+        .map(|h| (h.name.clone(), format!("instance[{}]", h.name)));
+    let lb = inventory
+        .lb
+        .nginx_host
+        .iter()
+        .map(|h| (h.name.clone(), format!("lb_instance[{}]", h.name)));
+    nodes
+        .chain(lb)
+        .filter_map(|(name, address)| Some((name, journal.get(&address)?.id.clone()?)))
+        .collect()
+}
+
+/// The fingerprints of each host whose console output holds cloud-init's block; hosts with no
+/// output, or none in it yet, are left out (pinned on first use).
+pub fn from_outputs(
+    outputs: impl IntoIterator<Item = (String, Option<String>)>,
+) -> ConsoleHostKeys {
+    let mut keys = ConsoleHostKeys::default();
+    for (host, output) in outputs {
+        let fps = output
+            .as_deref()
+            .map(host_key_fingerprints)
+            .unwrap_or_default();
+        if !fps.is_empty() {
+            keys.fingerprints.insert(host, fps);
+        }
+    }
+    keys
+}
+
 const BEGIN: &str = "-----BEGIN SSH HOST KEY FINGERPRINTS-----";
 const END: &str = "-----END SSH HOST KEY FINGERPRINTS-----";
 

@@ -966,3 +966,31 @@ pub(crate) async fn clusters(
     }
     Ok(oldest.into_iter().collect())
 }
+
+/// How many lines of console log to ask for: a first boot logs a few hundred before cloud-init
+/// prints the host keys, and Nova keeps at most the last 100 KiB anyway.
+const CONSOLE_LINES: u32 = 5000;
+
+/// The server's console log (Nova's `os-getConsoleOutput` action), where cloud-init prints the
+/// SSH host key fingerprints. `None` when the cloud has none to give: 404 (no console log),
+/// 409 (the server is not ready), 501 (the hypervisor cannot), 403 (a policy forbids it). It
+/// only reads, so an unanswered or 5xx call is sent again, a few times.
+pub(crate) async fn console_output(s: &Session, id: &str) -> Result<Option<String>, ApiError> {
+    let body = json!({ "os-getConsoleOutput": { "length": CONSOLE_LINES } });
+    let path = format!("/servers/{id}/action");
+    let mut attempt = 0;
+    loop {
+        match s
+            .once(reqwest::Method::POST, Service::Compute, &path, Some(&body))
+            .await
+        {
+            Ok(v) => return Ok(v.get("output").and_then(Value::as_str).map(String::from)),
+            Err(e) if matches!(e.status, Some(403 | 404 | 409 | 501)) => return Ok(None),
+            Err(e) if e.transient() && attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(e.retry_after.unwrap_or(Duration::from_secs(1))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

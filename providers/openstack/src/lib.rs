@@ -303,6 +303,41 @@ impl Provider for OpenStackProvider {
         compute::destroy_rest(&cx).await?;
         Ok(())
     }
+
+    /// Each server's console log (`os-getConsoleOutput`), for the host keys cloud-init printed
+    /// there. Expanded as `#[async_trait]` would be, with the journal read before the future
+    /// starts (`&dyn Journal` is not `Sync`); a server whose log cannot be had is left out.
+    fn console_host_keys<'a, 'b, 'c, 'd, 'async_trait>(
+        &'a self,
+        spec: &'b ClusterSpec,
+        inventory: &'c Inventory,
+        journal: &'d dyn Journal,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<acura_ha_api::model::ConsoleHostKeys, ProviderError>,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'a: 'async_trait,
+        'b: 'async_trait,
+        'c: 'async_trait,
+        'd: 'async_trait,
+        Self: 'async_trait,
+    {
+        let servers = acura_ha_api::console::server_ids(inventory, journal);
+        Box::pin(async move {
+            let s = self.session(spec).await?;
+            let logs = servers.into_iter().map(|(host, id)| {
+                let s = &s;
+                async move { (host, compute::console_output(s, &id).await.ok().flatten()) }
+            });
+            let outputs = futures::future::join_all(logs).await;
+            Ok(acura_ha_api::console::from_outputs(outputs))
+        })
+    }
 }
 
 /// What the cloud holds of the cluster, from one list call per kind: the records of

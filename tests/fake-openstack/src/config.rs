@@ -31,6 +31,10 @@ pub struct Config {
     /// `max_limit` / `pagination_max_limit` / `api_limit_max`). `None`: unlimited, one page
     /// unless the client asks for a `limit`.
     pub page_size: Option<usize>,
+    /// What `os-getConsoleOutput` answers per server name (cloud-init's boot log with its SSH
+    /// host key fingerprints); a server without one answers 404, as Nova does with no console.
+    #[serde(default)]
+    pub console_logs: std::collections::BTreeMap<String, String>,
     /// How long a Keystone token is valid, in milliseconds (Keystone's default: one hour).
     /// A request with an expired token answers 401.
     pub token_lifetime_ms: u64,
@@ -236,6 +240,7 @@ impl Default for Config {
             quotas: Quotas::default(),
             delays: Delays::default(),
             page_size: None,
+            console_logs: Default::default(),
             token_lifetime_ms: 3_600_000,
         }
     }

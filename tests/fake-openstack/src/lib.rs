@@ -168,6 +168,16 @@ impl FakeCloud {
         self.app.lock().cfg.quotas = quotas;
     }
 
+    /// What the console of the server named `server` shows (`os-getConsoleOutput`); `None`:
+    /// no console (404).
+    pub fn set_console_log(&self, server: &str, log: Option<&str>) {
+        let logs = &mut self.app.lock().cfg.console_logs;
+        match log {
+            Some(l) => logs.insert(server.to_string(), l.to_string()),
+            None => logs.remove(server),
+        };
+    }
+
     /// Id of a preloaded network by name.
     pub fn network_id(&self, name: &str) -> Option<String> {
         let inner = self.app.lock();

@@ -1009,6 +1009,9 @@ fn server_action(inner: &mut Inner, c: &Ctx) -> Response {
         return server_not_found(c.p("id"));
     }
     let body = util::parse_body(&c.body).unwrap_or(Value::Null);
+    if let Some(ask) = body.get("os-getConsoleOutput") {
+        return console_output(inner, c.p("id"), ask);
+    }
     let known = ["reboot", "os-stop", "os-start"];
     if body
         .as_object()
@@ -1023,6 +1026,33 @@ fn server_action(inner: &mut Inner, c: &Ctx) -> Response {
         501,
         &json!({"notImplemented": {"code": 501, "message": "fake-openstack does not handle this server action"}}),
     )
+}
+
+/// `{"os-getConsoleOutput": {"length": N}}` → `{"output": "…"}`: the last N lines (all of them
+/// for a missing, null or negative length), or 404 when the server has no console log.
+fn console_output(inner: &Inner, id: &str, ask: &Value) -> Response {
+    let name = inner
+        .servers
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let Some(log) = inner.cfg.console_logs.get(&name) else {
+        return nova_err(404, "Guest does not have a console available.");
+    };
+    let length = match &ask["length"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(t) => t.parse().ok(),
+        _ => None,
+    };
+    let output = match length {
+        Some(n) if n >= 0 => {
+            let lines: Vec<&str> = log.split_inclusive('\n').collect();
+            lines[lines.len().saturating_sub(n as usize)..].concat()
+        }
+        _ => log.clone(),
+    };
+    json_resp(200, &json!({ "output": output }))
 }
 
 fn azs(_: &mut Inner, _: &Ctx) -> Response {

@@ -139,70 +139,91 @@ fn audit_rules_volumes_listeners() {
     let inv = inventory(&url);
 
     // Security group rules: exactly the guide's table, 22 and 30080-30082 only from the admin
-    // CIDR, plus the NLB health checks from the VPC.
-    let sg = items(&inv["security_groups"])
-        .into_iter()
-        .find(|g| text(g, "name") == "acura-ha-audit")
-        .expect("the cluster's group")
-        .clone();
-    let sg_id = text(&sg, "id").to_string();
-    let rules = aws::ec2_ok(
-        &url,
-        "DescribeSecurityGroupRules",
-        &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &sg_id)],
-    );
-    let mut ingress: Vec<(String, String, String)> = items(&rules["securityGroupRuleSet"])
-        .into_iter()
-        .filter(|r| text(r, "isEgress") != "true")
-        .map(|r| {
-            let ports = if text(r, "fromPort") == text(r, "toPort") {
-                text(r, "fromPort").to_string()
-            } else {
-                format!("{}-{}", text(r, "fromPort"), text(r, "toPort"))
-            };
-            let source = if !text(r, "cidrIpv4").is_empty() {
-                text(r, "cidrIpv4").to_string()
-            } else {
-                "self".to_string()
-            };
-            (text(r, "ipProtocol").to_string(), ports, source)
-        })
-        .collect();
-    ingress.sort();
-    let admin: Vec<&str> = ingress
-        .iter()
-        .filter(|r| r.2 == "198.51.100.7/32")
-        .map(|r| r.1.as_str())
-        .collect();
-    let mut admin_sorted = admin.clone();
-    admin_sorted.sort();
+    // CIDR, plus the NLB's traffic and health checks from the NLB's own group (#11.11).
+    let (sg_id, ingress) = ingress_of(&url, "acura-ha-audit");
+    let (nlb_sg, nlb_ingress) = ingress_of(&url, "acura-ha-audit-nlb");
+    let from = |rules: &[Ingress], source: &str| -> Vec<String> {
+        let mut v: Vec<String> = rules
+            .iter()
+            .filter(|r| r.3 == source)
+            .map(|r| {
+                if r.1 == r.2 {
+                    format!("{}/{}", r.0, r.1)
+                } else {
+                    format!("{}/{}-{}", r.0, r.1, r.2)
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
     assert_eq!(
-        admin_sorted,
-        ["22", "30080", "30081", "30082"],
+        from(&ingress, "198.51.100.7/32"),
+        ["tcp/22", "tcp/30080", "tcp/30081", "tcp/30082"],
         "{ingress:?}"
     );
-    let public: Vec<String> = ingress
-        .iter()
-        .filter(|r| r.2 == "0.0.0.0/0")
-        .map(|r| format!("{}/{}", r.0, r.1))
-        .collect();
-    let mut public_sorted = public.clone();
-    public_sorted.sort();
     assert_eq!(
-        public_sorted,
+        from(&ingress, "0.0.0.0/0"),
         ["tcp/443", "tcp/4443", "tcp/6443", "tcp/80", "udp/12201"]
     );
+    assert_eq!(from(&ingress, "self"), ["tcp/1-65535"], "{ingress:?}");
+    assert_eq!(
+        from(&ingress, &nlb_sg),
+        [
+            "tcp/15000",
+            "tcp/443",
+            "tcp/4443",
+            "tcp/6443",
+            "tcp/80",
+            "udp/12201"
+        ],
+        "the NLB's traffic and health checks, from its group: {ingress:?}"
+    );
+    // Nothing else: no rule from the VPC's CIDR (moto's default VPC is 172.31.0.0/16).
+    let known = ["198.51.100.7/32", "0.0.0.0/0", "self", nlb_sg.as_str()];
     assert!(
-        ingress
-            .iter()
-            .any(|r| r.0 == "tcp" && r.1 == "1-65535" && r.2 == "self"),
+        ingress.iter().all(|r| known.contains(&r.3.as_str())),
         "{ingress:?}"
     );
-    assert!(
-        !ingress
+    // 15000 (the registry) only from the cluster: its own group and the NLB's group, which
+    // admits 15000 only from the cluster's group.
+    let registry = |rules: &[Ingress]| -> Vec<String> {
+        let mut v: Vec<String> = rules
             .iter()
-            .any(|r| r.1 == "22" && r.2 != "198.51.100.7/32"),
-        "SSH open beyond the admin CIDR: {ingress:?}"
+            .filter(|r| r.0 == "tcp" && r.1 <= 15000 && 15000 <= r.2)
+            .map(|r| r.3.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut expect = vec![nlb_sg.clone(), "self".to_string()];
+    expect.sort();
+    assert_eq!(registry(&ingress), expect, "{ingress:?}");
+    assert_eq!(registry(&nlb_ingress), [sg_id.clone()], "{nlb_ingress:?}");
+    // The NLB's group: each listener from whom the guide's table admits its port.
+    assert_eq!(
+        from(&nlb_ingress, "0.0.0.0/0"),
+        ["tcp/443", "tcp/4443", "tcp/6443", "tcp/80", "udp/12201"],
+        "{nlb_ingress:?}"
+    );
+    assert_eq!(nlb_ingress.len(), 6, "{nlb_ingress:?}");
+    // The NLB carries its group (moto records SecurityGroups of a network load balancer).
+    let lbs = items(&inv["load_balancers"]);
+    assert_eq!(lbs.len(), 1);
+    assert_eq!(lbs[0]["security_groups"], json!([nlb_sg]), "{:#}", lbs[0]);
+    // Tagged like the others.
+    let nlb_group = items(&inv["security_groups"])
+        .into_iter()
+        .find(|g| text(g, "id") == nlb_sg)
+        .expect("the NLB's group")
+        .clone();
+    assert_eq!(
+        nlb_group["tags"]["acura-ha/cluster"], "audit",
+        "{nlb_group:#}"
+    );
+    assert_eq!(
+        nlb_group["tags"]["acura-ha/role"], "load-balancer",
+        "{nlb_group:#}"
     );
 
     // Every node has a 200 GiB gp3 root volume.
@@ -420,9 +441,10 @@ fn killed_at_several_points_the_next_up_converges() {
             3,
             "{name}: no duplicate instance"
         );
+        // The nodes' group and the NLB's.
         assert_eq!(
             mine("security_groups", "name"),
-            1,
+            2,
             "{name}: no duplicate group"
         );
         assert_eq!(
@@ -577,7 +599,7 @@ fn a_quota_that_is_short_stops_up_before_anything_is_made() {
     let moto = Moto::start();
     let url = moto.url();
     let before = inventory(&url);
-    // 15 admin CIDRs: 1 + 15 x 4 + 5 public + 5 health-check rules = 71 rules in one group, over
+    // 15 admin CIDRs: 1 + 15 x 4 + 5 public + 6 from the NLB's group = 72 rules in the nodes' group, over
     // moto's (and AWS's default) 60 rules per security group.
     let cidrs: Vec<String> = (1..=15).map(|i| format!("\"198.51.100.{i}/32\"")).collect();
     let c = Cluster::new("quota", |t| {
@@ -591,7 +613,7 @@ fn a_quota_that_is_short_stops_up_before_anything_is_made() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("quota Inbound or outbound rules per security group (vpc L-0EA8095F)")
-            && err.contains("needs 71, the quota is 60"),
+            && err.contains("needs 72, the quota is 60"),
         "{err}"
     );
     // Quotas moto cannot answer are said to be unchecked, not silently passed.
@@ -642,11 +664,11 @@ fn ingress_of(url: &str, group: &str) -> (String, Vec<Ingress>) {
     (sg_id, out)
 }
 
-/// The sources of the rules from `ports`, but for the NLB's health checks from moto's default VPC.
+/// The sources of the rules from `ports`, but for the NLB's traffic from its own group.
 fn sources_of(rules: &[Ingress], ports: &[u16]) -> Vec<String> {
     let mut s: Vec<String> = rules
         .iter()
-        .filter(|r| ports.contains(&r.1) && r.3 != "172.31.0.0/16")
+        .filter(|r| ports.contains(&r.1) && !r.3.starts_with("sg-"))
         .map(|r| r.3.clone())
         .collect();
     s.sort();
@@ -801,5 +823,92 @@ fn narrowed_cidrs_are_revoked_and_the_plan_is_clean() {
 
     ok(&c.run(&url, &["down", "--yes"]));
     aws::ec2_ok(&url, "DeleteSecurityGroup", &[("GroupId", &other_id)]);
+    assert_same(&before, &inventory(&url), "after down");
+}
+
+/// #11.11: a cluster made before the NLB had a group of its own — an NLB without a security group
+/// (which can never get one) and its state record without the attribute. `plan` says the load
+/// balancer is replaced and why; `up` replaces it with one that carries the NLB's group, moves the
+/// nodes' rules from the VPC's CIDR to that group, and the plan after it is clean.
+#[test]
+fn an_nlb_without_a_security_group_is_replaced_and_the_plan_says_why() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let before = inventory(&url);
+    let c = Cluster::new("oldnlb", |t| t);
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let old_arn = text(items(&inventory(&url)["load_balancers"])[0], "arn").to_string();
+    // The old cluster: no group on the NLB (moto lets SetSecurityGroups empty it; AWS would not,
+    // which is the point), the rule from the VPC's CIDR on the nodes, the record without it.
+    aws::elbv2_ok(&url, "SetSecurityGroups", &[("LoadBalancerArn", &old_arn)]);
+    let (sg_id, _) = ingress_of(&url, "acura-ha-oldnlb");
+    aws::ec2_ok(
+        &url,
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", &sg_id),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "15000"),
+            ("IpPermissions.1.ToPort", "15000"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", "172.31.0.0/16"),
+        ],
+    );
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    for r in state["resources"].as_array_mut().unwrap() {
+        if r["address"] == "load_balancer" {
+            r["attrs"]
+                .as_object_mut()
+                .unwrap()
+                .remove("security_groups");
+        }
+    }
+    std::fs::write(
+        c.state_file(),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+
+    let o = c.run(&url, &["plan", "--output", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lb = v["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"]["address"] == "load_balancer" || r["address"] == "load_balancer")
+        .unwrap_or_else(|| panic!("the load balancer in the plan: {v:#}"))
+        .clone();
+    let shown = lb.to_string();
+    assert!(
+        shown.contains("\"replace\"")
+            && shown.contains("security_groups: (unset) -> acura-ha-oldnlb-nlb"),
+        "{lb:#}"
+    );
+    assert_eq!(v["summary"]["replace"], 1, "{:#}", v["summary"]);
+
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let after = inventory(&url);
+    let lbs = items(&after["load_balancers"]);
+    assert_eq!(lbs.len(), 1, "{after:#}");
+    assert_ne!(text(lbs[0], "arn"), old_arn, "replaced");
+    let (nlb_sg, _) = ingress_of(&url, "acura-ha-oldnlb-nlb");
+    assert_eq!(lbs[0]["security_groups"], json!([nlb_sg]));
+    assert_eq!(items(&after["listeners"]).len(), 6);
+    let (_, rules) = ingress_of(&url, "acura-ha-oldnlb");
+    assert!(
+        !rules.iter().any(|r| r.3 == "172.31.0.0/16"),
+        "the VPC's CIDR rule is revoked: {rules:?}"
+    );
+    let s = plan_summary(&c, &url);
+    assert_eq!(
+        (
+            s["create"].as_u64(),
+            s["replace"].as_u64(),
+            s["delete"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{s}"
+    );
+    ok(&c.run(&url, &["down", "--yes"]));
     assert_same(&before, &inventory(&url), "after down");
 }

@@ -192,6 +192,22 @@ pub const LISTENERS: &[Listener] = &[
     },
 ];
 
+/// Who may reach `l` on a cloud load balancer that has a security group of its own (the AWS
+/// NLB's): the Step 1 row of the same protocol and port (80, 443, 4443, 6443 and UDP 12201 from
+/// `public_cidrs`), else only the cluster's own group — the registry (15000) has no row of its own
+/// in the table, which opens it only between the cluster's hosts (the "all TCP" self row).
+pub fn lb_listener_source(l: &Listener) -> Source {
+    INGRESS_RULES
+        .iter()
+        .find(|r| {
+            r.source != Source::SelfGroup
+                && r.protocol == l.protocol
+                && (r.from_port..=r.to_port).contains(&l.port)
+        })
+        .map(|r| r.source)
+        .unwrap_or(Source::SelfGroup)
+}
+
 /// The listener whose URL is printed after deployment (the guide's "initial-config UI").
 pub fn initial_config_listener() -> &'static Listener {
     listener("initconfig")
@@ -385,6 +401,15 @@ mod tests {
                     .any(|l| l.protocol == r.protocol && l.port == r.from_port),
                 "{r:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_registry_listener_is_the_clusters_own_on_the_load_balancer() {
+        let by_name = |n: &str| lb_listener_source(LISTENERS.iter().find(|l| l.name == n).unwrap());
+        assert_eq!(by_name("registry"), Source::SelfGroup);
+        for n in ["http", "https", "initconfig", "k8s", "elk"] {
+            assert_eq!(by_name(n), Source::Public, "{n}");
         }
     }
 

@@ -86,11 +86,18 @@ async fn cluster_tag(c: &Clients, arn: &str) -> Result<Option<String>, ProviderE
 }
 
 /// Finds the load balancer by its name: this cluster's is adopted, anyone else's refused.
+/// A load balancer found by name: its ARN, DNS name and security groups.
+struct FoundLb {
+    arn: String,
+    dns: String,
+    security_groups: Vec<String>,
+}
+
 async fn find_lb(
     c: &Clients,
     spec: &ClusterSpec,
     name: &str,
-) -> Result<Option<(String, String)>, ProviderError> {
+) -> Result<Option<FoundLb>, ProviderError> {
     let out = c.elb.describe_load_balancers().names(name).send().await;
     let out = match out {
         Ok(o) => o,
@@ -107,7 +114,11 @@ async fn find_lb(
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
         match cluster_tag(c, &arn).await? {
             Some(owner) if owner == spec.cluster.name => {
-                ours.get_or_insert((arn, lb.dns_name().unwrap_or_default().to_string()));
+                ours.get_or_insert(FoundLb {
+                    arn,
+                    dns: lb.dns_name().unwrap_or_default().to_string(),
+                    security_groups: lb.security_groups().to_vec(),
+                });
             }
             other => {
                 return Err(ProviderError::Cloud {
@@ -135,13 +146,53 @@ pub(crate) async fn load_balancer(
     spec: &ClusterSpec,
     desired: &[Resource],
     net: &Net,
+    nlb_group: &str,
     journal: &SharedJournal<'_>,
     quiet: bool,
 ) -> Result<Option<Lb>, ProviderError> {
     let r = one(desired, "load_balancer");
     let name = r.name.clone();
-    let (arn, dns) = match find_lb(c, spec, &name).await? {
-        Some(found) => found,
+    let mut found = find_lb(c, spec, &name).await?;
+    if let Some(lb) = &found
+        && lb.security_groups.is_empty()
+    {
+        // Made before the NLB had a group of its own (#11.11): an NLB created without one can
+        // never get one, and without it the nodes would have to admit the VPC's CIDR. The plan
+        // showed this replace (`security_groups: (unset) -> ...`); the new NLB has a new DNS
+        // name.
+        progress(
+            quiet,
+            &format!(
+                "replace load balancer {name}: created without a security group, which an NLB gets only at creation"
+            ),
+        );
+        let old = crate::ec2::journal_records(journal)
+            .await
+            .into_iter()
+            .find(|x| x.address == r.address);
+        if let Some(mut old) = old {
+            old.status = Status::Deleting;
+            journal.lock().await.record(old)?;
+        }
+        delete_lb(c, &lb.arn, &name, quiet).await?;
+        for l in desired.iter().filter(|x| x.kind == Kind::Listener) {
+            journal.lock().await.forget(&l.address)?;
+        }
+        found = None;
+    } else if let Some(lb) = &found
+        && lb.security_groups != [nlb_group.to_string()]
+    {
+        // Created with a group, so it can change them: exactly the NLB's own group.
+        c.elb
+            .set_security_groups()
+            .load_balancer_arn(&lb.arn)
+            .security_groups(nlb_group)
+            .send()
+            .await
+            .map_err(|e| error::elb(e).into_provider(&r.address))?;
+    }
+    let (arn, dns) = match found {
+        Some(found) => (found.arn, found.dns),
         None => {
             record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
             // One subnet per availability zone.
@@ -160,6 +211,7 @@ pub(crate) async fn load_balancer(
                 .r#type(LoadBalancerTypeEnum::Network)
                 .scheme(LoadBalancerSchemeEnum::InternetFacing)
                 .set_subnets(Some(subnets))
+                .security_groups(nlb_group)
                 .set_tags(Some(elb_tags(spec, "load-balancer")))
                 .send()
                 .await
@@ -600,6 +652,53 @@ pub(crate) async fn discover(
     Ok(out)
 }
 
+/// Deletes the load balancer `arn` (its listeners go with it) and waits until it is gone;
+/// NotFound is done.
+async fn delete_lb(c: &Clients, arn: &str, name: &str, quiet: bool) -> Result<(), ProviderError> {
+    progress(quiet, &format!("delete load balancer {name}"));
+    let out = c
+        .elb
+        .delete_load_balancer()
+        .load_balancer_arn(arn)
+        .send()
+        .await;
+    if let Err(e) = out {
+        let e = error::elb(e);
+        if !e.is("LoadBalancerNotFound") {
+            return Err(e.into_provider(&format!("load balancer {name}")));
+        }
+    }
+    crate::wait::until(
+        &format!("load balancer {name} deleted"),
+        Duration::from_secs(600),
+        quiet,
+        || {
+            let arn = arn.to_string();
+            async move {
+                match c
+                    .elb
+                    .describe_load_balancers()
+                    .load_balancer_arns(&arn)
+                    .send()
+                    .await
+                {
+                    Ok(o) if o.load_balancers().is_empty() => Ok(Ok(())),
+                    Ok(_) => Ok(Err("still there".into())),
+                    Err(e) => {
+                        let e = error::elb(e);
+                        if e.is("LoadBalancerNotFound") {
+                            Ok(Ok(()))
+                        } else {
+                            Err(e.into_provider(&arn))
+                        }
+                    }
+                }
+            }
+        },
+    )
+    .await
+}
+
 /// Deletes the load balancer (its listeners go with it), waits until it is gone, then the
 /// target groups, retrying `ResourceInUse` while the deletion settles.
 pub(crate) async fn destroy(
@@ -614,48 +713,7 @@ pub(crate) async fn destroy(
     }
     for lb in all.iter().filter(|r| r.kind == Kind::LoadBalancer) {
         if let Some(arn) = &lb.id {
-            progress(quiet, &format!("delete load balancer {}", lb.name));
-            let out = c
-                .elb
-                .delete_load_balancer()
-                .load_balancer_arn(arn)
-                .send()
-                .await;
-            if let Err(e) = out {
-                let e = error::elb(e);
-                if !e.is("LoadBalancerNotFound") {
-                    return Err(e.into_provider(&lb.address));
-                }
-            }
-            crate::wait::until(
-                &format!("load balancer {} deleted", lb.name),
-                Duration::from_secs(600),
-                quiet,
-                || {
-                    let arn = arn.clone();
-                    async move {
-                        match c
-                            .elb
-                            .describe_load_balancers()
-                            .load_balancer_arns(&arn)
-                            .send()
-                            .await
-                        {
-                            Ok(o) if o.load_balancers().is_empty() => Ok(Ok(())),
-                            Ok(_) => Ok(Err("still there".into())),
-                            Err(e) => {
-                                let e = error::elb(e);
-                                if e.is("LoadBalancerNotFound") {
-                                    Ok(Ok(()))
-                                } else {
-                                    Err(e.into_provider(&arn))
-                                }
-                            }
-                        }
-                    }
-                },
-            )
-            .await?;
+            delete_lb(c, arn, &lb.name, quiet).await?;
         }
         journal.lock().await.forget(&lb.address)?;
     }

@@ -153,25 +153,33 @@ impl Provider for AwsProvider {
         // Before anything is created: the instance type and every quota the cluster needs.
         quota::preflight(&c, spec, &desired, self.quiet).await?;
         let net = ec2::network(&c, spec).await?;
-        // The nodes need the checks, the key pair and the group (made concurrently); the load
-        // balancer needs none of them: both branches run side by side until targets are
-        // registered.
-        let nodes = async {
-            let (image, key_name, sg) = tokio::try_join!(
-                ec2::image(&c, spec),
-                ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
-                ec2::security_group(&c, spec, &desired, &net, &journal),
-            )?;
-            ec2::instances(
-                &c, spec, &desired, &net, &image, &key_name, &sg, &journal, self.quiet,
-            )
-            .await
-        };
+        // The security groups and their rules (the NLB's group and the nodes' name each other),
+        // the image check and the key pair, concurrently; then the nodes and the load balancer
+        // (created with its group: an NLB takes one only at creation) side by side until
+        // targets are registered.
+        let (image, key_name, groups) = tokio::try_join!(
+            ec2::image(&c, spec),
+            ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
+            ec2::security_groups(&c, spec, &desired, &net, &journal),
+        )?;
+        let nodes = ec2::instances(
+            &c,
+            spec,
+            &desired,
+            &net,
+            &image,
+            &key_name,
+            &groups.nodes,
+            &journal,
+            self.quiet,
+        );
         let lb = async {
-            if spec.load_balancer.kind == LbKind::Cloud {
-                elb::load_balancer(&c, spec, &desired, &net, &journal, self.quiet).await
-            } else {
-                Ok(None)
+            match (&spec.load_balancer.kind, &groups.nlb) {
+                (LbKind::Cloud, Some(nlb_group)) => {
+                    elb::load_balancer(&c, spec, &desired, &net, nlb_group, &journal, self.quiet)
+                        .await
+                }
+                _ => Ok(None),
             }
         };
         let (ids, lb) = tokio::join!(nodes, lb);

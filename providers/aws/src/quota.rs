@@ -164,15 +164,33 @@ pub(crate) async fn preflight(
         }
         Err(why) => not_checked(&VCPU, why),
     }
+    let groups_needed = desired
+        .iter()
+        .filter(|r| r.kind == Kind::SecurityGroup)
+        .count() as f64;
     match gq {
-        Ok(quota) if quota < 1.0 => return Err(short(&GROUPS, 1.0, quota, None)),
+        Ok(quota) if quota < groups_needed => {
+            return Err(short(&GROUPS, groups_needed, quota, None));
+        }
         Ok(_) => {}
         Err(why) => not_checked(&GROUPS, why),
     }
-    let rules = desired
-        .iter()
-        .filter(|r| r.kind == Kind::SecurityGroupRule)
-        .count() as f64;
+    // The quota is per group: the larger of the nodes' group and the NLB's.
+    let rules_of = |nlb: bool| {
+        desired
+            .iter()
+            .filter(|r| r.kind == Kind::SecurityGroupRule)
+            .filter(|r| {
+                r.depends_on.first().map(String::as_str)
+                    == Some(if nlb {
+                        acura_ha_api::targets::aws::nlb::NLB_GROUP_ADDRESS
+                    } else {
+                        "security_group"
+                    })
+            })
+            .count()
+    };
+    let rules = rules_of(false).max(rules_of(true)) as f64;
     match rq {
         Ok(quota) if rules > quota => return Err(short(&RULES, rules, quota, None)),
         Ok(_) => {}

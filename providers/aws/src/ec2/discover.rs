@@ -1,31 +1,35 @@
-//! Discovery: what carries the cluster's tags (instances, the security group, the key pair).
+//! Discovery: what carries the cluster's tags (instances, the security groups, the key pair).
 
 use std::collections::BTreeMap;
 
 use acura_ha_api::model::{Kind, Recorded};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_ROLE};
+use acura_ha_api::targets::aws::nlb::{NLB_GROUP_ADDRESS, NLB_GROUP_ROLE};
 use aws_sdk_ec2::types::InstanceStateName;
 
 use super::filter;
 use crate::Clients;
 use crate::error;
 
-/// What carries the cluster's tags: instances, the security group, the imported key pair.
+/// What carries the cluster's tags: instances, the security groups, the imported key pair.
 pub(crate) async fn discover(
     c: &Clients,
     spec: &ClusterSpec,
 ) -> Result<Vec<Recorded>, ProviderError> {
     let mut out = Vec::new();
     let tag = format!("tag:{TAG_CLUSTER}");
-    let instances = c
+    let reservations = c
         .ec2
         .describe_instances()
         .filters(filter(&tag, &spec.cluster.name))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))?;
-    for i in instances.reservations().iter().flat_map(|r| r.instances()) {
+    for i in reservations.iter().flat_map(|r| r.instances()) {
         if matches!(
             i.state().and_then(|s| s.name()),
             Some(InstanceStateName::Terminated)
@@ -58,12 +62,26 @@ pub(crate) async fn discover(
         .ec2
         .describe_security_groups()
         .filters(filter(&tag, &spec.cluster.name))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))?;
-    for g in groups.security_groups() {
+    for g in &groups {
+        // The nodes' group, or the NLB's (told apart by the role tag).
+        let role = g
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(TAG_ROLE))
+            .and_then(|t| t.value());
+        let address = if role == Some(NLB_GROUP_ROLE) {
+            NLB_GROUP_ADDRESS
+        } else {
+            "security_group"
+        };
         out.push(Recorded::found(
-            "security_group".into(),
+            address.into(),
             Kind::SecurityGroup,
             g.group_name().unwrap_or_default().to_string(),
             g.group_id().unwrap_or_default().to_string(),

@@ -23,7 +23,7 @@ pub(crate) use instances::{check_instance_types, instances};
 pub(crate) use keypair::key_pair;
 pub(crate) use network::{Net, network};
 pub(crate) use node_removal::{leaving_nodes, remove_nodes};
-pub(crate) use security_group::security_group;
+pub(crate) use security_group::security_groups;
 pub(crate) use teardown::destroy;
 
 fn filter(name: &str, value: impl Into<String>) -> Filter {

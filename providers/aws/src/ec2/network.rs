@@ -9,7 +9,6 @@ use crate::error;
 
 pub(crate) struct Net {
     pub vpc_id: String,
-    pub vpc_cidr: String,
     /// (subnet, availability zone), in the order nodes are spread over them.
     pub subnets: Vec<(String, String)>,
 }
@@ -36,7 +35,6 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
         request_id: None,
     })?;
     let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
-    let vpc_cidr = vpc.cidr_block().unwrap_or_default().to_string();
     let mut req = c.ec2.describe_subnets();
     req = if aws.subnet_ids.is_empty() {
         req.filters(filter("vpc-id", &vpc_id))
@@ -71,9 +69,5 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
             request_id: None,
         });
     }
-    Ok(Net {
-        vpc_id,
-        vpc_cidr,
-        subnets,
-    })
+    Ok(Net { vpc_id, subnets })
 }

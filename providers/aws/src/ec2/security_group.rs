@@ -1,4 +1,6 @@
-//! The security group and the guide's ingress rules (plus the NLB's health checks from the VPC).
+//! The security groups and their ingress rules: the cluster's group with the guide's table, and
+//! (behind an NLB) the NLB's own group, each listener admitted from the table's sources, with the
+//! nodes admitting the NLB's traffic and health checks from that group (#11.11).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -7,6 +9,7 @@ use acura_ha_api::desired::{RuleSource, ingress_rules};
 use acura_ha_api::model::{Kind, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::ClusterSpec;
+use acura_ha_api::targets::aws::nlb::{self, Group, NlbRuleSource};
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
@@ -15,44 +18,115 @@ use super::{Net, desired_one, filter, tags};
 use crate::error;
 use crate::{Clients, SharedJournal, record};
 
-/// The security group (found by name in the VPC, or created) and every rule of the guide's table.
-pub(crate) async fn security_group(
+/// The cluster's security groups' IDs.
+#[derive(Debug, Clone)]
+pub(crate) struct Groups {
+    /// The nodes' (`security_group`).
+    pub nodes: String,
+    /// The NLB's (`security_group[nlb]`), when the load balancer is an NLB.
+    pub nlb: Option<String>,
+}
+
+impl Groups {
+    fn id(&self, g: Group) -> Option<&str> {
+        match g {
+            Group::Nodes => Some(&self.nodes),
+            Group::Nlb => self.nlb.as_deref(),
+        }
+    }
+}
+
+/// Both groups (found by name in the VPC, or created, concurrently), then every rule of each:
+/// a rule may name the other group, so rules come once both exist.
+pub(crate) async fn security_groups(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
     net: &Net,
     journal: &SharedJournal<'_>,
+) -> Result<Groups, ProviderError> {
+    let nlb_wanted = desired_one(desired, nlb::NLB_GROUP_ADDRESS).is_some();
+    let (nodes, nlb) = tokio::try_join!(
+        group(
+            c,
+            spec,
+            desired,
+            net,
+            journal,
+            "security_group",
+            "security-group"
+        ),
+        async {
+            if nlb_wanted {
+                let id = group(
+                    c,
+                    spec,
+                    desired,
+                    net,
+                    journal,
+                    nlb::NLB_GROUP_ADDRESS,
+                    nlb::NLB_GROUP_ROLE,
+                )
+                .await?;
+                Ok(Some(id))
+            } else {
+                Ok(None)
+            }
+        }
+    )?;
+    let groups = Groups { nodes, nlb };
+    tokio::try_join!(
+        rules(c, spec, desired, Group::Nodes, &groups, journal),
+        async {
+            if groups.nlb.is_some() {
+                rules(c, spec, desired, Group::Nlb, &groups, journal).await
+            } else {
+                Ok(())
+            }
+        }
+    )?;
+    Ok(groups)
+}
+
+/// One group, found by its name in the VPC or created (recorded `Creating` first).
+async fn group(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    net: &Net,
+    journal: &SharedJournal<'_>,
+    address: &str,
+    role: &str,
 ) -> Result<String, ProviderError> {
-    let r = desired_one(desired, "security_group").expect("a security group is planned");
+    let r = desired_one(desired, address).expect("the security group is planned");
     let name = r.name.clone();
     let existing = c
         .ec2
         .describe_security_groups()
         .filters(filter("group-name", &name))
         .filters(filter("vpc-id", &net.vpc_id))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&format!("security group {name}")))?;
-    let group_id = match existing
-        .security_groups()
-        .first()
-        .and_then(|g| g.group_id())
-    {
+    let group_id = match existing.first().and_then(|g| g.group_id()) {
         Some(id) => id.to_string(),
         None => {
             record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
+            let description = if address == "security_group" {
+                "Acura HA cluster (acura-ha)"
+            } else {
+                "Acura HA cluster's Network Load Balancer (acura-ha)"
+            };
             let out = c
                 .ec2
                 .create_security_group()
                 .group_name(&name)
-                .description("Acura HA cluster (acura-ha)")
+                .description(description)
                 .vpc_id(&net.vpc_id)
-                .tag_specifications(tags(
-                    spec,
-                    "security-group",
-                    &name,
-                    ResourceType::SecurityGroup,
-                ))
+                .tag_specifications(tags(spec, role, &name, ResourceType::SecurityGroup))
                 .send()
                 .await
                 .map_err(|e| error::ec2(e).into_provider(&format!("security group {name}")))?;
@@ -62,7 +136,6 @@ pub(crate) async fn security_group(
     let mut outputs = BTreeMap::new();
     outputs.insert("vpc_id".to_string(), net.vpc_id.clone());
     record(journal, r, Status::Ready, Some(group_id.clone()), outputs).await?;
-    rules(c, spec, desired, &group_id, net, journal).await?;
     Ok(group_id)
 }
 
@@ -78,63 +151,60 @@ struct RuleKey {
 fn wanted_rules(
     spec: &ClusterSpec,
     desired: &[Resource],
-    group_id: &str,
-    net: &Net,
+    which: Group,
+    groups: &Groups,
 ) -> Vec<(String, RuleKey, IpPermission)> {
     let mut out = Vec::new();
-    for rule in ingress_rules(spec) {
-        let address = format!("security_group_rule[{}]", rule.key());
+    let mut push = |address: String, protocol: &str, from: u16, to: u16, source, description| {
         if desired_one(desired, &address).is_none() {
-            continue;
+            return;
         }
-        let (source, perm) = permission(
-            rule.rule.protocol.as_str(),
-            rule.rule.from_port,
-            rule.rule.to_port,
-            match rule.source {
-                RuleSource::SelfGroup => Err(group_id),
-                RuleSource::Cidr(c) => Ok(c.to_string()),
-            },
-            rule.rule.description,
-        );
+        let (source, perm) = permission(protocol, from, to, source, description);
         out.push((
             address,
             RuleKey {
-                protocol: rule.rule.protocol.as_str().into(),
-                from: rule.rule.from_port as i32,
-                to: rule.rule.to_port as i32,
+                protocol: protocol.into(),
+                from: from as i32,
+                to: to as i32,
                 source: canonical(&source),
             },
             perm,
         ));
+    };
+    if which == Group::Nodes {
+        for rule in ingress_rules(spec) {
+            push(
+                format!("security_group_rule[{}]", rule.key()),
+                rule.rule.protocol.as_str(),
+                rule.rule.from_port,
+                rule.rule.to_port,
+                match rule.source {
+                    RuleSource::SelfGroup => Err(groups.nodes.as_str()),
+                    RuleSource::Cidr(c) => Ok(c.to_string()),
+                },
+                rule.rule.description,
+            );
+        }
     }
-    // The NLB's health checks come from its addresses in the VPC.
-    for r in desired
-        .iter()
-        .filter(|r| r.kind == Kind::SecurityGroupRule && r.address.ends_with("-vpc]"))
+    for rule in nlb::nlb_rules(spec)
+        .into_iter()
+        .filter(|r| r.group == which)
     {
-        let port: u16 = r
-            .attrs
-            .get("ports")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let (source, perm) = permission(
-            "tcp",
-            port,
-            port,
-            Ok(net.vpc_cidr.clone()),
-            "NLB health checks from the VPC",
-        );
-        out.push((
-            r.address.clone(),
-            RuleKey {
-                protocol: "tcp".into(),
-                from: port as i32,
-                to: port as i32,
-                source: canonical(&source),
+        let source = match rule.source {
+            NlbRuleSource::Cidr(c) => Ok(c.to_string()),
+            NlbRuleSource::Group(g) => match groups.id(g) {
+                Some(id) => Err(id),
+                None => continue,
             },
-            perm,
-        ));
+        };
+        push(
+            rule.address(),
+            rule.protocol.as_str(),
+            rule.port,
+            rule.port,
+            source,
+            rule.description,
+        );
     }
     out
 }
@@ -205,51 +275,63 @@ struct Existing {
 
 /// Every ingress rule of `group_id` itself (never a rule of another group), every page.
 async fn existing_rules(c: &Clients, group_id: &str) -> Result<Vec<Existing>, ProviderError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = c
-            .ec2
-            .describe_security_group_rules()
-            .filters(filter("group-id", group_id))
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| error::ec2(e).into_provider(&format!("rules of {group_id}")))?;
-        out.extend(
-            page.security_group_rules()
-                .iter()
-                .filter(|r| r.is_egress() != Some(true))
-                .filter(|r| r.group_id().is_none_or(|g| g == group_id))
-                .map(|r| {
-                    let source = r
-                        .cidr_ipv4()
-                        .or(r.cidr_ipv6())
+    let rules = c
+        .ec2
+        .describe_security_group_rules()
+        .filters(filter("group-id", group_id))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| error::ec2(e).into_provider(&format!("rules of {group_id}")))?;
+    Ok(rules
+        .iter()
+        .filter(|r| r.is_egress() != Some(true))
+        .filter(|r| r.group_id().is_none_or(|g| g == group_id))
+        .map(|r| {
+            let source = r
+                .cidr_ipv4()
+                .or(r.cidr_ipv6())
+                .map(String::from)
+                .or_else(|| {
+                    r.referenced_group_info()
+                        .and_then(|g| g.group_id())
                         .map(String::from)
-                        .or_else(|| {
-                            r.referenced_group_info()
-                                .and_then(|g| g.group_id())
-                                .map(String::from)
-                        })
-                        .or_else(|| r.prefix_list_id().map(String::from))
-                        .unwrap_or_default();
-                    Existing {
-                        key: RuleKey {
-                            protocol: r.ip_protocol().unwrap_or_default().to_string(),
-                            from: r.from_port().unwrap_or(-1),
-                            to: r.to_port().unwrap_or(-1),
-                            source: canonical(&source),
-                        },
-                        id: r.security_group_rule_id().unwrap_or_default().to_string(),
-                        ipv6: r.cidr_ipv6().is_some(),
-                    }
-                }),
-        );
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return Ok(out),
-        }
+                })
+                .or_else(|| r.prefix_list_id().map(String::from))
+                .unwrap_or_default();
+            Existing {
+                key: RuleKey {
+                    protocol: r.ip_protocol().unwrap_or_default().to_string(),
+                    from: r.from_port().unwrap_or(-1),
+                    to: r.to_port().unwrap_or(-1),
+                    source: canonical(&source),
+                },
+                id: r.security_group_rule_id().unwrap_or_default().to_string(),
+                ipv6: r.cidr_ipv6().is_some(),
+            }
+        })
+        .collect())
+}
+
+/// Teardown: revokes every ingress rule of each of `group_ids` that names another of them (the
+/// nodes' group admits the NLB's and the NLB's admits the nodes'), since a group another group's
+/// rule names cannot be deleted.
+pub(crate) async fn revoke_cross_references(
+    c: &Clients,
+    group_ids: &[String],
+) -> Result<(), ProviderError> {
+    for id in group_ids {
+        // A filter, not an ID: a group already gone has no rules, no error.
+        let rules = existing_rules(c, id).await?;
+        let naming: Vec<&Existing> = rules
+            .iter()
+            .filter(|r| &r.key.source != id && group_ids.contains(&r.key.source))
+            .collect();
+        revoke(c, id, &naming).await?;
     }
+    Ok(())
 }
 
 /// One describe, then one authorize for every rule missing. A rule that exists already
@@ -261,11 +343,12 @@ async fn rules(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
-    group_id: &str,
-    net: &Net,
+    which: Group,
+    groups: &Groups,
     journal: &SharedJournal<'_>,
 ) -> Result<(), ProviderError> {
-    let wanted = wanted_rules(spec, desired, group_id, net);
+    let group_id = groups.id(which).expect("the group exists");
+    let wanted = wanted_rules(spec, desired, which, groups);
     let mut have = existing_rules(c, group_id).await?;
     let missing: Vec<&(String, RuleKey, IpPermission)> = wanted
         .iter()

@@ -14,7 +14,7 @@ use crate::error::{self, CloudError};
 use crate::{Clients, SharedJournal, progress};
 
 /// Terminates the instances (one call), waits until they are gone (one describe per poll),
-/// then deletes the security group — retrying `DependencyViolation` while network interfaces
+/// then deletes the security groups (the rules naming each other first) — retrying `DependencyViolation` while network interfaces
 /// are released — and the imported key pair. NotFound is done.
 pub(crate) async fn destroy(
     c: &Clients,
@@ -36,9 +36,20 @@ pub(crate) async fn destroy(
     for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
         journal.lock().await.forget(&r.address)?;
     }
-    if let Some(sg) = all.iter().find(|r| r.kind == Kind::SecurityGroup) {
+    // The nodes' group and the NLB's name each other in their rules: those rules go first, or
+    // neither group could be deleted. The NLB itself is gone already (the ELB teardown runs
+    // first); its network interfaces may linger a while, hence the retries.
+    let groups: Vec<&Recorded> = all
+        .iter()
+        .filter(|r| r.kind == Kind::SecurityGroup)
+        .collect();
+    let ids: Vec<String> = groups.iter().filter_map(|g| g.id.clone()).collect();
+    if ids.len() > 1 {
+        super::security_group::revoke_cross_references(c, &ids).await?;
+    }
+    for sg in groups {
         if let Some(id) = &sg.id {
-            progress(quiet, &format!("delete security group {id}"));
+            progress(quiet, &format!("delete security group {id} ({})", sg.name));
             let delete = || async {
                 match c.ec2.delete_security_group().group_id(id).send().await {
                     Ok(_) => Ok(()),

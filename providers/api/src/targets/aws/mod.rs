@@ -1,6 +1,7 @@
 //! `[aws]`: EC2 instances, a security group and a Network Load Balancer (or an NGINX instance),
 //! created by the `acura-ha-aws` crate.
 
+pub mod nlb;
 pub mod section;
 
 use super::shared::{external_lb, key_pair, lb_vm, listener_key, security_group};
@@ -94,27 +95,38 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
     )];
     out.extend(security_group(spec, ("vpc", vpc.clone())));
     if spec.load_balancer.kind == LbKind::Cloud {
-        // The NLB health-checks the nodes from its own addresses in the VPC, on every port a
-        // target group checks.
-        let mut ports: Vec<u16> = LISTENERS
-            .iter()
-            .map(|l| match l.protocol {
-                Protocol::Tcp => l.port,
-                Protocol::Udp => tables::kubernetes_listener().port,
-            })
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        for port in ports {
-            let key = format!("tcp-{port}-vpc");
-            out.push(
-                Resource::new(Kind::SecurityGroupRule, Some(&key), key.clone())
-                    .attr("protocol", "tcp")
-                    .attr("ports", port)
-                    .attr("source", "the VPC's CIDR")
-                    .attr("description", "NLB health checks")
-                    .after("security_group"),
-            );
+        // The NLB's own group (#11.11): the nodes admit its traffic and health checks from it,
+        // never from the VPC's CIDR.
+        out.push(
+            Resource::new(Kind::SecurityGroup, Some("nlb"), nlb::nlb_group_name(spec))
+                .attr("vpc", &vpc)
+                .attr(
+                    "description",
+                    "the Network Load Balancer's (each listener from the guide's sources)",
+                )
+                .tags(&spec.tags(nlb::NLB_GROUP_ROLE)),
+        );
+        for r in nlb::nlb_rules(spec) {
+            let group = match r.group {
+                nlb::Group::Nodes => "security_group",
+                nlb::Group::Nlb => nlb::NLB_GROUP_ADDRESS,
+            };
+            let mut res = Resource::new(Kind::SecurityGroupRule, Some(&r.key()), r.key())
+                .attr("protocol", r.protocol)
+                .attr("ports", r.port)
+                .attr("source", r.source_text())
+                .attr("description", r.description)
+                .after(group);
+            // A rule naming the other group needs that group first.
+            if let nlb::NlbRuleSource::Group(source) = r.source
+                && source != r.group
+            {
+                res = res.after(match source {
+                    nlb::Group::Nodes => "security_group",
+                    nlb::Group::Nlb => nlb::NLB_GROUP_ADDRESS,
+                });
+            }
+            out.push(res);
         }
     }
     let names = spec.node_names();
@@ -146,8 +158,11 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
                     .attr("type", "network")
                     .attr("scheme", "internet-facing")
                     .attr("subnets", subnet_summary(&aws.subnet_ids))
+                    // An NLB takes its security group only at creation: an NLB recorded without
+                    // one shows as a replace, this attribute its reason.
+                    .attr("security_groups", nlb::nlb_group_name(spec))
                     .tags(&spec.tags("load-balancer"))
-                    .after("security_group"),
+                    .after(nlb::NLB_GROUP_ADDRESS),
             );
             for l in LISTENERS {
                 let key = listener_key(l);

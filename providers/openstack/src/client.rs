@@ -90,7 +90,7 @@ impl Service {
             Service::LoadBalancer => &["load-balancer"],
         }
     }
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Service::Compute => "compute (Nova)",
             Service::Network => "network (Neutron)",
@@ -126,6 +126,8 @@ pub struct Session {
     load_balancer: Option<String>,
     /// Where the credentials came from (a 401 names it).
     pub source: String,
+    /// Neutron's extension aliases, read once per session ([`crate::capabilities`]).
+    pub(crate) extensions: tokio::sync::OnceCell<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -138,7 +140,10 @@ impl std::fmt::Debug for Session {
     }
 }
 
-const NOVA_VERSION: &str = "compute 2.67";
+/// The compute microversion every Nova call asks for (see [`crate::capabilities::NOVA`]).
+const NOVA_VERSION: &str = "compute 2.64";
+/// The block-storage microversion every Cinder call asks for (see [`crate::capabilities::CINDER`]).
+const CINDER_VERSION: &str = "volume 3.0";
 
 fn request_id(h: &reqwest::header::HeaderMap) -> Option<String> {
     ["x-openstack-request-id", "x-compute-request-id"]
@@ -419,10 +424,7 @@ async fn issue_token(
     if !status.is_success() {
         let (kind, msg) = parse_error(&body);
         let hint = if status == StatusCode::UNAUTHORIZED {
-            format!(
-                "; check the credentials in {} (user, password or application credential, project, domains)",
-                cfg.source
-            )
+            refused_hint(cfg)
         } else {
             String::new()
         };
@@ -448,6 +450,40 @@ async fn issue_token(
         },
         v,
     ))
+}
+
+/// What a 401 from Keystone means for these credentials, and where to fix them.
+fn refused_hint(cfg: &CloudConfig) -> String {
+    let who = |n: &Named| {
+        n.name
+            .clone()
+            .or_else(|| n.id.clone())
+            .map(|x| format!("{x:?}"))
+            .unwrap_or_else(|| "(none)".into())
+    };
+    let env = cfg.source.starts_with("the OS_");
+    match &cfg.credentials {
+        Credentials::Password { user, project, .. } => format!(
+            "; Keystone refused the password of user {} for project {}: check {} (and the user, project and domain names) in {}{}",
+            who(user),
+            who(project),
+            if env { "OS_PASSWORD" } else { "auth.password" },
+            cfg.source,
+            if env {
+                ", or source the right openrc file"
+            } else {
+                ", or `export OS_CLOUD=<another entry>`"
+            }
+        ),
+        Credentials::ApplicationCredential { id, name, .. } => format!(
+            "; Keystone refused application credential {} (expired, deleted, or a wrong secret): create one with `openstack application credential create acura-ha` and put its id and secret in {}",
+            id.as_ref()
+                .or(name.as_ref())
+                .map(|x| format!("{x:?}"))
+                .unwrap_or_default(),
+            cfg.source
+        ),
+    }
 }
 
 impl Session {
@@ -482,6 +518,7 @@ impl Session {
             image: pick(Service::Image),
             load_balancer: pick(Service::LoadBalancer),
             source: cfg.source.clone(),
+            extensions: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -531,7 +568,7 @@ impl Session {
         self.endpoint(s).is_ok()
     }
 
-    fn endpoint(&self, s: Service) -> Result<&str, ApiError> {
+    pub(crate) fn endpoint(&self, s: Service) -> Result<&str, ApiError> {
         let e = match s {
             Service::Compute => &self.compute,
             Service::Network => &self.network,
@@ -593,8 +630,10 @@ impl Session {
             .request(method, url)
             .header("X-Auth-Token", token)
             .header("Accept", "application/json");
-        if s == Service::Compute {
-            req = req.header("OpenStack-API-Version", NOVA_VERSION);
+        match s {
+            Service::Compute => req = req.header("OpenStack-API-Version", NOVA_VERSION),
+            Service::Volume => req = req.header("OpenStack-API-Version", CINDER_VERSION),
+            _ => {}
         }
         if let Some(b) = body {
             req = req.json(b);
@@ -656,6 +695,25 @@ impl Session {
                 other => return other,
             }
         }
+    }
+
+    /// A version document at `url` (absolute): the services answer it with 200 or 300
+    /// (Multiple Choices), with or without a token. `None` when it cannot be read.
+    pub(crate) async fn version_document(&self, url: &str) -> Option<Value> {
+        let token = self.fresh_token().await.ok()?;
+        let resp = self
+            .http
+            .get(url)
+            .header("X-Auth-Token", token)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        if status != 200 && status != 300 {
+            return None;
+        }
+        resp.json().await.ok()
     }
 
     pub async fn get(&self, s: Service, path: &str) -> Result<Value, ApiError> {

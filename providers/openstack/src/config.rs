@@ -193,9 +193,13 @@ fn text(v: &serde_norway::Value) -> Option<String> {
 
 /// Resolves the cloud to talk to.
 pub fn resolve(ov: &Overrides, env: &dyn Env) -> Result<CloudConfig, ConfigError> {
-    let cloud = ov.cloud.clone().or_else(|| env.var("OS_CLOUD"));
+    let (cloud, origin) = match (&ov.cloud, env.var("OS_CLOUD")) {
+        (Some(c), _) => (Some(c.clone()), Origin::ClusterFile),
+        (None, Some(c)) => (Some(c), Origin::OsCloud),
+        (None, None) => (None, Origin::OsCloud),
+    };
     let mut cfg = match &cloud {
-        Some(name) => from_clouds_yaml(name, env)?,
+        Some(name) => from_clouds_yaml(name, origin, env)?,
         None => from_env(env)?,
     };
     // As the CLI: command-line (here the cluster file) over OS_* over clouds.yaml.
@@ -220,21 +224,65 @@ fn normalise_interface(i: &str) -> String {
     i.trim_end_matches("URL").to_ascii_lowercase()
 }
 
-fn from_clouds_yaml(name: &str, env: &dyn Env) -> Result<CloudConfig, ConfigError> {
+/// Who named the cloud: the fix of an unknown name goes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// `[openstack] cloud` (it wins over `OS_CLOUD`).
+    ClusterFile,
+    OsCloud,
+}
+
+impl Origin {
+    fn describe(self) -> &'static str {
+        match self {
+            Origin::ClusterFile => "[openstack] cloud in the cluster file",
+            Origin::OsCloud => "OS_CLOUD",
+        }
+    }
+    /// How to name another cloud.
+    fn fix(self, example: &str) -> String {
+        match self {
+            Origin::ClusterFile => {
+                format!("set [openstack] cloud = \"{example}\" in the cluster file")
+            }
+            Origin::OsCloud => format!("`export OS_CLOUD={example}`"),
+        }
+    }
+}
+
+fn from_clouds_yaml(name: &str, origin: Origin, env: &dyn Env) -> Result<CloudConfig, ConfigError> {
     let paths = search_path(env, "clouds.yaml", "OS_CLIENT_CONFIG_FILE");
     let Some(path) = first_existing(&paths) else {
         return Err(ConfigError(format!(
-            "cloud {name:?}: no clouds.yaml found (searched {})",
-            list(&paths)
+            "cloud {name:?} (named by {}): no clouds.yaml found (looked in {}): save the cloud's clouds.yaml (the dashboard's API Access page has it) as {}, or unset OS_CLOUD and source the cloud's openrc file",
+            origin.describe(),
+            list(&paths),
+            env.home()
+                .map(|h| h.join(".config/openstack/clouds.yaml"))
+                .unwrap_or_else(|| PathBuf::from("/etc/openstack/clouds.yaml"))
+                .display(),
         )));
     };
     let file = read_yaml(path)?;
     let Some(mut entry) = file.clouds.get(name).cloned() else {
         let known: Vec<&String> = file.clouds.keys().collect();
+        let example = known.first().map(|k| k.as_str()).unwrap_or("<cloud>");
         return Err(ConfigError(format!(
-            "cloud {name:?} is not in {} (it has {known:?}; searched {})",
+            "cloud {name:?} (named by {}) is not in {} (it has {}; looked in {}): {}, or add an entry {name:?} to {}",
+            origin.describe(),
             path.display(),
-            list(&paths)
+            if known.is_empty() {
+                "no clouds".to_string()
+            } else {
+                known
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            list(&paths),
+            origin.fix(example),
+            path.display(),
         )));
     };
     let secure_paths = search_path(env, "secure.yaml", "OS_CLIENT_SECURE_FILE");

@@ -7,6 +7,7 @@
 //! deterministic name and the cluster's tags, is looked up before it is created (and adopted),
 //! and is recorded in the journal before the create call and again the moment its ID is known.
 
+mod capabilities;
 pub mod client;
 mod compute;
 pub mod config;
@@ -201,6 +202,13 @@ impl Provider for OpenStackProvider {
         journal: &mut dyn Journal,
     ) -> Result<Inventory, ProviderError> {
         let s = self.session(spec).await?;
+        // A cloud too old for the API versions this provider speaks is named before anything
+        // is created (Octavia's only when the cluster uses it).
+        let mut needed = vec![capabilities::NOVA, capabilities::CINDER];
+        if spec.load_balancer.kind == LbKind::Cloud {
+            needed.push(capabilities::OCTAVIA);
+        }
+        capabilities::check_versions(&s, &needed, self.quiet).await?;
         let desired = acura_ha_api::desired::desired(spec);
         let cx = self.ctx(&s, spec, journal);
         // Lookups (nothing created yet), then the quota preflight.
@@ -266,6 +274,41 @@ impl Provider for OpenStackProvider {
         let cx = self.ctx(&s, spec, journal);
         octavia::remove_members(&cx, names).await?;
         compute::remove_servers(&cx, names).await
+    }
+
+    /// Octavia's status tree, members named by the journal's records; `None` when the cluster
+    /// has no Octavia load balancer (NGINX, external) or none is recorded yet. Written out as
+    /// `#[async_trait]` would expand it: the journal (`&dyn Journal`, not `Sync`) is read before
+    /// the future starts, so the future stays `Send`.
+    fn lb_health<'a, 'b, 'c, 'async_trait>(
+        &'a self,
+        spec: &'b ClusterSpec,
+        journal: &'c dyn Journal,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Option<acura_ha_api::model::LbHealth>, ProviderError>,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'a: 'async_trait,
+        'b: 'async_trait,
+        'c: 'async_trait,
+        Self: 'async_trait,
+    {
+        let recorded = journal.all();
+        Box::pin(async move {
+            let has_lb = recorded
+                .iter()
+                .any(|r| r.kind == acura_ha_api::model::Kind::LoadBalancer && r.id.is_some());
+            if spec.load_balancer.kind != LbKind::Cloud || !has_lb {
+                return Ok(None);
+            }
+            let s = self.session(spec).await?;
+            octavia::health(&s, &recorded).await
+        })
     }
 
     async fn destroy(

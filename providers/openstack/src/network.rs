@@ -12,6 +12,7 @@ use acura_ha_api::spec::ClusterSpec;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::capabilities::{self, Tagging};
 use crate::client::{ApiError, Service, Session, q};
 use crate::{Ctx, cluster_tag, desired_one, js, tag_strings};
 
@@ -198,18 +199,26 @@ pub(crate) async fn security_group(
             cx.record(r, Status::Creating, None, BTreeMap::new())
                 .await?;
             cx.progress(&format!("create security group {}", r.name));
-            let body = json!({"security_group": {
+            let tags = tag_strings(cx.spec, "security-group");
+            let tagging = capabilities::neutron_tagging(s).await;
+            let mut body = json!({"security_group": {
                 "name": r.name,
                 "description": r.attrs.get("description").cloned().unwrap_or_default(),
-                "tags": tag_strings(cx.spec, "security-group"),
             }});
+            // Only a Neutron with `tag-creation` takes tags in the body; one without answers
+            // 400 "Unrecognized attribute(s) 'tags'".
+            if tagging == Tagging::AtCreate {
+                body["security_group"]["tags"] = json!(tags);
+            }
             let v = s
                 .create(Service::Network, "/security-groups", &body, || async {
                     find_group(s, cx.spec).await
                 })
                 .await
                 .map_err(|e| e.into_provider(&r.address))?;
-            v.get("security_group").cloned().unwrap_or(v)
+            let mut g = v.get("security_group").cloned().unwrap_or(v);
+            tag_afterwards(cx, &mut g, tagging, tags).await?;
+            g
         }
     };
     let id = js(&group, "id");
@@ -219,6 +228,40 @@ pub(crate) async fn security_group(
     let listed = group["security_group_rules"].as_array().cloned();
     rules(cx, desired, &id, listed).await?;
     Ok((id, r.name.clone()))
+}
+
+/// Tags a group created without them: `PUT /security-groups/{id}/tags` where Neutron has
+/// `standard-attr-tag`; where it has no tags at all the group is known by its name (which
+/// `find_group` and `discover` match on), and the run says so.
+async fn tag_afterwards(
+    cx: &Ctx<'_>,
+    group: &mut Value,
+    tagging: Tagging,
+    tags: Vec<String>,
+) -> Result<(), ProviderError> {
+    let id = js(group, "id");
+    let name = js(group, "name");
+    match tagging {
+        Tagging::AtCreate => {}
+        Tagging::Afterwards => {
+            cx.progress(&format!(
+                "tag security group {name} after its create (this Neutron has no tag-creation extension)"
+            ));
+            cx.s.send(
+                reqwest::Method::PUT,
+                Service::Network,
+                &format!("/security-groups/{id}/tags"),
+                &json!({ "tags": tags }),
+            )
+            .await
+            .map_err(|e| e.into_provider(&format!("tags of security group {id}")))?;
+            group["tags"] = json!(tags);
+        }
+        Tagging::None => cx.progress(&format!(
+            "this Neutron has no tag extension (standard-attr-tag): security group {name} is untagged and known by its name"
+        )),
+    }
+    Ok(())
 }
 
 async fn list_rules(s: &Session, group_id: &str) -> Result<Vec<Value>, ApiError> {

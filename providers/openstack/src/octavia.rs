@@ -745,3 +745,110 @@ pub(crate) async fn discover(
         .collect();
     Ok((records, lb))
 }
+
+/// Octavia's `operating_status` of a member as the contract's target state: `ONLINE` is
+/// healthy, `ERROR` unhealthy, a member still being added is `initial`, the rest lower-cased
+/// (`offline` — administratively down —, `draining`, `no_monitor`).
+fn member_state(m: &Value) -> String {
+    let op = js(m, "operating_status");
+    let prov = js(m, "provisioning_status");
+    match op.as_str() {
+        "ONLINE" => "healthy".into(),
+        "ERROR" => "unhealthy".into(),
+        _ if prov.starts_with("PENDING_CREATE") => "initial".into(),
+        "" => "unavailable".into(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// The load balancer's view of its members (`GET /lbaas/loadbalancers/{id}/status`), per
+/// listener the journal knows: each member named by the node it was recorded for (else its
+/// name, else `address:port`). A listener the tree does not hold shows with no targets (so it
+/// is not healthy). `None` without a recorded Octavia load balancer.
+pub(crate) async fn health(
+    s: &Session,
+    recorded: &[Recorded],
+) -> Result<Option<acura_ha_api::model::LbHealth>, ProviderError> {
+    use acura_ha_api::model::{LbHealth, ListenerHealth, TargetHealth};
+    let Some(lb) = recorded
+        .iter()
+        .find(|r| r.kind == Kind::LoadBalancer && r.id.is_some())
+    else {
+        return Ok(None);
+    };
+    let lb_id = lb.id.clone().unwrap_or_default();
+    let what = format!("status tree of load balancer {lb_id}");
+    let tree = match s
+        .get(
+            Service::LoadBalancer,
+            &format!("/lbaas/loadbalancers/{lb_id}/status"),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) if e.not_found() => {
+            return Ok(Some(LbHealth {
+                state: "not found (deleted outside acura-ha? `up` creates it again)".into(),
+                listeners: Vec::new(),
+            }));
+        }
+        Err(e) => return Err(e.into_provider(&what)),
+    };
+    let root = &tree["statuses"]["loadbalancer"];
+    let node_of = |m: &Value| {
+        let id = js(m, "id");
+        recorded
+            .iter()
+            .find(|r| r.kind == Kind::Member && r.id.as_deref() == Some(id.as_str()))
+            .map(|r| r.name.clone())
+            .or_else(|| Some(js(m, "name")).filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| format!("{}:{}", js(m, "address"), m["protocol_port"]))
+    };
+    let in_tree: Vec<&Value> = root["listeners"].as_array().into_iter().flatten().collect();
+    let mut listeners = Vec::new();
+    for l in LISTENERS {
+        let key = listener_key(l);
+        let rec_id = recorded
+            .iter()
+            .find(|r| r.address == format!("listener[{key}]"))
+            .and_then(|r| r.id.clone());
+        let found = in_tree
+            .iter()
+            .find(|x| rec_id.as_deref().is_some_and(|id| js(x, "id") == id));
+        let mut targets = Vec::new();
+        if let Some(found) = found {
+            for p in found["pools"].as_array().into_iter().flatten() {
+                for m in p["members"].as_array().into_iter().flatten() {
+                    let state = member_state(m);
+                    let reason = (state != "healthy").then(|| {
+                        format!(
+                            "operating_status {}, provisioning_status {}",
+                            js(m, "operating_status"),
+                            js(m, "provisioning_status")
+                        )
+                    });
+                    targets.push(TargetHealth {
+                        target: node_of(m),
+                        state,
+                        reason,
+                    });
+                }
+            }
+        }
+        targets.sort_by(|a, b| a.target.cmp(&b.target));
+        listeners.push(ListenerHealth {
+            port: l.port,
+            protocol: l.protocol.as_str().to_uppercase(),
+            targets,
+        });
+    }
+    Ok(Some(LbHealth {
+        state: format!(
+            "{}/{}",
+            js(root, "provisioning_status"),
+            js(root, "operating_status")
+        )
+        .to_ascii_lowercase(),
+        listeners,
+    }))
+}

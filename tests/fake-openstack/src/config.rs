@@ -38,6 +38,42 @@ pub struct Config {
     /// How long a Keystone token is valid, in milliseconds (Keystone's default: one hour).
     /// A request with an expired token answers 401.
     pub token_lifetime_ms: u64,
+    /// Real-cloud differences (issue 13): which newest API versions the services offer, which
+    /// Neutron extensions are missing, and what Octavia's health monitors report per member.
+    #[serde(flatten)]
+    pub cloud: CloudTraits,
+}
+
+/// How this cloud differs from the newest devstack (issue 13 items 4, 5 and 9).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CloudTraits {
+    /// The newest compute microversion (the version document's `version`; a request asking
+    /// for more answers 406, as Nova does).
+    pub compute_max_version: String,
+    /// The newest block-storage microversion (Cinder's version document; more answers 406).
+    pub volume_max_version: String,
+    /// The newest load-balancer API version Octavia's root document lists (`v2.x`).
+    pub load_balancer_max_version: String,
+    /// Neutron extension aliases to leave out of `GET /v2.0/extensions`: without
+    /// `tag-creation` a create body with `tags` answers 400 "Unrecognized attribute(s)
+    /// 'tags'"; without `standard-attr-tag` too, and objects have no `tags` and `/tags` is 404.
+    pub neutron_without_extensions: Vec<String>,
+    /// A member's `operating_status` by its address (or `address:port`), as a health monitor
+    /// would set it (`ERROR`, `OFFLINE`, ...); unlisted members are `ONLINE`.
+    pub member_operating_status: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for CloudTraits {
+    fn default() -> Self {
+        CloudTraits {
+            compute_max_version: crate::nova::MAX_VERSION.into(),
+            volume_max_version: "3.71".into(),
+            load_balancer_max_version: "2.30".into(),
+            neutron_without_extensions: vec![],
+            member_operating_status: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +278,7 @@ impl Default for Config {
             page_size: None,
             console_logs: Default::default(),
             token_lifetime_ms: 3_600_000,
+            cloud: CloudTraits::default(),
         }
     }
 }

@@ -32,7 +32,7 @@ mod util;
 mod versions;
 
 pub use config::{
-    AppCredSpec, Config, Delays, FlavorSpec, ImageSpec, NetworkSpec, Quotas, UserSpec,
+    AppCredSpec, CloudTraits, Config, Delays, FlavorSpec, ImageSpec, NetworkSpec, Quotas, UserSpec,
 };
 pub use faults::{FaultAction, FaultRule, RetryAfter};
 pub use state::{Inventory, StatsSnapshot};
@@ -163,6 +163,18 @@ impl FakeCloud {
         self.app.lock().tokens.clear();
     }
 
+    /// What the health monitors say of the members at `address` (or `address:port`) from now
+    /// on: `ERROR`, `OFFLINE`, `DRAINING`...; `None`: `ONLINE` again. The status tree, the
+    /// member itself, and its pool, listener and load balancer (`DEGRADED`) follow.
+    pub fn set_member_status(&self, address: &str, operating_status: Option<&str>) {
+        let mut inner = self.app.lock();
+        let map = &mut inner.cfg.cloud.member_operating_status;
+        match operating_status {
+            Some(s) => map.insert(address.to_string(), s.to_string()),
+            None => map.remove(address),
+        };
+    }
+
     /// Change quotas at run time (e.g. to provoke a quota failure mid-test).
     pub fn set_quotas(&self, quotas: Quotas) {
         self.app.lock().cfg.quotas = quotas;
@@ -218,6 +230,16 @@ impl FakeCloud {
             members: vec![],
         });
         id
+    }
+
+    /// The stored tags of the security group named `name` (`None`: no such group).
+    pub fn security_group_tags(&self, name: &str) -> Option<Vec<String>> {
+        let inner = self.app.lock();
+        inner
+            .sgs
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| util::str_list(g.get("tags")))
     }
 
     /// Pre-create a security group (with Neutron's two default egress rules); returns its id.

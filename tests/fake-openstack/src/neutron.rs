@@ -41,6 +41,7 @@ pub fn routes(mut r: Router<App>) -> Router<App> {
             &format!("{p}/floatingips/{{id}}"),
             g(show_fip).de(delete_fip).pu(update_fip),
         )
+        .route(&format!("{p}/extensions"), g(list_extensions))
         .route(&format!("{p}/quotas/{{project}}"), g(quota))
         .route(
             &format!("{p}/quotas/{{project}}/details.json"),
@@ -267,8 +268,75 @@ pub fn new_sg(inner: &mut Inner, name: &str, description: &str, tags: Vec<String
     })
 }
 
+// ---- extensions ----------------------------------------------------------------------------
+
+/// The extensions a current ML2/OVN Neutron lists that matter to clients of this fake.
+const EXTENSIONS: &[(&str, &str)] = &[
+    ("security-group", "security-group"),
+    ("external-net", "Neutron external network"),
+    ("router", "Neutron L3 Router"),
+    ("quotas", "Quota management support"),
+    ("quota_details", "Quota details management support"),
+    ("standard-attr-description", "standard-attr-description"),
+    ("standard-attr-revisions", "Resource revision numbers"),
+    ("standard-attr-timestamp", "Resource timestamps"),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip",
+    ),
+    ("tag-creation", "Tag support for resources during creation"),
+    ("pagination", "Pagination support"),
+    ("sorting", "Sorting support"),
+];
+
+/// Whether this cloud's Neutron has the extension `alias`.
+pub fn has_extension(inner: &Inner, alias: &str) -> bool {
+    !inner
+        .cfg
+        .cloud
+        .neutron_without_extensions
+        .iter()
+        .any(|a| a == alias)
+        && (alias != "tag-creation" || has_extension(inner, "standard-attr-tag"))
+}
+
+fn list_extensions(inner: &mut Inner, _: &Ctx) -> Response {
+    let ext: Vec<Value> = EXTENSIONS
+        .iter()
+        .filter(|(alias, _)| has_extension(inner, alias))
+        .map(|(alias, name)| {
+            json!({"alias": alias, "name": name, "description": name,
+                   "updated": "2017-01-01T10:00:00-00:00", "links": []})
+        })
+        .collect();
+    json_resp(200, &json!({ "extensions": ext }))
+}
+
+/// A create body with `tags` on a Neutron without `tag-creation` answers as the API layer does
+/// for any attribute it does not know.
+fn refuse_unknown_tags(inner: &Inner, obj: &Value) -> Result<(), Response> {
+    if obj.get("tags").is_some() && !has_extension(inner, "tag-creation") {
+        return Err(neutron_err(
+            400,
+            "HTTPBadRequest",
+            "Unrecognized attribute(s) 'tags'",
+        ));
+    }
+    Ok(())
+}
+
+/// Without `standard-attr-tag` objects have no `tags` attribute.
+fn untag(inner: &Inner, mut v: Value) -> Value {
+    if !has_extension(inner, "standard-attr-tag")
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("tags");
+    }
+    v
+}
+
 fn sg_view(inner: &Inner, sg: &Value) -> Value {
-    let mut v = sg.clone();
+    let mut v = untag(inner, sg.clone());
     v["security_group_rules"] = json!(
         inner
             .rules
@@ -298,6 +366,9 @@ fn create_sg(inner: &mut Inner, c: &Ctx) -> Response {
         Err(r) => return r,
     };
     let g = &b["security_group"];
+    if let Err(r) = refuse_unknown_tags(inner, g) {
+        return r;
+    }
     let name = s(g, "name").unwrap_or_default();
     if name == "default" {
         return neutron_err(
@@ -701,7 +772,8 @@ fn port_details(p: &Value) -> Value {
 }
 
 fn list_fips(inner: &mut Inner, c: &Ctx) -> Response {
-    let items = filter_list(inner.fips.clone(), &c.q);
+    let all: Vec<Value> = inner.fips.iter().map(|f| untag(inner, f.clone())).collect();
+    let items = filter_list(all, &c.q);
     paging::respond(inner, c, "floatingips", items, Style::Neutron, by_id)
 }
 
@@ -739,6 +811,9 @@ fn create_fip(inner: &mut Inner, c: &Ctx) -> Response {
         Err(r) => return r,
     };
     let f = &b["floatingip"];
+    if let Err(r) = refuse_unknown_tags(inner, f) {
+        return r;
+    }
     let Some(net) = s(f, "floating_network_id") else {
         return bad(
             "HTTPBadRequest",
@@ -829,6 +904,10 @@ fn delete_fip(inner: &mut Inner, c: &Ctx) -> Response {
 // ---- tags --------------------------------------------------------------------------------
 
 fn with_tags(inner: &mut Inner, c: &Ctx, f: impl FnOnce(&mut Vec<String>) -> Response) -> Response {
+    if !has_extension(inner, "standard-attr-tag") {
+        // No such resource without the extension (Neutron's router answers 404).
+        return neutron_err(404, "HTTPNotFound", "The resource could not be found.");
+    }
     let id = c.p("id").to_string();
     let (list, kind) = collection(inner, &c.path);
     let Some(obj) = list.iter_mut().find(|x| x["id"] == id.as_str()) else {

@@ -375,8 +375,9 @@ fn status_tree(inner: &mut Inner, c: &Ctx) -> Response {
                        "protocol_port": j["protocol_port"], "id": m.id, "operating_status": j["operating_status"]})
             })
             .collect();
+        let op = rollup(&members);
         json!({"name": p.fields["name"], "provisioning_status": p.prov.status(now), "healthmonitor": hm,
-               "members": members, "id": p.id, "operating_status": "ONLINE"})
+               "members": members, "id": p.id, "operating_status": op})
     };
     let listeners: Vec<Value> = inner
         .listeners
@@ -384,8 +385,9 @@ fn status_tree(inner: &mut Inner, c: &Ctx) -> Response {
         .filter(|x| x.lb_id == id)
         .map(|ls| {
             let pools: Vec<Value> = inner.lb_pools.iter().filter(|p| p.parent.as_deref() == Some(&ls.id)).map(pool_tree).collect();
+            let op = rollup(&pools);
             json!({"name": ls.fields["name"], "provisioning_status": ls.prov.status(now), "pools": pools,
-                   "l7policies": [], "id": ls.id, "operating_status": "ONLINE"})
+                   "l7policies": [], "id": ls.id, "operating_status": op})
         })
         .collect();
     let pools: Vec<Value> = inner
@@ -395,11 +397,44 @@ fn status_tree(inner: &mut Inner, c: &Ctx) -> Response {
         .map(pool_tree)
         .collect();
     let j = lb_json(inner, l);
+    let mut op = j["operating_status"].clone();
+    if op == "ONLINE" && rollup(&listeners) != "ONLINE" {
+        op = json!("DEGRADED");
+    }
     json_resp(
         200,
         &json!({"statuses": {"loadbalancer": {"name": j["name"], "provisioning_status": j["provisioning_status"],
-        "listeners": listeners, "pools": pools, "id": id, "operating_status": j["operating_status"]}}}),
+        "listeners": listeners, "pools": pools, "id": id, "operating_status": op}}}),
     )
+}
+
+/// What a test said the health monitor sees of this member (`address:port`, else `address`).
+fn member_override(inner: &Inner, member: &Value) -> Option<String> {
+    let map = &inner.cfg.cloud.member_operating_status;
+    let addr = member["address"].as_str().unwrap_or_default();
+    let port = member["protocol_port"].as_u64().unwrap_or_default();
+    map.get(&format!("{addr}:{port}"))
+        .or_else(|| map.get(addr))
+        .cloned()
+}
+
+/// A parent's `operating_status` from its children's, as Octavia's health manager rolls them
+/// up: all ONLINE (or no monitor) is ONLINE, none is ERROR, some is DEGRADED.
+fn rollup(children: &[Value]) -> &'static str {
+    let ok = |v: &&Value| {
+        matches!(
+            v["operating_status"].as_str(),
+            Some("ONLINE" | "NO_MONITOR")
+        )
+    };
+    let good = children.iter().filter(ok).count();
+    if good == children.len() {
+        "ONLINE"
+    } else if good == 0 {
+        "ERROR"
+    } else {
+        "DEGRADED"
+    }
 }
 
 // ---- children: rendering and listing -----------------------------------------------------
@@ -446,6 +481,12 @@ fn child_json(inner: &Inner, ch: &Child, kind: &str) -> Value {
             let has_hm = inner.monitors.iter().any(|m| m.parent == ch.parent);
             if st != "PENDING_CREATE" || !has_hm {
                 v["operating_status"] = json!(if has_hm { "ONLINE" } else { "NO_MONITOR" });
+            }
+            if has_hm
+                && st != "PENDING_CREATE"
+                && let Some(o) = member_override(inner, &v)
+            {
+                v["operating_status"] = json!(o);
             }
         }
         _ => {

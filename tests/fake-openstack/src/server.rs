@@ -262,6 +262,10 @@ async fn mw(State(app): State<App>, req: Request, next: Next) -> Response {
         );
         return finish(r);
     }
+    let refused = crate::versions::refuse_unsupported(&app.lock(), &path, req.headers());
+    if let Some(r) = refused {
+        return finish(r);
+    }
     match decision.action {
         None => {}
         Some(FaultAction::Status {

@@ -55,23 +55,25 @@ fn identity_v3(_: &mut Inner, c: &Ctx) -> Response {
     json_resp(200, &json!({"version": identity_version(&c.base)}))
 }
 
-fn compute_version(base: &str) -> serde_json::Value {
+fn compute_version(base: &str, max: &str) -> serde_json::Value {
     json!({
         "id": "v2.1",
         "links": [{"href": format!("{base}/compute/v2.1/"), "rel": "self"},
                   {"href": "http://docs.openstack.org/", "rel": "describedby", "type": "text/html"}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
-        "status": "CURRENT", "version": crate::nova::MAX_VERSION, "min_version": "2.1",
+        "status": "CURRENT", "version": max, "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z"
     })
 }
 
-fn compute_root(_: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"versions": [compute_version(&c.base)]}))
+fn compute_root(inner: &mut Inner, c: &Ctx) -> Response {
+    let max = &inner.cfg.cloud.compute_max_version;
+    json_resp(200, &json!({"versions": [compute_version(&c.base, max)]}))
 }
 
-fn compute_v21(_: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"version": compute_version(&c.base)}))
+fn compute_v21(inner: &mut Inner, c: &Ctx) -> Response {
+    let max = &inner.cfg.cloud.compute_max_version;
+    json_resp(200, &json!({"version": compute_version(&c.base, max)}))
 }
 
 fn network_root(_: &mut Inner, c: &Ctx) -> Response {
@@ -100,7 +102,7 @@ fn network_v20(_: &mut Inner, c: &Ctx) -> Response {
     json_resp(200, &json!({ "resources": res }))
 }
 
-fn volume_root(_: &mut Inner, c: &Ctx) -> Response {
+fn volume_root(inner: &mut Inner, c: &Ctx) -> Response {
     json_resp(
         300,
         &json!({"versions": [{
@@ -108,7 +110,8 @@ fn volume_root(_: &mut Inner, c: &Ctx) -> Response {
             "links": [{"href": "https://docs.openstack.org/", "rel": "describedby", "type": "text/html"},
                       {"href": format!("{}/volume/v3/", c.base), "rel": "self"}],
             "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}],
-            "min_version": "3.0", "status": "CURRENT", "updated": "2022-08-31T00:00:00Z", "version": "3.71"
+            "min_version": "3.0", "status": "CURRENT", "updated": "2022-08-31T00:00:00Z",
+            "version": inner.cfg.cloud.volume_max_version
         }]}),
     )
 }
@@ -121,19 +124,90 @@ fn image_root(_: &mut Inner, c: &Ctx) -> Response {
     )
 }
 
-fn lb_versions(base: &str) -> Vec<serde_json::Value> {
-    vec![
-        json!({"id": "v2.0", "status": "SUPPORTED", "updated": "2016-12-11T00:00:00Z",
-               "links": [{"href": format!("{base}/load-balancer/v2"), "rel": "self"}]}),
-        json!({"id": "v2.30", "status": "CURRENT", "updated": "2024-10-15T00:00:00Z",
-               "links": [{"href": format!("{base}/load-balancer/v2"), "rel": "self"}]}),
-    ]
+/// Every `v2.x` up to the configured newest (CURRENT), as Octavia's root lists them.
+fn lb_versions(base: &str, max: &str) -> Vec<serde_json::Value> {
+    let newest = max
+        .trim_start_matches('v')
+        .split_once('.')
+        .and_then(|(_, m)| m.parse::<u32>().ok())
+        .unwrap_or(0);
+    (0..=newest)
+        .map(|m| {
+            json!({"id": format!("v2.{m}"),
+                   "status": if m == newest { "CURRENT" } else { "SUPPORTED" },
+                   "updated": "2016-12-11T00:00:00Z",
+                   "links": [{"href": format!("{base}/load-balancer/v2"), "rel": "self"}]})
+        })
+        .collect()
 }
 
-fn lb_root(_: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"versions": lb_versions(&c.base)}))
+fn lb_root(inner: &mut Inner, c: &Ctx) -> Response {
+    let max = &inner.cfg.cloud.load_balancer_max_version;
+    json_resp(200, &json!({"versions": lb_versions(&c.base, max)}))
 }
 
-fn lb_v2(_: &mut Inner, c: &Ctx) -> Response {
-    json_resp(200, &json!({"version": lb_versions(&c.base)[1]}))
+fn lb_v2(inner: &mut Inner, c: &Ctx) -> Response {
+    let max = &inner.cfg.cloud.load_balancer_max_version;
+    let all = lb_versions(&c.base, max);
+    json_resp(200, &json!({"version": all.last().cloned()}))
+}
+
+/// `major.minor` of a version string (`2.67`, `v2.30`, `3.71`).
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.trim().trim_start_matches('v').split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The microversion a request asks of `service` (`compute`, `volume`) in
+/// `OpenStack-API-Version` (or Nova's legacy header); `latest` asks for the newest.
+fn asked(h: &axum::http::HeaderMap, service: &str) -> Option<String> {
+    if let Some(v) = h.get("openstack-api-version").and_then(|v| v.to_str().ok()) {
+        for part in v.split(',') {
+            let mut it = part.split_whitespace();
+            if it.next() == Some(service)
+                && let Some(ver) = it.next()
+            {
+                return Some(ver.to_string());
+            }
+        }
+    }
+    if service == "compute" {
+        return h
+            .get("x-openstack-nova-api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+    }
+    None
+}
+
+/// A microversion above what the service offers answers 406, as Nova and Cinder do
+/// ("Version 2.67 is not supported by the API. Minimum is 2.1 and maximum is 2.60.").
+pub fn refuse_unsupported(
+    inner: &Inner,
+    path: &str,
+    h: &axum::http::HeaderMap,
+) -> Option<Response> {
+    if is_version_doc(path) {
+        return None;
+    }
+    let (service, min, max) = match crate::util::svc_of(path) {
+        crate::util::Svc::Nova => ("compute", "2.1", &inner.cfg.cloud.compute_max_version),
+        crate::util::Svc::Cinder => ("volume", "3.0", &inner.cfg.cloud.volume_max_version),
+        _ => return None,
+    };
+    let ver = asked(h, service)?;
+    if ver.eq_ignore_ascii_case("latest") {
+        return None;
+    }
+    let fine = match (parse_version(&ver), parse_version(min), parse_version(max)) {
+        (Some(v), Some(lo), Some(hi)) => lo <= v && v <= hi,
+        _ => false,
+    };
+    if fine {
+        return None;
+    }
+    let msg = format!(
+        "Version {ver} is not supported by the API. Minimum is {min} and maximum is {max}."
+    );
+    Some(crate::util::service_err(path, 406, &msg))
 }

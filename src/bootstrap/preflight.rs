@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acura_ha_api::model::Host;
+use acura_ha_api::model::{ConsoleHostKeys, Host};
 use backon::{ExponentialBuilder, Retryable};
 use serde::Serialize;
 use tokio::task::JoinSet;
@@ -20,6 +20,8 @@ use crate::progress::Progress;
 #[derive(Default, Clone)]
 pub struct Pool {
     sessions: BTreeMap<String, Arc<Session>>,
+    /// Hosts whose key was pinned on first use by this login (no console vouched for it).
+    first_use: Vec<String>,
 }
 
 impl Pool {
@@ -34,6 +36,11 @@ impl Pool {
 
     pub fn hosts(&self) -> impl Iterator<Item = &String> {
         self.sessions.keys()
+    }
+
+    /// The hosts whose key this login pinned on first use (nothing pinned, no console keys).
+    pub fn trusted_on_first_use(&self) -> &[String] {
+        &self.first_use
     }
 }
 
@@ -66,6 +73,7 @@ fn permanent(e: &SshError) -> bool {
             | SshError::HostKeyInvalid { .. }
             | SshError::AuthMethod { .. }
             | SshError::KnownHosts { .. }
+            | SshError::HostKeyNotVouched { .. }
     )
 }
 
@@ -75,6 +83,19 @@ fn permanent(e: &SshError) -> bool {
 pub async fn connect_all(
     hosts: &[(Host, String)],
     opts: &SshOptions,
+    deadline: Duration,
+    progress: &mut Progress,
+) -> Result<Pool, Unreachable> {
+    connect_all_vouched(hosts, opts, &ConsoleHostKeys::default(), deadline, progress).await
+}
+
+/// [`connect_all`], pinning on first contact only the keys the cloud's console printed for a
+/// host (`console`, by host name); hosts it has nothing for are pinned on first use, and the
+/// run says which, once.
+pub async fn connect_all_vouched(
+    hosts: &[(Host, String)],
+    opts: &SshOptions,
+    console: &ConsoleHostKeys,
     deadline: Duration,
     progress: &mut Progress,
 ) -> Result<Pool, Unreachable> {
@@ -90,6 +111,14 @@ pub async fn connect_all(
             user: user.clone(),
         };
         let opts = opts.clone();
+        let vouched = console
+            .fingerprints
+            .get(&host.name)
+            .cloned()
+            .unwrap_or_default();
+        // Judged before the first attempt: a retry after a refused login finds the key pinned.
+        let first_use =
+            vouched.is_empty() && !super::ssh::is_pinned(&opts.known_hosts, &target.address, target.port);
         let waiting = waiting.clone();
         waiting
             .lock()
@@ -99,7 +128,8 @@ pub async fn connect_all(
             let attempt = || {
                 let target = target.clone();
                 let opts = opts.clone();
-                async move { Session::connect(&target, &opts).await }
+                let vouched = vouched.clone();
+                async move { Session::connect_vouched(&target, &opts, &vouched).await }
             };
             let policy = ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(200))
@@ -123,7 +153,7 @@ pub async fn connect_all(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&target.name);
-            (target.name.clone(), result)
+            (target.name.clone(), first_use, result)
         });
     }
     let total = hosts.len();
@@ -151,14 +181,17 @@ pub async fn connect_all(
             }
         };
         match joined {
-            Ok((_, Ok(session))) => {
+            Ok((name, first_use, Ok(session))) => {
+                if first_use {
+                    pool.first_use.push(name);
+                }
                 pool.insert(session);
                 progress.update(format!(
                     "{}/{total} hosts accept a login",
                     pool.sessions.len()
                 ));
             }
-            Ok((_, Err(e))) => failures.push(e),
+            Ok((_, _, Err(e))) => failures.push(e),
             Err(e) => failures.push(SshError::Channel {
                 host: "?".into(),
                 command: "connect".into(),
@@ -168,6 +201,14 @@ pub async fn connect_all(
     }
     if failures.is_empty() {
         progress.done(format!("all {total} hosts accept a login"));
+        if !pool.first_use.is_empty() {
+            pool.first_use.sort();
+            progress.done(format!(
+                "host keys trusted on first use (no cloud console vouched for them): {}; now pinned in {}",
+                pool.first_use.join(", "),
+                opts.known_hosts.display()
+            ));
+        }
         Ok(pool)
     } else {
         Err(Unreachable { failures })
@@ -343,14 +384,26 @@ pub async fn login(
     opts: &SshOptions,
     quiet: bool,
 ) -> Result<Pool, super::BootstrapError> {
+    login_vouched(spec, hosts, opts, &ConsoleHostKeys::default(), quiet).await
+}
+
+/// [`login`] to hosts the provider just made, with the host keys their consoles printed.
+pub async fn login_vouched(
+    spec: &acura_ha_api::spec::ClusterSpec,
+    hosts: &[(Host, &'static str)],
+    opts: &SshOptions,
+    console: &ConsoleHostKeys,
+    quiet: bool,
+) -> Result<Pool, super::BootstrapError> {
     let users: Vec<(Host, String)> = hosts
         .iter()
         .map(|(h, _)| (h.clone(), spec.access.ssh_user.clone()))
         .collect();
     let mut progress = Progress::new("ssh").quiet(quiet);
-    connect_all(
+    connect_all_vouched(
         &users,
         opts,
+        console,
         Duration::from_secs(spec.ssh_wait_secs()),
         &mut progress,
     )

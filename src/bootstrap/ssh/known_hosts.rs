@@ -18,6 +18,22 @@ pub(crate) enum Rejection {
         message: String,
     },
     Certificate,
+    /// Nothing pinned yet, the cloud's console vouched for other keys than the one offered.
+    NotVouched {
+        offered: String,
+        vouched: Vec<String>,
+    },
+}
+
+/// Why a host key was accepted, for the note on keys trusted on first use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyTrust {
+    /// The key matched one already pinned in the cluster's known_hosts.
+    Pinned,
+    /// Nothing was pinned; the key is one the cloud printed on the server's console, now pinned.
+    Vouched,
+    /// Nothing was pinned and nothing vouched for it: pinned on first use (TOFU).
+    FirstUse,
 }
 
 /// The russh handler: checks the offered host key against the pinned one.
@@ -25,8 +41,13 @@ pub(crate) struct Pinning {
     pub(crate) known_hosts: PathBuf,
     pub(crate) address: String,
     pub(crate) port: u16,
+    /// The `SHA256:…` fingerprints the cloud's console printed for this host; empty when
+    /// there was no console (static hosts, a refused call): then the key is trusted on first use.
+    pub(crate) vouched: Vec<String>,
     /// Set when the key is refused, so `connect` can say why.
     pub(crate) rejected: Arc<Mutex<Option<Rejection>>>,
+    /// Set when the key is accepted, so `connect` can say how.
+    pub(crate) trust: Arc<Mutex<Option<HostKeyTrust>>>,
 }
 
 impl client::Handler for Pinning {
@@ -42,7 +63,10 @@ impl client::Handler for Pinning {
             _ => Err(Rejection::Certificate),
         };
         match verdict {
-            Ok(()) => Ok(true),
+            Ok(how) => {
+                *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
+                Ok(true)
+            }
             Err(r) => {
                 *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 Ok(false)
@@ -52,7 +76,10 @@ impl client::Handler for Pinning {
 }
 
 impl Pinning {
-    pub(crate) fn verdict(&self, offered: &PublicKey) -> Result<(), Rejection> {
+    /// An existing pin wins over everything (a changed key stays an error); with nothing pinned
+    /// a key the console vouched for is pinned, one it did not vouch for is refused before any
+    /// login, and without a console the key is pinned on first use.
+    pub(crate) fn verdict(&self, offered: &PublicKey) -> Result<HostKeyTrust, Rejection> {
         let known = |file: &Path| {
             KnownHosts::read(file)
                 .map_err(|(line, message)| Rejection::KnownHosts { line, message })
@@ -63,6 +90,17 @@ impl Pinning {
             let _guard = LEARN.lock().unwrap_or_else(|e| e.into_inner());
             pins = known(&self.known_hosts)?.pins(&self.address, self.port, offered)?;
             if pins.is_empty() {
+                let offered_fp = fingerprint(offered);
+                let how = if self.vouched.is_empty() {
+                    HostKeyTrust::FirstUse
+                } else if self.vouched.contains(&offered_fp) {
+                    HostKeyTrust::Vouched
+                } else {
+                    return Err(Rejection::NotVouched {
+                        offered: offered_fp,
+                        vouched: self.vouched.clone(),
+                    });
+                };
                 russh::keys::known_hosts::learn_known_hosts_path(
                     &self.address,
                     self.port,
@@ -73,16 +111,33 @@ impl Pinning {
                     line: None,
                     message: format!("cannot record the host key of {}: {e}", self.address),
                 })?;
-                return Ok(());
+                return Ok(how);
             }
         }
         if pins.iter().any(|k| k.key_data() == offered.key_data()) {
-            return Ok(());
+            return Ok(HostKeyTrust::Pinned);
         }
         Err(Rejection::Changed {
             pinned: fingerprint(&pins[0]),
             offered: fingerprint(offered),
         })
+    }
+}
+
+/// Whether `known_hosts` pins any key for `address:port` now (a file that cannot be read counts
+/// as pinned: the connection fails on it anyway, and nothing is then called "first use").
+pub fn is_pinned(known_hosts: &Path, address: &str, port: u16) -> bool {
+    let name = if port == 22 {
+        address.to_string()
+    } else {
+        format!("[{address}]:{port}")
+    };
+    match KnownHosts::read(known_hosts) {
+        Ok(kh) => {
+            kh.0.iter()
+                .any(|e| e.marker.is_none() && host_matches(&e.patterns, &name))
+        }
+        Err(_) => true,
     }
 }
 
@@ -257,5 +312,69 @@ pub(crate) fn glob(p: &[u8], s: &[u8]) -> bool {
         (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
         (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => glob(&p[1..], &s[1..]),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const ED2: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G2sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
+
+    fn key(b64: &str) -> PublicKey {
+        PublicKey::from_openssh(&format!("ssh-ed25519 {b64}")).unwrap()
+    }
+
+    fn handler(dir: &Path, vouched: &[&str]) -> Pinning {
+        Pinning {
+            known_hosts: dir.join("known_hosts"),
+            address: "10.0.0.5".into(),
+            port: 22,
+            vouched: vouched.iter().map(|s| s.to_string()).collect(),
+            rejected: Arc::default(),
+            trust: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_vouched_key_is_pinned_and_another_refused_without_pinning() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = fingerprint(&key(ED));
+        let h = handler(
+            dir.path(),
+            &["SHA256:Yw5ZUeCexhJ8yF4Hx2f4HdWQZ3XqJ3Cp3qg3xvB0v1c", &good],
+        );
+        // Another key than the console printed: refused, nothing written.
+        match h.verdict(&key(ED2)) {
+            Err(Rejection::NotVouched { offered, vouched }) => {
+                assert_eq!(offered, fingerprint(&key(ED2)));
+                assert!(vouched.contains(&good));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!h.known_hosts.exists());
+        // The console's key: pinned, not "first use".
+        assert_eq!(h.verdict(&key(ED)).unwrap(), HostKeyTrust::Vouched);
+        assert!(is_pinned(&h.known_hosts, "10.0.0.5", 22));
+        assert!(!is_pinned(&h.known_hosts, "10.0.0.5", 2222));
+        assert_eq!(h.verdict(&key(ED)).unwrap(), HostKeyTrust::Pinned);
+    }
+
+    #[test]
+    fn without_console_keys_first_use_and_an_existing_pin_wins_over_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let tofu = handler(dir.path(), &[]);
+        assert_eq!(tofu.verdict(&key(ED)).unwrap(), HostKeyTrust::FirstUse);
+        // Pinned ED; the console vouches for ED2 only: the pin decides both ways.
+        let h = handler(dir.path(), &[&fingerprint(&key(ED2))]);
+        assert_eq!(h.verdict(&key(ED)).unwrap(), HostKeyTrust::Pinned);
+        match h.verdict(&key(ED2)) {
+            Err(Rejection::Changed { pinned, offered }) => {
+                assert_eq!(pinned, fingerprint(&key(ED)));
+                assert_eq!(offered, fingerprint(&key(ED2)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -36,6 +36,7 @@ mod known_hosts;
 
 pub use algorithms::*;
 pub use keys::*;
+pub use known_hosts::{HostKeyTrust, is_pinned};
 use known_hosts::*;
 
 /// Where a key file's passphrase may come from when there is no terminal to ask on (never a
@@ -100,6 +101,17 @@ pub enum SshError {
         pinned: String,
         offered: String,
         known_hosts: PathBuf,
+    },
+    /// Nothing was pinned and the cloud's console printed other keys than the one offered.
+    #[error(
+        "{host} ({address}): HOST KEY NOT THE ONE THE CLOUD REPORTED: offered {offered}, the server's console printed {vouched}. Someone may be intercepting the connection (the address leads to another machine), or the server's host keys were regenerated after the boot that printed them; compare with the console log now (`aws ec2 get-console-output --instance-id …` or `openstack console log show …`) and with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server's own console. Nothing was logged in to"
+    )]
+    HostKeyNotVouched {
+        host: String,
+        address: String,
+        offered: String,
+        /// The console's fingerprints, comma-separated.
+        vouched: String,
     },
     #[error("{host} ({address}): login as {user} refused (tried: {tried})")]
     AuthFailed {
@@ -190,16 +202,32 @@ impl Output {
 pub struct Session {
     handle: client::Handle<Pinning>,
     pub target: Target,
+    /// How the host's key came to be trusted (pinned before, vouched by the cloud, first use).
+    pub host_key: HostKeyTrust,
 }
 
 impl Session {
     pub async fn connect(target: &Target, opts: &SshOptions) -> Result<Session, SshError> {
+        Session::connect_vouched(target, opts, &[]).await
+    }
+
+    /// Connects, trusting on first contact only a host key whose `SHA256:…` fingerprint is in
+    /// `vouched` (what the cloud's console printed); with `vouched` empty the key is pinned on
+    /// first use. A key already pinned is checked against the pin either way.
+    pub async fn connect_vouched(
+        target: &Target,
+        opts: &SshOptions,
+        vouched: &[String],
+    ) -> Result<Session, SshError> {
         let rejected = Arc::new(Mutex::new(None));
+        let trust = Arc::new(Mutex::new(None));
         let handler = Pinning {
             known_hosts: opts.known_hosts.clone(),
             address: target.address.clone(),
             port: target.port,
+            vouched: vouched.to_vec(),
             rejected: rejected.clone(),
+            trust: trust.clone(),
         };
         let config = Arc::new(client::Config {
             // A dead host is noticed within a minute even in the middle of a long command.
@@ -237,6 +265,14 @@ impl Session {
                         line,
                         message,
                     },
+                    Some(Rejection::NotVouched { offered, vouched }) => {
+                        SshError::HostKeyNotVouched {
+                            host: target.name.clone(),
+                            address: target.address.clone(),
+                            offered,
+                            vouched: vouched.join(", "),
+                        }
+                    }
                     Some(Rejection::Certificate) => SshError::HostKeyInvalid {
                         host: target.name.clone(),
                         address: target.address.clone(),
@@ -247,9 +283,15 @@ impl Session {
                 });
             }
         };
+        let host_key = trust
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or(HostKeyTrust::Pinned);
         let mut session = Session {
             handle,
             target: target.clone(),
+            host_key,
         };
         session.authenticate(&opts.credentials).await?;
         Ok(session)

@@ -243,3 +243,46 @@ fn local_up_and_down_stream_resources_steps_and_waits() {
         "{summary}"
     );
 }
+
+/// Interrupted (SIGTERM, as a cancelled CI job): the stream still ends with `error` and a
+/// `summary` whose exit code is 130.
+#[test]
+fn an_interrupted_run_still_ends_with_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, st) = refusing_cluster(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("ssh_wait_secs = 2", "ssh_wait_secs = 300");
+    std::fs::write(&cfg, text).unwrap();
+    let child = common::acura_ha_std()
+        .args(["up", "--yes", "--output", "json", "-c"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&st)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run holds its lock while it waits for SSH.
+    let lock = st.join("acura-static.lock");
+    let started = std::time::Instant::now();
+    while !lock.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "up never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let ev = events(&out);
+    let error = &ev[ev.len() - 2];
+    assert_eq!(error["type"], "error", "{error}");
+}

@@ -187,3 +187,154 @@ lb_flavor = "m1.small"
     assert_eq!(fake.inventory(), before);
     assert!(fake.unhandled().is_empty(), "{:?}", fake.unhandled());
 }
+
+/// `status` on an Octavia cluster shows the load balancer's own view (#13.9): per listener each
+/// node and its health, in `--output json` and in text, and a member the health monitor marks
+/// ERROR is unhealthy and the cluster degraded (exit 3). Provisioned in the fake cloud (pages
+/// of 2) with `up --only provision`; the tenant network is 127.0.0.0/24, so the SSH and
+/// listener checks `status` also makes stay on this machine (they fail: no hosts there).
+#[test]
+fn status_shows_the_octavia_view_of_each_node() {
+    let mut cfg = Config {
+        page_size: Some(2),
+        ..Config::default()
+    };
+    let net = cfg
+        .networks
+        .iter_mut()
+        .find(|n| n.name == "acura-net")
+        .expect("acura-net");
+    net.cidr = "127.0.0.0/24".into();
+    net.address_pool = (100..=120).map(|i| format!("127.0.0.{i}")).collect();
+    let fake = FakeCloud::start(cfg);
+    assert!(fake.base_url().starts_with("http://127.0.0.1:"));
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    std::fs::write(&clouds, fake.clouds_yaml("fake")).unwrap();
+    std::fs::write(
+        dir.path().join("id.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL test\n",
+    )
+    .unwrap();
+    let config = dir.path().join("openstack.toml");
+    std::fs::write(
+        &config,
+        r#"[cluster]
+name = "st-os"
+[nodes]
+count = 3
+hostname_prefix = "st-os"
+volume_size_gb = 200
+[load_balancer]
+kind = "cloud"
+[access]
+admin_cidrs = ["127.0.0.1/32"]
+ssh_agent = true
+[openstack]
+cloud = "fake"
+flavor = "m1.xlarge"
+image = "ubuntu-20.04"
+network = "acura-net"
+public_key_file = "id.pub"
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        acura_ha()
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("OS_CLOUD")
+            .output()
+            .unwrap()
+    };
+    let status_json = |run: &dyn Fn(&[&str]) -> std::process::Output| {
+        let out = run(&["status", "--output", "json"]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(3), "degraded\n{stdout}\n{stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(v["healthy"], false, "{stdout}");
+        v
+    };
+    ok(&run(&["up", "--only", "provision", "--yes"]));
+    let nodes = ["st-os-1", "st-os-2", "st-os-3"];
+
+    let v = status_json(&run);
+    let lb = &v["cloud_lb"];
+    assert_eq!(lb["healthy"], true, "{v:#}");
+    let listeners = lb["health"]["listeners"].as_array().expect("listeners");
+    assert_eq!(listeners.len(), 6, "{lb:#}");
+    for l in listeners {
+        let targets: Vec<(&str, &str)> = l["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["target"].as_str().unwrap(), t["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            targets,
+            nodes.iter().map(|n| (*n, "healthy")).collect::<Vec<_>>(),
+            "{l:#}"
+        );
+    }
+    // The UDP listener is the load balancer's to check (its UDP-CONNECT monitor).
+    let udp = v["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["listener"].as_str().unwrap_or("").contains("12201"))
+        .expect("the UDP listener");
+    assert!(
+        udp["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("checked by the load balancer: 3 of 3"),
+        "{udp:#}"
+    );
+
+    // The health monitor marks the second node's members ERROR.
+    let sick_address = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "st-os-2")
+        .and_then(|h| h["address"].as_str())
+        .expect("st-os-2 among the hosts")
+        .to_string();
+    fake.set_member_status(&sick_address, Some("ERROR"));
+    let v = status_json(&run);
+    let lb = &v["cloud_lb"];
+    assert_eq!(lb["healthy"], false, "{lb:#}");
+    for l in lb["health"]["listeners"].as_array().unwrap() {
+        for t in l["targets"].as_array().unwrap() {
+            let want = if t["target"] == "st-os-2" {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
+            assert_eq!(t["state"], want, "{l:#}");
+        }
+    }
+    let out = run(&["status"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(3));
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("tcp/443") && l.contains("st-os-2"))
+        .unwrap_or_else(|| panic!("a row for st-os-2 on tcp/443:\n{stdout}"));
+    assert!(
+        row.contains("unhealthy") && row.contains("ERROR"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cloud load balancer: active/degraded"),
+        "{stdout}"
+    );
+
+    ok(&run(&["down", "--yes"]));
+    assert!(fake.unhandled().is_empty(), "{:?}", fake.unhandled());
+}

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use acura_ha_api::model::{LbHealth, Recorded};
+use acura_ha_api::provider::{Journal, ProviderError};
 use acura_ha_api::tables::{self, LISTENERS, Protocol};
 use serde::Serialize;
 
@@ -28,6 +30,9 @@ pub async fn preflight(
     Ok(preflight::check_all(&pool, spec, &hosts, become_password, quiet).await)
 }
 
+const UDP_NOT_CHECKED: &str = "not checked (UDP)";
+const UDP_BY_LB: &str = "checked by the load balancer";
+
 /// One host's status.
 #[derive(Debug, Serialize)]
 pub struct HostStatus {
@@ -45,6 +50,99 @@ pub struct ListenerStatus {
     pub state: String,
 }
 
+/// The cloud load balancer's own view of its targets (Octavia's status tree, ELBv2's target
+/// health), for providers whose load balancer is the cloud's.
+#[derive(Debug, Serialize)]
+pub struct CloudLb {
+    /// What the provider answered; `None` when asking failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<LbHealth>,
+    /// Why the provider could not say (credentials, the cloud's answer...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every listener has targets and every target is healthy.
+    pub healthy: bool,
+}
+
+impl CloudLb {
+    fn new(asked: Result<Option<LbHealth>, String>) -> Option<CloudLb> {
+        match asked {
+            Ok(None) => None,
+            Ok(Some(h)) => Some(CloudLb {
+                healthy: h.healthy(),
+                health: Some(h),
+                error: None,
+            }),
+            Err(e) => Some(CloudLb {
+                health: None,
+                error: Some(e),
+                healthy: false,
+            }),
+        }
+    }
+
+    /// The targets of one of the guide's listeners.
+    pub fn listener(
+        &self,
+        protocol: Protocol,
+        port: u16,
+    ) -> Option<&acura_ha_api::model::ListenerHealth> {
+        self.health
+            .as_ref()?
+            .listeners
+            .iter()
+            .find(|l| l.port == port && l.protocol.eq_ignore_ascii_case(protocol.as_str()))
+    }
+}
+
+/// The state's records, read-only: what `lb_health` maps the cloud's IDs back to node names
+/// with. `status` changes nothing, so a write is refused.
+struct StateRecords(Vec<Recorded>);
+
+impl Journal for StateRecords {
+    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
+        Err(ProviderError::Journal(format!(
+            "status changes nothing (asked to record {})",
+            r.address
+        )))
+    }
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        Err(ProviderError::Journal(format!(
+            "status changes nothing (asked to forget {address})"
+        )))
+    }
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.0.iter().find(|r| r.address == address)
+    }
+    fn all(&self) -> Vec<Recorded> {
+        self.0.clone()
+    }
+}
+
+/// Asks the cluster's provider for its load balancer's view; `None` when the load balancer is
+/// not the cloud's (NGINX, external, static, local) or none is recorded.
+async fn cloud_lb(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    recorded: Vec<Recorded>,
+) -> Option<CloudLb> {
+    let provider = match crate::targets::provider(cfg, store) {
+        Ok(p) => p,
+        Err(e) => return CloudLb::new(Err(format!("not checked: {e}"))),
+    };
+    let journal = StateRecords(recorded);
+    let asked = tokio::time::timeout(
+        Duration::from_secs(60),
+        provider.lb_health(&cfg.spec, &journal),
+    )
+    .await;
+    CloudLb::new(match asked {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the cloud did not answer within 60 s".into()),
+    })
+}
+
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub cluster: String,
@@ -53,6 +151,9 @@ pub struct Status {
     pub hosts: Vec<HostStatus>,
     pub kubernetes: Option<postcheck::ClusterHealth>,
     pub listeners: Vec<ListenerStatus>,
+    /// The cloud load balancer's view of its targets (absent for NGINX, static and local).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_lb: Option<CloudLb>,
     pub healthy: bool,
 }
 
@@ -63,6 +164,10 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
     let mut opts = bootstrap::ssh_options(cfg, &store.cluster_dir());
     opts.connect_timeout = Duration::from_secs(5);
     let hosts = bootstrap::ssh_hosts(&inv);
+    let recorded = state
+        .as_ref()
+        .map(|s| s.resources.clone())
+        .unwrap_or_default();
     let mut hosts_out = Vec::new();
     let mut pool = Pool::default();
     let mut set = tokio::task::JoinSet::new();
@@ -118,6 +223,7 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
         });
     }
     hosts_out.sort_by_key(|s| hosts.iter().position(|(h, _)| h.name == s.host));
+    let cloud_lb = cloud_lb(cfg, store, recorded).await;
     let mut kubernetes = None;
     for n in &inv.nodes {
         if let Some(s) = pool.get(&n.name) {
@@ -162,8 +268,19 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
                     None => "cannot resolve".to_string(),
                 }
             }
-            // UDP has no handshake: only the bootstrap's proof (or traffic) can show it works.
-            Protocol::Udp => "not checked (UDP)".to_string(),
+            // UDP has no handshake: a cloud load balancer's health monitor (UDP-CONNECT) checks
+            // the targets; otherwise only the bootstrap's proof (or traffic) can show it works.
+            Protocol::Udp => match cloud_lb
+                .as_ref()
+                .and_then(|c| c.listener(l.protocol, l.port))
+            {
+                Some(h) => format!(
+                    "{UDP_BY_LB}: {} of {} targets healthy",
+                    h.targets.iter().filter(|t| t.healthy()).count(),
+                    h.targets.len()
+                ),
+                None => UDP_NOT_CHECKED.to_string(),
+            },
         };
         listeners.push(ListenerStatus {
             listener: format!("{} {}/{}", l.name, l.protocol, l.port),
@@ -172,13 +289,13 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
         });
     }
     let expected: Vec<String> = inv.nodes.iter().map(|h| h.name.clone()).collect();
-    let healthy = hosts_out
-        .iter()
-        .all(|h| h.ssh == "ok" && h.preflight == "ok")
-        && kubernetes.as_ref().is_some_and(|k| k.ready(&expected))
-        && listeners
-            .iter()
-            .all(|l| l.state == "accepting" || l.state == "not checked (UDP)");
+    let healthy = verdict(
+        &hosts_out,
+        kubernetes.as_ref(),
+        &expected,
+        &listeners,
+        cloud_lb.as_ref(),
+    );
     Ok(Status {
         cluster: spec.cluster.name.clone(),
         provider: spec.provider_kind().as_str(),
@@ -186,6 +303,126 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
         hosts: hosts_out,
         kubernetes,
         listeners,
+        cloud_lb,
         healthy,
     })
+}
+
+/// Healthy: every host logged in to and passed its checks, Kubernetes has every node ready,
+/// every listener accepts (UDP: not checked, or left to the cloud load balancer), and the cloud
+/// load balancer — when there is one — finds every target healthy.
+fn verdict(
+    hosts: &[HostStatus],
+    kubernetes: Option<&postcheck::ClusterHealth>,
+    expected: &[String],
+    listeners: &[ListenerStatus],
+    cloud_lb: Option<&CloudLb>,
+) -> bool {
+    hosts.iter().all(|h| h.ssh == "ok" && h.preflight == "ok")
+        && kubernetes.is_some_and(|k| k.ready(expected))
+        && listeners.iter().all(|l| {
+            l.state == "accepting" || l.state == UDP_NOT_CHECKED || l.state.starts_with(UDP_BY_LB)
+        })
+        // A target the cloud load balancer finds unhealthy (or a load balancer that cannot be
+        // asked) makes the cluster degraded.
+        && cloud_lb.is_none_or(|c| c.healthy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acura_ha_api::model::{ListenerHealth, TargetHealth};
+
+    fn lb(states: &[&str]) -> LbHealth {
+        LbHealth {
+            state: "active/online".into(),
+            listeners: vec![ListenerHealth {
+                port: 443,
+                protocol: "TCP".into(),
+                targets: states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| TargetHealth {
+                        target: format!("acura-{}", i + 1),
+                        state: s.to_string(),
+                        reason: None,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn fine() -> (
+        Vec<HostStatus>,
+        postcheck::ClusterHealth,
+        Vec<String>,
+        Vec<ListenerStatus>,
+    ) {
+        let hosts = vec![HostStatus {
+            host: "acura-1".into(),
+            address: "127.0.0.10".into(),
+            role: "node",
+            ssh: "ok".into(),
+            preflight: "ok".into(),
+        }];
+        let k8s = postcheck::ClusterHealth {
+            nodes_ready: vec!["acura-1".into()],
+            nodes_not_ready: vec![],
+            pods_running: 3,
+            pods_not_running: vec![],
+            error: None,
+        };
+        let listeners = vec![
+            ListenerStatus {
+                listener: "HTTPS tcp/443".into(),
+                address: "127.0.0.9:443".into(),
+                state: "accepting".into(),
+            },
+            ListenerStatus {
+                listener: "Logs udp/12201".into(),
+                address: "127.0.0.9:12201".into(),
+                state: format!("{UDP_BY_LB}: 1 of 1 targets healthy"),
+            },
+        ];
+        (hosts, k8s, vec!["acura-1".into()], listeners)
+    }
+
+    #[test]
+    fn an_unhealthy_cloud_target_degrades_the_cluster() {
+        let (hosts, k8s, expected, listeners) = fine();
+        let ok = |c: Option<&CloudLb>| verdict(&hosts, Some(&k8s), &expected, &listeners, c);
+        assert!(ok(None), "no cloud load balancer: as before");
+        let healthy = CloudLb::new(Ok(Some(lb(&["healthy", "healthy"])))).unwrap();
+        assert!(ok(Some(&healthy)));
+        let sick = CloudLb::new(Ok(Some(lb(&["healthy", "unhealthy"])))).unwrap();
+        assert!(!sick.healthy);
+        assert!(!ok(Some(&sick)));
+        let empty = CloudLb::new(Ok(Some(lb(&[])))).unwrap();
+        assert!(
+            !ok(Some(&empty)),
+            "a listener without targets serves nothing"
+        );
+        let failed = CloudLb::new(Err("HTTP 503".into())).unwrap();
+        assert!(!ok(Some(&failed)), "a load balancer that cannot be asked");
+        assert!(CloudLb::new(Ok(None)).is_none());
+    }
+
+    #[test]
+    fn the_cloud_lb_view_is_in_the_json() {
+        let c = CloudLb::new(Ok(Some(lb(&["healthy", "unhealthy"])))).unwrap();
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["healthy"], false);
+        assert_eq!(v["health"]["listeners"][0]["port"], 443);
+        assert_eq!(
+            v["health"]["listeners"][0]["targets"][1]["target"],
+            "acura-2"
+        );
+        assert_eq!(
+            v["health"]["listeners"][0]["targets"][1]["state"],
+            "unhealthy"
+        );
+        assert!(v.get("error").is_none());
+        assert!(c.listener(Protocol::Tcp, 443).is_some());
+        assert!(c.listener(Protocol::Udp, 443).is_none());
+    }
 }

@@ -348,6 +348,36 @@ impl Provider for AwsProvider {
         ec2::destroy(&c, spec, &journal, self.quiet).await?;
         Ok(())
     }
+
+    /// Each instance's console output (GetConsoleOutput) for the host keys cloud-init printed.
+    /// Expanded as `#[async_trait]` would be: the journal (`&dyn Journal`, not `Sync`) is read
+    /// before the future starts, so the future stays `Send`.
+    fn console_host_keys<'a, 'b, 'c, 'd, 'async_trait>(
+        &'a self,
+        spec: &'b ClusterSpec,
+        inventory: &'c acura_ha_api::model::Inventory,
+        journal: &'d dyn Journal,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<acura_ha_api::model::ConsoleHostKeys, ProviderError>,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'a: 'async_trait,
+        'b: 'async_trait,
+        'c: 'async_trait,
+        'd: 'async_trait,
+        Self: 'async_trait,
+    {
+        let servers = acura_ha_api::console::server_ids(inventory, journal);
+        Box::pin(async move {
+            let c = clients(spec).await;
+            Ok(ec2::console_host_keys(&c, servers).await)
+        })
+    }
 }
 
 async fn discover_with(c: &Clients, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

@@ -388,6 +388,8 @@ class Handler(BaseHTTPRequestHandler):
         rule, delay = state.decide(service, action, params)
         if delay > 0:
             time.sleep(delay)
+        if rule is None and serve_console(self, action, params):
+            return
         if rule is not None:
             if rule["fault"] == "reset":
                 self.reset_connection()
@@ -451,6 +453,8 @@ class Handler(BaseHTTPRequestHandler):
     def control(self, body):
         state = self.server.state
         path = urllib.parse.urlsplit(self.path).path
+        if path == "/__proxy/console":
+            return console_control(self, body)
         if path == "/__proxy/rules" and self.command == "POST":
             try:
                 rules = validate_rules(json.loads(body.decode("utf-8") or "null"))
@@ -468,6 +472,57 @@ class Handler(BaseHTTPRequestHandler):
                 state.reset_stats()
             return self.reply_json(200, {"ok": True})
         return self.reply_json(404, {"error": f"no control endpoint {self.command} {path}"})
+
+
+# Console output (issue 10, item 4). moto's GetConsoleOutput answers the same canned kernel log
+# for every instance; a test that needs cloud-init's host key block sets an instance's log here:
+#
+#     POST /__proxy/console  {"instance_id": "i-…", "output": "text"}  (or "output": null: unset)
+#
+# and GetConsoleOutput for that instance is answered by the proxy (base64, as EC2 does) unless a
+# fault rule fires first; other instances go to moto.
+CONSOLE_LOGS = {}
+CONSOLE_LOCK = threading.Lock()
+
+
+def console_control(handler, body):
+    try:
+        req = json.loads(body.decode("utf-8") or "{}")
+        instance, output = req["instance_id"], req.get("output")
+        if not isinstance(instance, str) or not (output is None or isinstance(output, str)):
+            raise ValueError("instance_id must be a string, output a string or null")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError) as e:
+        return handler.reply_json(400, {"error": f"console: {e}"})
+    with CONSOLE_LOCK:
+        if output is None:
+            CONSOLE_LOGS.pop(instance, None)
+        else:
+            CONSOLE_LOGS[instance] = output
+    return handler.reply_json(200, {"ok": True})
+
+
+def serve_console(handler, action, params):
+    """Answers GetConsoleOutput for an instance with a log set; False: not ours to answer."""
+    if action != "GetConsoleOutput":
+        return False
+    instance = params.get("InstanceId", "")
+    with CONSOLE_LOCK:
+        output = CONSOLE_LOGS.get(instance)
+    if output is None:
+        return False
+    import base64
+    request_id = str(uuid.uuid4())
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<GetConsoleOutputResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        f"<requestId>{request_id}</requestId><instanceId>{xml_escape(instance)}</instanceId>"
+        f"<timestamp>{stamp}</timestamp>"
+        f"<output>{base64.b64encode(output.encode('utf-8')).decode('ascii')}</output>"
+        "</GetConsoleOutputResponse>"
+    )
+    handler.reply(200, body.encode("utf-8"), "text/xml", [("x-amzn-RequestId", request_id)])
+    return True
 
 
 def loopback_upstream(url):

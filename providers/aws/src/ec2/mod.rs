@@ -2,6 +2,7 @@
 //! security group and its rules, the instances, and their teardown — one module per resource,
 //! with the filter, tag and journal helpers they share here.
 
+mod console;
 mod discover;
 mod image;
 mod instances;
@@ -17,6 +18,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use crate::SharedJournal;
 
+pub(crate) use console::console_host_keys;
 pub(crate) use discover::discover;
 pub(crate) use image::image;
 pub(crate) use instances::{check_instance_types, instances};

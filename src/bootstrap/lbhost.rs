@@ -17,12 +17,15 @@ use tokio::task::JoinSet;
 
 use super::preflight::Pool;
 use super::ssh::{Session, SshError, shell_quote};
+use super::sudo::{self, Sudo, SudoError};
 use crate::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LbError {
     #[error("{0}")]
     Ssh(#[from] SshError),
+    #[error("{0}")]
+    Sudo(Box<SudoError>),
     #[error("{host}: {step} failed: {message}")]
     Step {
         host: String,
@@ -39,23 +42,26 @@ pub enum LbError {
     },
 }
 
+/// Boxed: an SSH error inside would make every `Result` of this stage large.
+impl From<SudoError> for LbError {
+    fn from(e: SudoError) -> Self {
+        LbError::Sudo(Box::new(e))
+    }
+}
+
 const STEP_TIMEOUT: Duration = Duration::from_secs(600);
 const QUICK: Duration = Duration::from_secs(60);
 
-/// `sudo -n ` unless the login user is root.
-pub fn sudo(user: &str) -> &'static str {
-    if user == "root" { "" } else { "sudo -n " }
-}
-
+/// Runs `script` on the host as root (one sudo for the whole script, see [`sudo`]); a non-zero
+/// exit is an error naming the step and the host.
 async fn step(
     session: &Session,
+    root: &Sudo<'_>,
     name: &'static str,
-    cmd: &str,
+    script: &str,
     deadline: Duration,
 ) -> Result<String, LbError> {
-    let out = session
-        .run(&format!("sh -c {}", shell_quote(cmd)), deadline)
-        .await?;
+    let out = root.run(session, &root.script(script), deadline).await?;
     if out.status != 0 {
         let detail = format!("{}{}", out.stderr_text(), out.stdout_text());
         return Err(LbError::Step {
@@ -75,27 +81,32 @@ pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
 /// `nginx -t -c <new>`, then renamed over `path`. A refused config is removed and the old one
 /// stays in place, for the running NGINX and its next restart.
 pub async fn install_config(session: &Session, path: &str, conf: &str) -> Result<(), LbError> {
-    let s = sudo(&session.target.user);
+    let become_ = sudo::current();
+    let root = become_.prepare(session).await?;
     let new = format!("{path}.acura-ha-new");
     session
-        .write_file(&new, conf.as_bytes(), 0o644, !s.is_empty(), QUICK)
+        .write_file(&new, conf.as_bytes(), 0o644, &root, QUICK)
         .await?;
     let (new_q, path_q) = (shell_quote(&new), shell_quote(path));
     let check = step(
         session,
+        &root,
         "nginx -t",
-        &format!("{s}nginx -t -c {new_q} 2>&1"),
+        &format!("nginx -t -c {new_q} 2>&1"),
         QUICK,
     )
     .await;
     if let Err(e) = check {
-        let _ = session.run(&format!("{s}rm -f {new_q}"), QUICK).await;
+        let _ = root
+            .run(session, &root.command(&format!("rm -f {new_q}")), QUICK)
+            .await;
         return Err(e);
     }
     step(
         session,
+        &root,
         "install nginx.conf",
-        &format!("{s}mv -f {new_q} {path_q}"),
+        &format!("mv -f {new_q} {path_q}"),
         QUICK,
     )
     .await?;
@@ -109,16 +120,19 @@ pub async fn configure(
     nodes: &[Host],
     progress: &mut Progress,
 ) -> Result<(), LbError> {
-    let s = sudo(&session.target.user);
+    let become_ = sudo::current();
+    let root = become_.prepare(session).await?;
     let module = NginxOptions::default().stream_module;
     progress.update(format!("checking NGINX on {}", session.target.name));
+    // The whole script runs as root under one sudo (one password line serves it).
     let install = format!(
         "if command -v nginx >/dev/null 2>&1 && [ -e {module} ]; then echo present; else \
-         {s}env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
-         {s}env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-stream >/dev/null && echo installed; fi"
+         env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+         env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-stream >/dev/null </dev/null && echo installed; fi"
     );
     let how = step(
         session,
+        &root,
         "install nginx and libnginx-mod-stream",
         &install,
         STEP_TIMEOUT,
@@ -135,11 +149,11 @@ pub async fn configure(
     // worker of the new generation runs and every old one is gone or "shutting down" (listeners
     // closed), so the caller's next connection meets the new upstreams: after `node remove`,
     // never the removed node.
-    let reload = format!(
-        "old=\" $(pgrep -P \"$(cat /run/nginx.pid 2>/dev/null)\" 2>/dev/null | tr '\\n' ' ') \"; \
-         if [ -d /run/systemd/system ]; then {s}systemctl enable nginx >/dev/null 2>&1; {s}systemctl reload-or-restart nginx; \
-         elif [ -s /run/nginx.pid ] && {s}kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; then {s}nginx -s reload; \
-         else {s}nginx </dev/null >/dev/null 2>&1; fi; \
+    // The whole script as root: reading NGINX's pid file and signalling it need root too.
+    let reload = "old=\" $(pgrep -P \"$(cat /run/nginx.pid 2>/dev/null)\" 2>/dev/null | tr '\\n' ' ') \"; \
+         if [ -d /run/systemd/system ]; then systemctl enable nginx >/dev/null 2>&1; systemctl reload-or-restart nginx; \
+         elif [ -s /run/nginx.pid ] && kill -0 \"$(cat /run/nginx.pid)\" 2>/dev/null; then nginx -s reload; \
+         else nginx </dev/null >/dev/null 2>&1; fi; \
          i=0; while [ $i -lt 100 ]; do \
            fresh=0; stale=0; \
            for p in $(pgrep -P \"$(cat /run/nginx.pid 2>/dev/null)\" 2>/dev/null); do \
@@ -148,9 +162,8 @@ pub async fn configure(
              if [ -r /proc/$p/cmdline ] && ! tr '\\0' ' ' </proc/$p/cmdline | grep -q 'shutting down'; then stale=1; fi; done; \
            [ $fresh = 1 ] && [ $stale = 0 ] && exit 0; \
            sleep 0.1; i=$((i+1)); done; \
-         echo 'NGINX did not switch to the new configuration within 10 s' >&2; exit 1"
-    );
-    step(session, "reload nginx", &reload, QUICK).await?;
+         echo 'NGINX did not switch to the new configuration within 10 s' >&2; exit 1";
+    step(session, &root, "reload nginx", reload, QUICK).await?;
     progress.update(format!(
         "NGINX configured and running on {}",
         session.target.name
@@ -219,27 +232,36 @@ pub async fn prove(
     progress: &mut Progress,
 ) -> Result<Proof, LbError> {
     let script = responder_script();
+    let become_ = sudo::current();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let mut responders = JoinSet::new();
     for h in nodes {
         let Some(session) = pool.get(&h.name) else {
             continue;
         };
-        let s = sudo(&session.target.user);
-        let cmd = format!("{s}python3 -c {}", shell_quote(&script));
+        // Root binds the listener ports below 1024 too; the password line, when sudo reads
+        // one, is the responder's only input.
+        let root = become_.prepare(&session).await?;
+        let cmd = root.command(&format!("python3 -c {}", shell_quote(&script)));
+        let stdin = root.stdin(b"");
         let tx = ready_tx.clone();
         let name = h.name.clone();
         responders.spawn(async move {
             let session: Arc<Session> = session;
             let mut buf = String::new();
             session
-                .exec(&cmd, None, Duration::from_secs(90), move |_, data| {
-                    buf.push_str(&String::from_utf8_lossy(data));
-                    while let Some(i) = buf.find('\n') {
-                        let line: String = buf.drain(..=i).collect();
-                        let _ = tx.send((name.clone(), line.trim().to_string()));
-                    }
-                })
+                .exec(
+                    &cmd,
+                    Some(stdin.expose()),
+                    Duration::from_secs(90),
+                    move |_, data| {
+                        buf.push_str(&String::from_utf8_lossy(data));
+                        while let Some(i) = buf.find('\n') {
+                            let line: String = buf.drain(..=i).collect();
+                            let _ = tx.send((name.clone(), line.trim().to_string()));
+                        }
+                    },
+                )
                 .await
         });
     }

@@ -11,6 +11,7 @@ pub mod playbook;
 pub mod postcheck;
 pub mod preflight;
 pub mod ssh;
+pub mod sudo;
 pub mod workspace;
 
 use std::path::PathBuf;

@@ -5,20 +5,30 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::lbhost::sudo;
 use super::ssh::{Session, SshError};
+use super::sudo::{self, Sudo, SudoError};
 use crate::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostCheckError {
     #[error("{0}")]
     Ssh(#[from] SshError),
+    /// sudo refused the password, or needs one that was not given: no wait heals this.
+    #[error("{0}")]
+    Sudo(Box<SudoError>),
     #[error("after {secs:.0} s: {state} (asked {host})")]
     NotReady {
         host: String,
         secs: f64,
         state: String,
     },
+}
+
+/// Boxed: an SSH error inside would make every `Result` of this stage large.
+impl From<SudoError> for PostCheckError {
+    fn from(e: SudoError) -> Self {
+        PostCheckError::Sudo(Box::new(e))
+    }
 }
 
 /// What the cluster looked like at the last poll.
@@ -65,21 +75,26 @@ impl ClusterHealth {
     }
 }
 
-fn kubectl(user: &str, args: &str) -> String {
+fn kubectl(root: &Sudo<'_>, args: &str) -> String {
     // ~/.local/bin holds user-installed tools (Ubuntu's profile adds it too); SSH commands do
-    // not read the profile.
-    format!(
-        "{}env PATH=\"$HOME/.local/bin:$PATH\" kubectl {args}",
-        sudo(user)
-    )
+    // not read the profile. `$HOME` is the login user's: the login shell expands it first.
+    root.command(&format!(
+        "env PATH=\"$HOME/.local/bin:$PATH\" kubectl {args}"
+    ))
 }
 
-/// One look at the cluster from `session`.
-pub async fn health(session: &Session) -> Result<ClusterHealth, SshError> {
-    let user = &session.target.user;
+/// One look at the cluster from `session`. A sudo that refuses (wrong or missing become
+/// password) is an error, not a state to poll.
+pub async fn health(session: &Session) -> Result<ClusterHealth, PostCheckError> {
+    let become_ = sudo::current();
+    let root = become_.prepare(session).await?;
     let mut h = ClusterHealth::default();
-    let nodes = session
-        .run(&kubectl(user, "get nodes -o json"), Duration::from_secs(60))
+    let nodes = root
+        .run(
+            session,
+            &kubectl(&root, "get nodes -o json"),
+            Duration::from_secs(60),
+        )
         .await?;
     if nodes.status != 0 {
         h.error = Some(format!("kubectl get nodes: {}", nodes.stderr_text().trim()));
@@ -99,9 +114,10 @@ pub async fn health(session: &Session) -> Result<ClusterHealth, SshError> {
             h.nodes_not_ready.push(name);
         }
     }
-    let pods = session
+    let pods = root
         .run(
-            &kubectl(user, "get pods -A -o json"),
+            session,
+            &kubectl(&root, "get pods -A -o json"),
             Duration::from_secs(60),
         )
         .await?;

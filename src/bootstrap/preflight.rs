@@ -301,19 +301,36 @@ async fn gather(
     want: &Expectations,
     deadline: Duration,
 ) -> Result<Facts, SshError> {
+    // The dpkg lock needs root: the one sudo of this script, whose password line (when the
+    // host's sudo asks for one) is the script's only input. A refused password fails here.
+    let become_ = super::sudo::current();
+    let root = become_
+        .prepare_lenient(session)
+        .await
+        .map_err(|e| match e {
+            super::sudo::SudoError::Ssh(e) => e,
+            other => SshError::Channel {
+                host: session.target.name.clone(),
+                command: "sudo".into(),
+                message: other.to_string(),
+            },
+        })?;
     let wait = format!(
-        "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi\n\
+        "if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait </dev/null >/dev/null 2>&1 || true; fi\n\
          if command -v flock >/dev/null 2>&1 && [ -e /var/lib/dpkg/lock-frontend ]; then\n\
-           s=''; [ \"$(id -u)\" = 0 ] || s='sudo -n'; $s flock -w {secs} /var/lib/dpkg/lock-frontend true 2>/dev/null || true\n\
+           {flock} 2>/dev/null || true\n\
          fi\n",
-        secs = deadline.as_secs()
+        flock = root.command(&format!(
+            "flock -w {} /var/lib/dpkg/lock-frontend true",
+            deadline.as_secs()
+        ))
     );
     let cmd = format!(
         "sh -c {}",
         super::ssh::shell_quote(&(wait + &facts::script(&want.dns_name)))
     );
-    let out = session
-        .run(&cmd, deadline + Duration::from_secs(30))
+    let out = root
+        .run(session, &cmd, deadline + Duration::from_secs(30))
         .await?;
     if out.status != 0 {
         return Err(SshError::Channel {

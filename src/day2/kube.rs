@@ -10,25 +10,39 @@ use acura_ha_api::tables::{
 };
 
 use super::Day2Error;
-use crate::bootstrap::lbhost::sudo;
-use crate::bootstrap::ssh::{Session, shell_quote};
+use crate::bootstrap::ssh::{Output, Session, shell_quote};
+use crate::bootstrap::sudo::{self, SudoError};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// A command on the node, as its user, with `~/.local/bin` on the PATH (SSH commands do not
-/// read the login profile that would add it).
-fn on_node(session: &Session, program: &str, args: &[&str]) -> String {
+/// A command for the node, with the login user's `~/.local/bin` on the PATH (SSH commands do
+/// not read the login profile that would add it); [`as_root`] runs it through sudo.
+fn on_node(program: &str, args: &[&str]) -> String {
     let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     format!(
-        "{}env PATH=\"$HOME/.local/bin:$PATH\" {program} {}",
-        sudo(&session.target.user),
+        "env PATH=\"$HOME/.local/bin:$PATH\" {program} {}",
         quoted.join(" ")
     )
 }
 
-/// Runs `command`; a non-zero exit is an error naming `step` and the host.
+/// Runs `command` (one simple command) as root: sudo, with the become password on its
+/// standard input where the node's sudo asks for one. A refused password fails here, once.
+async fn as_root(session: &Session, command: &str) -> Result<Output, Day2Error> {
+    let become_ = sudo::current();
+    let root = become_.prepare(session).await.map_err(|e| match e {
+        SudoError::Ssh(e) => Day2Error::from(e),
+        other => Day2Error::Command {
+            host: session.target.name.clone(),
+            step: "sudo".into(),
+            message: other.to_string(),
+        },
+    })?;
+    Ok(root.run(session, &root.command(command), DEADLINE).await?)
+}
+
+/// Runs `command` as root; a non-zero exit is an error naming `step` and the host.
 async fn run(session: &Session, step: &str, command: &str) -> Result<String, Day2Error> {
-    let out = session.run(command, DEADLINE).await?;
+    let out = as_root(session, command).await?;
     if out.status != 0 {
         return Err(Day2Error::Command {
             host: session.target.name.clone(),
@@ -48,21 +62,16 @@ fn parse_error(session: &Session, step: &str, message: impl Into<String>) -> Day
 }
 
 /// `kubectl exec etcd-0 -- etcdctl ARGS…`: Acura's own store, as the guide writes it.
-fn store_etcdctl(session: &Session, args: &[&str]) -> String {
+fn store_etcdctl(args: &[&str]) -> String {
     let mut argv = vec!["exec", ACURA_STORE_POD, "--", "etcdctl"];
     argv.extend_from_slice(args);
-    on_node(session, "kubectl", &argv)
+    on_node("kubectl", &argv)
 }
 
 /// `kubectl exec etcd-0 -- etcdctl get /overlay_list`.
 pub async fn overlay_get(session: &Session) -> Result<Vec<String>, Day2Error> {
     let step = "read /overlay_list";
-    let out = run(
-        session,
-        step,
-        &store_etcdctl(session, &["get", OVERLAY_LIST_KEY]),
-    )
-    .await?;
+    let out = run(session, step, &store_etcdctl(&["get", OVERLAY_LIST_KEY])).await?;
     parse_overlay_list(&out).map_err(|m| parse_error(session, step, m))
 }
 
@@ -82,7 +91,7 @@ pub fn parse_overlay_list(out: &str) -> Result<Vec<String>, String> {
 pub async fn overlay_set(session: &Session, overlays: &[String]) -> Result<(), Day2Error> {
     let step = "write /overlay_list";
     let value = serde_json::to_string(overlays).unwrap_or_default();
-    let cmd = store_etcdctl(session, &["set", OVERLAY_LIST_KEY, &value]);
+    let cmd = store_etcdctl(&["set", OVERLAY_LIST_KEY, &value]);
     run(session, step, &cmd).await?;
     let back = overlay_get(session).await?;
     if back != overlays {
@@ -97,8 +106,8 @@ pub async fn overlay_set(session: &Session, overlays: &[String]) -> Result<(), D
 
 /// `kubectl delete node NAME`: `Ok(false)` when Kubernetes no longer knows it.
 pub async fn delete_node(session: &Session, name: &str) -> Result<bool, Day2Error> {
-    let cmd = on_node(session, "kubectl", &["delete", "node", name]);
-    let out = session.run(&cmd, DEADLINE).await?;
+    let cmd = on_node("kubectl", &["delete", "node", name]);
+    let out = as_root(session, &cmd).await?;
     if out.status == 0 {
         return Ok(true);
     }
@@ -123,7 +132,7 @@ pub struct EtcdMember {
 }
 
 /// `etcdctl` inside the control-plane etcd pod of `live`, with the guide's certificates.
-fn etcdctl(session: &Session, live: &str, args: &[&str]) -> String {
+fn etcdctl(live: &str, args: &[&str]) -> String {
     let pod = format!("{ETCD_POD_PREFIX}{live}");
     let mut argv = vec![
         "exec",
@@ -140,13 +149,13 @@ fn etcdctl(session: &Session, live: &str, args: &[&str]) -> String {
         ETCD_KEY,
     ];
     argv.extend_from_slice(args);
-    on_node(session, "kubectl", &argv)
+    on_node("kubectl", &argv)
 }
 
 /// `etcdctl member list` through the pod on `live`.
 pub async fn member_list(session: &Session, live: &str) -> Result<Vec<EtcdMember>, Day2Error> {
     let step = "etcdctl member list";
-    let out = run(session, step, &etcdctl(session, live, &["member", "list"])).await?;
+    let out = run(session, step, &etcdctl(live, &["member", "list"])).await?;
     parse_member_list(&out).map_err(|m| parse_error(session, step, m))
 }
 
@@ -175,7 +184,7 @@ pub fn parse_member_list(out: &str) -> Result<Vec<EtcdMember>, String> {
 /// counts only after etcd's health interval), so that answer is retried for up to a minute.
 pub async fn member_remove(session: &Session, live: &str, id: &str) -> Result<(), Day2Error> {
     let step = format!("etcdctl member remove {id}");
-    let cmd = etcdctl(session, live, &["member", "remove", id]);
+    let cmd = etcdctl(live, &["member", "remove", id]);
     let started = std::time::Instant::now();
     let mut delay = Duration::from_secs(1);
     loop {
@@ -220,14 +229,13 @@ pub const TOKEN_CREATE: &[&str] = &["token", "create", "--ttl", "15m", "--print-
 /// upload-certs --upload-certs` on a live node; their output stays in memory.
 pub async fn join_secrets(session: &Session) -> Result<JoinSecrets, Day2Error> {
     let step = "kubeadm token create --ttl 15m --print-join-command";
-    let out = run(session, step, &on_node(session, "kubeadm", TOKEN_CREATE)).await?;
+    let out = run(session, step, &on_node("kubeadm", TOKEN_CREATE)).await?;
     let (token, hash) = parse_join_command(&out).map_err(|m| parse_error(session, step, m))?;
     let step = "kubeadm init phase upload-certs --upload-certs";
     let out = run(
         session,
         step,
         &on_node(
-            session,
             "kubeadm",
             &["init", "phase", "upload-certs", "--upload-certs"],
         ),

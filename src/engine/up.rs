@@ -177,6 +177,8 @@ impl Bootstrap<'_> {
         let spec = &self.cfg.spec;
         let dir = self.store.cluster_dir();
         let hosts = bootstrap::ssh_hosts(self.inv);
+        // Every command run on a host from here on becomes root with this password (-K).
+        bootstrap::sudo::install(self.become_password.as_deref());
         self.pool =
             preflight::login(spec, &hosts, &bootstrap::ssh_options(self.cfg, &dir), false).await?;
 

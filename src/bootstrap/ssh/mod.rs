@@ -508,23 +508,26 @@ impl Session {
 
     /// Writes `contents` to `path` on the host atomically (temporary file, then rename) with
     /// `mode`, through the command's standard input: the contents never appear in a command line.
-    pub async fn write_file(
+    /// As root through `sudo` (one sudo for the whole script: its password line, when sudo
+    /// reads one, comes first on the same standard input, and sudo leaves the rest to `cat`).
+    pub async fn write_file<'a>(
         &self,
         path: &str,
         contents: &[u8],
         mode: u32,
-        sudo: bool,
+        sudo: impl Into<crate::bootstrap::sudo::Sudo<'a>>,
         deadline: Duration,
     ) -> Result<(), SshError> {
-        let q = shell_quote(path);
+        let sudo = sudo.into();
         let tmp = shell_quote(&format!("{path}.acura-ha.tmp"));
-        let prefix = if sudo { "sudo -n " } else { "" };
-        let cmd = format!(
-            "{prefix}sh -c 'umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {q}'",
-            tmp = tmp.replace('\'', "'\\''"),
-            q = q.replace('\'', "'\\''"),
-        );
-        let out = self.exec(&cmd, Some(contents), deadline, |_, _| {}).await?;
+        let cmd = sudo.script(&format!(
+            "umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {q}",
+            q = shell_quote(path),
+        ));
+        let stdin = sudo.stdin(contents);
+        let out = self
+            .exec(&cmd, Some(stdin.expose()), deadline, |_, _| {})
+            .await?;
         if out.status != 0 {
             return Err(SshError::Channel {
                 host: self.target.name.clone(),

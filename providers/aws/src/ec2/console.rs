@@ -1,8 +1,8 @@
 //! Host keys from the cloud (issue 10, item 4): each instance's console output
 //! (GetConsoleOutput), where cloud-init prints the SSH host key fingerprints on first boot. EC2
-//! returns the serial console base64-encoded and only as of its last capture (a few minutes
-//! behind on a fresh instance): an instance whose output holds no complete block yet is left
-//! out, and the bootstrap pins it on first use, saying so.
+//! returns the serial console base64-encoded; without `Latest` (Nitro only) only as of its last
+//! capture, minutes behind on a fresh instance. An instance whose output holds no complete block
+//! yet is left out, and the bootstrap pins it on first use, saying so.
 
 use acura_ha_api::model::ConsoleHostKeys;
 
@@ -22,14 +22,21 @@ pub(crate) async fn console_host_keys(
 }
 
 /// The decoded console output of one instance; `None` when EC2 has none or refuses the call.
+/// `Latest` first: on Nitro instances it returns the console as it is now rather than as of the
+/// last capture, which on a fresh instance often predates cloud-init's block; instances that do
+/// not support it (Xen) are asked again without.
 async fn console_output(c: &Clients, id: &str) -> Option<String> {
-    let out = c
-        .ec2
-        .get_console_output()
-        .instance_id(id)
-        .send()
-        .await
-        .ok()?;
+    let ask = |latest: bool| async move {
+        let mut req = c.ec2.get_console_output().instance_id(id);
+        if latest {
+            req = req.latest(true);
+        }
+        req.send().await
+    };
+    let out = match ask(true).await {
+        Ok(out) => out,
+        Err(_) => ask(false).await.ok()?,
+    };
     decode(out.output()?)
 }
 

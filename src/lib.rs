@@ -15,5 +15,6 @@ pub mod files;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod refresh;
 pub mod state;
 pub mod targets;

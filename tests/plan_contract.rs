@@ -118,3 +118,162 @@ fn check_variant(what: &str, edit: fn(String) -> String) {
         );
     }
 }
+
+/// Refresh (issue 9, item 3): after `up`, a listener deleted and an SSH rule from anywhere added
+/// by hand outside the tool show in `plan` (exit 2) with their reasons; `--refresh=false` does
+/// not see them and says so; `up` repairs both and the next `plan` is clean.
+#[test]
+fn drift_outside_the_tool_shows_in_plan_and_up_repairs_it() {
+    use acura_ha_openstack::client::{Service, Session};
+    let fake = FakeCloud::start(Config {
+        page_size: Some(2),
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let config = cluster_file(dir.path(), |t| {
+        t.replace("floating_ip_network = \"public\"\n", "")
+    });
+    let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    // Outside the tool, as an operator's openstack CLI would.
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(
+            std::fs::read_dir(dir.path().join("state"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().ends_with(".state.json"))
+                .expect("a state file"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let id_of = |kind: &str| {
+        let r = state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .unwrap();
+        (
+            r["address"].as_str().unwrap().to_string(),
+            r["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (listener, listener_id) = id_of("listener");
+    let (_, group) = id_of("security_group");
+    let spec = acura_ha::config::load(&config).unwrap().spec;
+    let env: std::collections::BTreeMap<String, String> = [(
+        "OS_CLIENT_CONFIG_FILE".to_string(),
+        dir.path().join("clouds.yaml").display().to_string(),
+    )]
+    .into_iter()
+    .collect();
+    let cfg = acura_ha_openstack::OpenStackProvider::new(dir.path().to_path_buf())
+        .env(env)
+        .cloud_config(&spec)
+        .unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let s = Session::connect(&cfg).await.unwrap();
+        s.delete(
+            Service::LoadBalancer,
+            &format!("/lbaas/listeners/{listener_id}"),
+        )
+        .await
+        .unwrap();
+        s.send(
+            reqwest::Method::POST,
+            Service::Network,
+            "/security-group-rules",
+            &serde_json::json!({"security_group_rule": {
+                "security_group_id": group, "direction": "ingress", "ethertype": "IPv4",
+                "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                "remote_ip_prefix": "0.0.0.0/0"}}),
+        )
+        .await
+        .unwrap();
+    });
+
+    let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let changed: Vec<(String, String, String)> = doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !matches!(r["action"].as_str(), Some("keep" | "use")))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["address"].as_str().unwrap().to_string(),
+                r["reasons"][0].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        changed.contains(&(
+            "create".into(),
+            listener.clone(),
+            "deleted outside acura-ha".into()
+        )),
+        "{changed:#?}"
+    );
+    assert!(
+        changed.iter().any(|(a, addr, why)| a == "delete"
+            && addr.starts_with("security_group_rule[outside-")
+            && why == "added outside acura-ha"),
+        "{changed:#?}"
+    );
+
+    let offline = run(
+        dir.path(),
+        &config,
+        &["plan", "--output", "json", "--refresh=false"],
+    );
+    let doc: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    // The state alone sees no resource change (the bootstrap steps are pending either way).
+    assert_eq!(resource_changes(&doc), 0, "{doc:#}");
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("--refresh=false")),
+        "{doc:#}"
+    );
+
+    let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(resource_changes(&doc), 0, "after the repair: {doc:#}");
+    let down = run(dir.path(), &config, &["down", "--yes"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
+/// Creates, replaces and deletes in a JSON plan.
+fn resource_changes(plan: &Value) -> u64 {
+    let s = &plan["summary"];
+    ["create", "replace", "delete"]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap())
+        .sum()
+}

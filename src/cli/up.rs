@@ -1,4 +1,4 @@
-//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json]`
+//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json] [--refresh=false]`
 
 use super::{BecomeArgs, ClusterArgs, EXIT_OK, OutputArgs, YesArg};
 use crate::engine::up::{self, Stages, UpOptions};
@@ -26,6 +26,8 @@ pub struct Args {
     pub become_: BecomeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub refresh: super::plan::RefreshArg,
 }
 
 pub fn exec(args: Args) -> Result<u8, Error> {
@@ -37,6 +39,7 @@ pub fn exec(args: Args) -> Result<u8, Error> {
             Some(Only::Bootstrap) => Stages::BootstrapOnly,
         },
         become_password: args.become_.password()?,
+        refresh: args.refresh.mode(),
     };
     let ui = args.output.ui_asking(args.yes);
     let report = super::block_on(up::up(&cfg, &store, &opts, &ui))?;

@@ -39,6 +39,8 @@ pub struct UpOptions {
     pub stages: Stages,
     /// The sudo password for users without passwordless sudo (the guide's `-K`).
     pub become_password: Option<String>,
+    /// Read the cloud before planning (`--refresh=false`: the state only).
+    pub refresh: crate::refresh::Mode,
 }
 
 /// What `up` did, for the summary and `--output json`.
@@ -65,7 +67,11 @@ pub async fn up(
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     let dir = store.cluster_dir();
     let paths = bootstrap::paths(cfg, &dir);
-    let first = plan::build(spec, (state.serial > 0).then_some(&state), &paths);
+    let before = (state.serial > 0).then_some(&state);
+    // What changed outside the tool is part of the plan, and `up` repairs it.
+    let drift = crate::refresh::drift(provider.as_ref(), spec, before, opts.refresh, false).await?;
+    let mut first = plan::build_with(spec, before, &paths, drift.as_ref());
+    crate::refresh::note(&mut first, before, opts.refresh);
     ui.text(plan::render_text(&first));
     let mut report = UpReport {
         cluster: spec.cluster.name.clone(),
@@ -90,6 +96,8 @@ pub async fn up(
             store,
             state: &mut state,
         });
+        // What the cloud no longer has is created again, under a new ID.
+        crate::refresh::forget_gone(&mut journal, drift.as_ref())?;
         let inv = provider.provision(spec, &mut journal).await?;
         progress.done(format!(
             "{} hosts ready to log in",
@@ -106,6 +114,14 @@ pub async fn up(
         return Ok(report);
     }
 
+    // Host keys the cloud vouches for (each server's console): pinned instead of trusted on
+    // first use.
+    let journal = StateJournal {
+        store,
+        state: &mut state,
+    };
+    let console = preflight::console_keys(&*provider, spec, &inv, &journal, false).await;
+
     // The steps as they stand now that every address is known.
     let plan = plan::build(spec, Some(&state), &paths);
     let mut runner = Bootstrap {
@@ -117,6 +133,7 @@ pub async fn up(
         pool: Pool::default(),
         become_password: opts.become_password.clone(),
         ui,
+        console,
     };
     runner.run(&mut report).await?;
     let lb = &inv.lb.address;
@@ -143,6 +160,7 @@ struct Bootstrap<'a> {
     pool: Pool,
     become_password: Option<String>,
     ui: &'a Ui,
+    console: acura_ha_api::model::ConsoleHostKeys,
 }
 
 impl Bootstrap<'_> {

@@ -15,6 +15,7 @@ mod image;
 mod network;
 mod octavia;
 pub mod quota;
+mod refresh;
 mod volume;
 pub mod wait;
 
@@ -248,6 +249,16 @@ impl Provider for OpenStackProvider {
                 .collect()
         };
         acura_ha_api::inventory::inventory(spec, &all)
+    }
+
+    /// Every kind listed once (members once per pool), compared with the records.
+    async fn refresh(
+        &self,
+        spec: &ClusterSpec,
+        recorded: &[Recorded],
+    ) -> Result<Option<acura_ha_api::model::Drift>, ProviderError> {
+        let s = self.session(spec).await?;
+        refresh::refresh(&s, spec, recorded).await.map(Some)
     }
 
     async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

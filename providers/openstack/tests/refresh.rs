@@ -35,7 +35,8 @@ impl Journal for Records {
 }
 
 struct Cloud {
-    fake: FakeCloud,
+    /// Kept running for the test's length (dropping it stops the cloud).
+    _fake: FakeCloud,
     dir: tempfile::TempDir,
 }
 
@@ -52,7 +53,7 @@ impl Cloud {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL drift\n",
         )
         .unwrap();
-        Cloud { fake, dir }
+        Cloud { _fake: fake, dir }
     }
 
     fn provider(&self) -> OpenStackProvider {

@@ -117,8 +117,8 @@ pub async fn connect_all_vouched(
             .cloned()
             .unwrap_or_default();
         // Judged before the first attempt: a retry after a refused login finds the key pinned.
-        let first_use =
-            vouched.is_empty() && !super::ssh::is_pinned(&opts.known_hosts, &target.address, target.port);
+        let first_use = vouched.is_empty()
+            && !super::ssh::is_pinned(&opts.known_hosts, &target.address, target.port);
         let waiting = waiting.clone();
         waiting
             .lock()
@@ -504,5 +504,28 @@ pub async fn gate(
         Ok(())
     } else {
         Err(super::BootstrapError::Preflight(failed.join(", ")))
+    }
+}
+
+/// The host keys the cloud vouches for (each server's console output, issue 10 item 4), for
+/// [`login_vouched`]. A provider without consoles (static, local) has none; a failure to ask is
+/// a note, not an error: those hosts are then pinned on first use, and the login says so.
+pub async fn console_keys(
+    provider: &dyn acura_ha_api::provider::Provider,
+    spec: &acura_ha_api::spec::ClusterSpec,
+    inventory: &acura_ha_api::model::Inventory,
+    journal: &dyn acura_ha_api::provider::Journal,
+    quiet: bool,
+) -> ConsoleHostKeys {
+    match provider.console_host_keys(spec, inventory, journal).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            if !quiet {
+                eprintln!(
+                    "note: the host keys cannot be read from the servers' consoles ({e}); they are pinned on first use"
+                );
+            }
+            ConsoleHostKeys::default()
+        }
     }
 }

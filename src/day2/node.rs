@@ -630,8 +630,21 @@ async fn finish_add(
         .find(|h| h.name == new)
         .cloned()
         .ok_or_else(|| Day2Error::Usage(format!("{new}: no address known after provisioning")))?;
+    // The new server's host keys from its console (the others are pinned already).
+    let only_new = Inventory {
+        nodes: vec![host.clone()],
+        lb: acura_ha_api::model::LbEndpoint {
+            nginx_host: None,
+            ..inv.lb.clone()
+        },
+    };
+    let journal = StateJournal {
+        store: ctx.store,
+        state: &mut ctx.state,
+    };
+    let console = preflight::console_keys(provider, spec, &only_new, &journal, false).await;
     let step = StepGuard::start(format!("join {new}"), None);
-    join(ctx, live, &host, &inv, opts, ui).await?;
+    join(ctx, live, &host, &inv, &console, opts, ui).await?;
     step.done();
     ctx.state.day2.pending = None;
     ctx.settle()?;
@@ -651,13 +664,14 @@ async fn join(
     live: &Live,
     host: &Host,
     inv: &Inventory,
+    console: &acura_ha_api::model::ConsoleHostKeys,
     opts: &NodeOptions,
     ui: &Ui,
 ) -> Result<(), Day2Error> {
     let cfg = ctx.cfg();
     let spec = &cfg.spec;
     let hosts = [(host.clone(), "node")];
-    let pool = preflight::login(spec, &hosts, &ctx.ssh_options(), false).await?;
+    let pool = preflight::login_vouched(spec, &hosts, &ctx.ssh_options(), console, false).await?;
     preflight::gate(&pool, spec, &hosts, opts.become_password.is_some(), ui).await?;
 
     let already = postcheck::health(&live.session)

@@ -197,8 +197,8 @@ impl Bootstrap<'_> {
         let hosts = bootstrap::ssh_hosts(self.inv);
         // Every command run on a host from here on becomes root with this password (-K).
         bootstrap::sudo::install(self.become_password.as_deref());
-        self.pool =
-            preflight::login(spec, &hosts, &bootstrap::ssh_options(self.cfg, &dir), false).await?;
+        let opts = bootstrap::ssh_options(self.cfg, &dir);
+        self.pool = preflight::login_vouched(spec, &hosts, &opts, &self.console, false).await?;
 
         if self.pending("preflight") {
             let step = StepGuard::start("preflight", None);

@@ -36,8 +36,8 @@ mod known_hosts;
 
 pub use algorithms::*;
 pub use keys::*;
-pub use known_hosts::{HostKeyTrust, is_pinned};
 use known_hosts::*;
+pub use known_hosts::{HostKeyTrust, is_pinned};
 
 /// Where a key file's passphrase may come from when there is no terminal to ask on (never a
 /// command-line argument: those show in `ps`).

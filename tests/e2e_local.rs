@@ -163,8 +163,12 @@ fn local_target_up_status_down() {
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
     let (again, told) = ok(&lab.run(&["up", "--yes", "--output", "json"]));
     assert!(told.contains("Nothing to do"), "{told}");
-    let report: Value = serde_json::from_str(&again).expect("up --output json: one document");
-    assert_eq!(report["changed"], false, "{again}");
+    // `up --output json` streams one event per line; the closing summary carries the report.
+    let last = again.lines().last().unwrap_or_default();
+    let summary: Value = serde_json::from_str(last).expect("up --output json: a summary line");
+    assert_eq!(summary["type"], "summary", "{again}");
+    assert_eq!(summary["exit_code"], 0, "{again}");
+    assert_eq!(summary["result"]["changed"], false, "{again}");
 
     // status: every host answers, Kubernetes (the stand-in) is Ready, every TCP listener accepts.
     let (status_json, _) = ok(&lab.run(&["status", "--output", "json"]));

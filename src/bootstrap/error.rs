@@ -37,6 +37,10 @@ impl BootstrapError {
         match self {
             BootstrapError::Unreachable(_) => "AH500",
             BootstrapError::Preflight(_) => "AH501",
+            // A sudo refusal is the same failure wherever it surfaces: its own code (AH505
+            // wrong password, AH506 password required), not the stage's.
+            BootstrapError::Lb(super::lbhost::LbError::Sudo(e)) => e.code(),
+            BootstrapError::PostCheck(super::postcheck::PostCheckError::Sudo(e)) => e.code(),
             BootstrapError::Lb(_) => "AH502",
             BootstrapError::Ansible(_) => "AH503",
             BootstrapError::PostCheck(_) => "AH504",
@@ -50,6 +54,10 @@ impl BootstrapError {
         match self {
             BootstrapError::Unreachable(u) => Some(unreachable_help(&u.failures)),
             BootstrapError::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
+            BootstrapError::Lb(super::lbhost::LbError::Sudo(_))
+            | BootstrapError::PostCheck(super::postcheck::PostCheckError::Sudo(_)) => Some(
+                "pass the login user's sudo password with -K (or ACURA_HA_BECOME_PASSWORD), or give the user passwordless sudo".into(),
+            ),
             BootstrapError::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
             _ => None,
         }
@@ -152,6 +160,44 @@ mod tests {
         for f in failures {
             let text = f.to_string();
             assert!(!unreachable_help(&[f]).is_empty(), "{text}");
+        }
+    }
+
+    /// A sudo refusal on the NGINX host or in the post-checks keeps its own code and says to
+    /// pass -K, instead of the stage's generic AH502/AH504.
+    #[test]
+    fn a_sudo_refusal_keeps_its_code_in_every_stage() {
+        use crate::bootstrap::lbhost::LbError;
+        use crate::bootstrap::postcheck::PostCheckError;
+        use crate::bootstrap::sudo::SudoError;
+        let wrong = || {
+            Box::new(SudoError::WrongPassword {
+                host: "n1".into(),
+                user: "deploy".into(),
+                message: "sudo: 1 incorrect password attempt".into(),
+            })
+        };
+        let required = || {
+            Box::new(SudoError::PasswordRequired {
+                host: "n1".into(),
+                user: "deploy".into(),
+            })
+        };
+        let cases = [
+            (BootstrapError::Lb(LbError::Sudo(wrong())), "AH505"),
+            (BootstrapError::Lb(LbError::Sudo(required())), "AH506"),
+            (
+                BootstrapError::PostCheck(PostCheckError::Sudo(wrong())),
+                "AH505",
+            ),
+            (
+                BootstrapError::PostCheck(PostCheckError::Sudo(required())),
+                "AH506",
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+            assert!(e.help().unwrap().contains("-K"), "{e}");
         }
     }
 }

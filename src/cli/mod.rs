@@ -142,6 +142,9 @@ impl BecomeArgs {
             std::env::var("ACURA_HA_BECOME_PASSWORD").ok()
         };
         crate::events::hide(&crate::bootstrap::become_vars(pw.as_deref()));
+        // Every command the tool itself runs on a host (day 2's kubectl and kubeadm, NGINX,
+        // post-checks) becomes root with it: `-K` serves `update` and `node` as it serves `up`.
+        crate::bootstrap::sudo::install(pw.as_deref());
         Ok(pw)
     }
 }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use acura_ha_api::desired::{self, ingress_rules};
 use acura_ha_api::inventory::{self, OUTPUT_ADDRESS};
-use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
+use acura_ha_api::model::{Drift, Gone, Inventory, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::{ClusterSpec, ProviderKind};
 use async_trait::async_trait;
@@ -360,6 +360,43 @@ impl Provider for LocalProvider {
         }
         pin(&lab, &pinned)?;
         inventory::inventory(spec, &[])
+    }
+
+    /// What was stopped or removed outside the tool: a lab host whose namespace, veth or sshd
+    /// is gone, a lab network without its safety route, bridge or resolver. `up` makes them
+    /// again (provisioning heals what it finds broken). Not root: nothing can be looked at,
+    /// and the plan is the state's.
+    async fn refresh(
+        &self,
+        spec: &ClusterSpec,
+        recorded: &[Recorded],
+    ) -> Result<Option<Drift>, ProviderError> {
+        if spec.local.is_none() || current_euid() != 0 {
+            return Ok(None);
+        }
+        let lab = self.names(spec);
+        let mut drift = Drift::default();
+        for r in recorded.iter().filter(|r| r.status == Status::Ready) {
+            let gone = match r.kind {
+                Kind::LabHost => match lab.hosts.iter().find(|h| h.resource == r.address) {
+                    Some(h) => !host::healthy(h).await?,
+                    None => false,
+                },
+                Kind::LabNetwork => {
+                    !(network::safety_route_present(&r.address, lab.subnet).await?
+                        && network::link_exists(&lab.bridge)
+                        && network::resolver_running(&lab).is_some())
+                }
+                _ => false,
+            };
+            if gone {
+                drift.gone.push(Gone {
+                    address: r.address.clone(),
+                    reason: "stopped or removed outside acura-ha".into(),
+                });
+            }
+        }
+        Ok(Some(drift))
     }
 
     /// Stops and removes the named hosts (every process in their namespaces, their veths and

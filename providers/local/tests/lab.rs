@@ -205,6 +205,14 @@ async fn provision_is_idempotent_and_destroy_leaves_nothing() {
     eprintln!("provision of 4 hosts: {:?}", t.elapsed());
     let first = by_address(&j);
 
+    let drift = lab
+        .provider
+        .refresh(&lab.spec, &j.all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(drift.is_empty(), "right after provision: {drift:#?}");
+
     let t = Instant::now();
     lab.provision(&mut j).await;
     eprintln!("provision again (adopt): {:?}", t.elapsed());
@@ -266,8 +274,29 @@ async fn provision_is_idempotent_and_destroy_leaves_nothing() {
     assert_eq!(rc, 0, "{err}");
     let (rc, _, err) = sh("/usr/sbin/ip", &["link", "del", "dev", &n3.veth]).await;
     assert_eq!(rc, 0, "{err}");
+    // Refresh (issue 9, item 3) sees exactly the two broken hosts, as what `up` will remake.
+    let drift = lab
+        .provider
+        .refresh(&lab.spec, &j.all())
+        .await
+        .expect("refresh")
+        .expect("the local target refreshes");
+    let gone: Vec<&str> = drift.gone.iter().map(|g| g.address.as_str()).collect();
+    assert_eq!(
+        gone,
+        [n2.resource.as_str(), n3.resource.as_str()],
+        "{drift:#?}"
+    );
+    assert!(drift.extra.is_empty(), "{drift:#?}");
     j.history.clear();
     lab.provision(&mut j).await;
+    let after = lab
+        .provider
+        .refresh(&lab.spec, &j.all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.is_empty(), "after the repair: {after:#?}");
     assert_ne!(j.output(&n2.resource, "sshd_pid"), old2.to_string());
     assert_eq!(
         j.output(&n1.resource, "sshd_pid"),

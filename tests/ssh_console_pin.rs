@@ -185,3 +185,149 @@ async fn without_console_keys_the_host_is_trusted_on_first_use_and_said_so() {
         .expect("login");
     assert!(pool.trusted_on_first_use().is_empty());
 }
+
+/// `up` on an OpenStack cluster file (the fake cloud, whose servers get the addresses of bare
+/// local-target hosts): the consoles vouch for the hosts' real keys except the NGINX VM's, which
+/// is refused (AH500, both fingerprints) before anything runs there; with its real key on the
+/// console the next `up` logs in everywhere and no host is trusted on first use.
+#[test]
+fn up_pins_the_keys_the_fake_clouds_consoles_print_and_refuses_another() {
+    use common::lab::{Lab, ok, text};
+    use fake_openstack::{Config, FakeCloud, NetworkSpec};
+    use std::collections::BTreeMap;
+
+    let lab = Lab::new("e2e-ck", 170, 3);
+    ok(&lab.run(&["up", "--only", "provision", "--yes"]));
+    let hosts: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).chain([lab.lb()]).collect();
+    // The lab pinned its hosts' keys when it made them: their fingerprints, by address.
+    let listed = Command::new(common::require("ssh-keygen"))
+        .arg("-lf")
+        .arg(lab.cluster_dir().join("known_hosts"))
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let by_address: BTreeMap<String, String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[2].to_string(), f[1].to_string())
+        })
+        .collect();
+    let fp = |address: &str| by_address[address].clone();
+
+    let mut cfg = Config::default();
+    let net = cfg
+        .networks
+        .iter_mut()
+        .find(|n| n.name == "acura-net")
+        .expect("acura-net");
+    *net = NetworkSpec {
+        name: "acura-net".into(),
+        subnet_name: "acura-subnet".into(),
+        cidr: "10.213.170.0/24".into(),
+        external: false,
+        address_pool: hosts.iter().map(|(_, a)| a.clone()).collect(),
+        addresses_by_server: hosts.iter().cloned().collect(),
+    };
+    let fake = FakeCloud::start(cfg);
+    let (lb_name, lb_address) = lab.lb();
+    for (name, address) in &hosts[..3] {
+        fake.set_console_log(name, Some(&console_log(name, &fp(address))));
+    }
+    // The NGINX VM's console printed another key (as if its address led elsewhere).
+    let other = tempfile::tempdir().unwrap();
+    keygen(&other.path().join("k"), "ed25519", "");
+    let printed = fingerprint_of(&other.path().join("k.pub"));
+    fake.set_console_log(&lb_name, Some(&console_log(&lb_name, &printed)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    std::fs::write(&clouds, fake.clouds_yaml("fake")).unwrap();
+    let key = lab.key();
+    let public = dir.path().join("id_ed25519.pub");
+    let derived = Command::new(common::require("ssh-keygen"))
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(derived.status.success());
+    std::fs::write(&public, derived.stdout).unwrap();
+    let lab_text = std::fs::read_to_string(&lab.config).unwrap();
+    let start = lab_text.find("[preflight]").expect("[preflight]");
+    let rest = &lab_text[start..];
+    let preflight = &rest[..rest.find("\n[local]").unwrap_or(rest.len())];
+    let config = dir.path().join("openstack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"e2e-ck\"\nproduct = \"dr\"\n\n\
+             [nodes]\ncount = 3\nhostname_prefix = \"e2e-ck\"\nvolume_size_gb = 200\nos_version = \"20.04\"\n\n\
+             [load_balancer]\nkind = \"nginx\"\n\n\
+             [access]\nadmin_cidrs = [\"10.213.170.1/32\"]\npublic_cidrs = [\"10.213.170.0/24\"]\n\
+             ssh_user = \"root\"\nssh_private_key = \"{key}\"\n\n\
+             [bootstrap]\narchive = \"{archive}\"\nlogstash_host = \"\"\ncopy_patch = true\ncopy_ca = true\n\n\
+             {preflight}\n\n\
+             [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
+             network = \"acura-net\"\npublic_key_file = \"{public}\"\nlb_flavor = \"m1.small\"\n",
+            key = key.display(),
+            archive = common::example("archive").display(),
+            public = public.display(),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let up = || {
+        common::acura_ha()
+            .args(["up", "--yes", "-c"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env("ACURA_HA_CACHE", common::tools_venv().parent().unwrap())
+            .output()
+            .unwrap()
+    };
+
+    let refused = up();
+    let (out, err) = text(&refused);
+    assert!(!refused.status.success(), "up passed\n{out}\n{err}");
+    assert!(err.contains("AH500"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{lb_name} ({lb_address}): HOST KEY NOT THE ONE THE CLOUD REPORTED"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&printed) && err.contains(&fp(&lb_address)),
+        "{err}"
+    );
+    assert!(!err.contains("trusted on first use"), "{err}");
+    let pinned = state.join("e2e-ck").join("known_hosts");
+    let pinned_text = std::fs::read_to_string(&pinned).unwrap_or_default();
+    assert!(!pinned_text.contains(&lb_address), "{pinned_text}");
+
+    // With the NGINX VM's real key on its console, up logs in everywhere; nothing is first use.
+    fake.set_console_log(&lb_name, Some(&console_log(&lb_name, &fp(&lb_address))));
+    let again = up();
+    let (out, err) = text(&again);
+    assert!(again.status.success(), "up failed\n{out}\n{err}");
+    assert!(!err.contains("trusted on first use"), "{err}");
+    let pinned_text = std::fs::read_to_string(&pinned).unwrap();
+    for (_, address) in &hosts {
+        assert!(
+            pinned_text.contains(address.as_str()),
+            "{address}: {pinned_text}"
+        );
+    }
+    ok(&common::acura_ha()
+        .args(["down", "--yes", "-c"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .output()
+        .unwrap());
+}

@@ -128,4 +128,19 @@ impl ClusterDir {
     pub fn control_sockets(&self) -> PathBuf {
         self.0.join("cp")
     }
+
+    /// Ansible's fact caches, one per process of the tool (see [`Self::fact_cache`]).
+    pub fn fact_caches(&self) -> PathBuf {
+        self.0.join("facts")
+    }
+
+    /// The fact cache of one process: the playbooks of one run share it, a later run does not.
+    pub fn fact_cache(&self, pid: u32) -> PathBuf {
+        self.fact_caches().join(pid.to_string())
+    }
+
+    /// A run's timeline (`--timings`): `<logs>/timings-<stamp>.{json,html}`.
+    pub fn timings(&self, stamp: &str, ext: &str) -> PathBuf {
+        self.logs().join(format!("timings-{stamp}.{ext}"))
+    }
 }

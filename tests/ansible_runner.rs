@@ -5,7 +5,7 @@
 
 mod common;
 
-use acura_ha::bootstrap::ansible::{SecretVars, Workspace, run_playbook};
+use acura_ha::bootstrap::ansible::{SecretVars, Workspace, ansible_env, run_playbook};
 use acura_ha::bootstrap::playbook;
 use acura_ha::files::ClusterDir;
 use common::{tools_venv, walk};
@@ -255,4 +255,105 @@ async fn venv_tools_get_no_become_password() {
             "{tool} inherited ACURA_HA_BECOME_PASSWORD"
         );
     }
+}
+
+/// Issue 12 item 4: the speed settings the runner builds reach Ansible as Ansible reads them
+/// (`ansible-config dump --only-changed` under the same environment, from the archive's folder):
+/// pipelining, forks = the inventory's hosts (never below Ansible's 5), a ControlPersist that
+/// outlives a playbook on the cluster's control-socket directory, and smart gathering with a
+/// jsonfile fact cache in a 0700 directory of this process.
+#[test]
+fn speed_settings_reach_ansible() {
+    let (_tmp, ws) = workspace();
+    let inventory = ws.dir.ha_env_file();
+    let hosts: String = (1..=7)
+        .map(|k| format!("acura-{k} ansible_ssh_host=10.213.0.{}\n", 10 + k))
+        .collect();
+    std::fs::write(&inventory, format!("# ha_env_file\n[all]\n{hosts}")).unwrap();
+    let env = ansible_env(&ws, &inventory).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((env.forks, env.pipelining), (7, true));
+    let out = std::process::Command::new(ws.venv.join("bin/ansible-config"))
+        .args(["dump", "--only-changed", "-t", "all"])
+        .current_dir(&ws.archive)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{dump}\n{}", String::from_utf8_lossy(&out.stderr));
+    let facts = ws.dir.fact_cache(std::process::id());
+    for want in [
+        "ANSIBLE_PIPELINING(env: ANSIBLE_PIPELINING) = True".to_string(),
+        "DEFAULT_FORKS(env: ANSIBLE_FORKS) = 7".into(),
+        "DEFAULT_GATHERING(env: ANSIBLE_GATHERING) = smart".into(),
+        "CACHE_PLUGIN(env: ANSIBLE_CACHE_PLUGIN) = jsonfile".into(),
+        format!(
+            "CACHE_PLUGIN_CONNECTION(env: ANSIBLE_CACHE_PLUGIN_CONNECTION) = {}",
+            facts.display()
+        ),
+        format!(
+            "control_path_dir(env: ANSIBLE_SSH_CONTROL_PATH_DIR) = {}",
+            ws.dir.control_sockets().display()
+        ),
+        "pipelining(env: ANSIBLE_PIPELINING) = True".into(),
+    ] {
+        assert!(dump.lines().any(|l| l == want), "missing {want:?} in:\n{dump}");
+    }
+    let ssh_args = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("ssh_args(env: ANSIBLE_SSH_ARGS) = "))
+        .unwrap_or_else(|| panic!("no ssh_args in:\n{dump}"));
+    for want in [
+        "ControlMaster=auto",
+        "ControlPersist=120s",
+        "StrictHostKeyChecking=yes",
+    ] {
+        assert!(ssh_args.contains(want), "{ssh_args}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&facts).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", facts.display());
+
+    // Fewer hosts than Ansible's own default still get its 5 forks.
+    std::fs::write(&inventory, "acura-1 ansible_ssh_host=10.213.0.11\n").unwrap();
+    assert_eq!(ansible_env(&ws, &inventory).unwrap().forks, 5);
+}
+
+/// Issue 12 item 4: facts gathered by the first playbook serve the second (which gathers none),
+/// through the runner's fact cache.
+#[tokio::test]
+async fn facts_gathered_by_step_5_serve_step_6() {
+    let (_tmp, ws) = workspace();
+    std::fs::write(
+        ws.archive.join(acura_ha_api::tables::K8S_MASTER_PLAYBOOK),
+        "- hosts: all\n  gather_facts: true\n  gather_subset: [min]\n  tasks: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.archive.join(acura_ha_api::tables::HA_ACURA_PLAYBOOK),
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Record the cached facts
+      ansible.builtin.copy:
+        dest: "{{ playbook_dir }}/../received.json"
+        content: "{{ {'system': ansible_facts.system | default('none')} | to_json }}"
+"#,
+    )
+    .unwrap();
+    let spec = spec();
+    let inventory = ws.dir.ha_env_file().display().to_string();
+    let step5 = playbook::k8s_master(&spec, "203.0.113.5", &inventory);
+    run_playbook(&ws, &step5, &SecretVars::default(), "gather", true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cached = walk(&ws.dir.fact_cache(std::process::id()));
+    assert_eq!(cached.len(), 1, "one host's facts: {cached:?}");
+    let step6 = playbook::ha_acura(&spec, &["overlay/ha.yaml".into()], false, &inventory);
+    run_playbook(&ws, &step6, &SecretVars::default(), "recall", true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(received(&ws)["system"], "Linux");
 }

@@ -382,6 +382,152 @@ pub fn remove_stale_secrets(cluster_dir: &Path) {
     }
 }
 
+/// How fast Ansible runs (issue 12 item 4): per-task overhead is mostly SSH round trips, so
+/// - **pipelining**: a module goes to the host on the SSH channel's stdin and runs there in one
+///   round trip, instead of mkdir + put + chmod + run + rm. It needs sudo without `requiretty`
+///   (the module reaches sudo through a pipe, not a terminal) — which the guide's hosts already
+///   need, since the tool's own commands run sudo without a terminal; a host found with
+///   `requiretty` ([`refuse_pipelining`]) turns it off for the run, and the run says so;
+/// - **forks ≥ hosts**: every host of the inventory gets a worker, so a task runs on all of them
+///   at once (Ansible's default is 5);
+/// - **ControlPersist** long enough to outlive a playbook ([`CONTROL_PERSIST`]): both playbooks of
+///   `up` reach a host through the same master (the ControlPath is the cluster's `cp/`
+///   directory, the same for every run), so only the first connects and authenticates;
+/// - **fact caching** between the playbooks: `gathering = smart` with a jsonfile cache in a 0700
+///   directory of this process only ([`ClusterDir::fact_cache`]), so Step 6 reuses what Step 5
+///   gathered, but a later command (a day-2 run, hours later) never sees stale facts.
+///
+/// Every setting is one that ansible-core 2.15 (the archive's floor) to 2.19 reads from the
+/// environment.
+#[derive(Debug, Clone)]
+pub struct AnsibleEnv {
+    /// Every variable, as the child gets it.
+    pub vars: Vec<(String, std::ffi::OsString)>,
+    pub forks: usize,
+    pub pipelining: bool,
+    /// What the run should say (pipelining turned off, and why).
+    pub note: Option<String>,
+}
+
+impl AnsibleEnv {
+    /// One line for the run's log.
+    pub fn summary(&self) -> String {
+        format!(
+            "settings: forks={} pipelining={} ControlPersist={} gathering=smart fact_cache=jsonfile",
+            self.forks, self.pipelining, CONTROL_PERSIST
+        )
+    }
+}
+
+/// How long an idle SSH master stays up: the gap between Step 5 and Step 6 is seconds, and a
+/// master is never idle while a task runs, so two minutes outlive it with room to spare, while
+/// masters left behind by the run's end go away soon.
+pub const CONTROL_PERSIST: &str = "120s";
+
+/// Ansible's own default number of forks; never fewer.
+const MIN_FORKS: usize = 5;
+
+fn no_pipelining() -> &'static std::sync::Mutex<std::collections::BTreeSet<String>> {
+    static HOSTS: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    HOSTS.get_or_init(Default::default)
+}
+
+/// A host whose sudo has `Defaults requiretty`: the run's playbooks go without pipelining.
+pub fn refuse_pipelining(host: &str) {
+    if let Ok(mut h) = no_pipelining().lock() {
+        h.insert(host.to_string());
+    }
+}
+
+/// The hosts an inventory names (INI: a host line per host; groups, comments and blank lines
+/// are not hosts). A missing file counts none.
+pub fn inventory_hosts(inventory: &Path) -> usize {
+    std::fs::read_to_string(inventory)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['#', ';', '[']))
+        .count()
+}
+
+/// The environment `ansible-playbook` runs with (see [`AnsibleEnv`]); creates the directories
+/// it names.
+pub fn ansible_env(ws: &Workspace, inventory: &Path) -> Result<AnsibleEnv, AnsibleError> {
+    let io = |p: &Path, e: std::io::Error| AnsibleError::Io(format!("{}: {e}", p.display()));
+    let ansible_home = ws.dir.ansible_home();
+    let cp = ws.dir.control_sockets();
+    std::fs::create_dir_all(&cp).map_err(|e| io(&cp, e))?;
+    let facts = ws.dir.fact_cache(std::process::id());
+    remove_stale_fact_caches(&ws.dir);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Facts describe the hosts (addresses, users' environments): the owner's only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&facts)
+            .map_err(|e| io(&facts, e))?;
+    }
+    let forks = inventory_hosts(inventory).max(MIN_FORKS);
+    let refused: Vec<String> = no_pipelining()
+        .lock()
+        .map(|h| h.iter().cloned().collect())
+        .unwrap_or_default();
+    let pipelining = refused.is_empty();
+    let note = (!pipelining).then(|| {
+        format!(
+            "Ansible runs without pipelining (slower: several SSH round trips per task): sudo on {} has `Defaults requiretty`",
+            refused.join(", ")
+        )
+    });
+    let s = |v: &str| std::ffi::OsString::from(v);
+    let vars = vec![
+        ("ANSIBLE_NOCOLOR".into(), s("1")),
+        ("ANSIBLE_FORCE_COLOR".into(), s("0")),
+        ("ANSIBLE_RETRY_FILES_ENABLED".into(), s("False")),
+        ("ANSIBLE_HOME".into(), ansible_home.clone().into()),
+        ("ANSIBLE_LOCAL_TEMP".into(), ansible_home.join("tmp").into()),
+        ("ANSIBLE_SSH_CONTROL_PATH_DIR".into(), cp.into()),
+        // Host keys stay pinned for Ansible too: the cluster's known_hosts, strictly.
+        ("ANSIBLE_HOST_KEY_CHECKING".into(), s("True")),
+        (
+            "ANSIBLE_SSH_ARGS".into(),
+            s(&ssh_args(&ws.dir.known_hosts())),
+        ),
+        (
+            "ANSIBLE_PIPELINING".into(),
+            s(if pipelining { "True" } else { "False" }),
+        ),
+        ("ANSIBLE_FORKS".into(), s(&forks.to_string())),
+        ("ANSIBLE_GATHERING".into(), s("smart")),
+        ("ANSIBLE_CACHE_PLUGIN".into(), s("jsonfile")),
+        ("ANSIBLE_CACHE_PLUGIN_CONNECTION".into(), facts.into()),
+        // The directory lives as long as this process; within it, facts never expire.
+        ("ANSIBLE_CACHE_PLUGIN_TIMEOUT".into(), s("0")),
+        ("PYTHONUNBUFFERED".into(), s("1")),
+    ];
+    Ok(AnsibleEnv {
+        vars,
+        forks,
+        pipelining,
+        note,
+    })
+}
+
+/// Removes the fact caches of processes that no longer run.
+fn remove_stale_fact_caches(dir: &ClusterDir) {
+    let Ok(entries) = std::fs::read_dir(dir.fact_caches()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if pid.parse::<u32>().is_err() || !Path::new("/proc").join(&pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Runs one playbook. `label` names it in progress lines and the log file.
 pub async fn run_playbook(
     ws: &Workspace,
@@ -411,22 +557,16 @@ pub async fn run_playbook(
     };
     let program = ws.venv.join("bin").join(&argv[0]);
     let _ = writeln!(log, "# {} (cwd {})\n", argv.join(" "), ws.archive.display());
-    let ansible_home = ws.dir.ansible_home();
-    let cp = ws.dir.control_sockets();
-    std::fs::create_dir_all(&cp).map_err(|e| AnsibleError::Io(e.to_string()))?;
+    let inventory = ws.archive.join(&run.inventory);
+    let env = ansible_env(ws, &inventory)?;
+    if !quiet && let Some(note) = &env.note {
+        eprintln!("note: {note}");
+    }
+    let _ = writeln!(log, "# {}\n", env.summary());
     let mut child = command(&program)
         .args(&argv[1..])
         .current_dir(&ws.archive)
-        .env("ANSIBLE_NOCOLOR", "1")
-        .env("ANSIBLE_FORCE_COLOR", "0")
-        .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
-        .env("ANSIBLE_HOME", &ansible_home)
-        .env("ANSIBLE_LOCAL_TEMP", ansible_home.join("tmp"))
-        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", &cp)
-        // Host keys stay pinned for Ansible too: the cluster's known_hosts, strictly.
-        .env("ANSIBLE_HOST_KEY_CHECKING", "True")
-        .env("ANSIBLE_SSH_ARGS", ssh_args(&ws.dir.known_hosts()))
-        .env("PYTHONUNBUFFERED", "1")
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -626,7 +766,7 @@ fn ssh_args(known_hosts: &Path) -> String {
         .replace('%', "%%");
     let option = format!("UserKnownHostsFile=\"{for_ssh}\"");
     format!(
-        "-o ControlMaster=auto -o ControlPersist=30s -o '{}' -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        "-o ControlMaster=auto -o ControlPersist={CONTROL_PERSIST} -o '{}' -o StrictHostKeyChecking=yes -o BatchMode=yes",
         option.replace('\'', r"'\''")
     )
 }

@@ -12,6 +12,7 @@ mod ec2;
 mod elb;
 mod error;
 mod quota;
+pub mod s3_state;
 mod wait;
 
 use std::collections::BTreeMap;

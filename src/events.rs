@@ -129,7 +129,10 @@ struct Line {
 struct Stream {
     command: String,
     started: Instant,
-    out: Mutex<Box<dyn Write + Send>>,
+    /// Stdout with `--output json`; none when only the collector listens.
+    out: Option<Mutex<Box<dyn Write + Send>>>,
+    /// Every line as written (secrets already hidden), for `--timings` ([`collected`]).
+    collector: Option<Mutex<Vec<Value>>>,
     redactors: Mutex<Vec<Redactor>>,
     result: Mutex<Option<Value>>,
 }
@@ -139,14 +142,27 @@ static STREAM: OnceLock<Stream> = OnceLock::new();
 /// Starts the stream on stdout and writes `run_start`. Once per process; a second call is
 /// ignored.
 pub fn start(command: &str, config: Option<&std::path::Path>) {
-    start_on(command, config, Box::new(std::io::stdout()));
+    start_with(command, config, true, false);
 }
 
-fn start_on(command: &str, config: Option<&std::path::Path>, out: Box<dyn Write + Send>) {
+/// Starts the stream: on stdout when `json` (`--output json`), into the collector [`collected`]
+/// reads when `collect` (`--timings`), or both. The lines are the same either way.
+pub fn start_with(command: &str, config: Option<&std::path::Path>, json: bool, collect: bool) {
+    let out: Option<Box<dyn Write + Send>> = json.then(|| Box::new(std::io::stdout()) as _);
+    start_on(command, config, out, collect);
+}
+
+fn start_on(
+    command: &str,
+    config: Option<&std::path::Path>,
+    out: Option<Box<dyn Write + Send>>,
+    collect: bool,
+) {
     let stream = Stream {
         command: command.to_string(),
         started: Instant::now(),
-        out: Mutex::new(out),
+        out: out.map(Mutex::new),
+        collector: collect.then(|| Mutex::new(Vec::new())),
         redactors: Mutex::new(Vec::new()),
         result: Mutex::new(None),
     };
@@ -160,7 +176,7 @@ fn start_on(command: &str, config: Option<&std::path::Path>, out: Box<dyn Write 
     }
 }
 
-/// Whether this run streams events.
+/// Whether this run streams events (to stdout, the `--timings` collector, or both).
 pub fn active() -> bool {
     STREAM.get().is_some()
 }
@@ -191,14 +207,30 @@ pub fn emit(event: Event) {
         kind,
         fields,
     };
+    if let Some(c) = &s.collector
+        && let Ok(mut lines) = c.lock()
+        && let Ok(v) = serde_json::to_value(&line)
+    {
+        lines.push(v);
+    }
+    let Some(out) = &s.out else { return };
     let Ok(mut text) = serde_json::to_string(&line) else {
         return;
     };
     text.push('\n');
-    if let Ok(mut out) = s.out.lock() {
+    if let Ok(mut out) = out.lock() {
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
+}
+
+/// The lines written so far (empty unless the stream was started to collect them).
+pub fn collected() -> Vec<Value> {
+    STREAM
+        .get()
+        .and_then(|s| s.collector.as_ref())
+        .and_then(|c| c.lock().ok().map(|l| l.clone()))
+        .unwrap_or_default()
 }
 
 /// The report the summary carries (what `Ui::result` would have printed as a document).

@@ -18,3 +18,4 @@ pub mod progress;
 pub mod refresh;
 pub mod state;
 pub mod targets;
+pub mod timings;

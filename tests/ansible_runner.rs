@@ -281,7 +281,11 @@ fn speed_settings_reach_ansible() {
         .output()
         .unwrap();
     let dump = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{dump}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{dump}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let facts = ws.dir.fact_cache(std::process::id());
     for want in [
         "ANSIBLE_PIPELINING(env: ANSIBLE_PIPELINING) = True".to_string(),
@@ -298,7 +302,10 @@ fn speed_settings_reach_ansible() {
         ),
         "pipelining(env: ANSIBLE_PIPELINING) = True".into(),
     ] {
-        assert!(dump.lines().any(|l| l == want), "missing {want:?} in:\n{dump}");
+        assert!(
+            dump.lines().any(|l| l == want),
+            "missing {want:?} in:\n{dump}"
+        );
     }
     let ssh_args = dump
         .lines()

@@ -1,4 +1,4 @@
-//! `acura-ha down -c FILE [--yes] [--discover] [--output json]`
+//! `acura-ha down -c FILE [--yes] [--discover] [--output json] [--timings]`
 
 use super::{ClusterArgs, EXIT_OK, OutputArgs, YesArg};
 use crate::engine::down;
@@ -15,6 +15,8 @@ pub struct Args {
     pub discover: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub timings: super::TimingsArg,
 }
 
 pub fn exec(args: Args) -> Result<u8, Error> {

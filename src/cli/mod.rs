@@ -172,7 +172,15 @@ impl OutputArgs {
     }
 }
 
-/// What every day-2 command takes: the cluster, `--yes`, `-K` and `--output`.
+/// `--timings`: for every command that changes a cluster.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct TimingsArg {
+    /// Write the run's timeline (every resource, step and wait) as HTML and JSON next to its logs
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// What every day-2 command takes: the cluster, `--yes`, `-K`, `--output` and `--timings`.
 #[derive(Debug, clap::Args)]
 pub struct ChangeArgs {
     #[command(flatten)]
@@ -183,6 +191,8 @@ pub struct ChangeArgs {
     pub become_: BecomeArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub timings: TimingsArg,
 }
 
 impl ChangeArgs {
@@ -209,13 +219,18 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    if let Some((name, config)) = cli.command.streams() {
-        crate::events::start(name, Some(config));
+    let streams = cli.command.streams();
+    let mut timings_of = None;
+    if let Some(s) = &streams
+        && (s.json || s.timings)
+    {
+        crate::events::start_with(s.name, Some(&s.cluster.config), s.json, s.timings);
+        timings_of = s.timings.then(|| s.cluster.clone());
     }
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => {
             crate::events::finish(code, None);
-            ExitCode::from(code)
+            code
         }
         Err(e) => {
             report(&e);
@@ -224,31 +239,82 @@ pub fn main() -> ExitCode {
                 _ => EXIT_ERROR,
             };
             crate::events::finish(code, Some((e.code(), e.to_string(), e.help())));
-            ExitCode::from(code)
+            code
         }
+    };
+    if let Some(cluster) = timings_of {
+        write_timings(&cluster);
     }
+    ExitCode::from(code)
+}
+
+/// `--timings`: the timeline of the run's events, next to its logs; the paths on stderr. A
+/// failure to write it is a warning: the run's own outcome stands.
+fn write_timings(cluster: &ClusterArgs) {
+    let written = config::load(&cluster.config)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            let dir = StateStore::for_config(&cfg, cluster.state_dir.as_deref()).cluster_dir();
+            crate::timings::write(&dir, &crate::events::collected()).map_err(|e| e.to_string())
+        });
+    match written {
+        Ok((json, html)) => eprintln!("timings: {} (JSON: {})", html.display(), json.display()),
+        Err(e) => eprintln!("warning: the timings were not written: {e}"),
+    }
+}
+
+/// What a command that changes a cluster streams: its name, its cluster, and where to.
+struct Streams<'a> {
+    name: &'static str,
+    cluster: &'a ClusterArgs,
+    /// `--output json`: the JSON Lines on stdout.
+    json: bool,
+    /// `--timings`: the lines collected for the timeline.
+    timings: bool,
 }
 
 impl Command {
     /// The commands that change a cluster stream events with `--output json` (as
-    /// `terraform apply -json`): their name and cluster file. Queries (`plan`, `status`, …)
+    /// `terraform apply -json`) and collect them for `--timings`. Queries (`plan`, `status`, …)
     /// print one document instead.
-    fn streams(&self) -> Option<(&'static str, &std::path::Path)> {
-        let (name, output, cluster) = match self {
-            Command::Up(a) => ("up", a.output, &a.cluster),
-            Command::Down(a) => ("down", a.output, &a.cluster),
-            Command::Janitor(a) => ("janitor", a.output, &a.cluster),
-            Command::Update(a) => ("update", a.common.output, &a.common.cluster),
-            Command::Node(node::What::Remove(r)) => {
-                ("node remove", r.common.output, &r.common.cluster)
-            }
-            Command::Node(node::What::Replace(r)) => {
-                ("node replace", r.common.output, &r.common.cluster)
-            }
-            Command::Node(node::What::Add(a)) => ("node add", a.common.output, &a.common.cluster),
+    fn streams(&self) -> Option<Streams<'_>> {
+        let none = TimingsArg { timings: false };
+        let (name, output, cluster, timings) = match self {
+            Command::Up(a) => ("up", a.output, &a.cluster, a.timings),
+            Command::Down(a) => ("down", a.output, &a.cluster, a.timings),
+            Command::Janitor(a) => ("janitor", a.output, &a.cluster, none),
+            Command::Update(a) => (
+                "update",
+                a.common.output,
+                &a.common.cluster,
+                a.common.timings,
+            ),
+            Command::Node(node::What::Remove(r)) => (
+                "node remove",
+                r.common.output,
+                &r.common.cluster,
+                r.common.timings,
+            ),
+            Command::Node(node::What::Replace(r)) => (
+                "node replace",
+                r.common.output,
+                &r.common.cluster,
+                r.common.timings,
+            ),
+            Command::Node(node::What::Add(a)) => (
+                "node add",
+                a.common.output,
+                &a.common.cluster,
+                a.common.timings,
+            ),
             _ => return None,
         };
-        (output.output == Format::Json).then_some((name, cluster.config.as_path()))
+        Some(Streams {
+            name,
+            cluster,
+            json: output.output == Format::Json,
+            timings: timings.timings,
+        })
     }
 }
 

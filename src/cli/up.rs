@@ -1,4 +1,4 @@
-//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json] [--refresh=false]`
+//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json] [--refresh=false] [--timings]`
 
 use super::{BecomeArgs, ClusterArgs, EXIT_OK, OutputArgs, YesArg};
 use crate::engine::up::{self, Stages, UpOptions};
@@ -28,6 +28,8 @@ pub struct Args {
     pub output: OutputArgs,
     #[command(flatten)]
     pub refresh: super::plan::RefreshArg,
+    #[command(flatten)]
+    pub timings: super::TimingsArg,
 }
 
 pub fn exec(args: Args) -> Result<u8, Error> {

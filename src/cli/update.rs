@@ -1,4 +1,4 @@
-//! `acura-ha update -c FILE [--add-overlay X]... [--remove-overlay Y]... [--yes] [-K] [--output json]`
+//! `acura-ha update -c FILE [--add-overlay X]... [--remove-overlay Y]... [--yes] [-K] [--output json] [--timings]`
 
 use super::{ChangeArgs, EXIT_OK};
 use crate::day2::update::{self, UpdateOptions};

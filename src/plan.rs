@@ -142,6 +142,11 @@ pub fn build_with(
             reasons: vec!["added outside acura-ha".into()],
         });
     }
+    for c in &mut resources {
+        if node_replacement(c) {
+            c.reasons.push(NODE_REPLACE_NOTE.into());
+        }
+    }
     if let Some(st) = state {
         // What the state has and the file no longer wants goes last, newest first.
         for rec in st.resources.iter().rev() {
@@ -191,6 +196,22 @@ pub fn build_with(
         warnings: warnings(spec),
         summary,
     }
+}
+
+/// Said of every node that must be replaced for an attribute a cloud cannot change in place.
+pub const NODE_REPLACE_NOTE: &str =
+    "one node at a time, through `node replace` (all at once, etcd would lose quorum)";
+
+/// A running node whose attributes changed (instance type, flavor, image, volume size): not a
+/// tainted or half-made one, which `up` makes again itself. `up` does not replace such nodes:
+/// `node replace` does, one at a time, so etcd keeps its quorum.
+pub fn node_replacement(c: &ResourceChange) -> bool {
+    c.action == Action::Replace
+        && c.resource.kind == acura_ha_api::model::Kind::Instance
+        && !c
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("tainted") || r.starts_with("its creation was interrupted"))
 }
 
 fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
@@ -571,5 +592,76 @@ mod tests {
                 vec!["added outside acura-ha".to_string()]
             )]
         );
+    }
+
+    /// Ownership (#9.4): the lineage rides on the tags sent to the cloud only, never on the
+    /// plan's `tags` attribute (so a plan before the first state, and clusters made before
+    /// lineage tags, read the same), and a resource of another state is refused by name.
+    #[test]
+    fn lineage_rides_on_the_cloud_tags_only_and_another_state_is_refused() {
+        use acura_ha_api::spec::TAG_LINEAGE;
+        let mut spec = spec();
+        let plain = spec.tags("node");
+        assert_eq!(
+            spec.cloud_tags("node"),
+            plain,
+            "no state yet: no lineage tag"
+        );
+        let before = build(&spec, None, &paths());
+        spec.lineage = Some("L1".into());
+        assert_eq!(
+            spec.tags("node"),
+            plain,
+            "the plan's attribute never carries it"
+        );
+        assert!(
+            spec.cloud_tags("node")
+                .contains(&(TAG_LINEAGE.to_string(), "L1".to_string()))
+        );
+        let after = build(&spec, None, &paths());
+        assert_eq!(
+            serde_json::to_value(&before.resources).unwrap(),
+            serde_json::to_value(&after.resources).unwrap()
+        );
+        assert!(spec.check_lineage("instance[a-1]", Some("L1")).is_ok());
+        assert!(spec.check_lineage("instance[a-1]", None).is_ok());
+        let e = spec.check_lineage("instance[a-1]", Some("L2")).unwrap_err();
+        assert!(
+            e.contains("instance[a-1]") && e.contains("L2") && e.contains("L1"),
+            "{e}"
+        );
+    }
+
+    /// A changed flavor is a replace of every node, each said to go one at a time through
+    /// `node replace`; a tainted node is not (up remakes it).
+    #[test]
+    fn a_changed_flavor_replaces_nodes_one_at_a_time_through_node_replace() {
+        let spec = spec();
+        let mut st = applied(&spec);
+        let mut tainted = None;
+        for r in st.resources.iter_mut().filter(|r| r.kind == Kind::Instance) {
+            r.attrs.insert("flavor".into(), "m1.large".into());
+            if tainted.is_none() {
+                r.status = Status::Tainted;
+                tainted = Some(r.address.clone());
+            }
+        }
+        let p = build(&spec, Some(&st), &paths());
+        let nodes: Vec<&ResourceChange> = p
+            .resources
+            .iter()
+            .filter(|c| c.resource.kind == Kind::Instance)
+            .collect();
+        assert_eq!(nodes.len(), 3);
+        for c in nodes {
+            assert_eq!(c.action, Action::Replace);
+            let said = c.reasons.iter().any(|r| r == NODE_REPLACE_NOTE);
+            if Some(&c.resource.address) == tainted.as_ref() {
+                assert!(!said && !node_replacement(c), "{c:?}");
+            } else {
+                assert!(said && node_replacement(c), "{c:?}");
+                assert!(c.reasons.iter().any(|r| r.contains("m1.large")), "{c:?}");
+            }
+        }
     }
 }

@@ -277,3 +277,65 @@ fn resource_changes(plan: &Value) -> u64 {
         .map(|k| s[k].as_u64().unwrap())
         .sum()
 }
+
+/// A changed flavor (issue 9, item 2): the plan replaces each node and says it goes one at a
+/// time through `node replace`; `up` changes nothing in the cloud and names those commands.
+#[test]
+fn a_changed_flavor_is_replaced_one_node_at_a_time_never_by_up() {
+    let fake = FakeCloud::start(Config {
+        page_size: Some(2),
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let config = cluster_file(dir.path(), |t| t);
+    let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("flavor = \"m1.xlarge\""), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("flavor = \"m1.xlarge\"", "flavor = \"m1.2xlarge\""),
+    )
+    .unwrap();
+    let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let replaced: Vec<&Value> = doc["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "replace")
+        .collect();
+    assert_eq!(replaced.len(), 3, "{doc:#}");
+    let mut names = Vec::new();
+    for r in &replaced {
+        assert_eq!(r["kind"], "instance", "{r:#}");
+        let reasons = r["reasons"].to_string();
+        assert!(reasons.contains("m1.2xlarge"), "{reasons}");
+        assert!(reasons.contains("one node at a time"), "{reasons}");
+        names.push(r["name"].as_str().unwrap().to_string());
+    }
+
+    fake.reset_stats();
+    let up = run(dir.path(), &config, &["up", "--yes"]);
+    let err = String::from_utf8_lossy(&up.stderr);
+    assert!(!up.status.success(), "{err}");
+    assert!(err.contains("AH004"), "{err}");
+    for n in &names {
+        assert!(err.contains(&format!("node replace {n} -c")), "{n}: {err}");
+    }
+    assert_eq!(fake.stats().mutating, 0, "up changed the cloud: {err}");
+
+    std::fs::write(&config, text).unwrap();
+    let down = run(dir.path(), &config, &["down", "--yes"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}

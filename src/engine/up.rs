@@ -84,6 +84,7 @@ pub async fn up(
         ui.say("\nNothing to do: the cluster matches the file.");
         return Ok(report);
     }
+    refuse_node_replacements(cfg, store, &first)?;
     ui.confirm("\nApply this plan?")?;
     report.changed = true;
 
@@ -148,6 +149,50 @@ pub async fn up(
         tables::ui_url(lb),
     ));
     Ok(report)
+}
+
+/// Nodes whose instance type, flavor, image or volume size changed cannot be changed in place,
+/// and replacing them all at once would cost etcd its quorum: `up` changes nothing and names
+/// the `node replace` commands that do it one node at a time (the plan says the same).
+fn refuse_node_replacements(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let nodes: Vec<&plan::ResourceChange> = plan
+        .resources
+        .iter()
+        .filter(|c| plan::node_replacement(c))
+        .collect();
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let me = super::program();
+    let args = super::command_args(cfg, store);
+    let why: Vec<String> = nodes
+        .iter()
+        .map(|c| {
+            let changed: Vec<&str> = c
+                .reasons
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != plan::NODE_REPLACE_NOTE)
+                .collect();
+            format!("  {} ({})", c.resource.name, changed.join("; "))
+        })
+        .collect();
+    let commands: Vec<String> = nodes
+        .iter()
+        .map(|c| format!("  {me} node replace {} {args}", c.resource.name))
+        .collect();
+    Err(Error::refused(format!(
+        "up does not replace nodes: {} node(s) have attributes the cloud cannot change in place:\n{}\n\
+         Replacing them at once would cost etcd its quorum, so nothing was changed. Replace them \
+         one at a time, each after the cluster is healthy again (`{me} status {args}`):\n{}",
+        nodes.len(),
+        why.join("\n"),
+        commands.join("\n")
+    )))
 }
 
 /// The bootstrap steps of one `up`, each recorded in the state when it completes.

@@ -42,6 +42,11 @@ pub struct ClusterSpec {
     pub static_hosts: Option<StaticSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalSection>,
+    /// The state's lineage, set by the engine once the state is loaded (never in the file):
+    /// every resource a provider creates carries it as `acura-ha/lineage`, so `up` adopts only
+    /// its own cluster's resources and refuses another state's of the same name.
+    #[serde(skip)]
+    pub lineage: Option<String>,
 }
 
 /// Which provider section the file has: one per target, each with its row in
@@ -339,6 +344,34 @@ impl ClusterSpec {
         ]
     }
 
+    /// The tags a provider sends to the cloud: [`tags`](Self::tags) and the state's lineage.
+    /// The lineage stays out of the desired model's `tags` attribute, so the plan reads the same
+    /// before the first state exists and for clusters created before lineage tags.
+    pub fn cloud_tags(&self, role: &str) -> Vec<(String, String)> {
+        let mut t = self.tags(role);
+        if let Some(l) = &self.lineage {
+            t.push((TAG_LINEAGE.to_string(), l.clone()));
+        }
+        t
+    }
+
+    /// Whether a resource found in the cloud with the cluster's name may be adopted: one whose
+    /// `acura-ha/lineage` tag names another state belongs to another cluster of the same name
+    /// (two operators, one name, one account) and is refused, naming it. A resource without
+    /// the tag (made before lineage tags, or by hand) is adopted as before.
+    pub fn check_lineage(&self, resource: &str, found: Option<&str>) -> Result<(), String> {
+        match (found, &self.lineage) {
+            (Some(theirs), Some(ours)) if theirs != ours => Err(format!(
+                "{resource} carries {TAG_LINEAGE} = {theirs}, but this state's lineage is {ours}: \
+                 another state owns a cluster named {:?} in this account. Nothing of it is \
+                 touched. Use another cluster.name, or run from the state that made it \
+                 (`acura-ha state show` prints a state's lineage)",
+                self.cluster.name
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The checks every cluster file shares, in the order [`validate`](Self::validate) reports
     /// them; `makes_ssh_key`: whether the file's target makes an SSH key when `[access]` gives
     /// none.
@@ -563,6 +596,8 @@ impl ClusterSpec {
 pub const TAG_CLUSTER: &str = "acura-ha/cluster";
 pub const TAG_ROLE: &str = "acura-ha/role";
 pub const TAG_MANAGED_BY: &str = "acura-ha/managed-by";
+/// The state's lineage on every resource the tool creates ([`ClusterSpec::cloud_tags`]).
+pub const TAG_LINEAGE: &str = "acura-ha/lineage";
 
 /// What [`check_hostname`] allows, for messages.
 pub const HOSTNAME_RULE: &str = "a node name is a hostname without dots: 1 to 63 lowercase letters, digits and '-', not starting or ending with '-'";

@@ -347,6 +347,7 @@ pub(crate) async fn create_servers(
     key_name: &str,
     sg: &(String, String),
     group: &str,
+    ports: &BTreeMap<String, crate::ports::Port>,
 ) -> Result<Created, ProviderError> {
     let s = cx.s;
     let spec = cx.spec;
@@ -360,7 +361,9 @@ pub(crate) async fn create_servers(
         if let Some(sv) = existing.get(&r.name) {
             return Ok::<_, ProviderError>((r.name.clone(), js(sv, "id")));
         }
-        cx.record(r, Status::Creating, None, BTreeMap::new())
+        let port = ports.get(&r.name);
+        let outputs = crate::ports::server_outputs(port);
+        cx.record(r, Status::Creating, None, outputs.clone())
             .await?;
         let (flavor, size, role) = match r.kind {
             Kind::LbInstance => (look.lb_flavor.as_ref().unwrap_or(&look.flavor), 20, "lb"),
@@ -371,7 +374,7 @@ pub(crate) async fn create_servers(
             .into_iter()
             .map(|(k, v)| (k, json!(v)))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "server": {
                 "name": r.name,
                 "flavorRef": flavor.id,
@@ -392,6 +395,14 @@ pub(crate) async fn create_servers(
             },
             "OS-SCH-HNT:scheduler_hints": {"group": group}
         });
+        // On its own port the server is in the port's group (Nova applies `security_groups`
+        // only to ports it makes itself).
+        if let Some(p) = port {
+            body["server"]["networks"] = json!([{ "port": p.id }]);
+            if let Some(o) = body["server"].as_object_mut() {
+                o.remove("security_groups");
+            }
+        }
         cx.progress(&format!(
             "create server {} ({}, {size} GB volume from {})",
             r.name, flavor.name, look.image.name
@@ -411,7 +422,7 @@ pub(crate) async fn create_servers(
             .await
             .map_err(|e| e.into_provider(&r.address))?;
         let id = js(&v["server"], "id");
-        cx.record(r, Status::Creating, Some(id.clone()), BTreeMap::new())
+        cx.record(r, Status::Creating, Some(id.clone()), outputs)
             .await?;
         Ok((r.name.clone(), id))
     });
@@ -487,6 +498,13 @@ pub(crate) async fn finish_servers(
             .collect();
         if !volumes.is_empty() {
             outputs.insert("volumes".to_string(), volumes.join(","));
+        }
+        let port = cx
+            .recorded(&r.address)
+            .await
+            .and_then(|x| x.outputs.get(crate::ports::OUTPUT_PORT).cloned());
+        if let Some(port) = port {
+            outputs.insert(crate::ports::OUTPUT_PORT.to_string(), port);
         }
         cx.record(r, Status::Ready, Some(id.clone()), outputs)
             .await?;
@@ -675,6 +693,7 @@ pub(crate) async fn remove_servers(cx: &Ctx<'_>, names: &[String]) -> Result<(),
         cx.forget(&format!("floating_ip[{name}]")).await?;
     }
     delete_servers(cx, &victims).await?;
+    crate::ports::delete(cx, names).await?;
     for name in names {
         cx.forget(&format!("instance[{name}]")).await?;
     }
@@ -742,7 +761,9 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
     let released = crate::network::delete_floating_ips(cx, &seen.fips, &hosts, &port_ids).await?;
     for r in all.iter().filter(|r| r.kind == Kind::FloatingIp) {
         if r.address == "floating_ip[lb]" {
-            continue; // the load balancer's: released with it
+            // The load balancer's: released with it (found by discovery); only forgotten here.
+            cx.forget(&r.address).await?;
+            continue;
         }
         if let Some(id) = &r.id
             && !released.contains(id)
@@ -754,6 +775,15 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
         cx.forget(&r.address).await?;
     }
     delete_servers(cx, &victims).await?;
+    // Their ports, and a port made for a server that never was (a run stopped in between).
+    let mut names = hosts.clone();
+    names.extend(cx.spec.node_names());
+    if cx.spec.load_balancer.kind == LbKind::Nginx {
+        names.push(cx.spec.lb_host_name());
+    }
+    names.sort();
+    names.dedup();
+    crate::ports::delete(cx, &names).await?;
     for r in &servers {
         cx.forget(&r.address).await?;
     }

@@ -14,6 +14,7 @@ pub mod config;
 mod image;
 mod network;
 mod octavia;
+mod ports;
 pub mod quota;
 mod refresh;
 mod volume;
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use acura_ha_api::model::{Inventory, Recorded, Resource, Status};
+use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
 use async_trait::async_trait;
@@ -216,30 +217,49 @@ impl Provider for OpenStackProvider {
         let (look, existing) =
             tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
         quota::preflight(&cx, &desired, &look, &existing).await?;
-        // The load balancer's chain (create, then one child at a time) is the longest path:
-        // it starts at once, the servers in parallel. Their addresses are needed only for the
-        // members, so with Octavia the servers are waited for once its children are done.
+        // The servers' ports first (their addresses are known at once), then two chains at
+        // once: the servers' builds, and the load balancer made fully populated in one call
+        // with those addresses as members. The critical path is max(build, LB create).
+        let (key_name, sg, group) = tokio::try_join!(
+            compute::key_pair(&cx, &desired, &self.base_dir),
+            network::security_group(&cx, &desired),
+            compute::server_group(&cx, &desired),
+        )?;
+        let ports = ports::ensure(&cx, &desired, &look, &existing, &sg.0).await?;
+        // Every node's address, from its port or its existing server; without one (a server
+        // still without an address) the members wait for the servers.
+        let mut fixed = BTreeMap::new();
+        for r in desired.iter().filter(|r| r.kind == Kind::Instance) {
+            let ip = match ports.get(&r.name) {
+                Some(p) => Some(p.ip.clone()),
+                None => existing
+                    .get(&r.name)
+                    .and_then(|sv| compute::fixed_ip(sv, &look.net.name)),
+            };
+            if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
+                fixed.insert(r.name.clone(), ip);
+            }
+        }
+        let known = fixed.len() == desired.iter().filter(|r| r.kind == Kind::Instance).count();
         let nodes = async {
-            let (key_name, sg, group) = tokio::try_join!(
-                compute::key_pair(&cx, &desired, &self.base_dir),
-                network::security_group(&cx, &desired),
-                compute::server_group(&cx, &desired),
-            )?;
-            compute::create_servers(&cx, &desired, &look, &existing, &key_name, &sg, &group).await
+            let created = compute::create_servers(
+                &cx, &desired, &look, &existing, &key_name, &sg, &group, &ports,
+            )
+            .await?;
+            compute::finish_servers(&cx, &desired, &look, &created).await
         };
         let lb = async {
             if spec.load_balancer.kind == LbKind::Cloud {
-                octavia::load_balancer(&cx, &desired, &look).await
+                octavia::load_balancer(&cx, &desired, &look, known.then_some(&fixed))
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
         };
-        let (created, lb) = tokio::join!(nodes, lb);
-        let created = created?;
-        let mut lb = lb?;
-        let servers = compute::finish_servers(&cx, &desired, &look, &created).await?;
-        if let Some(lb) = &mut lb {
-            octavia::members(&cx, &desired, &look, lb, &servers).await?;
+        let (servers, lb) = tokio::try_join!(nodes, lb)?;
+        if let Some((mut lb, false)) = lb {
+            octavia::members(&cx, &desired, &look, &mut lb, &servers).await?;
         }
         let all: Vec<Recorded> = {
             let j = cx.journal.lock().await;

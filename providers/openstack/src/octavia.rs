@@ -170,6 +170,7 @@ async fn delete_child(
                 lb.changed(sent, true);
                 return Ok(());
             }
+            Err(e) if e.not_found() => return Ok(()),
             Err(e) if e.conflict() && attempt < 20 => {
                 attempt += 1;
                 lb.changed(sent, false);
@@ -183,13 +184,18 @@ fn inner(v: Value, key: &str) -> Value {
     v.get(key).cloned().unwrap_or(v)
 }
 
-/// The load balancer and its listeners, pools and health monitors (members come once the
-/// servers' addresses are known).
+/// The load balancer with its listeners, pools, health monitors and (with `fixed`, node →
+/// address) members. A new one is made fully populated in one call (`POST /loadbalancers` with
+/// the whole graph, issue 12): everything is recorded before the call and with its ID from the
+/// answer. An existing one (day 2), or one on a cloud whose Octavia refuses the full create
+/// (said once), is converged child by child: what is missing is created, what is no longer
+/// wanted deleted. Returns the load balancer and whether its members were set.
 pub(crate) async fn load_balancer(
     cx: &Ctx<'_>,
     desired: &[Resource],
     look: &Lookups,
-) -> Result<Option<Lb>, ProviderError> {
+    fixed: Option<&BTreeMap<String, String>>,
+) -> Result<(Lb, bool), ProviderError> {
     let r = desired_one(desired, "load_balancer").expect("planned");
     let s = cx.s;
     let listed = match &look.lbs {
@@ -198,6 +204,7 @@ pub(crate) async fn load_balancer(
             .await
             .map_err(|e| e.into_provider(&r.address))?,
     };
+    let mut graph = None;
     let (mut lb, fresh) = match listed {
         Some(l) => {
             let id = js(&l, "id");
@@ -208,24 +215,78 @@ pub(crate) async fn load_balancer(
         None => {
             cx.record(r, Status::Creating, None, BTreeMap::new())
                 .await?;
-            cx.progress(&format!("create load balancer {}", r.name));
-            let body = json!({"loadbalancer": {
+            let mut body = json!({"loadbalancer": {
                 "name": r.name,
                 "description": "Acura HA cluster",
                 "vip_subnet_id": look.net.subnet_id,
                 "tags": tag_strings(cx.spec, "load-balancer"),
             }});
             let sent = Instant::now();
-            let v = s
-                .create(
-                    Service::LoadBalancer,
-                    "/lbaas/loadbalancers",
-                    &body,
-                    || async { find_lb(s, &r.name).await },
-                )
-                .await
-                .map_err(|e| e.into_provider(&r.address))?;
-            let l = inner(v, "loadbalancer");
+            let find = || async { find_lb(s, &r.name).await };
+            let mut answer = None;
+            if let Some(fixed) = fixed {
+                for c in graph_children(desired, fixed) {
+                    cx.record(&c, Status::Creating, None, BTreeMap::new())
+                        .await?;
+                }
+                body["loadbalancer"]["listeners"] =
+                    json!(graph_listeners(cx, desired, look, fixed));
+                cx.progress(&format!(
+                    "create load balancer {} with its {} listeners, pools, health monitors and members (one call)",
+                    r.name,
+                    LISTENERS.len()
+                ));
+                // Sent once by hand: a 501 is a refusal here, not an unknown outcome.
+                let sent = match s
+                    .send(
+                        Method::POST,
+                        Service::LoadBalancer,
+                        "/lbaas/loadbalancers",
+                        &body,
+                    )
+                    .await
+                {
+                    Err(e) if e.outcome_unknown() && !refused_graph(&e) => {
+                        match find().await.map_err(|e| e.into_provider(&r.address))? {
+                            Some(l) => Ok(json!({ "loadbalancer": l })),
+                            None => {
+                                s.create(Service::LoadBalancer, "/lbaas/loadbalancers", &body, find)
+                                    .await
+                            }
+                        }
+                    }
+                    other => other,
+                };
+                match sent {
+                    Ok(v) => answer = Some(inner(v, "loadbalancer")),
+                    Err(e) if refused_graph(&e) => {
+                        cx.progress(&format!(
+                            "this Octavia refused the fully populated create (HTTP {}: {}): creating load balancer {} first, then its children one at a time",
+                            e.status.unwrap_or_default(),
+                            e.message,
+                            r.name
+                        ));
+                        body["loadbalancer"]
+                            .as_object_mut()
+                            .map(|o| o.remove("listeners"));
+                    }
+                    Err(e) => return Err(e.into_provider(&r.address)),
+                }
+            }
+            let l = match answer {
+                Some(l) => {
+                    graph = Some(l.clone());
+                    l
+                }
+                None => {
+                    cx.progress(&format!("create load balancer {}", r.name));
+                    let v = s
+                        .create(Service::LoadBalancer, "/lbaas/loadbalancers", &body, find)
+                        .await
+                        .map_err(|e| e.into_provider(&r.address))?;
+                    inner(v, "loadbalancer")
+                }
+            };
             (
                 Lb::new(js(&l, "id"), l, Some((sent, Op::LbCreate, true))),
                 true,
@@ -237,6 +298,12 @@ pub(crate) async fn load_balancer(
     outputs.insert("vip_port_id".to_string(), js(&lb.body, "vip_port_id"));
     cx.record(r, Status::Creating, Some(id.clone()), outputs.clone())
         .await?;
+    // The graph's IDs, from the create's answer (an answer found by name after a lost reply has
+    // none: then the children are listed as on day 2).
+    let from_graph = match (&graph, fixed) {
+        (Some(g), Some(fixed)) => record_graph(cx, desired, g, fixed, Status::Creating).await?,
+        _ => false,
+    };
     ready(cx, &mut lb).await?;
     let vip = js(&lb.body, "vip_address");
     outputs.insert("vip_address".to_string(), vip.clone());
@@ -259,8 +326,165 @@ pub(crate) async fn load_balancer(
     outputs.insert(OUTPUT_ADDRESS.to_string(), address);
     cx.record(r, Status::Ready, Some(id.clone()), outputs)
         .await?;
-    children(cx, desired, &mut lb, fresh).await?;
-    Ok(Some(lb))
+    if from_graph {
+        let (g, fixed) = (graph.as_ref().expect("graph"), fixed.expect("fixed"));
+        record_graph(cx, desired, g, fixed, Status::Ready).await?;
+        return Ok((lb, true));
+    }
+    children(cx, desired, &mut lb, fresh && graph.is_none()).await?;
+    if let Some(fixed) = fixed {
+        members(cx, desired, look, &mut lb, fixed).await?;
+    }
+    Ok((lb, fixed.is_some()))
+}
+
+/// Octavia (or a provider driver) that does not take the whole graph in one call: 501
+/// (`ProviderNotImplementedError`), or 400/404/405 from an API that does not know the
+/// fields. Nothing was created; the single creates follow (and name any real fault).
+fn refused_graph(e: &ApiError) -> bool {
+    matches!(e.status, Some(400 | 404 | 405 | 501))
+}
+
+/// The records the graph makes besides the load balancer: listeners, pools, monitors, members.
+fn graph_children(desired: &[Resource], fixed: &BTreeMap<String, String>) -> Vec<Resource> {
+    let mut out = Vec::new();
+    for l in LISTENERS {
+        let key = listener_key(l);
+        for a in ["listener", "pool", "health_monitor"] {
+            out.push(
+                desired_one(desired, &format!("{a}[{key}]"))
+                    .expect("planned")
+                    .clone(),
+            );
+        }
+        out.extend(
+            fixed
+                .keys()
+                .map(|node| openstack_target::member(node, &key, l.port)),
+        );
+    }
+    out
+}
+
+fn monitor_type(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP-CONNECT",
+    }
+}
+
+/// The listeners of the fully populated create, each with its default pool, health monitor
+/// and members: the same bodies as the single creates.
+fn graph_listeners(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    look: &Lookups,
+    fixed: &BTreeMap<String, String>,
+) -> Vec<Value> {
+    let tags = tag_strings(cx.spec, "load-balancer");
+    LISTENERS
+        .iter()
+        .map(|l| {
+            let key = listener_key(l);
+            let proto = l.protocol.as_str().to_uppercase();
+            let pr = desired_one(desired, &format!("pool[{key}]")).expect("planned");
+            let mr = desired_one(desired, &format!("health_monitor[{key}]")).expect("planned");
+            json!({
+                "name": format!("{}-{key}", cloud_name(cx.spec)),
+                "protocol": proto,
+                "protocol_port": l.port,
+                "tags": tags,
+                "default_pool": {
+                    "name": pr.name,
+                    "protocol": proto,
+                    "lb_algorithm": "ROUND_ROBIN",
+                    "tags": tags,
+                    "healthmonitor": {
+                        "name": mr.name,
+                        "type": monitor_type(l.protocol),
+                        "delay": 5,
+                        "timeout": 3,
+                        "max_retries": 3,
+                        "tags": tags,
+                    },
+                    "members": member_bodies(look, fixed, l.port),
+                },
+            })
+        })
+        .collect()
+}
+
+fn member_bodies(look: &Lookups, fixed: &BTreeMap<String, String>, port: u16) -> Vec<Value> {
+    fixed
+        .iter()
+        .map(|(node, ip)| {
+            json!({
+                "name": node,
+                "address": ip,
+                "protocol_port": port,
+                "subnet_id": look.net.subnet_id,
+            })
+        })
+        .collect()
+}
+
+/// Records every child of the create's answer with its ID; `false` (nothing recorded) when the
+/// answer does not hold the whole graph.
+async fn record_graph(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    g: &Value,
+    fixed: &BTreeMap<String, String>,
+    status: Status,
+) -> Result<bool, ProviderError> {
+    let listeners = g["listeners"].as_array().cloned().unwrap_or_default();
+    let pools = g["pools"].as_array().cloned().unwrap_or_default();
+    let mut rows: Vec<(Resource, String, BTreeMap<String, String>)> = Vec::new();
+    for l in LISTENERS {
+        let key = listener_key(l);
+        let proto = l.protocol.as_str().to_uppercase();
+        let Some(listener) = listeners.iter().find(|x| listener_match(x, &proto, l.port)) else {
+            return Ok(false);
+        };
+        let lid = js(listener, "id");
+        let pr = desired_one(desired, &format!("pool[{key}]")).expect("planned");
+        let Some(pool) = pools.iter().find(|p| pool_of(p, &lid, &pr.name)) else {
+            return Ok(false);
+        };
+        let pid = js(pool, "id");
+        let hm = match js(&pool["healthmonitor"], "id") {
+            id if id.is_empty() => js(pool, "healthmonitor_id"),
+            id => id,
+        };
+        if lid.is_empty() || pid.is_empty() || hm.is_empty() {
+            return Ok(false);
+        }
+        for (a, id) in [("listener", &lid), ("pool", &pid), ("health_monitor", &hm)] {
+            let r = desired_one(desired, &format!("{a}[{key}]")).expect("planned");
+            rows.push((r.clone(), id.clone(), BTreeMap::new()));
+        }
+        let have = pool["members"].as_array().cloned().unwrap_or_default();
+        for (node, ip) in fixed {
+            let Some(m) = have.iter().find(|m| {
+                js(m, "name") == *node
+                    || (js(m, "address") == *ip
+                        && m["protocol_port"].as_u64() == Some(u64::from(l.port)))
+            }) else {
+                return Ok(false);
+            };
+            let mut out = BTreeMap::new();
+            out.insert("pool_id".to_string(), pid.clone());
+            rows.push((
+                openstack_target::member(node, &key, l.port),
+                js(m, "id"),
+                out,
+            ));
+        }
+    }
+    for (r, id, out) in rows {
+        cx.record(&r, status, Some(id), out).await?;
+    }
+    Ok(true)
 }
 
 async fn list_listeners(s: &Session, lb: &str) -> Result<Vec<Value>, ApiError> {
@@ -338,6 +562,7 @@ async fn children(
             .map_err(|e| e.into_provider(&what))?
     };
     let tags = tag_strings(cx.spec, "load-balancer");
+    let mut kept: Vec<String> = Vec::new();
     for l in LISTENERS {
         let key = listener_key(l);
         let proto = l.protocol.as_str().to_uppercase();
@@ -366,6 +591,7 @@ async fn children(
             }
         };
         let lid = js(&listener, "id");
+        kept.push(lid.clone());
         cx.record(lr, Status::Ready, Some(lid.clone()), BTreeMap::new())
             .await?;
 
@@ -397,6 +623,7 @@ async fn children(
             }
         };
         let pid = js(&pool, "id");
+        kept.push(pid.clone());
         cx.record(pr, Status::Ready, Some(pid.clone()), BTreeMap::new())
             .await?;
 
@@ -406,10 +633,7 @@ async fn children(
             None => {
                 cx.record(mr, Status::Creating, None, BTreeMap::new())
                     .await?;
-                let kind = match l.protocol {
-                    Protocol::Tcp => "TCP",
-                    Protocol::Udp => "UDP-CONNECT",
-                };
+                let kind = monitor_type(l.protocol);
                 let body = json!({"healthmonitor": {
                     "name": mr.name,
                     "pool_id": pid,
@@ -433,6 +657,52 @@ async fn children(
         };
         cx.record(mr, Status::Ready, Some(hm_id), BTreeMap::new())
             .await?;
+    }
+    prune(cx, desired, lb, &listeners, &pools, &kept).await
+}
+
+/// Converge (issue 9): pools and listeners of the cluster's load balancer that no listener of
+/// the guide wants (a port no longer in the table, or added by hand) are deleted, pools first
+/// (Octavia deletes their members and health monitor with them); records of children no longer
+/// desired are forgotten.
+async fn prune(
+    cx: &Ctx<'_>,
+    desired: &[Resource],
+    lb: &mut Lb,
+    listeners: &[Value],
+    pools: &[Value],
+    kept: &[String],
+) -> Result<(), ProviderError> {
+    let unwanted = |v: &&Value| {
+        !kept.contains(&js(v, "id")) && !js(v, "provisioning_status").contains("DELETE")
+    };
+    for (what, path, list) in [
+        ("pool", "pools", pools),
+        ("listener", "listeners", listeners),
+    ] {
+        for v in list.iter().filter(unwanted) {
+            let id = js(v, "id");
+            cx.progress(&format!(
+                "delete {what} {} ({id}): the cluster no longer wants it",
+                js(v, "name")
+            ));
+            delete_child(
+                cx,
+                lb,
+                &format!("{what} {id}"),
+                &format!("/lbaas/{path}/{id}"),
+            )
+            .await?;
+        }
+    }
+    for r in cx.all().await {
+        let child = matches!(
+            r.kind,
+            Kind::Listener | Kind::Pool | Kind::HealthMonitor | Kind::Member
+        );
+        if child && desired_one(desired, &r.address).is_none() {
+            cx.forget(&r.address).await?;
+        }
     }
     Ok(())
 }

@@ -21,6 +21,10 @@ struct Listed {
     ids: BTreeSet<String>,
     /// The cluster's security group ID and its rules, if the group exists.
     group: Option<(String, Vec<Value>)>,
+    /// The load balancer's live listeners, and its members with their pool's ID (what `up`
+    /// removes when no listener of the guide or node of the cluster wants it).
+    listeners: Vec<Value>,
+    members: Vec<(String, Value)>,
 }
 
 pub(crate) async fn refresh(
@@ -60,7 +64,7 @@ async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
     };
     let octavia = async {
         let Some(lb) = &seen.lb else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
         };
         let lb = js(lb, "id");
         let what = format!("children of load balancer {lb}");
@@ -95,9 +99,15 @@ async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
         // A pool names its monitor: no list call of their own.
         out.extend(pools.iter().map(|p| js(p, "healthmonitor_id")));
         out.extend(members.iter().flatten().filter(live).map(|m| js(m, "id")));
-        Ok::<_, ProviderError>(out)
+        let by_pool = pools
+            .iter()
+            .zip(&members)
+            .flat_map(|(p, ms)| ms.iter().filter(live).map(|m| (js(p, "id"), m.clone())))
+            .collect();
+        let listeners = listeners.iter().filter(live).cloned().collect();
+        Ok::<_, ProviderError>((out, listeners, by_pool))
     };
-    let (rules, children) = tokio::try_join!(rules, octavia)?;
+    let (rules, (children, listeners, members)) = tokio::try_join!(rules, octavia)?;
     ids.extend(children.into_iter().filter(|i| !i.is_empty()));
     if let Some(rules) = &rules {
         ids.extend(rules.iter().map(|r| js(r, "id")));
@@ -105,6 +115,8 @@ async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
     Ok(Listed {
         ids,
         group: group.zip(rules),
+        listeners,
+        members,
     })
 }
 
@@ -160,6 +172,7 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed) -> Drift 
             });
         }
     }
+    lb_extras(recorded, listed, &mut drift);
     if let Some((group, rules)) = &listed.group {
         let wanted = wanted_rules(spec, group);
         let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
@@ -199,4 +212,49 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed) -> Drift 
         }
     }
     drift
+}
+
+/// Listeners on a port the guide does not list and members that no node of the state holds in
+/// that pool (added by hand): `up` deletes them (issue 9, item 2).
+fn lb_extras(recorded: &[Recorded], listed: &Listed, drift: &mut Drift) {
+    use acura_ha_api::tables::LISTENERS;
+    let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
+    for l in &listed.listeners {
+        let id = js(l, "id");
+        let wanted = LISTENERS.iter().any(|w| {
+            js(l, "protocol").eq_ignore_ascii_case(w.protocol.as_str())
+                && l["protocol_port"].as_u64() == Some(u64::from(w.port))
+        });
+        if !known.contains(id.as_str()) && !wanted {
+            let name = format!("{} {}", js(l, "protocol"), l["protocol_port"]);
+            let found = Recorded::found(
+                format!("listener[outside-{id}]"),
+                Kind::Listener,
+                name,
+                id,
+                BTreeMap::new(),
+            );
+            drift.extra.push(found);
+        }
+    }
+    for (pool, m) in &listed.members {
+        let id = js(m, "id");
+        let name = js(m, "name");
+        let ours = recorded.iter().any(|r| {
+            r.kind == Kind::Member
+                && r.name == name
+                && r.outputs.get("pool_id").map(String::as_str) == Some(pool.as_str())
+        });
+        if !known.contains(id.as_str()) && !ours {
+            let mut outputs = BTreeMap::new();
+            outputs.insert("pool_id".to_string(), pool.clone());
+            drift.extra.push(Recorded::found(
+                format!("member[outside-{id}]"),
+                Kind::Member,
+                format!("{}:{}", js(m, "address"), m["protocol_port"]),
+                id,
+                outputs,
+            ));
+        }
+    }
 }

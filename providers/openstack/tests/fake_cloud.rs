@@ -289,12 +289,14 @@ async fn tokens_expire_during_a_long_provision() {
     let lab = Lab::with(Config {
         page_size: Some(2),
         token_lifetime_ms: 2000,
+        // Slow enough for `up` and `down` each to outlive a 2 s token: since the load balancer
+        // is made in one call (issue 12), `up` lasts about max(build, LB create).
         delays: fake_openstack::Delays {
-            server_build: 2500,
-            lb_create: 2500,
+            server_build: 4500,
+            lb_create: 4500,
             lb_update: 150,
-            server_delete: 1500,
-            lb_delete: 1500,
+            server_delete: 2500,
+            lb_delete: 2500,
             ..Default::default()
         },
         ..Config::default()

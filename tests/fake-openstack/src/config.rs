@@ -62,6 +62,9 @@ pub struct CloudTraits {
     /// A member's `operating_status` by its address (or `address:port`), as a health monitor
     /// would set it (`ERROR`, `OFFLINE`, ...); unlisted members are `ONLINE`.
     pub member_operating_status: std::collections::BTreeMap<String, String>,
+    /// Octavia answers the single-call fully populated create (`listeners`/`pools` in the load
+    /// balancer's body) with 501, as a provider driver without it does (`ProviderNotImplementedError`).
+    pub octavia_refuses_full_create: bool,
 }
 
 impl Default for CloudTraits {
@@ -72,6 +75,7 @@ impl Default for CloudTraits {
             load_balancer_max_version: "2.30".into(),
             neutron_without_extensions: vec![],
             member_operating_status: Default::default(),
+            octavia_refuses_full_create: false,
         }
     }
 }

@@ -178,6 +178,8 @@ fn create_port(inner: &mut Inner, c: &Ctx) -> Response {
     let name = s(p, "name").unwrap_or_default();
     let device_id = s(p, "device_id").unwrap_or_default();
     let owner = s(p, "device_owner").unwrap_or_default();
+    // A port named for a server gets the address reserved for that server, as Nova's do.
+    inner.reserve_for(&net, &name);
     match inner.create_port(&net, &name, &device_id, &owner, sgs, p.as_object()) {
         Ok(port) => json_resp(201, &json!({ "port": port })),
         Err(e) => neutron_err(409, "IpAddressGenerationFailure", &e),

@@ -621,6 +621,22 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         .boot_fails()
         .then(|| "No valid host was found. There are not enough hosts available.".to_string());
     // Ports: one per requested network, with the next pool address.
+    // Booted on ports without `security_groups`: the server shows its ports' groups.
+    if sv.get("security_groups").is_none() && !given_ports.is_empty() {
+        sg_names = given_ports
+            .iter()
+            .filter_map(|p| inner.ports.iter().find(|x| x["id"] == p.as_str()))
+            .flat_map(|p| util::str_list(p.get("security_groups")))
+            .filter_map(|g| {
+                inner
+                    .sgs
+                    .iter()
+                    .find(|x| x["id"] == g.as_str())
+                    .and_then(|x| x["name"].as_str().map(String::from))
+            })
+            .collect();
+        sg_names.dedup();
+    }
     let mut port_ids = given_ports.clone();
     for p in &given_ports {
         if let Some(port) = inner.ports.iter_mut().find(|x| x["id"] == p.as_str()) {
@@ -631,24 +647,7 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
     }
     for net in &nets {
         // The address reserved for this server's name goes first.
-        let net_name = inner
-            .network(net)
-            .and_then(|n| n["name"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        let wanted = inner
-            .cfg
-            .networks
-            .iter()
-            .find(|n| n.name == net_name)
-            .and_then(|n| n.addresses_by_server.get(&name).cloned());
-        if let Some(ip) = wanted
-            && let Some(pool) = inner.pools.get_mut(net.as_str())
-            && let Some(i) = pool.iter().position(|a| *a == ip)
-        {
-            let ip = pool.remove(i).expect("listed");
-            pool.push_front(ip);
-        }
+        inner.reserve_for(net, &name);
         match inner.create_port(net, "", &id, "compute:nova", sg_ids.clone(), None) {
             Ok(p) => port_ids.push(p["id"].as_str().unwrap_or_default().to_string()),
             Err(e) => {
@@ -708,6 +707,7 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         tags,
         sg_names: sg_names.clone(),
         port_ids,
+        given_ports,
         volumes,
         group,
         user_data: s(sv, "user_data"),

@@ -207,14 +207,11 @@ fn create_lb(inner: &mut Inner, c: &Ctx) -> Response {
         Err(r) => return r,
     };
     let req = &b["loadbalancer"];
-    if req.get("listeners").is_some() || req.get("pools").is_some() {
-        // The single-call fully populated create is not modelled: fail loudly.
-        inner
-            .unhandled
-            .push(format!("POST {} (fully populated load balancer)", c.path));
+    let graph = req.get("listeners").is_some() || req.get("pools").is_some();
+    if graph && inner.cfg.cloud.octavia_refuses_full_create {
         return octavia_err(
             501,
-            "fake-openstack does not model the single-call fully populated load balancer create",
+            "Provider 'amphora' does not support a requested action: This provider does not support creating a fully populated load balancer.",
         );
     }
     let (subnet, network) = if let Some(sid) = s(req, "vip_subnet_id") {
@@ -284,9 +281,206 @@ fn create_lb(inner: &mut Inner, c: &Ctx) -> Response {
         port_id,
         prov: Prov::new("PENDING_CREATE", inner.delays.lb_create),
     };
-    let out = lb_json(inner, &l);
+    if !graph {
+        let out = lb_json(inner, &l);
+        inner.lbs.push(l);
+        return json_resp(201, &json!({ "loadbalancer": out }));
+    }
+    let lb_id = l.id.clone();
     inner.lbs.push(l);
-    json_resp(201, &json!({ "loadbalancer": out }))
+    match full_graph(inner, c, &lb_id, req) {
+        Ok(()) => {
+            // Everything is PENDING_CREATE until the load balancer is ACTIVE, as in Octavia.
+            let ms = inner.delays.lb_create;
+            for list in [
+                &mut inner.listeners,
+                &mut inner.lb_pools,
+                &mut inner.members,
+                &mut inner.monitors,
+            ] {
+                for ch in list.iter_mut().filter(|ch| ch.lb_id == lb_id) {
+                    ch.prov = Prov::new("PENDING_CREATE", ms);
+                }
+            }
+            if let Some(l) = inner.lbs.iter_mut().find(|l| l.id == lb_id) {
+                l.prov = Prov::new("PENDING_CREATE", ms);
+            }
+            json_resp(201, &json!({ "loadbalancer": graph_json(inner, &lb_id) }))
+        }
+        Err(r) => {
+            // One transaction: nothing of a refused graph stays.
+            let port = lb(inner, &lb_id).map(|l| l.port_id.clone());
+            inner.lbs.retain(|l| l.id != lb_id);
+            inner.listeners.retain(|c| c.lb_id != lb_id);
+            inner.lb_pools.retain(|c| c.lb_id != lb_id);
+            inner.members.retain(|c| c.lb_id != lb_id);
+            inner.monitors.retain(|c| c.lb_id != lb_id);
+            if let Some(p) = port {
+                inner.delete_port(&p);
+            }
+            r
+        }
+    }
+}
+
+/// The load balancer and all its children as the fully populated create answers: listeners
+/// with their `default_pool` by ID, pools with their members and health monitor in full.
+fn graph_json(inner: &Inner, lb_id: &str) -> Value {
+    let l = lb(inner, lb_id).expect("created");
+    let mut v = lb_json(inner, l);
+    v["listeners"] = Value::Array(
+        inner
+            .listeners
+            .iter()
+            .filter(|c| c.lb_id == lb_id)
+            .map(|c| {
+                let mut x = child_json(inner, c, "listener");
+                x["default_pool"] = match x["default_pool_id"].as_str() {
+                    Some(p) => json!({ "id": p }),
+                    None => Value::Null,
+                };
+                x
+            })
+            .collect(),
+    );
+    v["pools"] = Value::Array(
+        inner
+            .lb_pools
+            .iter()
+            .filter(|c| c.lb_id == lb_id)
+            .map(|p| {
+                let mut x = child_json(inner, p, "pool");
+                x["members"] = Value::Array(
+                    inner
+                        .members
+                        .iter()
+                        .filter(|m| m.parent.as_deref() == Some(p.id.as_str()))
+                        .map(|m| child_json(inner, m, "member"))
+                        .collect(),
+                );
+                x["healthmonitor"] = inner
+                    .monitors
+                    .iter()
+                    .find(|m| m.parent.as_deref() == Some(p.id.as_str()))
+                    .map(|m| child_json(inner, m, "healthmonitor"))
+                    .unwrap_or(Value::Null);
+                x
+            })
+            .collect(),
+    );
+    v
+}
+
+/// The load balancer and its children made ACTIVE for a moment, so that each child of the
+/// graph goes through the single create's own checks (one transaction in Octavia).
+fn settle(inner: &mut Inner, lb_id: &str) {
+    for list in [
+        &mut inner.listeners,
+        &mut inner.lb_pools,
+        &mut inner.members,
+        &mut inner.monitors,
+    ] {
+        for ch in list.iter_mut().filter(|ch| ch.lb_id == lb_id) {
+            ch.prov = Prov::new("ACTIVE", 0);
+        }
+    }
+    if let Some(l) = inner.lbs.iter_mut().find(|l| l.id == lb_id) {
+        l.prov = Prov::new("ACTIVE", 0);
+    }
+}
+
+/// One child create of the graph through its own handler; the new child's ID.
+fn sub_create(
+    inner: &mut Inner,
+    c: &Ctx,
+    lb_id: &str,
+    h: fn(&mut Inner, &Ctx) -> Response,
+    kind: &str,
+    body: Value,
+    pool: Option<&str>,
+) -> Result<String, Response> {
+    settle(inner, lb_id);
+    let mut params = std::collections::HashMap::new();
+    if let Some(p) = pool {
+        params.insert("id".to_string(), p.to_string());
+    }
+    let sub = Ctx {
+        method: c.method.clone(),
+        path: c.path.clone(),
+        params,
+        q: Vec::new(),
+        headers: c.headers.clone(),
+        body: body.to_string().into(),
+        base: c.base.clone(),
+    };
+    let r = h(inner, &sub);
+    if r.status().as_u16() != 201 {
+        return Err(r);
+    }
+    Ok(list_of(inner, kind)
+        .last()
+        .map(|ch| ch.id.clone())
+        .unwrap_or_default())
+}
+
+/// A pool of the graph with its health monitor and members (`listener`: its default pool's).
+fn graph_pool(
+    inner: &mut Inner,
+    c: &Ctx,
+    lb_id: &str,
+    req: &Value,
+    listener: Option<&str>,
+) -> Result<(), Response> {
+    let mut p = req.clone();
+    let hm = p.as_object_mut().and_then(|o| o.remove("healthmonitor"));
+    let members = p.as_object_mut().and_then(|o| o.remove("members"));
+    match listener {
+        Some(l) => p["listener_id"] = json!(l),
+        None => p["loadbalancer_id"] = json!(lb_id),
+    }
+    let pid = sub_create(
+        inner,
+        c,
+        lb_id,
+        create_pool,
+        "pool",
+        json!({ "pool": p }),
+        None,
+    )?;
+    if let Some(mut hm) = hm.filter(|v| !v.is_null()) {
+        hm["pool_id"] = json!(pid);
+        let body = json!({ "healthmonitor": hm });
+        sub_create(inner, c, lb_id, create_hm, "healthmonitor", body, None)?;
+    }
+    for m in members.iter().filter_map(Value::as_array).flatten() {
+        let body = json!({ "member": m });
+        sub_create(inner, c, lb_id, create_member, "member", body, Some(&pid))?;
+    }
+    Ok(())
+}
+
+/// Listeners (each with its default pool), then the pools of the graph's `pools` list.
+fn full_graph(inner: &mut Inner, c: &Ctx, lb_id: &str, req: &Value) -> Result<(), Response> {
+    let mut named: Vec<(String, String)> = Vec::new();
+    for l in req["listeners"].as_array().into_iter().flatten() {
+        let mut body = l.clone();
+        let pool = body.as_object_mut().and_then(|o| o.remove("default_pool"));
+        body["loadbalancer_id"] = json!(lb_id);
+        let body = json!({ "listener": body });
+        let lid = sub_create(inner, c, lb_id, create_listener, "listener", body, None)?;
+        // A default pool given in full is made here; one named only is in `pools`.
+        match pool {
+            Some(p) if p.get("protocol").is_some() => graph_pool(inner, c, lb_id, &p, Some(&lid))?,
+            Some(p) => named.push((s(&p, "name").unwrap_or_default(), lid)),
+            None => {}
+        }
+    }
+    for p in req["pools"].as_array().into_iter().flatten() {
+        let name = s(p, "name").unwrap_or_default();
+        let listener = named.iter().find(|(n, _)| *n == name).map(|x| x.1.clone());
+        graph_pool(inner, c, lb_id, p, listener.as_deref())?;
+    }
+    Ok(())
 }
 
 fn lb_state_guard(inner: &Inner, id: &str) -> Result<(), Response> {

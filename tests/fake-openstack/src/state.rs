@@ -23,6 +23,9 @@ pub struct Server {
     pub tags: Vec<String>,
     pub sg_names: Vec<String>,
     pub port_ids: Vec<String>,
+    /// Ports the request named (`networks: [{port}]`): detached, not deleted, with the
+    /// server, as Nova keeps a port it did not create.
+    pub given_ports: Vec<String>,
     /// (volume id, delete_on_termination)
     pub volumes: Vec<(String, bool)>,
     pub group: Option<String>,
@@ -279,7 +282,15 @@ impl Inner {
             let idx = self.servers.iter().position(|s| s.id == id).unwrap();
             let server = self.servers.remove(idx);
             for port_id in &server.port_ids {
-                self.delete_port(port_id);
+                if server.given_ports.contains(port_id) {
+                    if let Some(p) = self.ports.iter_mut().find(|p| p["id"] == port_id.as_str()) {
+                        p["device_id"] = json!("");
+                        p["device_owner"] = json!("");
+                        p["status"] = json!("DOWN");
+                    }
+                } else {
+                    self.delete_port(port_id);
+                }
             }
             for (vol_id, dot) in &server.volumes {
                 if *dot {
@@ -349,6 +360,29 @@ impl Inner {
 
     pub fn network(&self, id: &str) -> Option<&Value> {
         self.networks.iter().find(|n| n["id"] == id)
+    }
+
+    /// Puts the address the network reserves for a server named `name` (end-to-end tests'
+    /// stand-ins for real hosts) first in its pool, if it is free.
+    pub fn reserve_for(&mut self, net_id: &str, name: &str) {
+        let net_name = self
+            .network(net_id)
+            .and_then(|n| n["name"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let wanted = self
+            .cfg
+            .networks
+            .iter()
+            .find(|n| n.name == net_name)
+            .and_then(|n| n.addresses_by_server.get(name).cloned());
+        if let Some(ip) = wanted
+            && let Some(pool) = self.pools.get_mut(net_id)
+            && let Some(i) = pool.iter().position(|a| *a == ip)
+        {
+            let ip = pool.remove(i).expect("listed");
+            pool.push_front(ip);
+        }
     }
 
     /// Create a port with the next free address of `net_id`. Err: pool exhausted.

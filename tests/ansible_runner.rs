@@ -364,3 +364,76 @@ async fn facts_gathered_by_step_5_serve_step_6() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(received(&ws)["system"], "Linux");
 }
+
+/// A system user with `Defaults requiretty`; user and sudoers rule removed on drop.
+struct RequirettyUser {
+    name: String,
+    sudoers: std::path::PathBuf,
+}
+
+impl Drop for RequirettyUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}
+
+/// Issue 12 item 4: pipelining needs sudo without `requiretty`; the preflight's classifier
+/// recognises what this machine's real sudo says to a user with `Defaults requiretty` and no
+/// terminal (as over SSH without a tty), and not what it says without the rule.
+#[test]
+fn requiretty_is_recognised_in_real_sudo_output() {
+    common::require_root("the test makes a user and a sudoers rule");
+    for tool in ["useradd", "userdel", "visudo", "sudo", "setsid", "runuser"] {
+        common::require(tool);
+    }
+    let name = format!("ahr{}", std::process::id() % 1_000_000);
+    let ok = std::process::Command::new("useradd")
+        .args(["-M", "-d", "/nonexistent", "-s", "/bin/sh", &name])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "useradd {name}");
+    let user = RequirettyUser {
+        sudoers: format!("/etc/sudoers.d/{name}").into(),
+        name,
+    };
+    let sudo_n_true = |rule: &str| {
+        let staged = std::env::temp_dir().join(format!("sudoers-{}", user.name));
+        std::fs::write(&staged, rule).unwrap();
+        let check = std::process::Command::new("visudo")
+            .arg("-cf")
+            .arg(&staged)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o440)).unwrap();
+        std::fs::rename(&staged, &user.sudoers)
+            .or_else(|_| std::fs::copy(&staged, &user.sudoers).map(|_| ()))
+            .unwrap();
+        // No controlling terminal, as a command over SSH without `-t`.
+        std::process::Command::new("setsid")
+            .args([
+                "-w", "runuser", "-u", &user.name, "--", "sudo", "-n", "true",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let n = &user.name;
+    let refused = sudo_n_true(&format!(
+        "Defaults:{n} requiretty\n{n} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+    ));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        acura_ha::bootstrap::preflight::requiretty(&stderr),
+        "{stderr}"
+    );
+    let allowed = sudo_n_true(&format!("{n} ALL=(ALL:ALL) NOPASSWD: ALL\n"));
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert!(allowed.status.success(), "{stderr}");
+    assert!(!acura_ha::bootstrap::preflight::requiretty(&stderr));
+}

@@ -259,7 +259,7 @@ pub async fn run(
                     }],
                 };
             };
-            let (facts, findings) = match gather(&session, &want, deadline).await {
+            let (facts, mut findings) = match gather(&session, &want, deadline).await {
                 Ok(facts) => {
                     let findings = facts::check(&facts, &want);
                     (Some(facts), findings)
@@ -273,6 +273,12 @@ pub async fn run(
                     }],
                 ),
             };
+            // `sudo -n true` failed (or the password check did): say why when it is requiretty.
+            let sudo_failed = facts.as_ref().is_some_and(|f| f.sudo == "password")
+                || findings.iter().any(|f| requiretty(&f.message));
+            if sudo_failed && let Some(f) = requiretty_finding(&session).await {
+                findings.push(f);
+            }
             HostReport {
                 host: host.name,
                 address: host.address,
@@ -292,6 +298,35 @@ pub async fn run(
     // Table order: the inventory's.
     reports.sort_by_key(|r| hosts.iter().position(|(h, _, _)| h.name == r.host));
     reports
+}
+
+/// Whether sudo refused for want of a terminal (`Defaults requiretty`).
+pub fn requiretty(sudo_stderr: &str) -> bool {
+    sudo_stderr.contains("you must have a tty to run sudo")
+}
+
+/// A host whose sudo has `Defaults requiretty` for the SSH user: the tool's own commands and
+/// Ansible's pipelining both run sudo without a terminal (issue 12 item 4). Such a host is named
+/// in a fatal finding, and the run's playbooks would go without pipelining
+/// ([`super::ansible::refuse_pipelining`]).
+async fn requiretty_finding(session: &Session) -> Option<Finding> {
+    let out = session
+        .run("sudo -n true", Duration::from_secs(30))
+        .await
+        .ok()?;
+    if out.status == 0 || !requiretty(&out.stderr_text()) {
+        return None;
+    }
+    super::ansible::refuse_pipelining(&session.target.name);
+    Some(Finding {
+        check: "sudo",
+        message: format!(
+            "sudo has `Defaults requiretty` for {}: acura-ha and Ansible's pipelining run sudo without a terminal; \
+             allow it (visudo: `Defaults:{} !requiretty`)",
+            session.target.user, session.target.user
+        ),
+        fatal: true,
+    })
 }
 
 /// cloud-init first (it may still be writing keys and installing packages), then the dpkg lock,

@@ -607,7 +607,11 @@ async fn finish_add(
         ctx.save()?;
     }
     let cfg = ctx.cfg();
-    let spec = &cfg.spec;
+    // The new node carries the state's lineage, as everything `up` made (#9.4).
+    let spec = &acura_ha_api::spec::ClusterSpec {
+        lineage: Some(ctx.state.lineage.clone()),
+        ..cfg.spec.clone()
+    };
     let inv = if ctx.creates_hosts() {
         let step = StepGuard::start(format!("provision {new}"), None);
         let mut progress = Progress::new("provision");

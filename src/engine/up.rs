@@ -65,6 +65,13 @@ pub async fn up(
     let provider = crate::targets::provider(cfg, store)?;
     let _lock = store.lock("up")?;
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
+    // What the provider creates carries this state's lineage; what it finds with another's is
+    // not adopted (#9.4).
+    let owned = acura_ha_api::spec::ClusterSpec {
+        lineage: Some(state.lineage.clone()),
+        ..cfg.spec.clone()
+    };
+    let spec = &owned;
     let dir = store.cluster_dir();
     let paths = bootstrap::paths(cfg, &dir);
     let before = (state.serial > 0).then_some(&state);

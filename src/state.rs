@@ -4,18 +4,28 @@
 //! rename) with mode 0600, the previous version kept as `.bak`. A lock file next to it says who
 //! is changing the cluster (after Terraform's `statemgr`).
 
+pub mod backend;
+#[cfg(any(feature = "aws", feature = "openstack"))]
+mod rt;
+#[cfg(feature = "aws")]
+pub mod s3;
+#[cfg(feature = "openstack")]
+pub mod swift;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use acura_ha_api::model::Recorded;
 use acura_ha_api::provider::{Journal, ProviderError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LoadedConfig;
+use crate::files::write_atomic;
 use crate::files::{ClusterDir, FileError};
-use crate::files::{set_private, write_atomic};
+use backend::{BackendError, LocalBackend, Precondition, StateBackend, Version};
 
 /// What can go wrong with a cluster's state file and its lock.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +64,22 @@ pub enum StateError {
 
     #[error("the lock is held by a running process on this host: {info}")]
     LockHolderAlive { info: Box<LockInfo> },
+
+    #[error("the state backend failed: {0}")]
+    Backend(#[from] BackendError),
+
+    #[error(
+        "{location} holds the state of another cluster lineage ({found}, serial {serial}), not this one's ({expected})"
+    )]
+    OtherLineage {
+        location: String,
+        found: String,
+        serial: u64,
+        expected: String,
+    },
+
+    #[error("cannot migrate the state of cluster {cluster:?}: {why}")]
+    Migrate { cluster: String, why: String },
 }
 
 impl StateError {
@@ -68,6 +94,13 @@ impl StateError {
             StateError::NotLocked { .. } => "AH211",
             StateError::LockMismatch { .. } => "AH212",
             StateError::LockHolderAlive { .. } => "AH213",
+            StateError::Backend(BackendError::File(e)) => e.code(),
+            StateError::Backend(BackendError::Changed { .. }) => "AH214",
+            StateError::Backend(BackendError::Remote(_)) => "AH215",
+            StateError::Backend(BackendError::Public(_)) => "AH216",
+            StateError::Backend(BackendError::NotInBuild { .. }) => "AH217",
+            StateError::OtherLineage { .. } => "AH218",
+            StateError::Migrate { .. } => "AH219",
         }
     }
 
@@ -82,9 +115,27 @@ impl StateError {
                 "point --state-dir at this cluster's state, or check cluster.name in the cluster file".into(),
             ),
             StateError::Locked { info, .. } => Some(format!(
-                "wait for that run to finish; if it died, run `acura-ha state unlock {}`",
-                info.id
+                "wait for that run to finish; if it died, run `acura-ha state unlock {}`{}",
+                info.id,
+                info.age()
+                    .map(|a| format!(" (the lock is {} old)", humantime::format_duration(a)))
+                    .unwrap_or_default()
             )),
+            StateError::Backend(BackendError::Changed { .. }) => Some(
+                "another run wrote the state after this one read it, and nothing was overwritten: run the command again (it starts from the current state; `acura-ha state show` shows it)".into(),
+            ),
+            StateError::Backend(BackendError::Public(_)) => Some(
+                "make the bucket private (remove the public grant or policy statement, or turn on Block Public Access) and run again".into(),
+            ),
+            StateError::Backend(BackendError::Remote(_)) => Some(
+                "check the bucket or container named above, your credentials and network, then run again".into(),
+            ),
+            StateError::Migrate { .. } => Some(
+                "add the key to [state] (the backend in use stays as `backend` says until you change it)".into(),
+            ),
+            StateError::OtherLineage { .. } => Some(
+                "that location already holds another state: choose another bucket, container or prefix, or remove that state if it is no longer needed".into(),
+            ),
             StateError::LockHolderAlive { info } => Some(format!(
                 "process {} is still running: stop it first, or pass --force if you are sure it does not use this state",
                 info.pid
@@ -251,11 +302,37 @@ impl std::fmt::Display for LockInfo {
     }
 }
 
-/// Where a cluster's state lives: `<dir>/<cluster>.state.json` and `<cluster>.lock`.
+impl LockInfo {
+    /// How long ago the lock was taken (`None` if its time does not parse).
+    pub fn age(&self) -> Option<std::time::Duration> {
+        let at = humantime::parse_rfc3339(&self.started_at).ok()?;
+        let age = std::time::SystemTime::now().duration_since(at).ok()?;
+        Some(std::time::Duration::from_secs(age.as_secs()))
+    }
+}
+
+/// What this store last saw of the state object: the precondition of its next write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Never read: the next write replaces whatever is there (a store that saves without
+    /// loading, as before remote backends).
+    Unknown,
+    /// Read, and there was none: the next write creates it, or fails.
+    Absent,
+    /// Read or written at this version: the next write needs it unchanged.
+    At(Version),
+}
+
+/// Where a cluster's state lives: `<cluster>.state.json` and `<cluster>.lock` in its backend
+/// (the directory `dir` unless `[state]` names a bucket or container); `dir` also holds the
+/// cluster's local files ([`StateStore::cluster_dir`]) and, for a directory, the lock's gate.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     pub dir: PathBuf,
     pub cluster: String,
+    backend: Arc<dyn StateBackend>,
+    /// Shared by the store's clones: they are one writer.
+    seen: Arc<Mutex<Seen>>,
 }
 
 /// The default state directory: `.acura-ha/` next to the cluster file.
@@ -263,13 +340,22 @@ pub const DEFAULT_DIR: &str = ".acura-ha";
 
 impl StateStore {
     pub fn new(dir: PathBuf, cluster: &str) -> Self {
+        let backend = Arc::new(LocalBackend { dir: dir.clone() });
+        StateStore::with_backend(dir, cluster, backend)
+    }
+
+    /// A store whose objects live in `backend`; `dir` keeps the cluster's local files.
+    pub fn with_backend(dir: PathBuf, cluster: &str, backend: Arc<dyn StateBackend>) -> Self {
         StateStore {
             dir,
             cluster: cluster.to_string(),
+            backend,
+            seen: Arc::new(Mutex::new(Seen::Unknown)),
         }
     }
 
-    /// The store for a loaded cluster file, in `state_dir` or next to the file.
+    /// The store for a loaded cluster file, in `state_dir` or next to the file, or in the
+    /// bucket or container its `[state]` names (connected on first use).
     pub fn for_config(cfg: &LoadedConfig, state_dir: Option<&Path>) -> Self {
         let dir = match state_dir {
             Some(d) => d.to_path_buf(),
@@ -278,15 +364,77 @@ impl StateStore {
         // Absolute: Ansible runs from the archive's folder, where a relative inventory path
         // would name nothing (and its playbooks would match no host and "succeed").
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        StateStore::new(dir, &cfg.spec.cluster.name)
+        let backend = backend_for(cfg, &dir);
+        StateStore::with_backend(dir, &cfg.spec.cluster.name, backend)
     }
 
+    /// The same cluster's store in another backend, configured by the file's `[state]` keys
+    /// (the local one is the state directory): where `state migrate --to` writes.
+    pub fn for_config_as(
+        cfg: &LoadedConfig,
+        state_dir: Option<&Path>,
+        kind: acura_ha_api::spec::StateBackendKind,
+    ) -> Result<Self, StateError> {
+        use acura_ha_api::spec::StateBackendKind;
+        let section = &cfg.spec.state;
+        let missing = match kind {
+            StateBackendKind::Local => None,
+            StateBackendKind::S3 => section.bucket.is_none().then_some("bucket"),
+            StateBackendKind::Swift => section.container.is_none().then_some("container"),
+        };
+        if let Some(key) = missing {
+            return Err(StateError::Migrate {
+                cluster: cfg.spec.cluster.name.clone(),
+                why: format!(
+                    "--to {} needs `{key}` in the cluster file's [state] section",
+                    kind.as_str()
+                ),
+            });
+        }
+        let mut section = section.clone();
+        section.backend = kind;
+        let mut cfg = cfg.clone();
+        cfg.spec.state = section;
+        Ok(StateStore::for_config(&cfg, state_dir))
+    }
+
+    /// `local`, `s3` or `swift`.
+    pub fn backend_kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    pub fn backend(&self) -> &Arc<dyn StateBackend> {
+        &self.backend
+    }
+
+    fn is_local(&self) -> bool {
+        self.backend.kind() == "local"
+    }
+
+    pub fn state_name(&self) -> String {
+        format!("{}.state.json", self.cluster)
+    }
+
+    fn bak_name(&self) -> String {
+        format!("{}.state.json.bak", self.cluster)
+    }
+
+    pub fn lock_name(&self) -> String {
+        format!("{}.lock", self.cluster)
+    }
+
+    /// The state file of a local store (`<dir>/<cluster>.state.json`).
     pub fn state_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.state.json", self.cluster))
+        self.dir.join(self.state_name())
     }
 
     pub fn lock_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.lock", self.cluster))
+        self.dir.join(self.lock_name())
+    }
+
+    /// Where the state is, for messages: a path or an `s3://`/`swift://` URL.
+    pub fn state_location(&self) -> String {
+        self.backend.location(&self.state_name())
     }
 
     /// Files that belong to the cluster but not in the state (keys, logs, known_hosts).
@@ -294,17 +442,36 @@ impl StateStore {
         ClusterDir::new(self.dir.join(&self.cluster))
     }
 
+    fn set_seen(&self, seen: Seen) {
+        *self.seen.lock().expect("not poisoned") = seen;
+    }
+
+    /// The state object's bytes as stored, with its version (`None`: there is none).
+    pub fn load_raw(&self) -> Result<Option<backend::Object>, StateError> {
+        Ok(self.backend.get(&self.state_name())?)
+    }
+
     /// The state, or `None` when the cluster has never been applied.
     pub fn load(&self) -> Result<Option<State>, StateError> {
-        let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(FileError::Read { path, source }.into()),
+        let path = PathBuf::from(self.state_location());
+        let Some(object) = self.load_raw()? else {
+            self.set_seen(Seen::Absent);
+            return Ok(None);
         };
+        let state = self.parse(&path, &object.bytes)?;
+        self.set_seen(Seen::At(object.version));
+        Ok(Some(state))
+    }
+
+    fn parse(&self, path: &Path, bytes: &[u8]) -> Result<State, StateError> {
+        let path = path.to_path_buf();
+        let text = std::str::from_utf8(bytes).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         // Read the version first, so a newer schema gets a clear error, not a parse failure.
         let probe: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            serde_json::from_str(text).map_err(|e| StateError::Corrupt {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
@@ -333,7 +500,7 @@ impl StateStore {
                 expected: self.cluster.clone(),
             });
         }
-        Ok(Some(state))
+        Ok(state)
     }
 
     /// The state, or a new one (serial 0, nothing written yet) for a cluster never applied.
@@ -343,19 +510,70 @@ impl StateStore {
             .unwrap_or_else(|| State::new(&self.cluster, provider)))
     }
 
-    /// Writes the state atomically with the next serial; the previous file becomes `.bak`.
+    /// Writes the state with the next serial, only over the version this store last read or
+    /// wrote (a write by anyone else in between is [`BackendError::Changed`], never silently
+    /// replaced); the previous version is kept (`.bak`, or the bucket's own versioning).
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
-        self.ensure_dir()?;
-        let path = self.state_path();
+        let name = self.state_name();
         state.serial += 1;
         let mut text = serde_json::to_string_pretty(state).expect("state serialises");
         text.push('\n');
-        if path.exists() {
-            let bak = path.with_extension("json.bak");
-            fs::copy(&path, &bak).map_err(FileError::write(&bak))?;
-            set_private(&bak)?;
+        let current = self.backend.get(&name)?;
+        let seen = self.seen.lock().expect("not poisoned").clone();
+        let when = match (seen, &current) {
+            (Seen::Unknown, None) | (Seen::Absent, _) => Precondition::CreateOnly,
+            (Seen::Unknown, Some(o)) => Precondition::IfMatch(o.version.clone()),
+            (Seen::At(v), _) => Precondition::IfMatch(v),
+        };
+        let holds = match (&when, &current) {
+            (Precondition::CreateOnly, c) => c.is_none(),
+            (Precondition::IfMatch(v), Some(c)) => c.version == *v,
+            _ => false,
+        };
+        if !holds {
+            return Err(BackendError::Changed {
+                location: self.state_location(),
+            }
+            .into());
         }
-        Ok(write_atomic(&path, text.as_bytes())?)
+        if let Some(previous) = &current
+            && !self.backend.keeps_versions()?
+        {
+            self.backend
+                .put(&self.bak_name(), &previous.bytes, Precondition::None)?;
+        }
+        let version = self.backend.put(&name, text.as_bytes(), when)?;
+        self.set_seen(Seen::At(version));
+        Ok(())
+    }
+
+    /// Writes `bytes` as the state object of a store that holds none, or holds this lineage
+    /// (`state migrate`): another lineage there is refused.
+    pub fn import(&self, bytes: &[u8]) -> Result<(), StateError> {
+        let incoming = self.parse(&PathBuf::from("(migrated state)"), bytes)?;
+        let name = self.state_name();
+        let when = match self.backend.get(&name)? {
+            None => Precondition::CreateOnly,
+            Some(o) => {
+                let there = self.parse(&PathBuf::from(self.state_location()), &o.bytes)?;
+                if there.lineage != incoming.lineage {
+                    return Err(StateError::OtherLineage {
+                        location: self.state_location(),
+                        found: there.lineage,
+                        serial: there.serial,
+                        expected: incoming.lineage,
+                    });
+                }
+                if !self.backend.keeps_versions()? {
+                    self.backend
+                        .put(&self.bak_name(), &o.bytes, Precondition::None)?;
+                }
+                Precondition::IfMatch(o.version)
+            }
+        };
+        let version = self.backend.put(&name, bytes, when)?;
+        self.set_seen(Seen::At(version));
+        Ok(())
     }
 
     fn ensure_dir(&self) -> Result<(), StateError> {
@@ -373,24 +591,34 @@ impl StateStore {
         self.dir.join(format!("{}.lock.gate", self.cluster))
     }
 
-    /// Takes the lock for `operation`, or says who holds it.
-    ///
-    /// Two parts: a kernel lock (`flock`) on [`StateStore::gate_path`], held for the whole run
-    /// and dropped by the kernel however the process ends, so two runs on this machine can never
-    /// both be between reading and replacing the record; and the record (`<cluster>.lock`: who,
-    /// where, since when), written atomically so a reader sees it whole or not at all. A record
-    /// left by a dead run on this host is replaced; one of another host (a shared state
-    /// directory) needs `state unlock`.
-    pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
-        self.ensure_dir()?;
-        let info = LockInfo {
+    fn new_lock_info(operation: &str) -> LockInfo {
+        LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
             owner: std::env::var("USER").unwrap_or_else(|_| format!("uid {}", unsafe_uid())),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
             started_at: now_rfc3339(),
-        };
+        }
+    }
+
+    /// Takes the lock for `operation`, or says who holds it.
+    ///
+    /// In a directory, two parts: a kernel lock (`flock`) on [`StateStore::gate_path`], held
+    /// for the whole run and dropped by the kernel however the process ends, so two runs on
+    /// this machine can never both be between reading and replacing the record; and the record
+    /// (`<cluster>.lock`: who, where, since when), written atomically so a reader sees it whole
+    /// or not at all. A record left by a dead run on this host is replaced; one of another host
+    /// (a shared state directory) needs `state unlock`.
+    ///
+    /// In a bucket or container, the record alone, created only if there is none (`If-None-
+    /// Match: *`): of two runs exactly one creates it.
+    pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
+        if !self.is_local() {
+            return self.lock_remote(operation);
+        }
+        self.ensure_dir()?;
+        let info = Self::new_lock_info(operation);
         let gate_path = self.gate_path();
         let gate = OpenOptions::new()
             .read(true)
@@ -428,9 +656,61 @@ impl StateStore {
         let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
         write_atomic(&path, text.as_bytes())?;
         Ok(LockGuard {
-            path,
+            store: self.clone(),
             info,
-            _gate: gate,
+            _gate: Some(gate),
+        })
+    }
+
+    fn lock_remote(&self, operation: &str) -> Result<LockGuard, StateError> {
+        let info = Self::new_lock_info(operation);
+        let text = serde_json::to_string_pretty(&info).expect("lock info serialises");
+        let name = self.lock_name();
+        // A second round only after removing a dead local holder's record, or when the record
+        // vanished between our create and our read (its holder finished).
+        for round in 0..3 {
+            match self
+                .backend
+                .put(&name, text.as_bytes(), Precondition::CreateOnly)
+            {
+                Ok(_) => {
+                    let guard = LockGuard {
+                        store: self.clone(),
+                        info,
+                        _gate: None,
+                    };
+                    self.pull_pins()?;
+                    return Ok(guard);
+                }
+                Err(BackendError::Changed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let Some((held, version)) = self.read_lock_versioned()? else {
+                continue;
+            };
+            if round == 0 && held.host == info.host && !process_alive(held.pid) {
+                eprintln!(
+                    "note: replacing a stale lock of cluster {:?} left by {held}: that process no longer runs",
+                    self.cluster
+                );
+                match self.backend.delete(&name, Some(&version)) {
+                    Ok(()) | Err(BackendError::Changed { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Err(StateError::Locked {
+                cluster: self.cluster.clone(),
+                info: Box::new(held),
+            });
+        }
+        Err(match self.read_lock()? {
+            Some(held) => StateError::Locked {
+                cluster: self.cluster.clone(),
+                info: Box::new(held),
+            },
+            None => StateError::NotLocked {
+                cluster: self.cluster.clone(),
+            },
         })
     }
 
@@ -460,25 +740,31 @@ impl StateStore {
     }
 
     pub fn read_lock(&self) -> Result<Option<LockInfo>, StateError> {
-        let path = self.lock_path();
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    path,
-                    message: format!("lock file: {e}"),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(FileError::Read { path, source }.into()),
-        }
+        Ok(self.read_lock_versioned()?.map(|(info, _)| info))
+    }
+
+    fn read_lock_versioned(&self) -> Result<Option<(LockInfo, Version)>, StateError> {
+        let name = self.lock_name();
+        let Some(object) = self.backend.get(&name)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&object.bytes)
+            .map(|info| Some((info, object.version)))
+            .map_err(|e| StateError::Corrupt {
+                path: PathBuf::from(self.backend.location(&name)),
+                message: format!("lock file: {e}"),
+            })
     }
 
     /// Removes a lock left by a run that died. The ID must match (as `terraform force-unlock`
-    /// asks), and a holder still running on this host is refused unless `force`.
+    /// asks), and a holder still running on this host is refused unless `force`. The record is
+    /// removed only if it is still the one read (another run may have replaced it meanwhile).
     pub fn unlock(&self, id: &str, force: bool) -> Result<LockInfo, StateError> {
-        let info = self.read_lock()?.ok_or_else(|| StateError::NotLocked {
-            cluster: self.cluster.clone(),
-        })?;
+        let (info, version) = self
+            .read_lock_versioned()?
+            .ok_or_else(|| StateError::NotLocked {
+                cluster: self.cluster.clone(),
+            })?;
         if info.id != id {
             return Err(StateError::LockMismatch {
                 given: id.to_string(),
@@ -491,29 +777,122 @@ impl StateStore {
                 info: Box::new(info),
             });
         }
-        fs::remove_file(self.lock_path()).map_err(FileError::write(&self.lock_path()))?;
+        self.backend.delete(&self.lock_name(), Some(&version))?;
         Ok(info)
+    }
+
+    /// Releases `info`'s lock if the record is still its own (someone may have force-unlocked
+    /// and re-locked meanwhile).
+    fn release(&self, info: &LockInfo) -> Result<(), StateError> {
+        if let Some((held, version)) = self.read_lock_versioned()?
+            && held.id == info.id
+        {
+            if !self.is_local() {
+                self.push_pins()?;
+            }
+            self.backend.delete(&self.lock_name(), Some(&version))?;
+        }
+        Ok(())
+    }
+
+    /// The object that shares the cluster's host-key pins (`known_hosts`) with the state.
+    /// Private keys are never shared: each operator brings their own (`access.ssh_private_key`
+    /// or the agent).
+    fn pins_name(&self) -> String {
+        format!("{}.known_hosts", self.cluster)
+    }
+
+    /// Replaces the local `known_hosts` with the shared one, if there is one: under the lock,
+    /// the shared copy is the newest (every run pushes its own when it releases the lock).
+    pub fn pull_pins(&self) -> Result<(), StateError> {
+        if self.is_local() {
+            return Ok(());
+        }
+        if let Some(object) = self.backend.get(&self.pins_name())? {
+            let dir = self.cluster_dir();
+            dir.create()?;
+            write_atomic(&dir.known_hosts(), &object.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Shares the local `known_hosts` (if any) beside the state.
+    pub fn push_pins(&self) -> Result<(), StateError> {
+        let path = self.cluster_dir().known_hosts();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                self.backend
+                    .put(&self.pins_name(), &bytes, Precondition::None)?;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(FileError::Read { path, source }.into()),
+        }
+    }
+}
+
+/// The backend `[state]` names (one this build leaves out answers every call with a clear
+/// error).
+fn backend_for(cfg: &LoadedConfig, dir: &Path) -> Arc<dyn StateBackend> {
+    use acura_ha_api::spec::StateBackendKind;
+    let section = &cfg.spec.state;
+    match section.backend {
+        StateBackendKind::Local => Arc::new(LocalBackend {
+            dir: dir.to_path_buf(),
+        }),
+        #[cfg(feature = "aws")]
+        StateBackendKind::S3 => Arc::new(s3::S3Backend::new(acura_ha_aws::s3_state::S3Settings {
+            bucket: section.bucket.clone().unwrap_or_default(),
+            prefix: section.prefix.clone().unwrap_or_default(),
+            region: section.region.clone(),
+            profile: section.profile.clone(),
+            kms_key_id: section.kms_key_id.clone(),
+        })),
+        #[cfg(not(feature = "aws"))]
+        StateBackendKind::S3 => Arc::new(backend::NotInBuild {
+            backend: "s3",
+            why: "built without the `aws` feature; use a build with it, or `backend = \"local\"`",
+        }),
+        #[cfg(feature = "openstack")]
+        StateBackendKind::Swift => {
+            // The OpenStack provider's cloud, unless `[state] cloud` names another.
+            let os = cfg.spec.openstack.as_ref();
+            Arc::new(swift::SwiftBackend::new(swift::SwiftSettings {
+                cloud: acura_ha_openstack::config::Overrides {
+                    cloud: section.cloud.clone().or(os.and_then(|o| o.cloud.clone())),
+                    region: os.and_then(|o| o.region.clone()),
+                    interface: os.and_then(|o| o.interface.clone()),
+                    cacert: os.and_then(|o| o.cacert.as_deref()).map(|c| cfg.resolve(c)),
+                },
+                container: section.container.clone().unwrap_or_default(),
+                prefix: section.prefix.clone().unwrap_or_default(),
+            }))
+        }
+        #[cfg(not(feature = "openstack"))]
+        StateBackendKind::Swift => Arc::new(backend::NotInBuild {
+            backend: "swift",
+            why: "built without the `openstack` feature; use a build with it, or `backend = \"local\"`",
+        }),
     }
 }
 
 /// Holds the lock until dropped.
 #[derive(Debug)]
 pub struct LockGuard {
-    path: PathBuf,
+    store: StateStore,
     pub info: LockInfo,
-    /// The kernel lock: released when this is dropped (after the record is removed) or when
-    /// the process dies.
-    _gate: fs::File,
+    /// A directory's kernel lock: released when this is dropped (after the record is removed)
+    /// or when the process dies.
+    _gate: Option<fs::File>,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        // Only remove our own lock: someone may have force-unlocked and re-locked meanwhile.
-        if let Ok(text) = fs::read_to_string(&self.path)
-            && let Ok(info) = serde_json::from_str::<LockInfo>(&text)
-            && info.id == self.info.id
-        {
-            let _ = fs::remove_file(&self.path);
+        if let Err(e) = self.store.release(&self.info) {
+            eprintln!(
+                "note: the lock of cluster {:?} could not be released ({e}); once no run uses it, run `acura-ha state unlock {}`",
+                self.store.cluster, self.info.id
+            );
         }
     }
 }
@@ -636,7 +1015,7 @@ mod tests {
         let g = s.lock("up").unwrap();
         let id = g.info.id.clone();
         // As if the process died: the record stays (no Drop), the gate's descriptor closes.
-        let gate = g._gate.try_clone().unwrap();
+        let gate = g._gate.as_ref().unwrap().try_clone().unwrap();
         std::mem::forget(g);
         gate.unlock().unwrap();
         let mut record: LockInfo =

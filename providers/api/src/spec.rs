@@ -42,11 +42,71 @@ pub struct ClusterSpec {
     pub static_hosts: Option<StaticSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalSection>,
+    /// Where the cluster's state and lock live (`.acura-ha/` next to the file by default).
+    #[serde(default, skip_serializing_if = "StateSection::is_local_default")]
+    pub state: StateSection,
     /// The state's lineage, set by the engine once the state is loaded (never in the file):
     /// every resource a provider creates carries it as `acura-ha/lineage`, so `up` adopts only
     /// its own cluster's resources and refuses another state's of the same name.
     #[serde(skip)]
     pub lineage: Option<String>,
+}
+
+/// `[state]`: where the state and its lock live. `local` is the directory next to the cluster
+/// file (or `--state-dir`); `s3` and `swift` share one state object per cluster between
+/// operators and CI. Credentials are never here: S3 uses the aws CLI's resolution (profiles,
+/// `AWS_*`), Swift the `clouds.yaml`/`OS_*` of the OpenStack provider.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// S3: the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// Swift: the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Prepended to the object names (`team/prod/`); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// S3: otherwise the region the aws CLI would use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// S3: a profile of the aws CLI's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// S3: SSE-KMS with this key ID or ARN; SSE-S3 (AES256) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Swift: a `clouds.yaml` entry; otherwise `[openstack] cloud`, `OS_CLOUD` or `OS_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+}
+
+impl StateSection {
+    pub fn is_local_default(&self) -> bool {
+        *self == StateSection::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackendKind {
+    #[default]
+    Local,
+    S3,
+    Swift,
+}
+
+impl StateBackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateBackendKind::Local => "local",
+            StateBackendKind::S3 => "s3",
+            StateBackendKind::Swift => "swift",
+        }
+    }
 }
 
 /// Which provider section the file has: one per target, each with its row in
@@ -381,6 +441,35 @@ impl ClusterSpec {
         self.validate_access(makes_ssh_key, out);
         self.validate_bootstrap(out);
         self.validate_preflight(out);
+        self.validate_state(out);
+    }
+
+    /// `[state]`: the chosen backend's required key. Keys of the other backends are allowed:
+    /// they say where `state migrate --to <backend>` moves the state.
+    fn validate_state(&self, out: &mut Vec<Invalid>) {
+        let st = &self.state;
+        let missing = match st.backend {
+            StateBackendKind::Local => None,
+            StateBackendKind::S3 => st.bucket.is_none().then_some("bucket"),
+            StateBackendKind::Swift => st.container.is_none().then_some("container"),
+        };
+        if let Some(key) = missing {
+            out.push(invalid(
+                "state.backend",
+                format!(
+                    "state.backend = \"{}\" needs state.{key}: name the {key} that holds the state",
+                    st.backend.as_str()
+                ),
+            ));
+        }
+        if let Some(prefix) = &st.prefix
+            && (prefix.starts_with('/') || prefix.split('/').any(|p| p == ".." || p == "."))
+        {
+            out.push(invalid(
+                "state.prefix",
+                format!("state.prefix = {prefix:?}: use a relative object-name prefix such as \"team/prod/\" (no leading '/', no '.' or '..')"),
+            ));
+        }
     }
 
     fn validate_cluster(&self, out: &mut Vec<Invalid>) {

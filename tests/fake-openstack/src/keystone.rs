@@ -33,6 +33,11 @@ pub fn catalog(inner: &Inner, base: &str) -> Value {
         ),
         ("image", "glance", format!("{base}/image")),
         ("load-balancer", "octavia", format!("{base}/load-balancer")),
+        (
+            "object-store",
+            "swift",
+            format!("{base}/object/v1/AUTH_{project}"),
+        ),
     ];
     let entries: Vec<Value> = services
         .iter()

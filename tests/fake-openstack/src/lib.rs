@@ -28,6 +28,7 @@ mod paging;
 mod quota;
 mod server;
 pub mod state;
+mod swift;
 mod util;
 mod versions;
 

@@ -144,6 +144,7 @@ pub fn router(app: App) -> Router {
     r = cinder::routes(r);
     r = glance::routes(r);
     r = octavia::routes(r);
+    r = crate::swift::routes(r);
     r = crate::versions::routes(r);
     r = admin_routes(r);
     r.fallback(unhandled)

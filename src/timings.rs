@@ -260,12 +260,12 @@ pub fn html(t: &Timeline) -> String {
             .iter()
             .map(|(w, s, end)| format!("{w} {s:.1}–{end:.1} s"))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             rows,
             "<tr class=\"{kind}{critical}\"><td>{kind}</td><td class=\"id\">{id}</td><td>{detail}</td>\
              <td class=\"n\">{start:.2}</td><td class=\"n\">{end:.2}</td><td class=\"n\">{len:.2}</td>\
              <td>{state}</td><td>{after}</td><td>{waits}</td>\
-             <td class=\"bar\"><div class=\"track\"><div class=\"b {state}\" style=\"left:{left:.3}%;width:{width:.3}%\"></div></div></td></tr>\n",
+             <td class=\"bar\"><div class=\"track\"><div class=\"b {state}\" style=\"left:{left:.3}%;width:{width:.3}%\"></div></div></td></tr>",
             kind = e.kind,
             id = escape(&e.id),
             detail = escape(&e.detail),

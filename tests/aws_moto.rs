@@ -912,3 +912,98 @@ fn an_nlb_without_a_security_group_is_replaced_and_the_plan_says_why() {
     ok(&c.run(&url, &["down", "--yes"]));
     assert_same(&before, &inventory(&url), "after down");
 }
+
+/// #13.7: every answer that AWS pages comes in pages of 2 (the fault proxy cuts moto's): `up
+/// --only provision` (3 nodes and an NLB: 6 target groups, 6 listeners, a dozen rules per group;
+/// then the NGINX variant), `plan` clean, a second `up` that creates nothing, then `down` — and,
+/// for the NLB, `down --discover` after the state is lost, which finds everything only by paging
+/// through every target group of the region. Without the paginators the first page of listeners
+/// or rules hides the rest: duplicates, a plan that is never clean, resources left behind.
+#[test]
+fn paged_answers_lifecycle_nlb_and_nginx() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    proxy.set_page_size(Some(2));
+    let url = moto.url();
+    let before = inventory(&url);
+    // Someone else's target groups, so that the region's list is pages long.
+    let vpcs = aws::ec2_ok(&url, "DescribeVpcs", &[]);
+    let vpc = text(items(&vpcs["vpcSet"])[0], "vpcId").to_string();
+    let mut others = Vec::new();
+    for i in 0..3 {
+        let tg = aws::elbv2_ok(
+            &url,
+            "CreateTargetGroup",
+            &[
+                ("Name", &format!("other-{i}")),
+                ("Protocol", "TCP"),
+                ("Port", "80"),
+                ("VpcId", &vpc),
+            ],
+        );
+        others.push(text(&items(&tg["TargetGroups"])[0].clone(), "TargetGroupArn").to_string());
+    }
+    let with_others = inventory(&url);
+    for (name, kind, lb) in [("pgnlb", "cloud", true), ("pgngx", "nginx", false)] {
+        let c = Cluster::new(name, |t| {
+            t.replace("kind = \"cloud\"", &format!("kind = \"{kind}\""))
+        });
+        ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+        let created = inventory(&url);
+        let instances = items(&created["instances"]).len();
+        assert_eq!(instances, if lb { 3 } else { 4 }, "{name}: {created:#}");
+        if lb {
+            assert_eq!(items(&created["load_balancers"]).len(), 1);
+            assert_eq!(items(&created["target_groups"]).len(), 6 + 3);
+            assert_eq!(items(&created["listeners"]).len(), 6);
+        }
+        let s = plan_summary(&c, &proxy.url());
+        assert_eq!(
+            (
+                s["create"].as_u64(),
+                s["replace"].as_u64(),
+                s["delete"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0)),
+            "{name}: {s}"
+        );
+        proxy.reset_stats();
+        ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+        let stats = proxy.stats();
+        let mutating = stats["mutating_by_action"].as_object().unwrap();
+        assert!(
+            mutating
+                .keys()
+                .all(|a| !a.starts_with("Create") && a != "RunInstances"),
+            "{name}: a second up creates: {mutating:?}"
+        );
+        assert_same(&created, &inventory(&url), &format!("{name}: a second up"));
+        if lb {
+            std::fs::remove_file(c.state_file()).unwrap();
+            ok(&c.run(&proxy.url(), &["down", "--discover", "--yes"]));
+        } else {
+            ok(&c.run(&proxy.url(), &["down", "--yes"]));
+        }
+        assert_same(
+            &with_others,
+            &inventory(&url),
+            &format!("{name}: after down"),
+        );
+    }
+    let served = proxy.paging();
+    for action in [
+        "DescribeInstances",
+        "DescribeSecurityGroupRules",
+        "DescribeTargetGroups",
+        "DescribeListeners",
+    ] {
+        assert!(
+            served["pages_served"][action].as_u64().unwrap_or(0) > 0,
+            "{action} was never paged: {served:#}"
+        );
+    }
+    for arn in others {
+        aws::elbv2_ok(&url, "DeleteTargetGroup", &[("TargetGroupArn", &arn)]);
+    }
+    assert_same(&before, &inventory(&url), "at the end");
+}

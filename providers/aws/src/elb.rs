@@ -98,7 +98,15 @@ async fn find_lb(
     spec: &ClusterSpec,
     name: &str,
 ) -> Result<Option<FoundLb>, ProviderError> {
-    let out = c.elb.describe_load_balancers().names(name).send().await;
+    let out = c
+        .elb
+        .describe_load_balancers()
+        .names(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await;
     let out = match out {
         Ok(o) => o,
         Err(e) => {
@@ -110,7 +118,7 @@ async fn find_lb(
         }
     };
     let mut ours = None;
-    for lb in out.load_balancers() {
+    for lb in &out {
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
         match cluster_tag(c, &arn).await? {
             Some(owner) if owner == spec.cluster.name => {
@@ -263,7 +271,10 @@ pub(crate) async fn load_balancer(
         .elb
         .describe_listeners()
         .load_balancer_arn(&arn)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?;
     // One listener per port, made concurrently.
@@ -284,7 +295,6 @@ pub(crate) async fn load_balancer(
                 .unwrap_or(0);
             let proto = l.attrs.get("protocol").cloned().unwrap_or_default();
             let existing = current
-                .listeners()
                 .iter()
                 .find(|x| x.port() == Some(port))
                 .and_then(|x| x.listener_arn())
@@ -337,11 +347,13 @@ pub(crate) async fn load_balancer(
                     .elb
                     .describe_load_balancers()
                     .load_balancer_arns(&arn)
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                     .map_err(|e| error::elb(e).into_provider(&arn))?;
                 let state = out
-                    .load_balancers()
                     .first()
                     .and_then(|l| l.state())
                     .and_then(|s| s.code())
@@ -375,13 +387,18 @@ async fn target_group(
     journal: &SharedJournal<'_>,
 ) -> Result<String, ProviderError> {
     let name = tg.name.clone();
-    let existing = c.elb.describe_target_groups().names(&name).send().await;
+    let existing = c
+        .elb
+        .describe_target_groups()
+        .names(&name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await;
     let arn = match existing {
-        Ok(out) if !out.target_groups().is_empty() => {
-            let arn = out.target_groups()[0]
-                .target_group_arn()
-                .unwrap_or_default()
-                .to_string();
+        Ok(out) if !out.is_empty() => {
+            let arn = out[0].target_group_arn().unwrap_or_default().to_string();
             match cluster_tag(c, &arn).await? {
                 Some(owner) if owner == spec.cluster.name => arn,
                 _ => {
@@ -556,9 +573,17 @@ pub(crate) async fn discover(
     let mut out = Vec::new();
     let desired = acura_ha_api::desired::desired(spec);
     let lb_name = format!("{}-nlb", spec.cluster.name);
-    let lbs = match c.elb.describe_load_balancers().names(&lb_name).send().await {
+    let lbs = match c
+        .elb
+        .describe_load_balancers()
+        .names(&lb_name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+    {
         Ok(o) => o
-            .load_balancers()
             .iter()
             .map(|l| {
                 (
@@ -575,7 +600,8 @@ pub(crate) async fn discover(
             Vec::new()
         }
     };
-    // Every target group of the region (one page holds hundreds), kept by name.
+    // Every target group of the region, every page, kept by name (a name filter fails the whole
+    // call when one name is missing).
     let names: BTreeMap<&str, &Resource> = desired
         .iter()
         .filter(|r| r.kind == Kind::TargetGroup)
@@ -584,11 +610,13 @@ pub(crate) async fn discover(
     let tgs = c
         .elb
         .describe_target_groups()
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::elb(e).into_provider("target groups"))?;
     let tgs: Vec<(String, &Resource)> = tgs
-        .target_groups()
         .iter()
         .filter_map(|t| {
             let r = names.get(t.target_group_name()?)?;
@@ -679,10 +707,13 @@ async fn delete_lb(c: &Clients, arn: &str, name: &str, quiet: bool) -> Result<()
                     .elb
                     .describe_load_balancers()
                     .load_balancer_arns(&arn)
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                 {
-                    Ok(o) if o.load_balancers().is_empty() => Ok(Ok(())),
+                    Ok(o) if o.is_empty() => Ok(Ok(())),
                     Ok(_) => Ok(Err("still there".into())),
                     Err(e) => {
                         let e = error::elb(e);

@@ -11,6 +11,7 @@
 mod ec2;
 mod elb;
 mod error;
+mod health;
 mod quota;
 pub mod s3_state;
 mod wait;
@@ -224,10 +225,13 @@ impl Provider for AwsProvider {
                     .values(acura_ha_api::spec::TAG_CLUSTER)
                     .build(),
             )
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| error::ec2(e).into_provider("instances"))?;
-        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        for i in out.iter().flat_map(|r| r.instances()) {
             if i.state().and_then(|s| s.name())
                 == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
             {
@@ -251,11 +255,13 @@ impl Provider for AwsProvider {
         let lbs = c
             .elb
             .describe_load_balancers()
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| error::elb(e).into_provider("load balancers"))?;
         let arns: Vec<(String, u64)> = lbs
-            .load_balancers()
             .iter()
             .filter_map(|l| {
                 Some((
@@ -292,6 +298,38 @@ impl Provider for AwsProvider {
             }
         }
         Ok(oldest.into_iter().collect())
+    }
+
+    /// DescribeLoadBalancers, DescribeListeners and one DescribeTargetHealth per listener's
+    /// target group; targets named by the nodes the journal records for their instance IDs.
+    /// Expanded as `#[async_trait]` would be, like `console_host_keys`: the journal is read
+    /// before the future starts.
+    fn lb_health<'a, 'b, 'c, 'async_trait>(
+        &'a self,
+        spec: &'b ClusterSpec,
+        journal: &'c dyn Journal,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Option<acura_ha_api::model::LbHealth>, ProviderError>,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'a: 'async_trait,
+        'b: 'async_trait,
+        'c: 'async_trait,
+        Self: 'async_trait,
+    {
+        let known = health::Known::from_journal(journal);
+        Box::pin(async move {
+            if spec.load_balancer.kind != LbKind::Cloud {
+                return Ok(None);
+            }
+            let c = clients(spec).await;
+            health::lb_health(&c, spec, &known).await
+        })
     }
 
     async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

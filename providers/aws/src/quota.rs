@@ -71,11 +71,13 @@ async fn vcpus(c: &Clients, t: &str) -> Result<u32, ProviderError> {
         .ec2
         .describe_instance_types()
         .instance_types(InstanceType::from(t))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&format!("instance type {t}")))?;
     Ok(out
-        .instance_types()
         .first()
         .and_then(|i| i.v_cpu_info())
         .and_then(|v| v.default_v_cpus())
@@ -94,11 +96,13 @@ async fn vcpus_in_use(c: &Clients, spec: &ClusterSpec) -> Result<u32, ProviderEr
                 .values("running")
                 .build(),
         )
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("running instances"))?;
     Ok(out
-        .reservations()
         .iter()
         .flat_map(|r| r.instances())
         .filter(|i| {

@@ -5,7 +5,7 @@ Python 3 standard library only. It listens on 127.0.0.1, forwards every request 
 it is given (which must be on 127.0.0.0/8: it never contacts anything else), counts the requests
 by service and Action, and answers scripted ones itself with the error AWS would send.
 
-    fault_proxy.py --upstream http://127.0.0.1:5000 [--port 0] [--exit-on-stdin-eof]
+    fault_proxy.py --upstream http://127.0.0.1:5000 [--port 0] [--page-size N] [--exit-on-stdin-eof]
 
 The first line on stdout is `listening <port>` (with --port 0 the system picks the port).
 With --exit-on-stdin-eof the proxy exits when its standard input closes, so a test that dies
@@ -17,6 +17,15 @@ Control API, on the same port:
     GET  /__proxy/rules        the current rules, each with `remaining` (how often it still fires)
     GET  /__proxy/stats        counts and the request log (see Stats.snapshot)
     POST /__proxy/reset-stats  zero the counts and the log (the rules stay)
+    POST /__proxy/paging       {"page_size": N} (N >= 1) or {"page_size": null} (whole answers)
+    GET  /__proxy/paging       {"page_size": ..., "pages_served": {Action: pages}}
+
+Paging, as AWS pages and moto mostly does not: with a page size, the answer of every paged
+Describe* in PAGED (instances, volumes, security groups and their rules, subnets, VPCs, images,
+instance types; ELBv2 load balancers, target groups, listeners) is cut to N items with a
+NextToken (EC2 `nextToken`) or NextMarker (ELBv2) of the proxy's own; a request that brings such a
+token back is served the next page from the first answer (not forwarded; counted in the stats
+like any request). Each page served is counted in `pages_served`.
 
 A rule:
 
@@ -56,6 +65,8 @@ IdempotentParameterMismatch and not forwarded (recorded in the stats as that fau
 
 import argparse
 import http.client
+import itertools
+import re
 import ipaddress
 import json
 import os
@@ -84,6 +95,73 @@ HOP_BY_HOP = {
 
 EC2 = "ec2"
 ELBV2 = "elasticloadbalancing"
+
+# Paged Describe* calls: Action -> (service, the list element, the token element in answers, the
+# token parameter in requests).
+PAGED = {
+    "DescribeInstances": (EC2, "reservationSet", "nextToken", "NextToken"),
+    "DescribeVolumes": (EC2, "volumeSet", "nextToken", "NextToken"),
+    "DescribeSecurityGroups": (EC2, "securityGroupInfo", "nextToken", "NextToken"),
+    "DescribeSecurityGroupRules": (EC2, "securityGroupRuleSet", "nextToken", "NextToken"),
+    "DescribeSubnets": (EC2, "subnetSet", "nextToken", "NextToken"),
+    "DescribeVpcs": (EC2, "vpcSet", "nextToken", "NextToken"),
+    "DescribeImages": (EC2, "imagesSet", "nextToken", "NextToken"),
+    "DescribeInstanceTypes": (EC2, "instanceTypeSet", "nextToken", "NextToken"),
+    "DescribeLoadBalancers": (ELBV2, "LoadBalancers", "NextMarker", "Marker"),
+    "DescribeTargetGroups": (ELBV2, "TargetGroups", "NextMarker", "Marker"),
+    "DescribeListeners": (ELBV2, "Listeners", "NextMarker", "Marker"),
+}
+
+PAGE_TOKEN_PREFIX = "fault-proxy-page-"
+
+XML_TAG = re.compile(r"<(/?)([A-Za-z_][\w.:-]*)(?:\s[^>]*?)?(/?)>")
+
+
+def split_list(xml, list_tag):
+    """(head, items, tail) around the children of the first `<list_tag>` element of `xml`, or None
+    when there is no such element or it is empty (`<list_tag/>`)."""
+    depth = 0
+    list_depth = None
+    head_end = None
+    items = []
+    item_start = None
+    for m in XML_TAG.finditer(xml):
+        closing, name, selfclosing = m.group(1) == "/", m.group(2), m.group(3) == "/"
+        if list_depth is None:
+            if not closing and not selfclosing and name == list_tag:
+                list_depth = depth
+                head_end = m.end()
+            if not closing and not selfclosing:
+                depth += 1
+            elif closing:
+                depth -= 1
+            continue
+        if closing:
+            depth -= 1
+            if depth == list_depth:  # the list's own closing tag
+                return xml[:head_end], items, xml[m.start():]
+            if depth == list_depth + 1 and item_start is not None:
+                items.append(xml[item_start:m.end()])
+                item_start = None
+        elif selfclosing:
+            if depth == list_depth + 1:
+                items.append(xml[m.start():m.end()])
+        else:
+            if depth == list_depth + 1:
+                item_start = m.start()
+            depth += 1
+    return None
+
+
+def page_of(head, items, tail, start, size, token_elem, token):
+    """The answer holding items[start:start+size], with `token` (when more follow) right after
+    the list, where AWS puts it; any token element of the original answer is dropped."""
+    drop = re.compile(rf"<{token_elem}\s*/>|<{token_elem}>[^<]*</{token_elem}>")
+    head, tail = drop.sub("", head), drop.sub("", tail)
+    close = tail.index(">") + 1  # the list's closing tag
+    more = f"<{token_elem}>{token}</{token_elem}>" if token else ""
+    return head + "".join(items[start:start + size]) + tail[:close] + more + tail[close:]
+
 
 KNOWN_FAULTS = {
     "DependencyViolation", "Throttling", "InternalError500", "InvalidInstanceID.NotFound", "reset",
@@ -174,6 +252,10 @@ class State:
         self.lock = threading.Lock()
         self.rules = []
         self.client_tokens = {}  # (service, Action, ClientToken) -> the parameters first sent
+        self.page_size = None  # None: answers pass whole
+        self.pages = {}  # page token -> (head, items, tail, next start, size, token element)
+        self.page_ids = itertools.count(1)
+        self.pages_served = {}
         self.reset_stats()
 
     def reset_stats(self):
@@ -264,6 +346,49 @@ class State:
                 "faults_by_action": dict(self.faults_by_action),
                 "log": list(self.log),
             }
+
+    def page_request(self, service, action, params):
+        """For a paged call that brings back one of the proxy's tokens: (status, body) of the next
+        page, served from the first answer; else None (the request goes to moto)."""
+        spec = PAGED.get(action)
+        if spec is None or spec[0] != service:
+            return None
+        token = params.get(spec[3]) or ""
+        if not token.startswith(PAGE_TOKEN_PREFIX):
+            return None
+        with self.lock:
+            cut = self.pages.pop(token, None)
+        if cut is None:
+            code = "InvalidNextToken" if service == EC2 else "InvalidMarker"
+            return error_reply({"fault": code, "status": 400, "message":
+                                f"unknown or spent token {token!r}"}, service, params)[:2]
+        return 200, self.serve_page(action, cut).encode("utf-8")
+
+    def serve_page(self, action, cut):
+        head, items, tail, start, size, token_elem = cut
+        token = None
+        with self.lock:
+            if start + size < len(items):
+                token = f"{PAGE_TOKEN_PREFIX}{next(self.page_ids)}"
+                self.pages[token] = (head, items, tail, start + size, size, token_elem)
+            self.pages_served[action] = self.pages_served.get(action, 0) + 1
+        return page_of(head, items, tail, start, size, token_elem, token)
+
+    def paginate(self, service, action, status, data):
+        """The first page of a whole answer from moto (when paging is on), else `data`."""
+        spec = PAGED.get(action)
+        size = self.page_size
+        if size is None or status != 200 or spec is None or spec[0] != service:
+            return data
+        try:
+            xml = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+        split = split_list(xml, spec[1])
+        if split is None:
+            return data
+        head, items, tail = split
+        return self.serve_page(action, (head, items, tail, 0, size, spec[2])).encode("utf-8")
 
     def rules_snapshot(self):
         with self.lock:
@@ -400,7 +525,11 @@ class Handler(BaseHTTPRequestHandler):
             status, err, request_id = error_reply(rule, service, params)
             return self.reply(status, err, "text/xml",
                               [("x-amzn-RequestId", request_id)])
-        self.forward(body)
+        page = state.page_request(service, action, params)
+        if page is not None:
+            return self.reply(page[0], page[1], "text/xml",
+                              [("x-amzn-RequestId", str(uuid.uuid4()))])
+        self.forward(body, service, action)
 
     def reset_connection(self):
         # SO_LINGER with a zero timeout: close() sends RST, not FIN, and no reply at all.
@@ -425,7 +554,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def forward(self, body):
+    def forward(self, body, service=None, action=None):
         host, port = self.server.upstream
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         conn = http.client.HTTPConnection(host, port, timeout=120)
@@ -442,6 +571,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(502, msg, "text/plain")
         finally:
             conn.close()
+        data = self.server.state.paginate(service, action, status, data)
         self.send_response(status)
         for k, v in out_headers:
             self.send_header(k, v)
@@ -467,6 +597,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply_json(200, state.rules_snapshot())
         if path == "/__proxy/stats" and self.command == "GET":
             return self.reply_json(200, state.snapshot())
+        if path == "/__proxy/paging" and self.command == "POST":
+            try:
+                size = json.loads(body.decode("utf-8") or "{}").get("page_size")
+            except (ValueError, UnicodeDecodeError, AttributeError) as e:
+                return self.reply_json(400, {"error": f"paging: {e}"})
+            if size is not None and (not isinstance(size, int) or size < 1):
+                return self.reply_json(400, {"error": "page_size must be an integer >= 1 or null"})
+            with state.lock:
+                state.page_size = size
+            return self.reply_json(200, {"ok": True, "page_size": size})
+        if path == "/__proxy/paging" and self.command == "GET":
+            with state.lock:
+                return self.reply_json(200, {"page_size": state.page_size,
+                                             "pages_served": dict(state.pages_served)})
         if path == "/__proxy/reset-stats" and self.command == "POST":
             with state.lock:
                 state.reset_stats()
@@ -544,6 +688,8 @@ def main():
     ap.add_argument("--upstream", required=True, help="moto URL, http://127.0.0.1:PORT")
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
     ap.add_argument("--rules", help="initial rules, a JSON list")
+    ap.add_argument("--page-size", type=int, default=None,
+                    help="cut paged Describe* answers into pages of N items (see Paging)")
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when standard input closes (the parent went away)")
     args = ap.parse_args()
@@ -559,6 +705,11 @@ def main():
     server.upstream = upstream
     server.state = State()
     server.state.rules = rules
+    if args.page_size is not None:
+        if args.page_size < 1:
+            print("fault_proxy: --page-size must be >= 1", file=sys.stderr)
+            return 2
+        server.state.page_size = args.page_size
 
     if args.exit_on_stdin_eof:
         def watch_stdin():

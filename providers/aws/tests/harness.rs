@@ -633,3 +633,107 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// The list `key` of an ELBv2 answer, with or without its `<Action>Result` wrapper.
+fn elb_list<'a>(v: &'a Value, action: &str, key: &str) -> Vec<&'a Value> {
+    let inner = &v[format!("{action}Result")][key];
+    items(if inner.is_null() { &v[key] } else { inner })
+}
+
+/// #13.7: with a page size, the proxy cuts paged Describe* answers into pages of N items with a
+/// token of its own, serves the following pages when the token comes back, and the pages add up
+/// to moto's whole answer — EC2 (`nextToken`) and ELBv2 (`NextMarker`) alike.
+#[test]
+fn proxy_cuts_describe_answers_into_pages() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    proxy.set_page_size(Some(2));
+    for i in 0..5 {
+        create_group(&moto.url(), &format!("paged-{i}"));
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        items(&v["securityGroupInfo"])
+            .into_iter()
+            .map(|g| text(g, "groupId").to_string())
+            .collect()
+    };
+    let mut whole = ids(&ec2_ok(&moto.url(), "DescribeSecurityGroups", &[]));
+    assert!(whole.len() >= 6, "five groups and the default: {whole:?}");
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let params: Vec<(&str, &str)> = if token.is_empty() {
+            vec![]
+        } else {
+            vec![("NextToken", token.as_str())]
+        };
+        let page = ec2_ok(&proxy.url(), "DescribeSecurityGroups", &params);
+        let got = ids(&page);
+        pages += 1;
+        token = text(&page, "nextToken").to_string();
+        if !token.is_empty() {
+            assert_eq!(got.len(), 2, "a full page: {page}");
+        }
+        paged.extend(got);
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, whole.len().div_ceil(2));
+    whole.sort();
+    paged.sort();
+    assert_eq!(paged, whole);
+    // A spent token is refused, as AWS refuses a stale one.
+    let first = ec2_ok(&proxy.url(), "DescribeSecurityGroups", &[]);
+    let t = text(&first, "nextToken").to_string();
+    ec2_ok(&proxy.url(), "DescribeSecurityGroups", &[("NextToken", &t)]);
+    let again = ec2(&proxy.url(), "DescribeSecurityGroups", &[("NextToken", &t)]).unwrap();
+    assert_eq!(again.status, 400, "{}", again.body);
+
+    // ELBv2: three target groups, pages of 2 with a NextMarker.
+    let vpcs = ec2_ok(&moto.url(), "DescribeVpcs", &[]);
+    let vpc = text(items(&vpcs["vpcSet"])[0], "vpcId").to_string();
+    for i in 0..3 {
+        let name = format!("paged-tg-{i}");
+        elbv2_ok(
+            &moto.url(),
+            "CreateTargetGroup",
+            &[
+                ("Name", &name),
+                ("Protocol", "TCP"),
+                ("Port", "443"),
+                ("VpcId", &vpc),
+            ],
+        );
+    }
+    let first = elbv2_ok(&proxy.url(), "DescribeTargetGroups", &[]);
+    assert_eq!(
+        elb_list(&first, "DescribeTargetGroups", "TargetGroups").len(),
+        2,
+        "{first}"
+    );
+    let marker = text(&first, "NextMarker").to_string();
+    assert!(!marker.is_empty(), "{first}");
+    let second = elbv2_ok(&proxy.url(), "DescribeTargetGroups", &[("Marker", &marker)]);
+    assert_eq!(
+        elb_list(&second, "DescribeTargetGroups", "TargetGroups").len(),
+        1,
+        "{second}"
+    );
+    assert_eq!(text(&second, "NextMarker"), "");
+    let served = proxy.paging();
+    assert_eq!(
+        served["pages_served"]["DescribeTargetGroups"], 2,
+        "{served}"
+    );
+
+    // Paging off: whole answers again.
+    proxy.set_page_size(None);
+    let all = elbv2_ok(&proxy.url(), "DescribeTargetGroups", &[]);
+    assert_eq!(
+        elb_list(&all, "DescribeTargetGroups", "TargetGroups").len(),
+        3,
+        "{all}"
+    );
+}

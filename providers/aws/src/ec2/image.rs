@@ -38,12 +38,14 @@ pub(crate) async fn image(c: &Clients, spec: &ClusterSpec) -> Result<Image, Prov
         .ami
         .clone()
         .unwrap_or_else(|| format!("image {pattern} (owner {CANONICAL})"));
-    let out = req
+    let images = req
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&what))?;
-    let newest = out
-        .images()
+    let newest = images
         .iter()
         .filter(|i| aws.ami.is_some() || i.owner_id() == Some(CANONICAL))
         .max_by(|a, b| a.creation_date().cmp(&b.creation_date()))

@@ -28,21 +28,21 @@ pub(crate) async fn check_instance_types(
 ) -> Result<u32, ProviderError> {
     let aws = spec.aws.as_ref().expect("aws section");
     let t = &aws.instance_type;
-    let out = c
+    let types = c
         .ec2
         .describe_instance_types()
         .instance_types(InstanceType::from(t.as_str()))
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&format!("aws.instance_type = {t}")))?;
-    let info = out
-        .instance_types()
-        .first()
-        .ok_or_else(|| ProviderError::Cloud {
-            resource: format!("aws.instance_type = {t}"),
-            message: "unknown in this region".into(),
-            request_id: None,
-        })?;
+    let info = types.first().ok_or_else(|| ProviderError::Cloud {
+        resource: format!("aws.instance_type = {t}"),
+        message: "unknown in this region".into(),
+        request_id: None,
+    })?;
     let vcpus = info
         .v_cpu_info()
         .and_then(|v| v.default_v_cpus())
@@ -182,7 +182,10 @@ pub(crate) async fn instances(
                 .ec2
                 .describe_instances()
                 .set_instance_ids(Some(all.clone()))
+                .into_paginator()
+                .items()
                 .send()
+                .try_collect()
                 .await;
             let out = match out {
                 Ok(o) => o,
@@ -195,7 +198,7 @@ pub(crate) async fn instances(
                 }
             };
             let mut seen = BTreeMap::new();
-            for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            for i in out.iter().flat_map(|r| r.instances()) {
                 seen.insert(i.instance_id().unwrap_or_default().to_string(), i.clone());
             }
             let pending: Vec<String> = all
@@ -339,7 +342,10 @@ async fn live_instances(
                     .values("stopped")
                     .build(),
             )
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(error::ec2)
     };
@@ -353,7 +359,7 @@ async fn live_instances(
         .await
         .map_err(|e| e.into_provider("instances of the cluster"))?;
     let mut by_name = BTreeMap::new();
-    for i in out.reservations().iter().flat_map(|r| r.instances()) {
+    for i in out.iter().flat_map(|r| r.instances()) {
         if let Some(name) = i
             .tags()
             .iter()

@@ -26,10 +26,13 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
         .clone()
         .unwrap_or_else(|| "the default VPC".into());
     let vpcs = req
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&what))?;
-    let vpc = vpcs.vpcs().first().ok_or_else(|| ProviderError::Cloud {
+    let vpc = vpcs.first().ok_or_else(|| ProviderError::Cloud {
         resource: what.clone(),
         message: "not found: set aws.vpc_id (this region has no default VPC)".into(),
         request_id: None,
@@ -43,11 +46,13 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
         aws.subnet_ids.iter().fold(req, |r, s| r.subnet_ids(s))
     };
     let out = req
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("subnets"))?;
     let mut subnets: Vec<(String, String)> = out
-        .subnets()
         .iter()
         .map(|s| {
             (

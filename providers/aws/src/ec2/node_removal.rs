@@ -84,12 +84,14 @@ pub(crate) async fn leaving_nodes(
                 .build(),
         )
         .filters(not_terminated.clone())
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("instances of the removed nodes"))?;
     // (name, instance), in the describe's order.
     let mut live: Vec<(String, aws_sdk_ec2::types::Instance)> = out
-        .reservations()
         .iter()
         .flat_map(|r| r.instances())
         .filter_map(|i| Some((name_tag(i)?.to_string(), i.clone())))
@@ -114,10 +116,13 @@ pub(crate) async fn leaving_nodes(
                     .build(),
             )
             .filters(not_terminated)
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| error::ec2(e).into_provider("instances of the removed nodes"))?;
-        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+        for i in out.iter().flat_map(|r| r.instances()) {
             let id = i.instance_id().unwrap_or_default();
             if let Some(r) = records.iter().find(|r| r.id.as_deref() == Some(id)) {
                 live.push((r.name.clone(), i.clone()));
@@ -267,10 +272,13 @@ async fn leftover_volumes(
                         .set_values(Some(names.to_vec()))
                         .build(),
                 )
+                .into_paginator()
+                .items()
                 .send()
+                .try_collect()
                 .await
                 .map_err(|e| error::ec2(e).into_provider("volumes of the removed nodes"))?;
-            let mut volumes: Vec<aws_sdk_ec2::types::Volume> = by_tag.volumes().to_vec();
+            let mut volumes: Vec<aws_sdk_ec2::types::Volume> = by_tag;
             if !volume_ids.is_empty() {
                 let by_id = c
                     .ec2
@@ -281,10 +289,13 @@ async fn leftover_volumes(
                             .set_values(Some(volume_ids.to_vec()))
                             .build(),
                     )
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                     .map_err(|e| error::ec2(e).into_provider("volumes of the removed nodes"))?;
-                for v in by_id.volumes() {
+                for v in &by_id {
                     if !volumes.iter().any(|x| x.volume_id() == v.volume_id()) {
                         volumes.push(v.clone());
                     }

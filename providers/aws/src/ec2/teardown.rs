@@ -137,11 +137,13 @@ pub(super) async fn terminate(
                             .set_values(Some(ids))
                             .build(),
                     )
+                    .into_paginator()
+                    .items()
                     .send()
+                    .try_collect()
                     .await
                     .map_err(|e| error::ec2(e).into_provider("instances"))?;
                 let left = out
-                    .reservations()
                     .iter()
                     .flat_map(|r| r.instances())
                     .filter(|i| {

@@ -343,15 +343,19 @@ impl Proxy {
         let script = fault_proxy_script();
         let log = log_path("fault-proxy");
         let err = File::create(&log).expect("create the proxy log");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args([
-                "--upstream",
-                upstream_url,
-                "--port",
-                "0",
-                "--exit-on-stdin-eof",
-            ])
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script).args([
+            "--upstream",
+            upstream_url,
+            "--port",
+            "0",
+            "--exit-on-stdin-eof",
+        ]);
+        // The whole suite through pages of N: `ACURA_HA_TEST_AWS_PAGE_SIZE=2 cargo test ...`.
+        if let Ok(n) = std::env::var("ACURA_HA_TEST_AWS_PAGE_SIZE") {
+            cmd.args(["--page-size", n.trim()]);
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -414,6 +418,19 @@ impl Proxy {
     /// faults_by_action, log: [{t, service, action, mutating, fault}]}`.
     pub fn stats(&self) -> Value {
         self.control("GET", "stats", b"").json()
+    }
+
+    /// Cuts the answers of paged Describe* calls into pages of `size` items (`None`: whole), as
+    /// AWS pages and moto mostly does not.
+    pub fn set_page_size(&self, size: Option<usize>) {
+        let body = serde_json::json!({ "page_size": size }).to_string();
+        let r = self.control("POST", "paging", body.as_bytes());
+        assert_eq!(r.status, 200, "fault proxy paging: {}", r.body);
+    }
+
+    /// `{page_size, pages_served: {Action: pages}}`.
+    pub fn paging(&self) -> Value {
+        self.control("GET", "paging", b"").json()
     }
 
     pub fn reset_stats(&self) {

@@ -489,7 +489,7 @@ fn janitor_deletes_whole_clusters_by_age_and_tag() {
             "json",
         ],
     ));
-    let found: Value = serde_json::from_str(&out).unwrap();
+    let found = streamed_report(&out);
     let names: Vec<&str> = found
         .as_array()
         .unwrap()
@@ -550,7 +550,7 @@ fn janitor_deletes_whole_clusters_by_age_and_tag() {
         ],
     ));
     assert!(err.contains("is left: its state is locked"), "{err}");
-    let found: Value = serde_json::from_str(&out).unwrap();
+    let found = streamed_report(&out);
     assert!(
         found[0]["skipped"].as_str().unwrap().contains("node add"),
         "{out}"
@@ -1006,4 +1006,15 @@ fn paged_answers_lifecycle_nlb_and_nginx() {
         aws::elbv2_ok(&url, "DeleteTargetGroup", &[("TargetGroupArn", &arn)]);
     }
     assert_same(&before, &inventory(&url), "at the end");
+}
+
+/// The report of a run streamed with `--output json` (one event per line): the closing
+/// `summary` line's `result`.
+fn streamed_report(stdout: &str) -> Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last:?}\n{stdout}"));
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(summary["exit_code"], 0, "{summary}");
+    summary["result"].clone()
 }

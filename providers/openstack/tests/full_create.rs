@@ -13,7 +13,7 @@ use acura_ha_api::spec::ClusterSpec;
 use acura_ha_openstack::OpenStackProvider;
 use acura_ha_openstack::client::{Service, Session};
 use acura_ha_openstack::wait::Pace;
-use fake_openstack::{CloudTraits, Config, FakeCloud, StatsSnapshot};
+use fake_openstack::{CloudTraits, Config, FakeCloud, FaultAction, FaultRule, StatsSnapshot};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -76,13 +76,19 @@ impl Cloud {
 
     /// A 3-node cluster behind Octavia with floating IPs.
     fn spec() -> ClusterSpec {
-        let text = "[cluster]\nname = \"acura-full\"\n\
-             [nodes]\ncount = 3\nhostname_prefix = \"full\"\nvolume_size_gb = 200\n\
+        Cloud::spec_of(3)
+    }
+
+    fn spec_of(nodes: usize) -> ClusterSpec {
+        let text = format!(
+            "[cluster]\nname = \"acura-full\"\n\
+             [nodes]\ncount = {nodes}\nhostname_prefix = \"full\"\nvolume_size_gb = 200\n\
              [load_balancer]\nkind = \"cloud\"\n\
              [access]\nadmin_cidrs = [\"198.51.100.7/32\"]\npublic_cidrs = [\"0.0.0.0/0\"]\nssh_agent = true\n\
              [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
-             network = \"acura-net\"\nfloating_ip_network = \"public\"\npublic_key_file = \"id.pub\"\n";
-        let spec: ClusterSpec = toml::from_str(text).unwrap();
+             network = \"acura-net\"\nfloating_ip_network = \"public\"\npublic_key_file = \"id.pub\"\n"
+        );
+        let spec: ClusterSpec = toml::from_str(&text).unwrap();
         assert!(spec.validate().is_empty(), "{:?}", spec.validate());
         spec
     }
@@ -308,4 +314,79 @@ async fn a_member_and_a_listener_added_by_hand_are_removed() {
         "{listeners:#?}"
     );
     p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+/// The full create performed but its reply lost: the load balancer is found by name (not made
+/// twice), its children listed and recorded with their IDs, and nothing is left to do.
+#[tokio::test]
+async fn a_lost_reply_of_the_full_create_finds_the_graph() {
+    let cloud = Cloud::start(CloudTraits::default());
+    let spec = Cloud::spec();
+    let p = cloud.provider();
+    let mut j = Records::default();
+    cloud.fake.add_fault(
+        FaultRule::new("POST", "/lbaas/loadbalancers$", FaultAction::LostResponse).times(1),
+    );
+    cloud.fake.reset_stats();
+    p.provision(&spec, &mut j).await.expect("provision");
+    let st = cloud.fake.stats();
+    assert_eq!(calls(&st, LBS), 1, "{st:#?}");
+    assert_eq!(cloud.fake.inventory().count("load_balancers"), 1);
+    assert_recorded(&p, &spec, &j).await;
+    cloud.fake.reset_stats();
+    p.provision(&spec, &mut j).await.expect("provision again");
+    assert_eq!(cloud.fake.stats().mutating, 0, "{:#?}", cloud.fake.stats());
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+/// Converge (issue 9, item 2): with a node fewer in the cluster file, `provision` takes its
+/// members out of every pool of the existing load balancer and forgets their records.
+#[tokio::test]
+async fn members_of_a_node_no_longer_in_the_cluster_are_removed() {
+    let cloud = Cloud::start(CloudTraits::default());
+    let p = cloud.provider();
+    let mut j = Records::default();
+    let (five, smaller) = (Cloud::spec_of(5), Cloud::spec_of(3));
+    p.provision(&five, &mut j).await.expect("provision 5 nodes");
+    let kept = smaller.node_names();
+    let gone: Vec<String> = five
+        .node_names()
+        .into_iter()
+        .filter(|n| !kept.contains(n))
+        .collect();
+    assert_eq!(gone.len(), 2);
+    p.provision(&smaller, &mut j)
+        .await
+        .expect("provision 3 nodes");
+    let members: Vec<&Recorded> = j.0.values().filter(|r| r.kind == Kind::Member).collect();
+    assert_eq!(members.len(), 18, "{members:#?}");
+    assert!(
+        members.iter().all(|r| !gone.contains(&r.name)),
+        "{members:#?}"
+    );
+    let s = cloud.session(&smaller).await;
+    for pool in j.0.values().filter(|r| r.kind == Kind::Pool) {
+        let id = pool.id.clone().unwrap();
+        let listed = s
+            .list(
+                Service::LoadBalancer,
+                &format!("/lbaas/pools/{id}/members"),
+                "members",
+            )
+            .await
+            .unwrap();
+        let names: Vec<&str> = listed
+            .iter()
+            .filter(|m| m["provisioning_status"] != "PENDING_DELETE")
+            .map(|m| m["name"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(names.len(), 3, "{}: {listed:#?}", pool.address);
+        assert!(
+            names.iter().all(|n| !gone.iter().any(|g| g == n)),
+            "{}: {names:?}",
+            pool.address
+        );
+    }
+    // The two servers no longer in the file are the engine's to remove (`node remove`).
+    p.destroy(&five, &mut j).await.expect("destroy");
 }

@@ -444,6 +444,92 @@ fn lifecycle_with_the_state_in_s3() {
     );
 }
 
+/// Two real `up` runs on one state in S3: the first holds the lock (its EC2 calls go through
+/// the fault proxy, which holds them unanswered), the second is refused naming it; the first is
+/// killed with SIGKILL, its lock stays, `state show` names its owner and `state unlock` removes
+/// it.
+#[test]
+fn a_second_up_is_refused_and_a_killed_runs_lock_is_unlocked() {
+    let url = moto();
+    make_bucket("kill");
+    let proxy = aws::Proxy::start(url);
+    proxy.set_rules(serde_json::json!([{"action": "*", "fault": "hang"}]));
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("id.pub");
+    std::fs::write(&public, format!("{}\n", aws::TEST_PUBLIC_KEY)).unwrap();
+    let text = std::fs::read_to_string(common::example("aws.toml"))
+        .unwrap()
+        .replace("name = \"acura-aws\"", "name = \"s3kill\"")
+        .replace(
+            "region = \"eu-central-1\"",
+            &format!("region = \"{}\"", aws::REGION),
+        )
+        .replace(
+            "public_key_file = \"~/.ssh/id_ed25519.pub\"",
+            "public_key_file = \"id.pub\"",
+        );
+    let cfg = dir.path().join("cluster.toml");
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[state]\nbackend = \"s3\"\nbucket = \"kill\"\n"),
+    )
+    .unwrap();
+    let up = || {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("acura-ha"));
+        c.args(["up", "--only", "provision", "--yes", "-c"])
+            .arg(&cfg)
+            .env("AWS_ENDPOINT_URL_EC2", proxy.url())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c
+    };
+    let mut first = up().spawn().unwrap();
+    // Wait (not a timing assertion: the deadline only turns a hang into a failure) until the
+    // first run holds the lock and is stuck inside the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while s3_object("kill", "s3kill.lock").status != 200
+        || proxy.rules()[0]["fired"].as_u64().unwrap_or(0) == 0
+    {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended before it was stuck"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never held the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = up().stderr(std::process::Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[AH210]"), "{err}");
+    assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let shown = acura_ha()
+        .args(["state", "show", "--output", "json", "-c"])
+        .arg(&cfg)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let shown: serde_json::Value = serde_json::from_slice(&shown).unwrap();
+    assert_eq!(shown["lock"]["pid"], first.id());
+    assert_eq!(shown["lock"]["operation"], "up");
+    let id = shown["lock"]["id"].as_str().unwrap().to_string();
+    acura_ha()
+        .args(["state", "unlock", "-c"])
+        .arg(&cfg)
+        .arg(&id)
+        .assert()
+        .code(0)
+        .stdout(contains("unlocked"));
+    assert_eq!(s3_object("kill", "s3kill.lock").status, 404);
+}
+
 #[test]
 fn a_public_bucket_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1033,3 +1033,96 @@ fn tokens_expire_and_can_be_revoked() {
         "Wed, 21 Oct 2015 07:28:00 GMT"
     );
 }
+
+/// Octavia's fully populated create: one POST makes the load balancer with its listeners,
+/// pools, health monitors and members, all PENDING_CREATE with their IDs in the answer's graph,
+/// then ACTIVE with the load balancer; a graph with a bad child makes nothing; a cloud set to
+/// refuse it answers 501 and makes nothing.
+#[test]
+fn octavia_full_create_makes_the_graph_in_one_call() {
+    let delays = Delays {
+        lb_create: 300,
+        ..Delays::default()
+    };
+    let cloud = FakeCloud::start(Config {
+        delays,
+        ..Config::default()
+    });
+    let s = Session::new(&cloud);
+    let lbs = format!("{}/v2/lbaas/loadbalancers", s.url("load-balancer"));
+    let subnet = cloud.subnet_id("acura-subnet").unwrap();
+    let graph = |udp_monitor: &str| {
+        json!({"loadbalancer": {"name": "full", "vip_subnet_id": subnet, "listeners": [
+            {"name": "l80", "protocol": "TCP", "protocol_port": 80, "default_pool": {
+                "name": "p80", "protocol": "TCP", "lb_algorithm": "ROUND_ROBIN",
+                "healthmonitor": {"type": "TCP", "delay": 5, "timeout": 3, "max_retries": 3},
+                "members": [{"name": "n1", "address": "10.0.0.10", "protocol_port": 80},
+                            {"name": "n2", "address": "10.0.0.11", "protocol_port": 80}]}},
+            {"name": "l12201", "protocol": "UDP", "protocol_port": 12201, "default_pool": {
+                "name": "p12201", "protocol": "UDP", "lb_algorithm": "ROUND_ROBIN",
+                "healthmonitor": {"type": udp_monitor, "delay": 5, "timeout": 3, "max_retries": 3},
+                "members": [{"name": "n1", "address": "10.0.0.10", "protocol_port": 12201}]}}
+        ]}})
+    };
+    // A health monitor Octavia refuses for a UDP pool: nothing of the graph stays.
+    let (st, _) = s.call("POST", &lbs, Some(graph("HTTPS")));
+    assert_eq!(st, 400);
+    assert_eq!(cloud.inventory().count("load_balancers"), 0);
+
+    let (st, v) = s.call("POST", &lbs, Some(graph("UDP-CONNECT")));
+    assert_eq!(st, 201, "{v}");
+    let lb = &v["loadbalancer"];
+    assert_eq!(lb["provisioning_status"], "PENDING_CREATE");
+    let listeners = lb["listeners"].as_array().unwrap();
+    let pools = lb["pools"].as_array().unwrap();
+    assert_eq!((listeners.len(), pools.len()), (2, 2), "{v:#}");
+    for l in listeners {
+        assert_eq!(l["provisioning_status"], "PENDING_CREATE");
+        let pool = l["default_pool"]["id"].as_str().unwrap();
+        assert!(pools.iter().any(|p| p["id"] == pool), "{v:#}");
+    }
+    let p80 = pools.iter().find(|p| p["name"] == "p80").unwrap();
+    assert_eq!(p80["members"].as_array().unwrap().len(), 2, "{v:#}");
+    assert!(p80["healthmonitor"]["id"].as_str().is_some(), "{v:#}");
+    let pid = p80["id"].as_str().unwrap();
+    let id = lb["id"].as_str().unwrap();
+    // A child change while the graph is PENDING_CREATE: 409, as Octavia.
+    let (st, _) = s.call(
+        "POST",
+        &format!("{}/v2/lbaas/pools/{pid}/members", s.url("load-balancer")),
+        Some(json!({"member": {"address": "10.0.0.12", "protocol_port": 80}})),
+    );
+    assert_eq!(st, 409);
+    wait_for("the load balancer ACTIVE", || {
+        s.call("GET", &format!("{lbs}/{id}"), None).1["loadbalancer"]["provisioning_status"]
+            == "ACTIVE"
+    });
+    let (_, m) = s.call(
+        "GET",
+        &format!("{}/v2/lbaas/pools/{pid}/members", s.url("load-balancer")),
+        None,
+    );
+    let members = m["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(
+        members.iter().all(|x| x["provisioning_status"] == "ACTIVE"),
+        "{m:#}"
+    );
+
+    // A cloud whose Octavia refuses the graph: 501, nothing made; a plain create still works.
+    let refusing = FakeCloud::start(Config {
+        cloud: fake_openstack::CloudTraits {
+            octavia_refuses_full_create: true,
+            ..Default::default()
+        },
+        ..Config::default()
+    });
+    let r = Session::new(&refusing);
+    let lbs = format!("{}/v2/lbaas/loadbalancers", r.url("load-balancer"));
+    let (st, e) = r.call("POST", &lbs, Some(graph("UDP-CONNECT")));
+    assert_eq!(st, 501, "{e}");
+    assert_eq!(refusing.inventory().count("load_balancers"), 0);
+    let subnet = refusing.subnet_id("acura-subnet").unwrap();
+    let plain = json!({"loadbalancer": {"name": "plain", "vip_subnet_id": subnet}});
+    assert_eq!(r.call("POST", &lbs, Some(plain)).0, 201);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use acura_ha_api::inventory::OUTPUT_ADDRESS;
 use acura_ha_api::model::{Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
-use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER};
+use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_LINEAGE};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
     ProtocolEnum, Tag, TargetDescription, TargetTypeEnum,
@@ -30,7 +30,7 @@ fn protocol(p: &str) -> ProtocolEnum {
 }
 
 fn elb_tags(spec: &ClusterSpec, role: &str) -> Vec<Tag> {
-    spec.tags(role)
+    spec.cloud_tags(role)
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -67,8 +67,14 @@ fn one<'a>(desired: &'a [Resource], address: &str) -> &'a Resource {
         .expect("planned")
 }
 
-/// The cluster's tag value on a load balancer or target group, if any.
-async fn cluster_tag(c: &Clients, arn: &str) -> Result<Option<String>, ProviderError> {
+/// The cluster's tag value on a load balancer or target group, if any; refuses (naming
+/// `what`) one of this cluster's name whose lineage tag names another state (#9.4).
+async fn cluster_tag(
+    c: &Clients,
+    spec: &ClusterSpec,
+    what: &str,
+    arn: &str,
+) -> Result<Option<String>, ProviderError> {
     let out = c
         .elb
         .describe_tags()
@@ -76,13 +82,24 @@ async fn cluster_tag(c: &Clients, arn: &str) -> Result<Option<String>, ProviderE
         .send()
         .await
         .map_err(|e| error::elb(e).into_provider(arn))?;
-    Ok(out
-        .tag_descriptions()
-        .iter()
-        .flat_map(|d| d.tags())
-        .find(|t| t.key() == Some(TAG_CLUSTER))
-        .and_then(|t| t.value())
-        .map(String::from))
+    let tag = |k: &str| {
+        out.tag_descriptions()
+            .iter()
+            .flat_map(|d| d.tags())
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(String::from)
+    };
+    let cluster = tag(TAG_CLUSTER);
+    if cluster.as_deref() == Some(spec.cluster.name.as_str()) {
+        spec.check_lineage(what, tag(TAG_LINEAGE).as_deref())
+            .map_err(|message| ProviderError::Cloud {
+                resource: what.to_string(),
+                message,
+                request_id: None,
+            })?;
+    }
+    Ok(cluster)
 }
 
 /// Finds the load balancer by its name: this cluster's is adopted, anyone else's refused.
@@ -120,7 +137,7 @@ async fn find_lb(
     let mut ours = None;
     for lb in &out {
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        match cluster_tag(c, &arn).await? {
+        match cluster_tag(c, spec, &format!("load_balancer ({name})"), &arn).await? {
             Some(owner) if owner == spec.cluster.name => {
                 ours.get_or_insert(FoundLb {
                     arn,
@@ -399,7 +416,7 @@ async fn target_group(
     let arn = match existing {
         Ok(out) if !out.is_empty() => {
             let arn = out[0].target_group_arn().unwrap_or_default().to_string();
-            match cluster_tag(c, &arn).await? {
+            match cluster_tag(c, spec, &format!("{} ({name})", tg.address), &arn).await? {
                 Some(owner) if owner == spec.cluster.name => arn,
                 _ => {
                     return Err(ProviderError::Cloud {
@@ -639,9 +656,16 @@ pub(crate) async fn discover(
             .await
             .map_err(|e| error::elb(e).into_provider("tags of the load balancer"))?;
         for d in tags.tag_descriptions() {
+            let lineage = d
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(TAG_LINEAGE))
+                .and_then(|t| t.value());
+            // Another state's cluster of the same name is not ours to delete (#9.4).
             if d.tags().iter().any(|t| {
                 t.key() == Some(TAG_CLUSTER) && t.value() == Some(spec.cluster.name.as_str())
-            }) {
+            }) && spec.check_lineage("", lineage).is_ok()
+            {
                 ours.insert(d.resource_arn().unwrap_or_default().to_string());
             }
         }

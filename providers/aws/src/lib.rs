@@ -13,6 +13,7 @@ mod elb;
 mod error;
 mod health;
 mod quota;
+mod refresh;
 pub mod s3_state;
 mod wait;
 
@@ -330,6 +331,18 @@ impl Provider for AwsProvider {
             let c = clients(spec).await;
             health::lb_health(&c, spec, &known).await
         })
+    }
+
+    /// DescribeInstances, DescribeSecurityGroups and DescribeKeyPairs by the cluster's tag,
+    /// DescribeSecurityGroupRules of its groups, and the recorded NLB's load balancer, target
+    /// groups and listeners: what was deleted or added outside the tool (#9.3).
+    async fn refresh(
+        &self,
+        spec: &ClusterSpec,
+        recorded: &[Recorded],
+    ) -> Result<Option<acura_ha_api::model::Drift>, ProviderError> {
+        let c = clients(spec).await;
+        refresh::refresh(&c, spec, recorded).await.map(Some)
     }
 
     async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

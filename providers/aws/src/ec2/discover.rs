@@ -33,7 +33,8 @@ pub(crate) async fn discover(
         if matches!(
             i.state().and_then(|s| s.name()),
             Some(InstanceStateName::Terminated)
-        ) {
+        ) || !super::same_lineage(spec, i.tags())
+        {
             continue;
         }
         let tag_of = |k: &str| {
@@ -68,7 +69,11 @@ pub(crate) async fn discover(
         .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))?;
-    for g in &groups {
+    // Another state's cluster of the same name is not ours to delete (#9.4).
+    for g in groups
+        .iter()
+        .filter(|g| super::same_lineage(spec, g.tags()))
+    {
         // The nodes' group, or the NLB's (told apart by the role tag).
         let role = g
             .tags()
@@ -95,7 +100,11 @@ pub(crate) async fn discover(
         .send()
         .await
         .map_err(|e| error::ec2(e).into_provider("key pairs of the cluster"))?;
-    for k in keys.key_pairs() {
+    for k in keys
+        .key_pairs()
+        .iter()
+        .filter(|k| super::same_lineage(spec, k.tags()))
+    {
         out.push(Recorded::found(
             "key_pair".into(),
             Kind::KeyPair,

@@ -360,6 +360,16 @@ async fn live_instances(
         .map_err(|e| e.into_provider("instances of the cluster"))?;
     let mut by_name = BTreeMap::new();
     for i in out.iter().flat_map(|r| r.instances()) {
+        // Adopting by name: only this state's (or an untagged, older) instance (#9.4).
+        super::check_lineage(
+            spec,
+            &format!(
+                "instance {} ({})",
+                super::tag_value(i.tags(), "Name").unwrap_or_default(),
+                i.instance_id().unwrap_or_default()
+            ),
+            i.tags(),
+        )?;
         if let Some(name) = i
             .tags()
             .iter()

@@ -29,6 +29,11 @@ pub(crate) async fn key_pair(
     match existing {
         Ok(out) if !out.key_pairs().is_empty() => {
             if r.managed {
+                super::check_lineage(
+                    spec,
+                    &format!("key_pair ({name})"),
+                    out.key_pairs()[0].tags(),
+                )?;
                 let id = out.key_pairs()[0]
                     .key_pair_id()
                     .unwrap_or(&name)

@@ -13,7 +13,8 @@ mod security_group;
 mod teardown;
 
 use acura_ha_api::model::{Recorded, Resource};
-use acura_ha_api::spec::ClusterSpec;
+use acura_ha_api::provider::ProviderError;
+use acura_ha_api::spec::{ClusterSpec, TAG_LINEAGE};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use crate::SharedJournal;
@@ -25,20 +26,45 @@ pub(crate) use instances::{check_instance_types, instances};
 pub(crate) use keypair::key_pair;
 pub(crate) use network::{Net, network};
 pub(crate) use node_removal::{leaving_nodes, remove_nodes};
-pub(crate) use security_group::security_groups;
+pub(crate) use security_group::{Groups, refresh_rules, security_groups};
 pub(crate) use teardown::destroy;
 
 fn filter(name: &str, value: impl Into<String>) -> Filter {
     Filter::builder().name(name).values(value).build()
 }
 
+/// The tags EC2 resources are created with: the cluster's and the state's lineage
+/// ([`ClusterSpec::cloud_tags`], #9.4), and the Name.
 fn tags(spec: &ClusterSpec, role: &str, name: &str, rt: ResourceType) -> TagSpecification {
     let mut b = TagSpecification::builder().resource_type(rt);
-    for (k, v) in spec.tags(role) {
+    for (k, v) in spec.cloud_tags(role) {
         b = b.tags(Tag::builder().key(k).value(v).build());
     }
     b.tags(Tag::builder().key("Name").value(name).build())
         .build()
+}
+
+/// The value of the tag `key` among `tags`.
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Refuses to adopt `resource` when its lineage tag names another state (#9.4).
+fn check_lineage(spec: &ClusterSpec, resource: &str, tags: &[Tag]) -> Result<(), ProviderError> {
+    spec.check_lineage(resource, tag_value(tags, TAG_LINEAGE))
+        .map_err(|message| ProviderError::Cloud {
+            resource: resource.to_string(),
+            message,
+            request_id: None,
+        })
+}
+
+/// Whether a resource found by the cluster's tags is this state's (or carries no lineage):
+/// discovery leaves another state's cluster of the same name alone.
+fn same_lineage(spec: &ClusterSpec, tags: &[Tag]) -> bool {
+    spec.check_lineage("", tag_value(tags, TAG_LINEAGE)).is_ok()
 }
 
 fn desired_one<'a>(desired: &'a [Resource], address: &str) -> Option<&'a Resource> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use acura_ha_api::desired::{RuleSource, ingress_rules};
-use acura_ha_api::model::{Kind, Resource, Status};
+use acura_ha_api::model::{Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_api::targets::aws::nlb::{self, Group, NlbRuleSource};
@@ -111,6 +111,9 @@ async fn group(
         .try_collect()
         .await
         .map_err(|e| error::ec2(e).into_provider(&format!("security group {name}")))?;
+    if let Some(g) = existing.first() {
+        super::check_lineage(spec, &format!("{address} ({name})"), g.tags())?;
+    }
     let group_id = match existing.first().and_then(|g| g.group_id()) {
         Some(id) => id.to_string(),
         None => {
@@ -289,30 +292,110 @@ async fn existing_rules(c: &Clients, group_id: &str) -> Result<Vec<Existing>, Pr
         .iter()
         .filter(|r| r.is_egress() != Some(true))
         .filter(|r| r.group_id().is_none_or(|g| g == group_id))
-        .map(|r| {
-            let source = r
-                .cidr_ipv4()
-                .or(r.cidr_ipv6())
-                .map(String::from)
-                .or_else(|| {
-                    r.referenced_group_info()
-                        .and_then(|g| g.group_id())
-                        .map(String::from)
-                })
-                .or_else(|| r.prefix_list_id().map(String::from))
-                .unwrap_or_default();
-            Existing {
-                key: RuleKey {
-                    protocol: r.ip_protocol().unwrap_or_default().to_string(),
-                    from: r.from_port().unwrap_or(-1),
-                    to: r.to_port().unwrap_or(-1),
-                    source: canonical(&source),
-                },
-                id: r.security_group_rule_id().unwrap_or_default().to_string(),
-                ipv6: r.cidr_ipv6().is_some(),
-            }
-        })
+        .map(existing_rule)
         .collect())
+}
+
+/// A rule as EC2 lists it, in the terms the wanted rules are compared in.
+fn existing_rule(r: &aws_sdk_ec2::types::SecurityGroupRule) -> Existing {
+    let source = r
+        .cidr_ipv4()
+        .or(r.cidr_ipv6())
+        .map(String::from)
+        .or_else(|| {
+            r.referenced_group_info()
+                .and_then(|g| g.group_id())
+                .map(String::from)
+        })
+        .or_else(|| r.prefix_list_id().map(String::from))
+        .unwrap_or_default();
+    Existing {
+        key: RuleKey {
+            protocol: r.ip_protocol().unwrap_or_default().to_string(),
+            from: r.from_port().unwrap_or(-1),
+            to: r.to_port().unwrap_or(-1),
+            source: canonical(&source),
+        },
+        id: r.security_group_rule_id().unwrap_or_default().to_string(),
+        ipv6: r.cidr_ipv6().is_some(),
+    }
+}
+
+/// Refresh (#9.3): every ingress rule of the cluster's live groups `live` (one describe for all
+/// of them), as the IDs the cloud holds and the rules `up` would revoke — those no wanted rule
+/// matches and no record in `known` holds — as records `security_group_rule[outside-<id>]`
+/// named like `tcp 22 from 0.0.0.0/0`.
+pub(crate) async fn refresh_rules(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    groups: &Groups,
+    live: &[String],
+    known: &std::collections::BTreeSet<&str>,
+) -> Result<(std::collections::BTreeSet<String>, Vec<Recorded>), ProviderError> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut extra = Vec::new();
+    if live.is_empty() {
+        return Ok((ids, extra));
+    }
+    let listed = c
+        .ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .set_values(Some(live.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("rules of the cluster's security groups"))?;
+    for (which, group_id) in [
+        (Group::Nodes, Some(&groups.nodes)),
+        (Group::Nlb, groups.nlb.as_ref()),
+    ] {
+        let Some(group_id) = group_id.filter(|g| live.contains(g)) else {
+            continue;
+        };
+        let wanted = wanted_rules(spec, desired, which, groups);
+        for r in listed
+            .iter()
+            .filter(|r| r.group_id() == Some(group_id.as_str()))
+        {
+            let id = r.security_group_rule_id().unwrap_or_default().to_string();
+            ids.insert(id.clone());
+            if r.is_egress() == Some(true) || known.contains(id.as_str()) {
+                continue;
+            }
+            let h = existing_rule(r);
+            if wanted.iter().any(|(_, k, _)| k == &h.key) {
+                continue;
+            }
+            let proto = match h.key.protocol.as_str() {
+                "-1" => "any".to_string(),
+                p => p.to_string(),
+            };
+            let ports = match (h.key.from, h.key.to) {
+                (-1, _) => "all".to_string(),
+                (a, b) if a == b => a.to_string(),
+                (a, b) => format!("{a}-{b}"),
+            };
+            let mut outputs = BTreeMap::new();
+            outputs.insert("source".to_string(), h.key.source.clone());
+            outputs.insert("group_id".to_string(), group_id.clone());
+            extra.push(Recorded::found(
+                format!("security_group_rule[outside-{id}]"),
+                Kind::SecurityGroupRule,
+                format!("{proto} {ports} from {}", h.key.source),
+                id,
+                outputs,
+            ));
+        }
+    }
+    Ok((ids, extra))
 }
 
 /// Teardown: revokes every ingress rule of each of `group_ids` that names another of them (the

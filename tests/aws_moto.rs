@@ -199,7 +199,11 @@ fn audit_rules_volumes_listeners() {
     let mut expect = vec![nlb_sg.clone(), "self".to_string()];
     expect.sort();
     assert_eq!(registry(&ingress), expect, "{ingress:?}");
-    assert_eq!(registry(&nlb_ingress), std::slice::from_ref(&sg_id), "{nlb_ingress:?}");
+    assert_eq!(
+        registry(&nlb_ingress),
+        std::slice::from_ref(&sg_id),
+        "{nlb_ingress:?}"
+    );
     // The NLB's group: each listener from whom the guide's table admits its port.
     assert_eq!(
         from(&nlb_ingress, "0.0.0.0/0"),

@@ -299,7 +299,11 @@ impl<'a> Sudo<'a> {
 /// meant before [`Sudo`] existed).
 impl From<bool> for Sudo<'static> {
     fn from(elevate: bool) -> Self {
-        let mode = if elevate { Mode::NoPassword } else { Mode::Root };
+        let mode = if elevate {
+            Mode::NoPassword
+        } else {
+            Mode::Root
+        };
         Sudo {
             mode,
             password: None,

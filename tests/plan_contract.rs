@@ -339,3 +339,71 @@ fn a_changed_flavor_is_replaced_one_node_at_a_time_never_by_up() {
         String::from_utf8_lossy(&down.stderr)
     );
 }
+
+/// Ownership (issue 9, item 4): a second state with the same cluster file in the same project
+/// is refused at `up` before it changes anything, naming a resource of the first; its
+/// `down --discover` leaves the first cluster untouched, which then still plans clean.
+#[test]
+fn a_second_state_of_the_same_cluster_name_is_refused_and_its_down_leaves_the_first() {
+    let fake = FakeCloud::start(Config {
+        page_size: Some(2),
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let config = cluster_file(dir.path(), |t| t);
+    let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let first = fake.inventory();
+
+    // The same file from another state directory: another operator, another lineage.
+    let other = tempfile::tempdir().unwrap();
+    let run_other = |args: &[&str]| {
+        acura_ha()
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(other.path().join("state"))
+            .env("OS_CLIENT_CONFIG_FILE", dir.path().join("clouds.yaml"))
+            .output()
+            .unwrap()
+    };
+    fake.reset_stats();
+    let refused = run_other(&["up", "--only", "provision", "--yes"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(err.contains("acura-ha/lineage"), "{err}");
+    assert!(err.contains("another state owns a cluster"), "{err}");
+    assert_eq!(
+        fake.stats().mutating,
+        0,
+        "the refused up changed the cloud: {err}"
+    );
+
+    let down = run_other(&["down", "--discover", "--yes"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(
+        fake.inventory(),
+        first,
+        "the second state's down touched the first cluster"
+    );
+
+    let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
+    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(resource_changes(&doc), 0, "{doc:#}");
+    let down = run(dir.path(), &config, &["down", "--yes"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}

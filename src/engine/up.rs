@@ -95,6 +95,12 @@ pub async fn up(
     ui.confirm("\nApply this plan?")?;
     report.changed = true;
 
+    // A first run writes its state (and so its lineage) before the cloud is touched: a run that
+    // is refused or fails at once still leaves a state whose `down --discover` knows which
+    // cluster of this name is its own (#9.4).
+    if state.serial == 0 {
+        store.save(&mut state)?;
+    }
     let inv = if opts.stages == Stages::BootstrapOnly {
         inventory::inventory(spec, &state.resources)?
     } else {

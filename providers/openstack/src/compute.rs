@@ -370,7 +370,7 @@ pub(crate) async fn create_servers(
             _ => (&look.flavor, spec.nodes.volume_size_gb, "node"),
         };
         let metadata: serde_json::Map<String, Value> = spec
-            .tags(role)
+            .cloud_tags(role)
             .into_iter()
             .map(|(k, v)| (k, json!(v)))
             .collect();
@@ -775,11 +775,15 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
         cx.forget(&r.address).await?;
     }
     delete_servers(cx, &victims).await?;
-    // Their ports, and a port made for a server that never was (a run stopped in between).
+    // Their ports, and a port made for a server that never was (a run stopped in between) —
+    // unless another state's cluster of the same name is here: its servers' ports carry the
+    // same names (#9.4).
     let mut names = hosts.clone();
-    names.extend(cx.spec.node_names());
-    if cx.spec.load_balancer.kind == LbKind::Nginx {
-        names.push(cx.spec.lb_host_name());
+    if !seen.foreign {
+        names.extend(cx.spec.node_names());
+        if cx.spec.load_balancer.kind == LbKind::Nginx {
+            names.push(cx.spec.lb_host_name());
+        }
     }
     names.sort();
     names.dedup();
@@ -791,7 +795,9 @@ pub(crate) async fn destroy_servers(cx: &Ctx<'_>, seen: &Seen) -> Result<(), Pro
 }
 
 /// Server group, security group, key pair: the second half of destroying. NotFound is done.
-pub(crate) async fn destroy_rest(cx: &Ctx<'_>) -> Result<(), ProviderError> {
+/// `foreign`: another state's cluster of the same name is in the project, so the imported key
+/// pair (known only by its name, which both share) is left to it.
+pub(crate) async fn destroy_rest(cx: &Ctx<'_>, foreign: bool) -> Result<(), ProviderError> {
     let all = cx.all().await;
     for r in all.iter().filter(|r| r.kind == Kind::ServerGroup) {
         let id = match &r.id {
@@ -832,7 +838,7 @@ pub(crate) async fn destroy_rest(cx: &Ctx<'_>) -> Result<(), ProviderError> {
     // one that the state lost goes too. One named by `openstack.key_name` is the user's.
     let os = cx.spec.openstack.as_ref().expect("openstack section");
     let recorded: Vec<&Recorded> = all.iter().filter(|r| r.kind == Kind::KeyPair).collect();
-    if os.key_name.is_none() {
+    if os.key_name.is_none() && !foreign {
         let name = cloud_name(cx.spec);
         cx.progress(&format!("delete key pair {name}"));
         cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
@@ -866,6 +872,11 @@ pub(crate) async fn discover(
                 .map_err(|e| e.into_provider("server groups"))
         }
     )?;
+    // Another state's cluster of the same name is not ours to find (#9.4).
+    let list: Vec<Value> = list
+        .into_iter()
+        .filter(|sv| !crate::another_lineage(spec, sv))
+        .collect();
     for sv in &list {
         let name = js(sv, "name");
         let lb = sv["metadata"][TAG_ROLE] == json!("lb");

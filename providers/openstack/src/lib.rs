@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use acura_ha_api::model::{Inventory, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
-use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
+use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind, TAG_LINEAGE};
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
@@ -167,12 +167,50 @@ pub(crate) fn progress(quiet: bool, msg: &str) {
     }
 }
 
-/// The cluster's tags as OpenStack tag strings (Nova forbids `/` in tags): `acura-ha-cluster=x`.
+/// The cluster's tags as OpenStack tag strings (Nova forbids `/` in tags): `acura-ha-cluster=x`,
+/// and the state's lineage (`acura-ha-lineage=…`, #9.4).
 pub(crate) fn tag_strings(spec: &ClusterSpec, role: &str) -> Vec<String> {
-    spec.tags(role)
+    spec.cloud_tags(role)
         .into_iter()
         .map(|(k, v)| format!("{}={v}", k.replace('/', "-")))
         .collect()
+}
+
+/// The lineage a resource carries: a server's metadata, or any resource's tag strings.
+pub(crate) fn lineage_of(v: &serde_json::Value) -> Option<String> {
+    if let Some(l) = v["metadata"][TAG_LINEAGE].as_str() {
+        return Some(l.to_string());
+    }
+    let prefix = format!("{}=", TAG_LINEAGE.replace('/', "-"));
+    v["tags"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.as_str())
+        .find_map(|t| t.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// Whether a resource found under the cluster's names belongs to another state (another
+/// lineage): discovery (`down --discover`, destroy's sweep) leaves it alone.
+pub(crate) fn another_lineage(spec: &ClusterSpec, v: &serde_json::Value) -> bool {
+    matches!((&spec.lineage, lineage_of(v)), (Some(ours), Some(theirs)) if *ours != theirs)
+}
+
+/// Ownership (#9.4): before anything is created, every resource found under the cluster's
+/// names that another state made (another lineage) stops the run, named; nothing of it is
+/// adopted or changed.
+pub(crate) fn check_owned<'a>(
+    spec: &ClusterSpec,
+    found: impl IntoIterator<Item = (String, &'a serde_json::Value)>,
+) -> Result<(), ProviderError> {
+    for (what, v) in found {
+        spec.check_lineage(&what, lineage_of(v).as_deref())
+            .map_err(|message| ProviderError::Cloud {
+                resource: what.clone(),
+                message,
+                request_id: None,
+            })?;
+    }
+    Ok(())
 }
 
 /// The tag every resource of the cluster carries.
@@ -216,6 +254,28 @@ impl Provider for OpenStackProvider {
         // Lookups (nothing created yet), then the quota preflight.
         let (look, existing) =
             tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
+        let lb_name = acura_ha_api::targets::shared::cloud_name(spec);
+        let group = network::find_group(&s, spec)
+            .await
+            .map_err(|e| e.into_provider("security_group"))?;
+        check_owned(
+            spec,
+            existing
+                .iter()
+                .map(|(name, sv)| (format!("server {name}"), sv))
+                .chain(
+                    look.lbs
+                        .iter()
+                        .flatten()
+                        .filter(|l| js(l, "name") == lb_name)
+                        .map(|l| (format!("load balancer {lb_name}"), l)),
+                )
+                .chain(
+                    group
+                        .iter()
+                        .map(|g| (format!("security group {lb_name}"), g)),
+                ),
+        )?;
         quota::preflight(&cx, &desired, &look, &existing).await?;
         // The servers' ports first (their addresses are known at once), then two chains at
         // once: the servers' builds, and the load balancer made fully populated in one call
@@ -374,7 +434,7 @@ impl Provider for OpenStackProvider {
             octavia::destroy(&cx, &seen),
             compute::destroy_servers(&cx, &seen)
         )?;
-        compute::destroy_rest(&cx).await?;
+        compute::destroy_rest(&cx, seen.foreign).await?;
         Ok(())
     }
 
@@ -424,6 +484,10 @@ pub(crate) struct Seen {
     pub fips: Vec<serde_json::Value>,
     /// The cluster's load balancer.
     pub lb: Option<serde_json::Value>,
+    /// Another state's cluster of the same name is here too (#9.4): what is known only by its
+    /// name (server group, floating IPs, the imported key pair) cannot be told apart, so it is
+    /// neither found nor deleted by name.
+    pub foreign: bool,
 }
 
 impl Seen {
@@ -433,21 +497,65 @@ impl Seen {
         spec: &ClusterSpec,
         key_pair: bool,
     ) -> Result<Seen, ProviderError> {
-        let (c, n, o) = tokio::try_join!(
+        let (c, n, o, foreign) = tokio::try_join!(
             compute::discover(s, spec, key_pair),
             network::discover(s, spec),
             octavia::discover(s, spec),
+            foreign_cluster(s, spec),
         )?;
         let mut records = c.0;
         records.extend(n.0);
         records.extend(o.0);
+        if foreign {
+            records.retain(|r| {
+                !matches!(r.kind, Kind::ServerGroup | Kind::FloatingIp | Kind::KeyPair)
+            });
+        }
         Ok(Seen {
             records,
             servers: c.1,
-            fips: n.1,
+            fips: if foreign { Vec::new() } else { n.1 },
             lb: o.1,
+            foreign,
         })
     }
+}
+
+/// Whether a server, security group or load balancer under the cluster's names carries another
+/// state's lineage. Without a lineage (the state was lost) everything under the names is ours.
+async fn foreign_cluster(s: &Session, spec: &ClusterSpec) -> Result<bool, ProviderError> {
+    if spec.lineage.is_none() {
+        return Ok(false);
+    }
+    let what = "resources under the cluster's names";
+    let servers = s
+        .list(
+            client::Service::Compute,
+            &format!("/servers/detail?tags={}", client::q(&cluster_tag(spec))),
+            "servers",
+        )
+        .await
+        .map_err(|e| e.into_provider(what))?;
+    let group = network::find_group(s, spec)
+        .await
+        .map_err(|e| e.into_provider(what))?;
+    let lbs = if s.has(client::Service::LoadBalancer) {
+        let name = acura_ha_api::targets::shared::cloud_name(spec);
+        s.list(
+            client::Service::LoadBalancer,
+            &format!("/lbaas/loadbalancers?name={}", client::q(&name)),
+            "loadbalancers",
+        )
+        .await
+        .map_err(|e| e.into_provider(what))?
+    } else {
+        Vec::new()
+    };
+    Ok(servers
+        .iter()
+        .chain(group.iter())
+        .chain(lbs.iter())
+        .any(|v| another_lineage(spec, v)))
 }
 
 async fn discover_with(s: &Session, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

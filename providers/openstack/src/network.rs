@@ -165,7 +165,7 @@ pub(crate) fn same_rule(a: &Value, b: &Value) -> bool {
         && s(a, "remote_group_id") == s(b, "remote_group_id")
 }
 
-async fn find_group(s: &Session, spec: &ClusterSpec) -> Result<Option<Value>, ApiError> {
+pub(crate) async fn find_group(s: &Session, spec: &ClusterSpec) -> Result<Option<Value>, ApiError> {
     let name = cloud_name(spec);
     let v = s
         .list(
@@ -559,7 +559,7 @@ pub(crate) async fn discover(
     };
     let (v, fips) = tokio::try_join!(groups, floating_ips(s))?;
     for g in &v {
-        if js(g, "name") == name {
+        if js(g, "name") == name && !crate::another_lineage(spec, g) {
             out.push(Recorded::found(
                 "security_group".into(),
                 Kind::SecurityGroup,

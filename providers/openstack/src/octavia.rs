@@ -1000,7 +1000,8 @@ pub(crate) async fn discover(
     let name = cloud_name(spec);
     let lb = find_lb(s, &name)
         .await
-        .map_err(|e| e.into_provider("load balancers"))?;
+        .map_err(|e| e.into_provider("load balancers"))?
+        .filter(|l| !crate::another_lineage(spec, l));
     let records = lb
         .iter()
         .map(|l| {

@@ -175,7 +175,12 @@ pub fn build(lines: &[Value]) -> Timeline {
             }
         }
     }
-    for e in entries.iter_mut().filter(|e| e.state == "unfinished") {
+    // A step or resource never finished lasts to the run's end; a wait without its last line
+    // (some waits end without one) ends at the last line it wrote.
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.state == "unfinished" && e.kind != "wait")
+    {
         e.end = e.end.max(end_of_run);
     }
     link(&mut entries);
@@ -200,10 +205,10 @@ fn link(entries: &mut [Entry]) {
         .filter(|e| e.kind == "wait")
         .map(|e| (e.id.clone(), e.start, e.end))
         .collect();
-    let ends: Vec<(usize, f64)> = entries
+    let ends: Vec<(usize, bool, f64)> = entries
         .iter()
         .enumerate()
-        .map(|(i, e)| (i, e.end))
+        .map(|(i, e)| (i, e.kind == "wait", e.end))
         .collect();
     for (i, e) in entries.iter_mut().enumerate() {
         if e.kind != "wait" {
@@ -213,16 +218,21 @@ fn link(entries: &mut [Entry]) {
                 .cloned()
                 .collect();
         }
+        // Of entries that ended together, a resource or step before a wait, then the first.
         e.after = ends
             .iter()
-            .filter(|(j, end)| *j != i && *end <= e.start + SLACK)
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|(j, _)| *j);
+            .filter(|(j, _, end)| *j != i && *end <= e.start + SLACK)
+            .max_by(|a, b| a.2.total_cmp(&b.2).then(b.1.cmp(&a.1)).then(b.0.cmp(&a.0)))
+            .map(|(j, _, _)| *j);
     }
 }
 
+/// From the resource or step that ended last (a wait is part of what it waits in), back
+/// through `after`.
 fn critical_path(entries: &[Entry]) -> Vec<usize> {
-    let Some(mut i) = (0..entries.len()).max_by(|a, b| entries[*a].end.total_cmp(&entries[*b].end))
+    let Some(mut i) = (0..entries.len())
+        .filter(|i| entries[*i].kind != "wait")
+        .max_by(|a, b| entries[*a].end.total_cmp(&entries[*b].end))
     else {
         return Vec::new();
     };
@@ -427,6 +437,18 @@ mod tests {
         for external in ["<script", "src=", "href=", "@import", "url("] {
             assert!(!page.contains(external), "{external}");
         }
+    }
+
+    #[test]
+    fn a_wait_without_its_last_line_ends_at_its_last_line_and_is_not_the_critical_end() {
+        let mut lines = sample();
+        // The wait's `done` line is lost; the run goes on after it.
+        lines.remove(5);
+        let t = build(&lines);
+        let wait = t.entries.iter().find(|e| e.id == "ssh").unwrap();
+        assert_eq!((wait.state.as_str(), wait.end), ("unfinished", 3.0));
+        let last = t.critical_path.last().map(|i| t.entries[*i].id.as_str());
+        assert_eq!(last, Some("preflight"));
     }
 
     #[test]

@@ -1151,3 +1151,52 @@ fn another_states_cluster_of_the_same_name_is_refused() {
     ok(&first.run(&url, &["down", "--yes"]));
     assert_same(&before, &inventory(&url), "after the first cluster's down");
 }
+
+/// #9.3 on AWS: a node's instance terminated outside the tool shows in `plan` as created again
+/// ("terminated outside acura-ha"); `up` runs a new one under the same name and the plan after
+/// it is clean.
+#[test]
+fn a_terminated_instance_shows_in_the_plan_and_up_runs_it_again() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let c = Cluster::new("gone", |t| t);
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let node = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()
+        .clone();
+    let (address, old_id) = (
+        node["address"].as_str().unwrap().to_string(),
+        node["id"].as_str().unwrap().to_string(),
+    );
+    aws::ec2_ok(&url, "TerminateInstances", &[("InstanceId.1", &old_id)]);
+
+    let (v, lines) = plan_changes(&c, &url);
+    assert!(
+        lines.iter().any(|l| l.contains("\"create\"")
+            && l.contains(&format!("\"{address}\""))
+            && l.contains("terminated outside acura-ha")),
+        "{address} to create again: {v:#}"
+    );
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let new_id = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == address.as_str())
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string());
+    assert!(
+        new_id.as_deref().is_some_and(|i| i != old_id),
+        "a new instance: {new_id:?}"
+    );
+    let (v, _) = plan_changes(&c, &url);
+    assert_clean(&v, "after up ran the instance again");
+    ok(&c.run(&url, &["down", "--yes"]));
+}

@@ -1124,9 +1124,8 @@ fn refresh_shows_and_up_repairs_changes_made_outside() {
 }
 
 /// #9.4 on AWS: a second state with the same cluster file (same name, same account) is refused
-/// at `up`, naming a resource of the first and the lineage, and the first stays as it was (its
-/// plan clean). (`down --discover` of the second state: see the report of this change — the
-/// engine's `down` does not pass the state's lineage to the provider yet.)
+/// at `up`, naming a resource of the first and the lineage; its `down --discover` leaves the
+/// first cluster as it was (its plan clean).
 #[test]
 fn another_states_cluster_of_the_same_name_is_refused() {
     let moto = Moto::start();
@@ -1145,8 +1144,15 @@ fn another_states_cluster_of_the_same_name_is_refused() {
         "names the resource and the lineage: {err}"
     );
     assert_same(&made, &inventory(&url), "after the refused up");
+    // The second state's `down --discover` (its state holds its lineage): nothing of the first.
+    ok(&second.run(&url, &["down", "--discover", "--yes"]));
+    assert_same(
+        &made,
+        &inventory(&url),
+        "after the second state's down --discover",
+    );
     let (v, _) = plan_changes(&first, &url);
-    assert_clean(&v, "the first cluster after the second state's up");
+    assert_clean(&v, "the first cluster after the second state's up and down");
 
     ok(&first.run(&url, &["down", "--yes"]));
     assert_same(&before, &inventory(&url), "after the first cluster's down");

@@ -60,6 +60,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     Ok(())
 }
 
+/// Creates `path` (and missing parents) owner-only, 0700, and tightens it if an older run made
+/// it wider: the logs, control sockets and unpacked archive beside the state are nobody
+/// else's to read.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+}
+
+/// Creates (or truncates) a log file, 0600.
+pub fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
 /// Makes a file readable by its owner only.
 pub fn set_private(path: &Path) -> Result<(), FileError> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(FileError::write(path))
@@ -142,5 +167,30 @@ impl ClusterDir {
     /// A run's timeline (`--timings`): `<logs>/timings-<stamp>.{json,html}`.
     pub fn timings(&self, stamp: &str, ext: &str) -> PathBuf {
         self.logs().join(format!("timings-{stamp}.{ext}"))
+    }
+}
+
+#[cfg(test)]
+mod private_tests {
+    use super::*;
+
+    /// The directories and logs the bootstrap keeps beside the state are owner-only, also when
+    /// an older run left them wider.
+    #[test]
+    fn private_dirs_and_files_are_owner_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("c/logs");
+        private_dir(&logs).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&logs), 0o700);
+        fs::set_permissions(&logs, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&logs).unwrap();
+        assert_eq!(mode(&logs), 0o700, "an older, wider directory is tightened");
+        let log = logs.join("x.log");
+        fs::write(&log, "old").unwrap();
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+        drop(private_file(&log).unwrap());
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(fs::read_to_string(&log).unwrap(), "", "truncated");
     }
 }

@@ -128,9 +128,13 @@ fn plan_diff_shows_replace_and_delete() {
             .unwrap()
     };
     assert_eq!(action("instance[acura-1]").action, Action::Replace);
+    // A running node is replaced one at a time through `node replace` (issue 9): the plan says so.
     assert_eq!(
         action("instance[acura-1]").reasons,
-        ["instance_type: m5.2xlarge -> m5.4xlarge"]
+        [
+            "instance_type: m5.2xlarge -> m5.4xlarge",
+            acura_ha::plan::NODE_REPLACE_NOTE
+        ]
     );
     assert!(action("instance[acura-2]").reasons[0].contains("tainted"));
     assert_eq!(action("instance[acura-9]").action, Action::Delete);

@@ -90,7 +90,7 @@ pub async fn prepare_archive(archive: &Path, cluster_dir: &Path) -> Result<PathB
         let id = format!("{}:{:?}", meta.len(), meta.modified().ok());
         if std::fs::read_to_string(&stamp).ok().as_deref() != Some(id.as_str()) {
             let _ = std::fs::remove_dir_all(&dest);
-            std::fs::create_dir_all(&dest).map_err(|e| err(e.to_string()))?;
+            crate::files::private_dir(&dest).map_err(|e| err(e.to_string()))?;
             let out = command("tar")
                 .arg("-xzf")
                 .arg(archive)
@@ -182,7 +182,7 @@ pub async fn prepare_venv(
     if venv.join(".acura-ha-ready").exists() {
         return Ok(venv);
     }
-    std::fs::create_dir_all(log_dir).map_err(|e| AnsibleError::Io(e.to_string()))?;
+    crate::files::private_dir(log_dir).map_err(|e| AnsibleError::Io(e.to_string()))?;
     let log = log_dir.join("venv.log");
     let fail = |message: String| AnsibleError::Venv {
         venv: venv.clone(),
@@ -193,7 +193,7 @@ pub async fn prepare_venv(
     let ready = venv.join(".acura-ha-ready");
     let _ = std::fs::remove_dir_all(&venv);
     std::fs::create_dir_all(&venv).map_err(|e| fail(e.to_string()))?;
-    let logf = std::fs::File::create(&log).map_err(|e| fail(e.to_string()))?;
+    let logf = crate::files::private_file(&log).map_err(|e| fail(e.to_string()))?;
     let status = command(python)
         .args(["-m", "venv"])
         .arg(&venv)
@@ -457,7 +457,7 @@ pub fn ansible_env(ws: &Workspace, inventory: &Path) -> Result<AnsibleEnv, Ansib
     let io = |p: &Path, e: std::io::Error| AnsibleError::Io(format!("{}: {e}", p.display()));
     let ansible_home = ws.dir.ansible_home();
     let cp = ws.dir.control_sockets();
-    std::fs::create_dir_all(&cp).map_err(|e| io(&cp, e))?;
+    crate::files::private_dir(&cp).map_err(|e| io(&cp, e))?;
     let facts = ws.dir.fact_cache(std::process::id());
     remove_stale_fact_caches(&ws.dir);
     {
@@ -537,10 +537,10 @@ pub async fn run_playbook(
     quiet: bool,
 ) -> Result<(), AnsibleError> {
     let logs = ws.dir.logs();
-    std::fs::create_dir_all(&logs)
+    crate::files::private_dir(&logs)
         .map_err(|e| AnsibleError::Io(format!("{}: {e}", logs.display())))?;
     let log_path = logs.join(format!("{}-{label}.log", now_rfc3339().replace(':', "")));
-    let mut log = std::fs::File::create(&log_path)
+    let mut log = crate::files::private_file(&log_path)
         .map_err(|e| AnsibleError::Io(format!("{}: {e}", log_path.display())))?;
     let (mut argv, data) = run.split();
     let doc = data_document(&data, secrets);

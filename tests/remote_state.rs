@@ -732,3 +732,17 @@ fn swift_dead_lock_unlock_and_migrate_round_trip() {
         .stdout(contains("serial 1"));
     assert_eq!(std::fs::read(local.state_path()).unwrap(), original);
 }
+
+/// A container anyone can read (`X-Container-Read: .r:*`, which Swift shows on GET, not on the
+/// PUT's answer) is refused before the state goes there.
+#[test]
+fn swift_a_public_container_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = swift_cluster(dir.path(), "public-box", "swift");
+    fake_cloud().set_container_read_acl("public-box", Some(".r:*,.rlistings"));
+    let err = store(&cfg, &dir.path().join("st")).load().unwrap_err();
+    assert_eq!(err.code(), "AH216", "{err:?}");
+    assert!(err.to_string().contains(".r:*"), "{err}");
+    fake_cloud().set_container_read_acl("public-box", None);
+    assert!(store(&cfg, &dir.path().join("st2")).load().is_ok());
+}

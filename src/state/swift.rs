@@ -138,7 +138,20 @@ impl SwiftBackend {
                     made.status()
                 )));
             }
-            let read_acl = made
+            // Swift names a container's ACLs on GET/HEAD, never on the PUT's answer.
+            let shown = http
+                .get(format!("{container_url}?limit=0"))
+                .header("x-auth-token", &token)
+                .send()
+                .await
+                .map_err(|e| remote(format!("GET {container_url}: {e}")))?;
+            if !shown.status().is_success() {
+                return Err(remote(format!(
+                    "reading the container {container_url}: {}",
+                    shown.status()
+                )));
+            }
+            let read_acl = shown
                 .headers()
                 .get("x-container-read")
                 .and_then(|v| v.to_str().ok())

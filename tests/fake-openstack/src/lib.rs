@@ -191,6 +191,12 @@ impl FakeCloud {
         };
     }
 
+    /// A Swift container's read ACL (`X-Container-Read`, e.g. `.r:*` for a public one), as the
+    /// container's GET answers it.
+    pub fn set_container_read_acl(&self, container: &str, acl: Option<&str>) {
+        swift::set_read_acl(container, acl);
+    }
+
     /// Id of a preloaded network by name.
     pub fn network_id(&self, name: &str) -> Option<String> {
         let inner = self.app.lock();

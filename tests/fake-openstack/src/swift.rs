@@ -31,6 +31,9 @@ pub fn routes(r: Router<App>) -> Router<App> {
 
 struct Store {
     containers: BTreeSet<String>,
+    /// Container name → its `X-Container-Read` ACL, as Swift returns it on GET/HEAD (never on
+    /// the PUT's answer).
+    read_acls: BTreeMap<String, String>,
     /// `<base>/<account>/<container>/<object>` → (content, etag).
     objects: BTreeMap<String, (Vec<u8>, String)>,
 }
@@ -38,6 +41,7 @@ struct Store {
 fn store() -> MutexGuard<'static, Store> {
     static STORE: Mutex<Store> = Mutex::new(Store {
         containers: BTreeSet::new(),
+        read_acls: BTreeMap::new(),
         objects: BTreeMap::new(),
     });
     STORE.lock().unwrap_or_else(|e| e.into_inner())
@@ -69,8 +73,22 @@ fn with_etag(status: u16, etag: &str, body: Vec<u8>) -> Response {
 }
 
 fn put_container(_: &mut Inner, c: &Ctx) -> Response {
-    let created = store().containers.insert(container_key(c));
+    let mut s = store();
+    if let Some(acl) = header(c, "x-container-read") {
+        s.read_acls
+            .insert(c.p("container").to_string(), acl.to_string());
+    }
+    let created = s.containers.insert(container_key(c));
     empty(if created { 201 } else { 202 })
+}
+
+/// Sets (or with `None` clears) a container's read ACL, as `swift post -r` would.
+pub fn set_read_acl(container: &str, acl: Option<&str>) {
+    let mut s = store();
+    match acl {
+        Some(a) => s.read_acls.insert(container.to_string(), a.to_string()),
+        None => s.read_acls.remove(container),
+    };
 }
 
 fn list_container(_: &mut Inner, c: &Ctx) -> Response {
@@ -90,6 +108,11 @@ fn list_container(_: &mut Inner, c: &Ctx) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if let Some(acl) = s.read_acls.get(c.p("container"))
+        && let Ok(v) = HeaderValue::from_str(acl)
+    {
+        r.headers_mut().insert("x-container-read", v);
+    }
     r
 }
 

@@ -143,8 +143,9 @@ fn plan_diff_shows_replace_and_delete() {
     assert_eq!(p.summary.delete, 1);
     // Hosts change, so every bootstrap step runs again.
     assert!(p.bootstrap.iter().all(|s| s.action == StepAction::Run));
+    // The state alone: no AWS account here to read (and tests talk to loopback only).
     acura_ha()
-        .args(["plan", "-c"])
+        .args(["plan", "--refresh=false", "-c"])
         .arg(&cfg_path)
         .arg("--state-dir")
         .arg(&st_dir)

@@ -73,15 +73,16 @@ async fn key_file_login_pins_the_host_key_and_runs_commands() {
 
     // Files go through stdin, atomically, with the mode asked for.
     let file = keys.path().join("remote.conf");
-    s.write_file(
-        &file.display().to_string(),
-        b"secret=1\n",
-        0o600,
-        false,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    acura_ha::bootstrap::sudo::Sudo::from(false)
+        .write_file(
+            &s,
+            &file.display().to_string(),
+            b"secret=1\n",
+            0o600,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "secret=1\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(

@@ -84,8 +84,7 @@ pub async fn install_config(session: &Session, path: &str, conf: &str) -> Result
     let become_ = sudo::current();
     let root = become_.prepare(session).await?;
     let new = format!("{path}.acura-ha-new");
-    session
-        .write_file(&new, conf.as_bytes(), 0o644, &root, QUICK)
+    root.write_file(session, &new, conf.as_bytes(), 0o644, QUICK)
         .await?;
     let (new_q, path_q) = (shell_quote(&new), shell_quote(path));
     let check = step(

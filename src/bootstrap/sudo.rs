@@ -280,6 +280,37 @@ impl<'a> Sudo<'a> {
         }
     }
 
+    /// Writes `contents` to `path` on the session's host atomically (temporary file, then
+    /// rename) with `mode`, through the command's standard input: the contents never appear in
+    /// a command line. One sudo for the whole script: its password line, when sudo reads one,
+    /// comes first on the same standard input, and sudo leaves the rest to `cat`.
+    pub async fn write_file(
+        &self,
+        session: &Session,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        deadline: Duration,
+    ) -> Result<(), SshError> {
+        let tmp = shell_quote(&format!("{path}.acura-ha.tmp"));
+        let cmd = self.script(&format!(
+            "umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {q}",
+            q = shell_quote(path),
+        ));
+        let stdin = self.stdin(contents);
+        let out = session
+            .exec(&cmd, Some(stdin.expose()), deadline, |_, _| {})
+            .await?;
+        if out.status != 0 {
+            return Err(SshError::Channel {
+                host: session.target.name.clone(),
+                command: format!("write {path}"),
+                message: format!("exit {}: {}", out.status, out.stderr_text().trim()),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs `command` (built with [`Sudo::command`] or [`Sudo::script`]) with the password line
     /// on its standard input when needed, and collects its output.
     pub async fn run(

@@ -285,7 +285,7 @@ impl Provider for OpenStackProvider {
             network::security_group(&cx, &desired),
             compute::server_group(&cx, &desired),
         )?;
-        let ports = ports::ensure(&cx, &desired, &look, &existing, &sg.0).await?;
+        let ports = ports::ensure(&cx, &desired, &look.net, &existing, &sg.0).await?;
         // Every node's address, from its port or its existing server; without one (a server
         // still without an address) the members wait for the servers.
         let mut fixed = BTreeMap::new();

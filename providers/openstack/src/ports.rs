@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::capabilities::{self, Tagging};
 use crate::client::{ApiError, Service, Session, q};
-use crate::compute::Lookups;
+use crate::network::Net;
 use crate::{Ctx, js, tag_strings};
 
 /// The output of a server's record that names its port.
@@ -78,7 +78,7 @@ pub(crate) fn server_outputs(port: Option<&Port>) -> BTreeMap<String, String> {
 pub(crate) async fn ensure(
     cx: &Ctx<'_>,
     desired: &[Resource],
-    look: &Lookups,
+    net: &Net,
     existing: &BTreeMap<String, Value>,
     sg_id: &str,
 ) -> Result<BTreeMap<String, Port>, ProviderError> {
@@ -115,8 +115,8 @@ pub(crate) async fn ensure(
                 let mut body = json!({"port": {
                     "name": r.name,
                     "description": fip_description(cx.spec, &r.name),
-                    "network_id": look.net.id,
-                    "fixed_ips": [{"subnet_id": look.net.subnet_id}],
+                    "network_id": net.id,
+                    "fixed_ips": [{"subnet_id": net.subnet_id}],
                     "security_groups": [sg_id],
                 }});
                 if tagging == Tagging::AtCreate {
@@ -124,7 +124,7 @@ pub(crate) async fn ensure(
                 }
                 cx.progress(&format!(
                     "create port {} on {} (security group {sg_id})",
-                    r.name, look.net.name
+                    r.name, net.name
                 ));
                 let name = r.name.clone();
                 let v = s
@@ -145,7 +145,7 @@ pub(crate) async fn ensure(
         };
         let p = Port {
             id: js(&port, "id"),
-            ip: ip_of(&port, &look.net.subnet_id),
+            ip: ip_of(&port, &net.subnet_id),
         };
         cx.record(r, Status::Creating, None, outputs(&p)).await?;
         Ok::<_, ProviderError>((r.name.clone(), p))

@@ -506,38 +506,6 @@ impl Session {
         self.exec(command, None, deadline, |_, _| {}).await
     }
 
-    /// Writes `contents` to `path` on the host atomically (temporary file, then rename) with
-    /// `mode`, through the command's standard input: the contents never appear in a command line.
-    /// As root through `sudo` (one sudo for the whole script: its password line, when sudo
-    /// reads one, comes first on the same standard input, and sudo leaves the rest to `cat`).
-    pub async fn write_file<'a>(
-        &self,
-        path: &str,
-        contents: &[u8],
-        mode: u32,
-        sudo: impl Into<crate::bootstrap::sudo::Sudo<'a>>,
-        deadline: Duration,
-    ) -> Result<(), SshError> {
-        let sudo = sudo.into();
-        let tmp = shell_quote(&format!("{path}.acura-ha.tmp"));
-        let cmd = sudo.script(&format!(
-            "umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {q}",
-            q = shell_quote(path),
-        ));
-        let stdin = sudo.stdin(contents);
-        let out = self
-            .exec(&cmd, Some(stdin.expose()), deadline, |_, _| {})
-            .await?;
-        if out.status != 0 {
-            return Err(SshError::Channel {
-                host: self.target.name.clone(),
-                command: format!("write {path}"),
-                message: format!("exit {}: {}", out.status, out.stderr_text().trim()),
-            });
-        }
-        Ok(())
-    }
-
     pub async fn close(self) {
         let _ = self
             .handle

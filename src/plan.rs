@@ -36,6 +36,21 @@ impl Action {
     }
 }
 
+/// Why a resource is replaced. What `up` does about it depends on this mark, never on the
+/// wording of the reasons: a tainted or interrupted one is made again by the provider, a changed
+/// node goes through the `node replace` path, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceCause {
+    /// A recorded, ready resource whose attributes changed (instance type, flavor, image,
+    /// volume size, …): the cloud cannot change them in place.
+    Changed,
+    /// Recorded as failed or half-made.
+    Tainted,
+    /// Its creation was interrupted (still recorded as `creating`).
+    Interrupted,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceChange {
     pub action: Action,
@@ -44,6 +59,9 @@ pub struct ResourceChange {
     /// For `replace`: why (`attr: old -> new`, or `tainted`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+    /// For `replace`: what made it one (set by the state's record, not read from `reasons`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replace_cause: Option<ReplaceCause>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +142,7 @@ pub fn build_with(
                 action: Action::Create,
                 resource: r.clone(),
                 reasons: vec![g.reason.clone()],
+                replace_cause: None,
             },
             _ => diff_one(r, state),
         });
@@ -140,6 +159,7 @@ pub fn build_with(
             action: Action::Delete,
             resource: r,
             reasons: vec!["added outside acura-ha".into()],
+            replace_cause: None,
         });
     }
     for c in &mut resources {
@@ -158,16 +178,19 @@ pub fn build_with(
                     action: Action::Delete,
                     resource: r,
                     reasons: vec!["no longer in the cluster file".into()],
+                    replace_cause: None,
                 });
             }
         }
     }
     let mut bootstrap = bootstrap_steps(spec, state, paths);
     // New, replaced or removed resources change the hosts the steps ran on: run them all again.
-    if resources
-        .iter()
-        .any(|c| matches!(c.action, Action::Create | Action::Replace | Action::Delete))
-    {
+    // Not for a changed node: `up` replaces it through the `node replace` path, which joins the
+    // new node alone and brings the recorded steps up to date itself.
+    if resources.iter().any(|c| {
+        matches!(c.action, Action::Create | Action::Replace | Action::Delete)
+            && !node_replacement(c)
+    }) {
         for s in &mut bootstrap {
             s.action = StepAction::Run;
         }
@@ -199,19 +222,16 @@ pub fn build_with(
 }
 
 /// Said of every node that must be replaced for an attribute a cloud cannot change in place.
-pub const NODE_REPLACE_NOTE: &str =
-    "one node at a time, through `node replace` (all at once, etcd would lose quorum)";
+pub const NODE_REPLACE_NOTE: &str = "up replaces it one node at a time, after everything else, through the `node replace` path (out of etcd and Kubernetes, its VM deleted, a new one created, joined and Ready before the next); all at once, etcd would lose quorum";
 
 /// A running node whose attributes changed (instance type, flavor, image, volume size): not a
-/// tainted or half-made one, which `up` makes again itself. `up` does not replace such nodes:
-/// `node replace` does, one at a time, so etcd keeps its quorum.
+/// tainted or half-made one, which the provider makes again itself. `up` replaces such nodes
+/// after everything else, one at a time through the `node replace` path, so etcd keeps its
+/// quorum. Decided by the change's mark ([`ReplaceCause`]), which only the state's record sets.
 pub fn node_replacement(c: &ResourceChange) -> bool {
     c.action == Action::Replace
         && c.resource.kind == acura_ha_api::model::Kind::Instance
-        && !c
-            .reasons
-            .iter()
-            .any(|r| r.starts_with("tainted") || r.starts_with("its creation was interrupted"))
+        && c.replace_cause == Some(ReplaceCause::Changed)
 }
 
 fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
@@ -219,6 +239,7 @@ fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
         action,
         resource: want.clone(),
         reasons,
+        replace_cause: None,
     };
     if !want.managed {
         return change(Action::Use, vec![]);
@@ -227,11 +248,17 @@ fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
         return change(Action::Create, vec![]);
     };
     if matches!(rec.status, Status::Tainted | Status::Creating) {
-        let why = match rec.status {
-            Status::Creating => "its creation was interrupted",
-            _ => "tainted: it failed or was half-created",
+        let (why, cause) = match rec.status {
+            Status::Creating => ("its creation was interrupted", ReplaceCause::Interrupted),
+            _ => (
+                "tainted: it failed or was half-created",
+                ReplaceCause::Tainted,
+            ),
         };
-        return change(Action::Replace, vec![why.into()]);
+        return ResourceChange {
+            replace_cause: Some(cause),
+            ..change(Action::Replace, vec![why.into()])
+        };
     }
     let mut reasons = Vec::new();
     for (k, v) in &want.attrs {
@@ -247,7 +274,10 @@ fn diff_one(want: &Resource, state: Option<&State>) -> ResourceChange {
     if reasons.is_empty() {
         change(Action::Keep, vec![])
     } else {
-        change(Action::Replace, reasons)
+        ResourceChange {
+            replace_cause: Some(ReplaceCause::Changed),
+            ..change(Action::Replace, reasons)
+        }
     }
 }
 
@@ -663,5 +693,92 @@ mod tests {
                 assert!(c.reasons.iter().any(|r| r.contains("m1.large")), "{c:?}");
             }
         }
+    }
+
+    /// The review of #9.2: the mark on the change decides what `up` does, never the wording of
+    /// its reasons. A tainted node whose reasons read otherwise stays the provider's to make
+    /// again, and a changed node is a replacement whatever a reason looks like.
+    #[test]
+    fn a_node_replacement_is_told_by_the_mark_not_by_the_reasons_text() {
+        let spec = spec();
+        let mut st = applied(&spec);
+        let nodes: Vec<String> = st
+            .resources
+            .iter()
+            .filter(|r| r.kind == Kind::Instance)
+            .map(|r| r.address.clone())
+            .collect();
+        assert_eq!(nodes.len(), 3);
+        for r in st.resources.iter_mut() {
+            if r.address == nodes[0] {
+                r.status = Status::Tainted;
+            } else if r.address == nodes[1] {
+                r.status = Status::Creating;
+            } else if r.address == nodes[2] {
+                r.attrs.insert("flavor".into(), "m1.large".into());
+            }
+        }
+        let p = build(&spec, Some(&st), &paths());
+        let change = |a: &str| {
+            p.resources
+                .iter()
+                .find(|c| c.resource.address == a)
+                .unwrap()
+                .clone()
+        };
+        let (tainted, interrupted, changed) =
+            (change(&nodes[0]), change(&nodes[1]), change(&nodes[2]));
+        assert_eq!(tainted.replace_cause, Some(ReplaceCause::Tainted));
+        assert_eq!(interrupted.replace_cause, Some(ReplaceCause::Interrupted));
+        assert_eq!(changed.replace_cause, Some(ReplaceCause::Changed));
+        assert!(!node_replacement(&tainted) && !node_replacement(&interrupted));
+        assert!(node_replacement(&changed));
+
+        // Reworded (a new wording, a translation): the same answers.
+        for mut c in [tainted, interrupted] {
+            c.reasons = vec!["failed half-way; made again by the provider".into()];
+            assert!(!node_replacement(&c), "{c:?}");
+        }
+        let mut c = changed;
+        c.reasons
+            .insert(0, "tainted_by: (unset) -> an attribute of that name".into());
+        assert!(node_replacement(&c), "{c:?}");
+        // The mark is in the JSON plan too, for scripts.
+        let doc = serde_json::to_value(&c).unwrap();
+        assert_eq!(doc["replace_cause"], "changed", "{doc}");
+    }
+
+    /// Changed nodes alone do not run the bootstrap steps again: `up` joins each new node
+    /// through the `node replace` path, which records the steps for the new node set itself.
+    #[test]
+    fn changed_nodes_alone_leave_the_recorded_steps_done() {
+        let spec = spec();
+        let mut st = applied(&spec);
+        for s in build(&spec, Some(&st), &paths()).bootstrap {
+            st.steps.insert(
+                s.id.to_string(),
+                crate::state::StepRecord {
+                    completed_at: "2026-12-07T00:00:00Z".into(),
+                    inputs: s.inputs.clone(),
+                },
+            );
+        }
+        let clean = build(&spec, Some(&st), &paths());
+        assert!(!clean.has_changes(), "{:?}", clean.summary);
+        for r in st.resources.iter_mut().filter(|r| r.kind == Kind::Instance) {
+            r.attrs.insert("flavor".into(), "m1.large".into());
+        }
+        let p = build(&spec, Some(&st), &paths());
+        assert_eq!(p.summary.replace, 3);
+        assert_eq!(p.summary.steps_to_run, 0, "{:?}", p.bootstrap);
+        assert!(p.has_changes());
+        // A tainted node is the provider's to make again: every step runs, as before.
+        st.resources
+            .iter_mut()
+            .find(|r| r.kind == Kind::Instance)
+            .unwrap()
+            .status = Status::Tainted;
+        let p = build(&spec, Some(&st), &paths());
+        assert!(p.bootstrap.iter().all(|s| s.action == StepAction::Run));
     }
 }

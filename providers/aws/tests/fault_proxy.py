@@ -19,6 +19,8 @@ Control API, on the same port:
     POST /__proxy/reset-stats  zero the counts and the log (the rules stay)
     POST /__proxy/paging       {"page_size": N} (N >= 1) or {"page_size": null} (whole answers)
     GET  /__proxy/paging       {"page_size": ..., "pages_served": {Action: pages}}
+    POST /__proxy/hosts        map an instance (by its Name tag) to a test host; see Hosts
+    GET  /__proxy/hosts        the mappings, the instance IDs seen for them, rewrites done
 
 Paging, as AWS pages and moto mostly does not: with a page size, the answer of every paged
 Describe* in PAGED (instances, volumes, security groups and their rules, subnets, VPCs, images,
@@ -26,6 +28,24 @@ instance types; ELBv2 load balancers, target groups, listeners) is cut to N item
 NextToken (EC2 `nextToken`) or NextMarker (ELBv2) of the proxy's own; a request that brings such a
 token back is served the next page from the first answer (not forwarded; counted in the stats
 like any request). Each page served is counted in `pages_served`.
+
+Hosts, for end-to-end tests (moto boots no VM): the test tells the proxy which instance stands
+for which host it made (a local-lab network namespace with sshd), by the instance's Name tag:
+
+    POST /__proxy/hosts  {"name": "e2e-aws-1", "private_ip": "10.213.121.11",
+                          "public_ip": "10.213.121.11", "private_dns": "e2e-aws-1",
+                          "public_dns": "e2e-aws-1", "console": "cloud-init's log"}
+    POST /__proxy/hosts  {"name": "e2e-aws-1", "remove": true}
+
+  Every field but `name` is optional. In every DescribeInstances and RunInstances answer, an
+  instance whose Name tag is mapped gets the mapped addresses in place of moto's, wherever the
+  answer carries them (the instance and its network interfaces): private_ip in privateIpAddress,
+  public_ip in ipAddress and publicIp, private_dns in privateDnsName, public_dns in dnsName and
+  publicDnsName. Elements moto left out are not added. The rewrite happens before paging.
+  The proxy remembers the instance IDs it saw with a mapped Name; GetConsoleOutput for such an
+  ID is answered with `console` (base64, as EC2 does), unless a per-ID log (/__proxy/console) or
+  a fault rule comes first. Terminated instances keep their tags in moto, so their addresses are
+  rewritten too (AWS shows no addresses for them; the tool ignores them).
 
 A rule:
 
@@ -571,6 +591,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(502, msg, "text/plain")
         finally:
             conn.close()
+        if status == 200 and service == EC2 and action in REWRITTEN_ACTIONS:
+            data = rewrite_instances(data)
         data = self.server.state.paginate(service, action, status, data)
         self.send_response(status)
         for k, v in out_headers:
@@ -585,6 +607,8 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         if path == "/__proxy/console":
             return console_control(self, body)
+        if path == "/__proxy/hosts":
+            return hosts_control(self, body)
         if path == "/__proxy/rules" and self.command == "POST":
             try:
                 rules = validate_rules(json.loads(body.decode("utf-8") or "null"))
@@ -653,6 +677,8 @@ def serve_console(handler, action, params):
     with CONSOLE_LOCK:
         output = CONSOLE_LOGS.get(instance)
     if output is None:
+        output = host_console(instance)
+    if output is None:
         return False
     import base64
     request_id = str(uuid.uuid4())
@@ -667,6 +693,129 @@ def serve_console(handler, action, params):
     )
     handler.reply(200, body.encode("utf-8"), "text/xml", [("x-amzn-RequestId", request_id)])
     return True
+
+
+# Hosts (see the docstring): Name tag -> mapping; instance ID -> Name tag, learned from answers.
+HOSTS = {}
+HOST_IDS = {}
+HOSTS_REWRITES = {"instances": 0}
+HOSTS_LOCK = threading.Lock()
+HOST_FIELDS = ("private_ip", "public_ip", "private_dns", "public_dns", "console")
+REWRITTEN_ACTIONS = ("DescribeInstances", "RunInstances")
+# Mapping field -> the answer elements that carry it.
+HOST_ELEMENTS = {
+    "private_ip": ("privateIpAddress",),
+    "public_ip": ("ipAddress", "publicIp"),
+    "private_dns": ("privateDnsName",),
+    "public_dns": ("dnsName", "publicDnsName"),
+}
+NAME_TAG = re.compile(r"<item>\s*<key>Name</key>\s*<value>([^<]*)</value>\s*</item>")
+INSTANCE_ID = re.compile(r"<instanceId>([^<]*)</instanceId>")
+
+
+def xml_unescape(s):
+    return (s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&amp;", "&"))
+
+
+def hosts_control(handler, body):
+    if handler.command == "GET":
+        with HOSTS_LOCK:
+            return handler.reply_json(200, {
+                "hosts": {k: {f: v for f, v in m.items() if f != "console"}
+                          for k, m in HOSTS.items()},
+                "consoles": sorted(k for k, m in HOSTS.items() if m.get("console") is not None),
+                "instance_ids": dict(HOST_IDS),
+                "rewrites": dict(HOSTS_REWRITES),
+            })
+    if handler.command != "POST":
+        return handler.reply_json(405, {"error": "hosts: GET or POST"})
+    try:
+        req = json.loads(body.decode("utf-8") or "{}")
+        if not isinstance(req, dict):
+            raise ValueError("a JSON object is expected")
+        name = req.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("`name` (the instance's Name tag) is required")
+        unknown = set(req) - set(HOST_FIELDS) - {"name", "remove"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; known: {list(HOST_FIELDS)}")
+        mapping = {}
+        for f in HOST_FIELDS:
+            v = req.get(f)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"`{f}` must be a string")
+            if v is not None:
+                mapping[f] = v
+        for f in ("private_ip", "public_ip"):
+            if f in mapping:
+                addr = ipaddress.ip_address(mapping[f])
+                # Test hosts only: loopback, or the private ranges the lab's namespaces use.
+                if not (addr.is_loopback or addr.is_private):
+                    raise ValueError(f"`{f}` {addr} is not a loopback or private address")
+    except (ValueError, UnicodeDecodeError) as e:
+        return handler.reply_json(400, {"error": f"hosts: {e}"})
+    with HOSTS_LOCK:
+        if req.get("remove"):
+            HOSTS.pop(name, None)
+        else:
+            HOSTS[name] = mapping
+    return handler.reply_json(200, {"ok": True})
+
+
+def rewrite_instance(item):
+    """One instance item of an answer with its mapping's addresses, or as it was."""
+    tags = NAME_TAG.search(item)
+    if tags is None:
+        return item
+    name = xml_unescape(tags.group(1))
+    with HOSTS_LOCK:
+        mapping = HOSTS.get(name)
+        if mapping is None:
+            return item
+        ident = INSTANCE_ID.search(item)
+        if ident:
+            HOST_IDS[ident.group(1)] = name
+        HOSTS_REWRITES["instances"] += 1
+    for field, elements in HOST_ELEMENTS.items():
+        value = mapping.get(field)
+        if value is None:
+            continue
+        for elem in elements:
+            item = re.sub(rf"<{elem}>[^<]*</{elem}>", f"<{elem}>{xml_escape(value)}</{elem}>",
+                          item)
+    return item
+
+
+def rewrite_instances(data):
+    """An EC2 answer with every mapped instance of its instancesSet elements rewritten."""
+    with HOSTS_LOCK:
+        if not HOSTS:
+            return data
+    try:
+        xml = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    out = []
+    rest = xml
+    while True:
+        split = split_list(rest, "instancesSet")
+        if split is None:
+            out.append(rest)
+            break
+        head, items, tail = split
+        close = tail.index(">") + 1  # the list's closing tag
+        out.append(head + "".join(rewrite_instance(i) for i in items) + tail[:close])
+        rest = tail[close:]
+    return "".join(out).encode("utf-8")
+
+
+def host_console(instance):
+    """The console log of the host an instance ID was seen standing for, or None."""
+    with HOSTS_LOCK:
+        name = HOST_IDS.get(instance)
+        mapping = HOSTS.get(name) if name is not None else None
+        return mapping.get("console") if mapping else None
 
 
 def loopback_upstream(url):

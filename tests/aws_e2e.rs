@@ -1,0 +1,304 @@
+//! The whole `up` on AWS, end to end (#13.8). moto boots no VM, so the instances `up` runs in
+//! moto stand for hosts the test makes itself: bare local-target hosts (network namespaces with
+//! sshd, made by `up --only provision` of a local lab). The fault proxy in front of moto is told,
+//! per instance Name tag, which lab host the instance is (`POST /__proxy/hosts`): it puts that
+//! host's address in every DescribeInstances/RunInstances answer, and answers GetConsoleOutput
+//! with a cloud-init boot log printing that host's real host-key fingerprint, so the keys `up`
+//! pins are vouched by the "cloud", as on EC2. `up` then provisions in moto and runs the real
+//! bootstrap over SSH (the NGINX host, both playbooks with the stand-in archive, the
+//! post-checks); `status`, `plan` (nothing to do) and `down` (moto as it was) follow.
+//! Traffic goes only to 127.0.0.0/8 (moto, the proxy) and the lab's namespaces; moto gets dummy
+//! credentials and AWS_EC2_METADATA_DISABLED=true (`aws_env`).
+//!
+//! Run: `cargo test --test aws_e2e` (as root: the lab makes namespaces).
+
+#[path = "../providers/aws/tests/common/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod aws;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use aws::{Moto, Proxy, apply_aws_env, inventory, inventory_diff, items};
+use common::lab::{Lab, ok, text};
+use serde_json::{Value, json};
+
+fn json_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The `SHA256:…` fingerprint of a lab host's ED25519 host key, as `ssh-keygen -l` prints it.
+fn host_key_fingerprint(lab: &Lab, host: &str) -> String {
+    let public = lab
+        .cluster_dir()
+        .join("hosts")
+        .join(host)
+        .join("etc-ssh")
+        .join("ssh_host_ed25519_key.pub");
+    let out = std::process::Command::new(common::require("ssh-keygen"))
+        .arg("-lf")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ssh-keygen -lf {}: {}",
+        public.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split_whitespace()
+        .find(|t| t.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
+        .to_string()
+}
+
+/// An Ubuntu first boot as EC2's serial console holds it: cloud-init's host key block (with its
+/// syslog prefix and CRLF line ends) printing `fingerprint`.
+fn boot_log(host: &str, fingerprint: &str) -> String {
+    format!(
+        "[    0.000000] Linux version 5.15.0-1051-aws (buildd@lcy02-amd64-068)\r\n\
+         [    5.912345] cloud-init[611]: Cloud-init v. 23.3.3 running 'modules:final'\r\n\
+         <14>Dec  7 07:40:12 ec2: #############################################################\r\n\
+         <14>Dec  7 07:40:12 ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\r\n\
+         <14>Dec  7 07:40:12 ec2: 256 {fingerprint} root@{host} (ED25519)\r\n\
+         <14>Dec  7 07:40:12 ec2: -----END SSH HOST KEY FINGERPRINTS-----\r\n\
+         <14>Dec  7 07:40:12 ec2: #############################################################\r\n\
+         \r\nUbuntu 20.04.6 LTS {host} ttyS0\r\n\r\n{host} login: "
+    )
+}
+
+/// Tells the proxy that the instance named `name` is the lab host at `address`, whose console
+/// prints `fingerprint`. Every address of the instance is the lab address (the lab has one
+/// network): the public and the private one, and the DNS names too, as the IP literal, so that
+/// nothing the tool might resolve could send a lookup off the machine.
+fn map_host(proxy: &Proxy, name: &str, address: &str, fingerprint: &str) {
+    let body = json!({
+        "name": name,
+        "private_ip": address,
+        "public_ip": address,
+        "private_dns": address,
+        "public_dns": address,
+        "console": boot_log(name, fingerprint),
+    })
+    .to_string();
+    let url = format!("{}/__proxy/hosts", proxy.url());
+    let r = aws::http(
+        "POST",
+        &url,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "fault proxy hosts: {}", r.body);
+}
+
+fn proxy_hosts(proxy: &Proxy) -> Value {
+    aws::http("GET", &format!("{}/__proxy/hosts", proxy.url()), &[], b"")
+        .unwrap()
+        .json()
+}
+
+/// The lab's public key, for `aws.public_key_file` (imported as the cluster's EC2 key pair).
+fn public_key(lab: &Lab, dir: &Path) -> PathBuf {
+    let key = lab.key();
+    let public = dir.join("id_ed25519.pub");
+    let beside = key.with_extension("pub");
+    if beside.exists() {
+        std::fs::copy(&beside, &public).unwrap();
+    } else {
+        let out = std::process::Command::new(common::require("ssh-keygen"))
+            .arg("-y")
+            .arg("-f")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&public, out.stdout).unwrap();
+    }
+    public
+}
+
+/// The local lab's preflight section (relaxed minimums, the lab resolver's name for the LB).
+fn preflight_section(lab: &Lab) -> String {
+    let text = std::fs::read_to_string(&lab.config).unwrap();
+    let start = text.find("[preflight]").expect("[preflight] in local.toml");
+    let rest = &text[start..];
+    let end = rest.find("\n[local]").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// An AWS cluster file whose names are the lab's (nodes `<lab>-1…`, NGINX host `<lab>-lb`), so
+/// each instance has a lab host of its name.
+struct AwsCluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    url: String,
+}
+
+impl AwsCluster {
+    fn new(lab: &Lab, url: &str, lb_kind: &str) -> AwsCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let public = public_key(lab, dir.path());
+        let net = format!("10.213.{}", lab.octet);
+        let file = format!(
+            r#"[cluster]
+name = "{name}"
+product = "dr"
+
+[nodes]
+count = 3
+hostname_prefix = "{name}"
+volume_size_gb = 200
+os_version = "20.04"
+
+[load_balancer]
+kind = "{lb_kind}"
+
+[access]
+admin_cidrs = ["{net}.1/32"]
+public_cidrs = ["{net}.0/24"]
+ssh_user = "root"
+ssh_private_key = "{key}"
+
+[bootstrap]
+archive = "{archive}"
+logstash_host = ""
+copy_patch = true
+copy_ca = true
+
+{preflight}
+
+[aws]
+region = "{region}"
+instance_type = "m5.2xlarge"
+public_key_file = "{public}"
+"#,
+            name = lab.name,
+            key = lab.key().display(),
+            archive = common::example("archive").display(),
+            preflight = preflight_section(lab),
+            region = aws::REGION,
+            public = public.display(),
+        );
+        let config = dir.path().join("aws.toml");
+        std::fs::write(&config, file).unwrap();
+        AwsCluster {
+            dir,
+            config,
+            url: url.to_string(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = common::acura_ha_std();
+        apply_aws_env(&mut cmd, &self.url);
+        cmd.args(args)
+            .arg("-c")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .env("ACURA_HA_CACHE", common::tools_venv().parent().unwrap())
+            .output()
+            .unwrap()
+    }
+}
+
+fn assert_same(before: &Value, after: &Value, when: &str) {
+    let diff = inventory_diff(before, after);
+    assert!(
+        diff["added"].as_object().unwrap().is_empty()
+            && diff["removed"].as_object().unwrap().is_empty(),
+        "{when}: the inventory changed: {diff:#}"
+    );
+}
+
+/// A lab of bare hosts, moto with the proxy in front, and every lab host mapped to the instance
+/// of its name (its console vouching for its real host key).
+fn setup(name: &str, octet: u8) -> (Lab, Moto, Proxy) {
+    let lab = Lab::new(name, octet, 3);
+    ok(&lab.run(&["up", "--only", "provision", "--yes"]));
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    for (host, address) in (1..=3).map(|k| lab.node(k)).chain([lab.lb()]) {
+        let fp = host_key_fingerprint(&lab, &host);
+        map_host(&proxy, &host, &address, &fp);
+    }
+    (lab, moto, proxy)
+}
+
+#[test]
+fn aws_nginx_up_bootstraps_lab_hosts_then_status_plan_down() {
+    let (lab, moto, proxy) = setup("e2e-aws", 124);
+    let before = inventory(&moto.url());
+    let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
+    let (lb_name, lb_address) = lab.lb();
+    let c = AwsCluster::new(&lab, &proxy.url(), "nginx");
+
+    let up = c.run(&["up", "--yes"]);
+    let (out, err) = text(&up);
+    assert!(
+        up.status.success(),
+        "up failed\n{out}\n{err}\nproxy:\n{}",
+        proxy.log_tail()
+    );
+    // Every host key was one the console printed: nothing trusted on first use.
+    assert!(
+        !out.contains("trusted on first use") && !err.contains("trusted on first use"),
+        "{out}\n{err}"
+    );
+    assert!(
+        !err.contains("cannot be read from the servers' consoles"),
+        "{err}"
+    );
+
+    // moto holds the cluster: three nodes and the NGINX instance, no load balancer.
+    let inv = inventory(&moto.url());
+    let mut names: Vec<String> = items(&inv["instances"])
+        .iter()
+        .map(|i| i["tags"]["Name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    want.push(lb_name.clone());
+    assert_eq!(names, want, "{inv:#}");
+    assert!(items(&inv["load_balancers"]).is_empty(), "{inv:#}");
+    // The proxy saw each instance stand for its lab host, and served each console.
+    let hosts = proxy_hosts(&proxy);
+    let mut seen: Vec<String> = hosts["instance_ids"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, want, "{hosts:#}");
+    let stats = proxy.stats();
+    assert!(
+        stats["by_action"]["GetConsoleOutput"].as_u64().unwrap_or(0) >= 4,
+        "{stats:#}"
+    );
+
+    // The bootstrap ran on the lab hosts, with the NGINX instance's address as the LB.
+    for (name, address) in &nodes {
+        let k8s = json_file(&lab.home_file(name, ".acura-standin/k8s-master.json"));
+        assert_eq!(k8s["inventory_hostname"], name.as_str());
+        assert_eq!(k8s["ansible_host"], address.as_str());
+        assert_eq!(k8s["lb_address"], lb_address.as_str());
+    }
+
+    let (status_json, _) = ok(&c.run(&["status", "--output", "json"]));
+    let status: Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(status["healthy"], true, "{status_json}");
+    let plan = c.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+
+    ok(&c.run(&["down", "--yes"]));
+    assert_same(&before, &inventory(&moto.url()), "after down");
+}

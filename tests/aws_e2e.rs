@@ -18,8 +18,10 @@ mod aws;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use acura_ha_nginx::{NginxOptions, render};
 use aws::{Moto, Proxy, apply_aws_env, inventory, inventory_diff, items};
 use common::lab::{Lab, ok, text};
 use serde_json::{Value, json};
@@ -220,13 +222,15 @@ fn assert_same(before: &Value, after: &Value, when: &str) {
 }
 
 /// A lab of bare hosts, moto with the proxy in front, and every lab host mapped to the instance
-/// of its name (its console vouching for its real host key).
-fn setup(name: &str, octet: u8) -> (Lab, Moto, Proxy) {
+/// of its name (its console vouching for its real host key); the lab's LB host only when the
+/// cluster has an NGINX instance (`with_lb_host`).
+fn setup(name: &str, octet: u8, with_lb_host: bool) -> (Lab, Moto, Proxy) {
     let lab = Lab::new(name, octet, 3);
     ok(&lab.run(&["up", "--only", "provision", "--yes"]));
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.url());
-    for (host, address) in (1..=3).map(|k| lab.node(k)).chain([lab.lb()]) {
+    let lb = with_lb_host.then(|| lab.lb());
+    for (host, address) in (1..=3).map(|k| lab.node(k)).chain(lb) {
         let fp = host_key_fingerprint(&lab, &host);
         map_host(&proxy, &host, &address, &fp);
     }
@@ -235,7 +239,7 @@ fn setup(name: &str, octet: u8) -> (Lab, Moto, Proxy) {
 
 #[test]
 fn aws_nginx_up_bootstraps_lab_hosts_then_status_plan_down() {
-    let (lab, moto, proxy) = setup("e2e-aws", 124);
+    let (lab, moto, proxy) = setup("e2e-aws", 124, true);
     let before = inventory(&moto.url());
     let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
     let (lb_name, lb_address) = lab.lb();
@@ -286,6 +290,162 @@ fn aws_nginx_up_bootstraps_lab_hosts_then_status_plan_down() {
     );
 
     // The bootstrap ran on the lab hosts, with the NGINX instance's address as the LB.
+    for (name, address) in &nodes {
+        let k8s = json_file(&lab.home_file(name, ".acura-standin/k8s-master.json"));
+        assert_eq!(k8s["inventory_hostname"], name.as_str());
+        assert_eq!(k8s["ansible_host"], address.as_str());
+        assert_eq!(k8s["lb_address"], lb_address.as_str());
+    }
+
+    let (status_json, _) = ok(&c.run(&["status", "--output", "json"]));
+    let status: Value = serde_json::from_str(&status_json).unwrap();
+    assert_eq!(status["healthy"], true, "{status_json}");
+    let plan = c.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+
+    ok(&c.run(&["down", "--yes"]));
+    assert_same(&before, &inventory(&moto.url()), "after down");
+}
+
+/// The NLB's stand-in: an L4 forwarder over the nodes on every listener, which is what an NLB
+/// is to the cluster. It is the real NGINX with the tool's own stream config, run by the test
+/// in the lab LB host's network namespace (so at that host's address, behind its security-group
+/// firewall); the tool configures nothing on it (kind = "cloud"). Stopped by its pid on drop.
+struct NlbStandIn {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NlbStandIn {
+    fn start(lab: &Lab) -> NlbStandIn {
+        let nginx = common::require("nginx");
+        let (lb_name, _) = lab.lb();
+        let namespace = lab.namespace(&lb_name);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NginxOptions {
+            user: None,
+            pid_file: dir.path().join("nginx.pid").display().to_string(),
+            error_log: dir.path().join("error.log").display().to_string(),
+            ..NginxOptions::default()
+        };
+        let nodes: Vec<String> = (1..=3).map(|k| lab.node(k).1).collect();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, render(&lab.name, &nodes, &opts).unwrap()).unwrap();
+        let mut child = Command::new(common::require("ip"))
+            .args(["netns", "exec", &namespace])
+            .arg(&nginx)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // Ready when its pid file exists (NGINX writes it after binding every listener); an exit
+        // before that (a port taken) fails here.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let pid_file = dir.path().join("nginx.pid");
+        while !pid_file.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the NLB stand-in (nginx in {namespace}) exited at start ({status}): {}",
+                    std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "the NLB stand-in did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        NlbStandIn { child, _dir: dir }
+    }
+}
+
+impl Drop for NlbStandIn {
+    fn drop(&mut self) {
+        // `ip netns exec` execs NGINX: the child's pid is the NGINX master's.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Tells the proxy the NLB named `name` answers at `address` (its DNSName).
+fn map_load_balancer(proxy: &Proxy, name: &str, address: &str) {
+    let body = json!({ "name": name, "dns_name": address }).to_string();
+    let url = format!("{}/__proxy/load-balancers", proxy.url());
+    let r = aws::http(
+        "POST",
+        &url,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "fault proxy load-balancers: {}", r.body);
+}
+
+/// The NLB kind: moto's NLB has a DNS name under elb.amazonaws.com, which nothing here may look
+/// up, and no data plane. So the proxy gives it the lab LB host's address as its DNSName, and
+/// the test runs an L4 forwarder there (the same NGINX stream config, not configured by the
+/// tool). `up` provisions the NLB, its target groups and listeners in moto, bootstraps the
+/// nodes through that address (the stand-in playbooks join through `lb_address:6443`), and
+/// `status` sees the listeners answer and moto's target health.
+#[test]
+fn aws_nlb_up_bootstraps_lab_hosts_then_status_plan_down() {
+    let (lab, moto, proxy) = setup("e2e-awsnlb", 125, false);
+    let before = inventory(&moto.url());
+    let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
+    let (_, lb_address) = lab.lb();
+    let nlb_name = format!("{}-nlb", lab.name);
+    map_load_balancer(&proxy, &nlb_name, &lb_address);
+    let _nlb = NlbStandIn::start(&lab);
+    let c = AwsCluster::new(&lab, &proxy.url(), "cloud");
+
+    let up = c.run(&["up", "--yes"]);
+    let (out, err) = text(&up);
+    assert!(
+        up.status.success(),
+        "up failed\n{out}\n{err}\nproxy:\n{}",
+        proxy.log_tail()
+    );
+    assert!(
+        !out.contains("trusted on first use") && !err.contains("trusted on first use"),
+        "{out}\n{err}"
+    );
+
+    // moto holds the nodes and the NLB with its six listeners; no NGINX instance.
+    let inv = inventory(&moto.url());
+    let mut names: Vec<String> = items(&inv["instances"])
+        .iter()
+        .map(|i| i["tags"]["Name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        nodes.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        "{inv:#}"
+    );
+    let lbs = items(&inv["load_balancers"]);
+    assert_eq!(lbs.len(), 1, "{inv:#}");
+    assert_eq!(lbs[0]["name"], nlb_name.as_str());
+    assert_eq!(items(&inv["listeners"]).len(), 6, "{inv:#}");
+    let hosts = proxy_hosts(&proxy);
+    assert!(
+        hosts["rewrites"]["load_balancers"].as_u64().unwrap_or(0) >= 1,
+        "{hosts:#}"
+    );
+
+    // The nodes were bootstrapped with the NLB's (rewritten) DNS name as the LB address.
     for (name, address) in &nodes {
         let k8s = json_file(&lab.home_file(name, ".acura-standin/k8s-master.json"));
         assert_eq!(k8s["inventory_hostname"], name.as_str());

@@ -21,6 +21,7 @@ Control API, on the same port:
     GET  /__proxy/paging       {"page_size": ..., "pages_served": {Action: pages}}
     POST /__proxy/hosts        map an instance (by its Name tag) to a test host; see Hosts
     GET  /__proxy/hosts        the mappings, the instance IDs seen for them, rewrites done
+    POST /__proxy/load-balancers  give a load balancer (by name) a DNSName; see Hosts
 
 Paging, as AWS pages and moto mostly does not: with a page size, the answer of every paged
 Describe* in PAGED (instances, volumes, security groups and their rules, subnets, VPCs, images,
@@ -46,6 +47,17 @@ for which host it made (a local-lab network namespace with sshd), by the instanc
   ID is answered with `console` (base64, as EC2 does), unless a per-ID log (/__proxy/console) or
   a fault rule comes first. Terminated instances keep their tags in moto, so their addresses are
   rewritten too (AWS shows no addresses for them; the tool ignores them).
+
+  An NLB's DNSName is a name under elb.amazonaws.com that the tool looks up (status) and hands
+  to the nodes (lb_address); a test whose NLB stands for a lab host (an L4 forwarder it runs
+  there) gives it that host's address, which no resolver is asked about:
+
+    POST /__proxy/load-balancers  {"name": "e2e-nlb-nlb", "dns_name": "10.213.125.10"}
+                                  ({"name": …, "remove": true} drops it)
+
+  `dns_name` must be an IPv4 literal on 127.0.0.0/8 or a private range. It replaces DNSName in
+  the ELBv2 DescribeLoadBalancers and CreateLoadBalancer answers for that LoadBalancerName.
+  GET /__proxy/hosts lists these under "load_balancers".
 
 A rule:
 
@@ -593,6 +605,8 @@ class Handler(BaseHTTPRequestHandler):
             conn.close()
         if status == 200 and service == EC2 and action in REWRITTEN_ACTIONS:
             data = rewrite_instances(data)
+        if status == 200 and service == ELBV2 and action in LB_REWRITTEN_ACTIONS:
+            data = rewrite_load_balancers(data)
         data = self.server.state.paginate(service, action, status, data)
         self.send_response(status)
         for k, v in out_headers:
@@ -609,6 +623,8 @@ class Handler(BaseHTTPRequestHandler):
             return console_control(self, body)
         if path == "/__proxy/hosts":
             return hosts_control(self, body)
+        if path == "/__proxy/load-balancers" and self.command == "POST":
+            return load_balancers_control(self, body)
         if path == "/__proxy/rules" and self.command == "POST":
             try:
                 rules = validate_rules(json.loads(body.decode("utf-8") or "null"))
@@ -726,6 +742,7 @@ def hosts_control(handler, body):
                           for k, m in HOSTS.items()},
                 "consoles": sorted(k for k, m in HOSTS.items() if m.get("console") is not None),
                 "instance_ids": dict(HOST_IDS),
+                "load_balancers": dict(LB_DNS),
                 "rewrites": dict(HOSTS_REWRITES),
             })
     if handler.command != "POST":
@@ -808,6 +825,63 @@ def rewrite_instances(data):
         out.append(head + "".join(rewrite_instance(i) for i in items) + tail[:close])
         rest = tail[close:]
     return "".join(out).encode("utf-8")
+
+
+LB_DNS = {}  # LoadBalancerName -> DNSName
+LB_REWRITTEN_ACTIONS = ("DescribeLoadBalancers", "CreateLoadBalancer")
+LB_NAME = re.compile(r"<LoadBalancerName>([^<]*)</LoadBalancerName>")
+
+
+def load_balancers_control(handler, body):
+    try:
+        req = json.loads(body.decode("utf-8") or "{}")
+        if not isinstance(req, dict):
+            raise ValueError("a JSON object is expected")
+        name, dns = req.get("name"), req.get("dns_name")
+        if not isinstance(name, str) or not name:
+            raise ValueError("`name` (the LoadBalancerName) is required")
+        if not req.get("remove"):
+            if not isinstance(dns, str):
+                raise ValueError("`dns_name` (an IPv4 literal) is required")
+            addr = ipaddress.ip_address(dns)
+            # Never a name: the tool would look it up on this machine's resolver.
+            if addr.version != 4 or not (addr.is_loopback or addr.is_private):
+                raise ValueError(f"`dns_name` {dns} is not a loopback or private IPv4 address")
+    except (ValueError, UnicodeDecodeError) as e:
+        return handler.reply_json(400, {"error": f"load-balancers: {e}"})
+    with HOSTS_LOCK:
+        if req.get("remove"):
+            LB_DNS.pop(name, None)
+        else:
+            LB_DNS[name] = dns
+    return handler.reply_json(200, {"ok": True})
+
+
+def rewrite_load_balancers(data):
+    """An ELBv2 answer with each mapped load balancer's DNSName replaced."""
+    with HOSTS_LOCK:
+        if not LB_DNS:
+            return data
+        names = dict(LB_DNS)
+    try:
+        xml = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    split = split_list(xml, "LoadBalancers")
+    if split is None:
+        return data
+    head, items, tail = split
+    out = []
+    for item in items:
+        m = LB_NAME.search(item)
+        dns = names.get(xml_unescape(m.group(1))) if m else None
+        if dns is not None:
+            item = re.sub(r"<DNSName>[^<]*</DNSName>", f"<DNSName>{xml_escape(dns)}</DNSName>",
+                          item)
+            with HOSTS_LOCK:
+                HOSTS_REWRITES["load_balancers"] = HOSTS_REWRITES.get("load_balancers", 0) + 1
+        out.append(item)
+    return (head + "".join(out) + tail).encode("utf-8")
 
 
 def host_console(instance):

@@ -549,10 +549,10 @@ pub async fn console_keys(
     provider: &dyn acura_ha_api::provider::Provider,
     spec: &acura_ha_api::spec::ClusterSpec,
     inventory: &acura_ha_api::model::Inventory,
-    journal: &dyn acura_ha_api::provider::Journal,
+    recorded: &[acura_ha_api::model::Recorded],
     quiet: bool,
 ) -> ConsoleHostKeys {
-    match provider.console_host_keys(spec, inventory, journal).await {
+    match provider.console_host_keys(spec, inventory, recorded).await {
         Ok(keys) => keys,
         Err(e) => {
             if !quiet {

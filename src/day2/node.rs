@@ -608,10 +608,7 @@ async fn finish_add(
     }
     let cfg = ctx.cfg();
     // The new node carries the state's lineage, as everything `up` made (#9.4).
-    let spec = &acura_ha_api::spec::ClusterSpec {
-        lineage: Some(ctx.state.lineage.clone()),
-        ..cfg.spec.clone()
-    };
+    let spec = &cfg.spec.with_lineage(Some(ctx.state.lineage.clone()));
     let inv = if ctx.creates_hosts() {
         let step = StepGuard::start(format!("provision {new}"), None);
         let mut progress = Progress::new("provision");
@@ -642,11 +639,8 @@ async fn finish_add(
             ..inv.lb.clone()
         },
     };
-    let journal = StateJournal {
-        store: ctx.store,
-        state: &mut ctx.state,
-    };
-    let console = preflight::console_keys(provider, spec, &only_new, &journal, false).await;
+    let console =
+        preflight::console_keys(provider, spec, &only_new, &ctx.state.resources, false).await;
     let step = StepGuard::start(format!("join {new}"), None);
     join(ctx, live, &host, &inv, &console, opts, ui).await?;
     step.done();

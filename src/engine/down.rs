@@ -34,10 +34,7 @@ pub async fn down(
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     // With a state, what discovery and destroy find under the cluster's names but another
     // state made (another lineage) is left alone (#9.4); with the state lost, all of it goes.
-    let owned = acura_ha_api::spec::ClusterSpec {
-        lineage: (state.serial > 0).then(|| state.lineage.clone()),
-        ..cfg.spec.clone()
-    };
+    let owned = cfg.spec.with_lineage((state.serial > 0).then(|| state.lineage.clone()));
     let spec = &owned;
     if discover {
         let found = provider.discover(spec).await?;

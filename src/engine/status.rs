@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use acura_ha_api::model::{LbHealth, Recorded};
-use acura_ha_api::provider::{Journal, ProviderError};
 use acura_ha_api::tables::{self, LISTENERS, Protocol};
 use serde::Serialize;
 
@@ -95,30 +94,6 @@ impl CloudLb {
     }
 }
 
-/// The state's records, read-only: what `lb_health` maps the cloud's IDs back to node names
-/// with. `status` changes nothing, so a write is refused.
-struct StateRecords(Vec<Recorded>);
-
-impl Journal for StateRecords {
-    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
-        Err(ProviderError::Journal(format!(
-            "status changes nothing (asked to record {})",
-            r.address
-        )))
-    }
-    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
-        Err(ProviderError::Journal(format!(
-            "status changes nothing (asked to forget {address})"
-        )))
-    }
-    fn get(&self, address: &str) -> Option<&Recorded> {
-        self.0.iter().find(|r| r.address == address)
-    }
-    fn all(&self) -> Vec<Recorded> {
-        self.0.clone()
-    }
-}
-
 /// Asks the cluster's provider for its load balancer's view; `None` when the load balancer is
 /// not the cloud's (NGINX, external, static, local) or none is recorded.
 async fn cloud_lb(
@@ -130,10 +105,9 @@ async fn cloud_lb(
         Ok(p) => p,
         Err(e) => return CloudLb::new(Err(format!("not checked: {e}"))),
     };
-    let journal = StateRecords(recorded);
     let asked = tokio::time::timeout(
         Duration::from_secs(60),
-        provider.lb_health(&cfg.spec, &journal),
+        provider.lb_health(&cfg.spec, &recorded),
     )
     .await;
     CloudLb::new(match asked {

@@ -67,10 +67,7 @@ pub async fn up(
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     // What the provider creates carries this state's lineage; what it finds with another's is
     // not adopted (#9.4).
-    let owned = acura_ha_api::spec::ClusterSpec {
-        lineage: Some(state.lineage.clone()),
-        ..cfg.spec.clone()
-    };
+    let owned = cfg.spec.with_lineage(Some(state.lineage.clone()));
     let spec = &owned;
     let dir = store.cluster_dir();
     let paths = bootstrap::paths(cfg, &dir);
@@ -130,11 +127,7 @@ pub async fn up(
 
     // Host keys the cloud vouches for (each server's console): pinned instead of trusted on
     // first use.
-    let journal = StateJournal {
-        store,
-        state: &mut state,
-    };
-    let console = preflight::console_keys(&*provider, spec, &inv, &journal, false).await;
+    let console = preflight::console_keys(&*provider, spec, &inv, &state.resources, false).await;
 
     // The steps as they stand now that every address is known.
     let plan = plan::build(spec, Some(&state), &paths);

@@ -23,13 +23,12 @@
 //! server has now (a half-written block at the end of the output is ignored rather than read as
 //! "fewer keys").
 
-use crate::model::{ConsoleHostKeys, Inventory};
-use crate::provider::Journal;
+use crate::model::{ConsoleHostKeys, Inventory, Recorded};
 
-/// The servers behind `inventory`'s hosts as `(host name, cloud ID)`, from the journal's records
+/// The servers behind `inventory`'s hosts as `(host name, cloud ID)`, from the state's records
 /// (`instance[name]` for nodes, `lb_instance[name]` for the NGINX host); hosts without an ID
 /// recorded are left out.
-pub fn server_ids(inventory: &Inventory, journal: &dyn Journal) -> Vec<(String, String)> {
+pub fn server_ids(inventory: &Inventory, recorded: &[Recorded]) -> Vec<(String, String)> {
     let nodes = inventory
         .nodes
         .iter()
@@ -41,7 +40,10 @@ pub fn server_ids(inventory: &Inventory, journal: &dyn Journal) -> Vec<(String, 
         .map(|h| (h.name.clone(), format!("lb_instance[{}]", h.name)));
     nodes
         .chain(lb)
-        .filter_map(|(name, address)| Some((name, journal.get(&address)?.id.clone()?)))
+        .filter_map(|(name, address)| {
+            let id = recorded.iter().find(|r| r.address == address)?.id.clone()?;
+            Some((name, id))
+        })
         .collect()
 }
 

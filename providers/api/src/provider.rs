@@ -127,7 +127,7 @@ pub trait Provider: Send + Sync {
         &self,
         _spec: &ClusterSpec,
         _inventory: &Inventory,
-        _journal: &dyn Journal,
+        _recorded: &[Recorded],
     ) -> Result<ConsoleHostKeys, ProviderError> {
         Ok(ConsoleHostKeys::default())
     }
@@ -137,7 +137,7 @@ pub trait Provider: Send + Sync {
     async fn lb_health(
         &self,
         _spec: &ClusterSpec,
-        _journal: &dyn Journal,
+        _recorded: &[Recorded],
     ) -> Result<Option<LbHealth>, ProviderError> {
         Ok(None)
     }

@@ -343,6 +343,15 @@ pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> In
 pub const MAX_CLUSTER_NAME: usize = 20;
 
 impl ClusterSpec {
+    /// This spec as the engine hands it to a provider: with the state's lineage, which is never
+    /// in the cluster file (`None` before a state exists, and for a lost state's teardown).
+    pub fn with_lineage(&self, lineage: Option<String>) -> ClusterSpec {
+        ClusterSpec {
+            lineage,
+            ..self.clone()
+        }
+    }
+
     pub fn hostname_prefix(&self) -> &str {
         self.nodes
             .hostname_prefix

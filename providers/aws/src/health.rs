@@ -2,8 +2,8 @@
 //! listener the target group it forwards to and each target's health as ELBv2 reports it
 //! (DescribeTargetHealth), with instance IDs named by the nodes they are (the journal).
 
-use acura_ha_api::model::{Kind, LbHealth, ListenerHealth, TargetHealth};
-use acura_ha_api::provider::{Journal, ProviderError};
+use acura_ha_api::model::{Kind, LbHealth, ListenerHealth, Recorded, TargetHealth};
+use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, LbKind};
 use aws_sdk_elasticloadbalancingv2::types::{Action, TargetHealthStateEnum};
 
@@ -18,14 +18,16 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    pub(crate) fn from_journal(journal: &dyn Journal) -> Known {
+    pub(crate) fn from_records(recorded: &[Recorded]) -> Known {
         Known {
-            lb_arn: journal.get("load_balancer").and_then(|r| r.id.clone()),
-            nodes: journal
-                .all()
-                .into_iter()
+            lb_arn: recorded
+                .iter()
+                .find(|r| r.address == "load_balancer")
+                .and_then(|r| r.id.clone()),
+            nodes: recorded
+                .iter()
                 .filter(|r| r.kind == Kind::Instance)
-                .filter_map(|r| Some((r.id?, r.name)))
+                .filter_map(|r| Some((r.id.clone()?, r.name.clone())))
                 .collect(),
         }
     }

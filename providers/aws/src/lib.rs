@@ -303,34 +303,17 @@ impl Provider for AwsProvider {
 
     /// DescribeLoadBalancers, DescribeListeners and one DescribeTargetHealth per listener's
     /// target group; targets named by the nodes the journal records for their instance IDs.
-    /// Expanded as `#[async_trait]` would be, like `console_host_keys`: the journal is read
-    /// before the future starts.
-    fn lb_health<'a, 'b, 'c, 'async_trait>(
-        &'a self,
-        spec: &'b ClusterSpec,
-        journal: &'c dyn Journal,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<Option<acura_ha_api::model::LbHealth>, ProviderError>,
-                > + Send
-                + 'async_trait,
-        >,
-    >
-    where
-        'a: 'async_trait,
-        'b: 'async_trait,
-        'c: 'async_trait,
-        Self: 'async_trait,
-    {
-        let known = health::Known::from_journal(journal);
-        Box::pin(async move {
-            if spec.load_balancer.kind != LbKind::Cloud {
-                return Ok(None);
-            }
-            let c = clients(spec).await;
-            health::lb_health(&c, spec, &known).await
-        })
+    async fn lb_health(
+        &self,
+        spec: &ClusterSpec,
+        recorded: &[Recorded],
+    ) -> Result<Option<acura_ha_api::model::LbHealth>, ProviderError> {
+        if spec.load_balancer.kind != LbKind::Cloud {
+            return Ok(None);
+        }
+        let known = health::Known::from_records(recorded);
+        let c = clients(spec).await;
+        health::lb_health(&c, spec, &known).await
     }
 
     /// DescribeInstances, DescribeSecurityGroups and DescribeKeyPairs by the cluster's tag,
@@ -402,33 +385,15 @@ impl Provider for AwsProvider {
     }
 
     /// Each instance's console output (GetConsoleOutput) for the host keys cloud-init printed.
-    /// Expanded as `#[async_trait]` would be: the journal (`&dyn Journal`, not `Sync`) is read
-    /// before the future starts, so the future stays `Send`.
-    fn console_host_keys<'a, 'b, 'c, 'd, 'async_trait>(
-        &'a self,
-        spec: &'b ClusterSpec,
-        inventory: &'c acura_ha_api::model::Inventory,
-        journal: &'d dyn Journal,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<acura_ha_api::model::ConsoleHostKeys, ProviderError>,
-                > + Send
-                + 'async_trait,
-        >,
-    >
-    where
-        'a: 'async_trait,
-        'b: 'async_trait,
-        'c: 'async_trait,
-        'd: 'async_trait,
-        Self: 'async_trait,
-    {
-        let servers = acura_ha_api::console::server_ids(inventory, journal);
-        Box::pin(async move {
-            let c = clients(spec).await;
-            Ok(ec2::console_host_keys(&c, servers).await)
-        })
+    async fn console_host_keys(
+        &self,
+        spec: &ClusterSpec,
+        inventory: &acura_ha_api::model::Inventory,
+        recorded: &[Recorded],
+    ) -> Result<acura_ha_api::model::ConsoleHostKeys, ProviderError> {
+        let servers = acura_ha_api::console::server_ids(inventory, recorded);
+        let c = clients(spec).await;
+        Ok(ec2::console_host_keys(&c, servers).await)
     }
 }
 

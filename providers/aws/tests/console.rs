@@ -74,7 +74,7 @@ async fn console_host_keys_come_from_get_console_output() {
     // moto's canned console (a 2006 kernel log, no cloud-init): nothing vouched, no failure.
     proxy.reset_stats();
     let none = provider
-        .console_host_keys(&spec, &inv, &journal)
+        .console_host_keys(&spec, &inv, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     assert!(none.fingerprints.is_empty(), "{none:?}");
@@ -119,7 +119,7 @@ async fn console_host_keys_come_from_get_console_output() {
         lb: inv.lb.clone(),
     };
     let refused = provider
-        .console_host_keys(&spec, &only_2, &journal)
+        .console_host_keys(&spec, &only_2, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     assert!(refused.fingerprints.is_empty(), "{refused:?}");
@@ -133,7 +133,7 @@ async fn console_host_keys_come_from_get_console_output() {
     serve_console(&proxy, &id("acura-2"), None);
     serve_console(&proxy, &id("acura-2"), Some(&boot_log("acura-2", &[])));
     let keys = provider
-        .console_host_keys(&spec, &inv, &journal)
+        .console_host_keys(&spec, &inv, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     assert_eq!(keys.fingerprints.len(), 2, "{keys:?}");

@@ -24,12 +24,12 @@ async fn lb_health_names_every_target_of_every_listener() {
     let mut journal = MemJournal::default();
 
     // Nothing made yet: the NLB is not known, and the error says what to do.
-    let err = provider.lb_health(&spec, &journal).await.unwrap_err();
+    let err = provider.lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal)).await.unwrap_err();
     assert!(err.to_string().contains("acura-ha up"), "{err}");
 
     provider.provision(&spec, &mut journal).await.unwrap();
     let h = provider
-        .lb_health(&spec, &journal)
+        .lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap()
         .expect("an NLB has a view of its targets");
@@ -65,7 +65,7 @@ async fn lb_health_names_every_target_of_every_listener() {
     // A stopped node: moto says `unused`, `Target.InvalidState`, on every listener.
     let id = journal.id("instance[acura-2]");
     common::ec2_ok(&moto.url(), "StopInstances", &[("InstanceId.1", &id)]);
-    let h = provider.lb_health(&spec, &journal).await.unwrap().unwrap();
+    let h = provider.lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal)).await.unwrap().unwrap();
     for l in &h.listeners {
         let t = l.targets.iter().find(|t| t.target == "acura-2").unwrap();
         assert_eq!(t.state, "unused", "{l:#?}");
@@ -78,7 +78,7 @@ async fn lb_health_names_every_target_of_every_listener() {
     nginx.load_balancer.kind = acura_ha_api::spec::LbKind::Nginx;
     assert!(
         provider
-            .lb_health(&nginx, &journal)
+            .lb_health(&nginx, &acura_ha_api::provider::Journal::all(&journal))
             .await
             .unwrap()
             .is_none()

@@ -367,39 +367,21 @@ impl Provider for OpenStackProvider {
         compute::remove_servers(&cx, names).await
     }
 
-    /// Octavia's status tree, members named by the journal's records; `None` when the cluster
-    /// has no Octavia load balancer (NGINX, external) or none is recorded yet. Written out as
-    /// `#[async_trait]` would expand it: the journal (`&dyn Journal`, not `Sync`) is read before
-    /// the future starts, so the future stays `Send`.
-    fn lb_health<'a, 'b, 'c, 'async_trait>(
-        &'a self,
-        spec: &'b ClusterSpec,
-        journal: &'c dyn Journal,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<Option<acura_ha_api::model::LbHealth>, ProviderError>,
-                > + Send
-                + 'async_trait,
-        >,
-    >
-    where
-        'a: 'async_trait,
-        'b: 'async_trait,
-        'c: 'async_trait,
-        Self: 'async_trait,
-    {
-        let recorded = journal.all();
-        Box::pin(async move {
-            let has_lb = recorded
-                .iter()
-                .any(|r| r.kind == acura_ha_api::model::Kind::LoadBalancer && r.id.is_some());
-            if spec.load_balancer.kind != LbKind::Cloud || !has_lb {
-                return Ok(None);
-            }
-            let s = self.session(spec).await?;
-            octavia::health(&s, &recorded).await
-        })
+    /// Octavia's status tree, members named by the state's records; `None` when the cluster
+    /// has no Octavia load balancer (NGINX, external) or none is recorded yet.
+    async fn lb_health(
+        &self,
+        spec: &ClusterSpec,
+        recorded: &[Recorded],
+    ) -> Result<Option<acura_ha_api::model::LbHealth>, ProviderError> {
+        let has_lb = recorded
+            .iter()
+            .any(|r| r.kind == acura_ha_api::model::Kind::LoadBalancer && r.id.is_some());
+        if spec.load_balancer.kind != LbKind::Cloud || !has_lb {
+            return Ok(None);
+        }
+        let s = self.session(spec).await?;
+        octavia::health(&s, recorded).await
     }
 
     async fn destroy(
@@ -439,38 +421,21 @@ impl Provider for OpenStackProvider {
     }
 
     /// Each server's console log (`os-getConsoleOutput`), for the host keys cloud-init printed
-    /// there. Expanded as `#[async_trait]` would be, with the journal read before the future
-    /// starts (`&dyn Journal` is not `Sync`); a server whose log cannot be had is left out.
-    fn console_host_keys<'a, 'b, 'c, 'd, 'async_trait>(
-        &'a self,
-        spec: &'b ClusterSpec,
-        inventory: &'c Inventory,
-        journal: &'d dyn Journal,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<
-                    Output = Result<acura_ha_api::model::ConsoleHostKeys, ProviderError>,
-                > + Send
-                + 'async_trait,
-        >,
-    >
-    where
-        'a: 'async_trait,
-        'b: 'async_trait,
-        'c: 'async_trait,
-        'd: 'async_trait,
-        Self: 'async_trait,
-    {
-        let servers = acura_ha_api::console::server_ids(inventory, journal);
-        Box::pin(async move {
-            let s = self.session(spec).await?;
-            let logs = servers.into_iter().map(|(host, id)| {
-                let s = &s;
-                async move { (host, compute::console_output(s, &id).await.ok().flatten()) }
-            });
-            let outputs = futures::future::join_all(logs).await;
-            Ok(acura_ha_api::console::from_outputs(outputs))
-        })
+    /// there; a server whose log cannot be had is left out.
+    async fn console_host_keys(
+        &self,
+        spec: &ClusterSpec,
+        inventory: &Inventory,
+        recorded: &[Recorded],
+    ) -> Result<acura_ha_api::model::ConsoleHostKeys, ProviderError> {
+        let servers = acura_ha_api::console::server_ids(inventory, recorded);
+        let s = self.session(spec).await?;
+        let logs = servers.into_iter().map(|(host, id)| {
+            let s = &s;
+            async move { (host, compute::console_output(s, &id).await.ok().flatten()) }
+        });
+        let outputs = futures::future::join_all(logs).await;
+        Ok(acura_ha_api::console::from_outputs(outputs))
     }
 }
 

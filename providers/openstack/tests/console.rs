@@ -108,7 +108,7 @@ async fn console_host_keys_come_from_each_servers_console_log() {
 
     // Nothing on any console yet: nothing vouched, nothing failed.
     let none = provider
-        .console_host_keys(&spec, &inv, &journal)
+        .console_host_keys(&spec, &inv, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     assert!(none.fingerprints.is_empty(), "{none:?}");
@@ -128,7 +128,7 @@ async fn console_host_keys_come_from_each_servers_console_log() {
     );
     fake.set_console_log(&lb, Some(&boot_log(&lb, &[(FP_LB, "ED25519")])));
     let keys = provider
-        .console_host_keys(&spec, &inv, &journal)
+        .console_host_keys(&spec, &inv, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     let want: BTreeMap<String, Vec<String>> = [
@@ -160,7 +160,7 @@ async fn console_host_keys_come_from_each_servers_console_log() {
         },
     });
     let keys = provider
-        .console_host_keys(&spec, &inv, &journal)
+        .console_host_keys(&spec, &inv, &acura_ha_api::provider::Journal::all(&journal))
         .await
         .unwrap();
     assert_eq!(

@@ -456,8 +456,83 @@ fn aws_nlb_up_bootstraps_lab_hosts_then_status_plan_down() {
     let (status_json, _) = ok(&c.run(&["status", "--output", "json"]));
     let status: Value = serde_json::from_str(&status_json).unwrap();
     assert_eq!(status["healthy"], true, "{status_json}");
+    // Every TCP listener answers through the NLB's address (the stand-in); the UDP one is the
+    // load balancer's to check, and moto's target health has each node healthy on all six.
+    for l in status["listeners"].as_array().expect("listeners") {
+        assert!(
+            l["address"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{lb_address}:")),
+            "{l:#}"
+        );
+        let state = l["state"].as_str().unwrap();
+        if l["listener"].as_str().unwrap().contains("udp/") {
+            assert!(
+                state.starts_with("checked by the load balancer: 3 of 3"),
+                "{l:#}"
+            );
+        } else {
+            assert_eq!(state, "accepting", "{l:#}");
+        }
+    }
+    let lb_listeners = status["cloud_lb"]["health"]["listeners"]
+        .as_array()
+        .expect("the NLB's view");
+    assert_eq!(lb_listeners.len(), 6, "{status_json}");
+    for l in lb_listeners {
+        let targets: Vec<(&str, &str)> = l["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["target"].as_str().unwrap(), t["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            targets,
+            nodes
+                .iter()
+                .map(|(n, _)| (n.as_str(), "healthy"))
+                .collect::<Vec<_>>(),
+            "{l:#}"
+        );
+    }
     let plan = c.run(&["plan"]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+
+    ok(&c.run(&["down", "--yes"]));
+    assert_same(&before, &inventory(&moto.url()), "after down");
+}
+
+/// The host keys are vouched, not trusted on first use: a node whose console printed another key
+/// than the one its host offers is refused before any login, naming the host, and nothing of the
+/// bootstrap ran on any node.
+#[test]
+fn aws_up_refuses_a_host_key_its_console_did_not_print() {
+    let (lab, moto, proxy) = setup("e2e-awskey", 126, true);
+    let before = inventory(&moto.url());
+    let (victim, address) = lab.node(2);
+    // What cloud-init would print for another machine (a key the lab host does not have).
+    let other = "SHA256:Yw5ZUeCexhJ8yF4Hx2f4HdWQZ3XqJ3Cp3qg3xvB0v1c";
+    assert_ne!(host_key_fingerprint(&lab, &victim), other);
+    map_host(&proxy, &victim, &address, other);
+    let c = AwsCluster::new(&lab, &proxy.url(), "nginx");
+
+    let up = c.run(&["up", "--yes"]);
+    let (out, err) = text(&up);
+    assert!(!up.status.success(), "up succeeded\n{out}\n{err}");
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("HOST KEY NOT THE ONE THE CLOUD REPORTED") && all.contains(&victim),
+        "{all}"
+    );
+    assert!(all.contains(other), "{all}");
+    for k in 1..=3 {
+        let (name, _) = lab.node(k);
+        assert!(
+            !lab.home_file(&name, ".acura-standin").exists(),
+            "the bootstrap ran on {name}"
+        );
+    }
 
     ok(&c.run(&["down", "--yes"]));
     assert_same(&before, &inventory(&moto.url()), "after down");

@@ -278,10 +278,13 @@ fn resource_changes(plan: &Value) -> u64 {
         .sum()
 }
 
-/// A changed flavor (issue 9, item 2): the plan replaces each node and says it goes one at a
-/// time through `node replace`; `up` changes nothing in the cloud and names those commands.
+/// A changed flavor (issue 9, item 2): the plan replaces each node and says `up` does it one
+/// at a time through the `node replace` path. `up --no-replace` keeps the old refusal (AH004,
+/// naming the commands) and changes nothing; `up --only provision` converges everything else,
+/// changes nothing either, and leaves the nodes recorded as they are in the cloud, so the plan
+/// still shows them (their replacement joins a node: a full `up` does it, tests/up_replace.rs).
 #[test]
-fn a_changed_flavor_is_replaced_one_node_at_a_time_never_by_up() {
+fn a_changed_flavor_is_replaced_by_up_one_node_at_a_time_and_no_replace_refuses() {
     let fake = FakeCloud::start(Config {
         page_size: Some(2),
         ..Config::default()
@@ -303,33 +306,60 @@ fn a_changed_flavor_is_replaced_one_node_at_a_time_never_by_up() {
         text.replace("flavor = \"m1.xlarge\"", "flavor = \"m1.2xlarge\""),
     )
     .unwrap();
-    let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
-    let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let replaced: Vec<&Value> = doc["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == "replace")
-        .collect();
-    assert_eq!(replaced.len(), 3, "{doc:#}");
-    let mut names = Vec::new();
-    for r in &replaced {
-        assert_eq!(r["kind"], "instance", "{r:#}");
-        let reasons = r["reasons"].to_string();
-        assert!(reasons.contains("m1.2xlarge"), "{reasons}");
-        assert!(reasons.contains("one node at a time"), "{reasons}");
-        names.push(r["name"].as_str().unwrap().to_string());
-    }
+    let replaced_nodes = || {
+        let plan = run(dir.path(), &config, &["plan", "--output", "json"]);
+        let doc: Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let mut names = Vec::new();
+        for r in doc["resources"].as_array().unwrap() {
+            if r["action"] != "replace" {
+                continue;
+            }
+            assert_eq!(r["kind"], "instance", "{r:#}");
+            assert_eq!(r["replace_cause"], "changed", "{r:#}");
+            let reasons = r["reasons"].to_string();
+            assert!(reasons.contains("m1.2xlarge"), "{reasons}");
+            assert!(
+                reasons.contains("up replaces it one node at a time"),
+                "{reasons}"
+            );
+            names.push(r["name"].as_str().unwrap().to_string());
+        }
+        names
+    };
+    let names = replaced_nodes();
+    assert_eq!(names.len(), 3, "{names:?}");
 
     fake.reset_stats();
-    let up = run(dir.path(), &config, &["up", "--yes"]);
+    let up = run(dir.path(), &config, &["up", "--no-replace", "--yes"]);
     let err = String::from_utf8_lossy(&up.stderr);
     assert!(!up.status.success(), "{err}");
     assert!(err.contains("AH004"), "{err}");
     for n in &names {
         assert!(err.contains(&format!("node replace {n} -c")), "{n}: {err}");
     }
-    assert_eq!(fake.stats().mutating, 0, "up changed the cloud: {err}");
+    assert_eq!(
+        fake.stats().mutating,
+        0,
+        "up --no-replace changed the cloud: {err}"
+    );
+
+    let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr),
+    );
+    assert!(up.status.success(), "{out}\n{err}");
+    assert!(out.contains("3 node(s) still to replace"), "{out}");
+    assert_eq!(
+        fake.stats().mutating,
+        0,
+        "provisioning replaced a node: {err}"
+    );
+    assert_eq!(
+        replaced_nodes(),
+        names,
+        "the state must not claim the new flavor for servers that still run the old one"
+    );
 
     std::fs::write(&config, text).unwrap();
     let down = run(dir.path(), &config, &["down", "--yes"]);

@@ -1,4 +1,4 @@
-//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [-K] [--output json] [--refresh=false] [--timings]`
+//! `acura-ha up -c FILE [--yes] [--only provision|bootstrap] [--no-replace] [-K] [--output json] [--refresh=false] [--timings]`
 
 use super::{BecomeArgs, ClusterArgs, EXIT_OK, OutputArgs, YesArg};
 use crate::engine::up::{self, Stages, UpOptions};
@@ -22,6 +22,9 @@ pub struct Args {
     /// Do only the cloud resources, or only what comes after them
     #[arg(long, value_enum)]
     pub only: Option<Only>,
+    /// Refuse (AH004) a plan that replaces nodes whose instance type, flavor, image or volume size changed, naming the `node replace` commands; by default `up` replaces them one at a time after everything else
+    #[arg(long)]
+    pub no_replace: bool,
     #[command(flatten)]
     pub become_: BecomeArgs,
     #[command(flatten)]
@@ -42,6 +45,7 @@ pub fn exec(args: Args) -> Result<u8, Error> {
         },
         become_password: args.become_.password()?,
         refresh: args.refresh.mode(),
+        no_replace: args.no_replace,
     };
     let ui = args.output.ui_asking(args.yes);
     let report = super::block_on(up::up(&cfg, &store, &opts, &ui))?;

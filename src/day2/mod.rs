@@ -13,7 +13,8 @@ pub use error::Day2Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acura_ha_api::model::Host;
+use acura_ha_api::model::{Host, Kind, Recorded, Status};
+use acura_ha_api::provider::{Journal, ProviderError};
 use acura_ha_api::tables;
 
 use crate::bootstrap::postcheck::{self, ClusterHealth};
@@ -133,6 +134,41 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A journal that keeps, for a node the provider adopted as it stands (the same cloud ID, and
+/// recorded ready before), the attributes it was built with. A provider finds a node's server
+/// by name and records the file's attributes for it; but a server whose instance type, flavor,
+/// image or volume size changed in the file still has the old ones until `up` replaces it, one
+/// node at a time (#9.2). Recording the new ones would make the state claim what the cloud does
+/// not have, and the plan would stop showing the replacements still to do. A node made anew (a
+/// new ID: tainted, interrupted, deleted outside, or new) records what it was made with.
+pub struct KeepsBuilt<J>(pub J);
+
+impl<J: Journal> Journal for KeepsBuilt<J> {
+    fn record(&mut self, mut resource: Recorded) -> Result<(), ProviderError> {
+        if resource.kind == Kind::Instance
+            && let Some(old) = self.0.get(&resource.address)
+            && old.status == Status::Ready
+            && old.id.is_some()
+            && old.id == resource.id
+        {
+            resource.attrs = old.attrs.clone();
+        }
+        self.0.record(resource)
+    }
+
+    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+        self.0.forget(address)
+    }
+
+    fn get(&self, address: &str) -> Option<&Recorded> {
+        self.0.get(address)
+    }
+
+    fn all(&self) -> Vec<Recorded> {
+        self.0.all()
+    }
+}
+
 /// Connects to each host it can within `wait`, in parallel; the others are returned with why.
 pub async fn connect_some(
     hosts: &[Host],
@@ -242,6 +278,76 @@ pub fn unpin(known_hosts: &std::path::Path, address: &str) -> Result<(), Day2Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal in memory, as the state keeps one.
+    #[derive(Default)]
+    struct Mem(Vec<Recorded>);
+
+    impl Journal for Mem {
+        fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
+            self.0.retain(|x| x.address != r.address);
+            self.0.push(r);
+            Ok(())
+        }
+        fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
+            self.0.retain(|x| x.address != address);
+            Ok(())
+        }
+        fn get(&self, address: &str) -> Option<&Recorded> {
+            self.0.iter().find(|x| x.address == address)
+        }
+        fn all(&self) -> Vec<Recorded> {
+            self.0.clone()
+        }
+    }
+
+    fn node(name: &str, id: &str, status: Status, flavor: &str) -> Recorded {
+        Recorded {
+            address: format!("instance[{name}]"),
+            kind: Kind::Instance,
+            name: name.into(),
+            id: Some(id.into()),
+            status,
+            attrs: [("flavor".to_string(), flavor.to_string())].into(),
+            outputs: Default::default(),
+            created_at: "2026-12-07T00:00:00Z".into(),
+        }
+    }
+
+    /// A server adopted under its ID keeps the flavor it runs; one made anew records its own.
+    #[test]
+    fn an_adopted_node_keeps_the_attributes_it_was_built_with() {
+        let mut j = KeepsBuilt(Mem::default());
+        j.record(node("a-1", "s1", Status::Ready, "m1.xlarge"))
+            .unwrap();
+        j.record(node("a-2", "s2", Status::Tainted, "m1.xlarge"))
+            .unwrap();
+        // The provider adopts a-1 by name and records the file's new flavor: kept as built.
+        j.record(node("a-1", "s1", Status::Ready, "m1.2xlarge"))
+            .unwrap();
+        assert_eq!(j.get("instance[a-1]").unwrap().attrs["flavor"], "m1.xlarge");
+        // a-2 was tainted and is made again (a new server): its new flavor is recorded.
+        j.record(node("a-2", "s9", Status::Ready, "m1.2xlarge"))
+            .unwrap();
+        assert_eq!(
+            j.get("instance[a-2]").unwrap().attrs["flavor"],
+            "m1.2xlarge"
+        );
+        // a-1 replaced under a new ID (deleted outside, made again): its new flavor.
+        j.record(node("a-1", "s7", Status::Ready, "m1.2xlarge"))
+            .unwrap();
+        assert_eq!(
+            j.get("instance[a-1]").unwrap().attrs["flavor"],
+            "m1.2xlarge"
+        );
+        // A new node records what it was made with.
+        j.record(node("a-3", "s3", Status::Ready, "m1.2xlarge"))
+            .unwrap();
+        assert_eq!(
+            j.get("instance[a-3]").unwrap().attrs["flavor"],
+            "m1.2xlarge"
+        );
+    }
 
     #[test]
     fn unpin_drops_only_that_address() {

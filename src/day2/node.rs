@@ -30,6 +30,9 @@ pub struct NodeOptions {
     /// `node add`: the new node's name (static: its hostname).
     pub name: Option<String>,
     pub become_password: Option<String>,
+    /// Refuse, rather than remove, when another node is not Ready: `up`'s replacements change
+    /// one node at a time and never while etcd is already a member short (#9.2).
+    pub others_ready: bool,
 }
 
 /// What a node command did.
@@ -348,6 +351,31 @@ pub async fn replace(
     ui: &Ui,
 ) -> Result<NodeReport, Day2Error> {
     let (provider, _lock, mut ctx) = open(loaded, store, "node replace")?;
+    replace_with(&mut ctx, provider.as_ref(), name, opts, ui).await
+}
+
+/// `up`'s replacement of a node whose attributes the cloud cannot change in place (#9.2): the
+/// same path as `node replace`, under the lock `up` holds, with the provider it made, on the
+/// state as `up` saved it.
+pub async fn replace_for_up(
+    loaded: &LoadedConfig,
+    store: &StateStore,
+    provider: &dyn Provider,
+    name: &str,
+    opts: &NodeOptions,
+    ui: &Ui,
+) -> Result<NodeReport, Day2Error> {
+    let mut ctx = Ctx::open(loaded, store)?;
+    replace_with(&mut ctx, provider, name, opts, ui).await
+}
+
+async fn replace_with(
+    ctx: &mut Ctx<'_>,
+    provider: &dyn Provider,
+    name: &str,
+    opts: &NodeOptions,
+    ui: &Ui,
+) -> Result<NodeReport, Day2Error> {
     let mut report = NodeReport::default();
     let new = match &ctx.state.day2.pending {
         Some(p) if p.old.as_deref() == Some(name) => {
@@ -363,14 +391,14 @@ pub async fn replace(
                 p.operation, p.new
             )));
         }
-        None if !removable(&ctx, name) => {
-            return Ok(not_a_node(&ctx, name, "nothing to replace", ui));
+        None if !removable(ctx, name) => {
+            return Ok(not_a_node(ctx, name, "nothing to replace", ui));
         }
-        None => new_name(&ctx, opts)?,
+        None => new_name(ctx, opts)?,
     };
     add_flow(
-        &mut ctx,
-        provider.as_ref(),
+        ctx,
+        provider,
         &new,
         Some(name.to_string()),
         opts,
@@ -453,6 +481,16 @@ async fn add_flow(
         if !dead.contains(h) && h != new && Some(h) != old.as_ref() {
             dead.push(h.clone());
         }
+    }
+    if opts.others_ready && !dead.is_empty() {
+        let me = crate::engine::program();
+        return Err(Day2Error::Refused(format!(
+            "{} not Ready (asked {}): `up` replaces a node only while every other node is Ready, so etcd is never two members short; bring it back, or take it out with `{me} node remove {} {}`, then run `up` again",
+            dead.join(", "),
+            live.name(),
+            dead[0],
+            crate::engine::command_args(&cfg, ctx.store)
+        )));
     }
     let mut removals: Vec<String> = Vec::new();
     if let Some(o) = &old
@@ -613,10 +651,12 @@ async fn finish_add(
         let step = StepGuard::start(format!("provision {new}"), None);
         let mut progress = Progress::new("provision");
         progress.update(format!("{new} ({} provider)", provider.kind().as_str()));
-        let mut journal = Observed::new(StateJournal {
+        // The other nodes are adopted as they are: a changed flavor stays recorded as the old
+        // one until their own replacement.
+        let mut journal = Observed::new(super::KeepsBuilt(StateJournal {
             store: ctx.store,
             state: &mut ctx.state,
-        });
+        }));
         let inv = provider.provision(spec, &mut journal).await?;
         progress.done(format!("{new} created"));
         step.done();

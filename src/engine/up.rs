@@ -1,6 +1,8 @@
 //! `up`: shows the plan, asks, provisions through the provider (every resource recorded as the
 //! cloud returns it), then runs the bootstrap steps the plan says are pending: SSH, preflight,
-//! the NGINX host, the `ha_env_file`, both playbooks, the post-checks.
+//! the NGINX host, the `ha_env_file`, both playbooks, the post-checks. Last, the nodes whose
+//! instance type, flavor, image or volume size changed are replaced one at a time through the
+//! `node replace` path (#9.2).
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use crate::bootstrap::{
     self, BootstrapError, ansible, ha_env, lbhost, playbook, postcheck, workspace,
 };
 use crate::config::LoadedConfig;
+use crate::day2::node::{self, NodeOptions};
 use crate::error::Error;
 use crate::events::{Observed, StepGuard};
 use crate::files::write_atomic;
@@ -41,6 +44,9 @@ pub struct UpOptions {
     pub become_password: Option<String>,
     /// Read the cloud before planning (`--refresh=false`: the state only).
     pub refresh: crate::refresh::Mode,
+    /// `--no-replace`: refuse (AH004) a plan that replaces changed nodes, naming the
+    /// `node replace` commands, instead of replacing them one at a time.
+    pub no_replace: bool,
 }
 
 /// What `up` did, for the summary and `--output json`.
@@ -52,6 +58,16 @@ pub struct UpReport {
     pub initial_config_url: Option<String>,
     pub ui_url: Option<String>,
     pub steps_run: Vec<String>,
+    /// Nodes replaced for attributes the cloud cannot change in place, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replaced>,
+}
+
+/// One node replaced by `up`: the old name and the new node's.
+#[derive(Debug, Serialize)]
+pub struct Replaced {
+    pub old: String,
+    pub new: String,
 }
 
 pub async fn up(
@@ -83,12 +99,34 @@ pub async fn up(
         initial_config_url: None,
         ui_url: None,
         steps_run: Vec::new(),
+        replaced: Vec::new(),
     };
     if !first.has_changes() {
         ui.say("\nNothing to do: the cluster matches the file.");
         return Ok(report);
     }
-    refuse_node_replacements(cfg, store, &first)?;
+    let replacements = node_replacements(&first);
+    if opts.no_replace {
+        refuse_node_replacements(cfg, store, &first)?;
+    }
+    if !replacements.is_empty() {
+        // A node change left half-done comes first: its finishing command, then `up` again.
+        if let Some(p) = &state.day2.pending {
+            return Err(Error::refused(format!(
+                "the unfinished `node {}` of {} comes first: finish it with `{} node add {}`, then run `up` again to replace {}",
+                p.operation,
+                p.new,
+                super::program(),
+                super::command_args(cfg, store),
+                names(&replacements)
+            )));
+        }
+        ui.say(format_args!(
+            "\n{} node(s) will be replaced after everything else, one at a time (each out of etcd and Kubernetes, its VM deleted, a new one created and joined, Ready before the next): {}",
+            replacements.len(),
+            names(&replacements)
+        ));
+    }
     ui.confirm("\nApply this plan?")?;
     report.changed = true;
 
@@ -103,10 +141,12 @@ pub async fn up(
     } else {
         let mut progress = Progress::new("provision");
         progress.update(format!("{} resources", provider.kind().as_str()));
-        let mut journal = Observed::new(StateJournal {
+        // Nodes still to replace are adopted as they stand: their records keep the attributes
+        // the cloud has until their replacement.
+        let mut journal = Observed::new(crate::day2::KeepsBuilt(StateJournal {
             store,
             state: &mut state,
-        });
+        }));
         // What the cloud no longer has is created again, under a new ID.
         crate::refresh::forget_gone(&mut journal, drift.as_ref())?;
         let inv = provider.provision(spec, &mut journal).await?;
@@ -117,6 +157,7 @@ pub async fn up(
         inv
     };
     if opts.stages == Stages::ProvisionOnly {
+        left_to_replace(cfg, store, &replacements, ui);
         ui.say(format_args!(
             "Provisioned. Continue with `{} up --only bootstrap {}`.",
             super::program(),
@@ -143,6 +184,15 @@ pub async fn up(
         console,
     };
     runner.run(&mut report).await?;
+    if opts.stages == Stages::All {
+        let nodes: Vec<(String, String)> = replacements
+            .iter()
+            .map(|c| (c.resource.name.clone(), changed(c)))
+            .collect();
+        replace_nodes(cfg, store, provider.as_ref(), &nodes, opts, ui, &mut report).await?;
+    } else {
+        left_to_replace(cfg, store, &replacements, ui);
+    }
     let lb = &inv.lb.address;
     report.initial_config_url = Some(tables::initial_config_url(lb));
     report.ui_url = Some(tables::ui_url(lb));
@@ -157,19 +207,118 @@ pub async fn up(
     Ok(report)
 }
 
-/// Nodes whose instance type, flavor, image or volume size changed cannot be changed in place,
-/// and replacing them all at once would cost etcd its quorum: `up` changes nothing and names
-/// the `node replace` commands that do it one node at a time (the plan says the same).
+/// The nodes whose attributes the cloud cannot change in place, in the plan's order.
+fn node_replacements(plan: &Plan) -> Vec<&plan::ResourceChange> {
+    plan.resources
+        .iter()
+        .filter(|c| plan::node_replacement(c))
+        .collect()
+}
+
+fn names(nodes: &[&plan::ResourceChange]) -> String {
+    nodes
+        .iter()
+        .map(|c| c.resource.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What changed on a node (its reasons without the plan's note).
+fn changed(c: &plan::ResourceChange) -> String {
+    c.reasons
+        .iter()
+        .map(String::as_str)
+        .filter(|r| *r != plan::NODE_REPLACE_NOTE)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `up --only …` leaves the node replacements (they join a node): says so.
+fn left_to_replace(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    nodes: &[&plan::ResourceChange],
+    ui: &Ui,
+) {
+    if nodes.is_empty() {
+        return;
+    }
+    ui.say(format_args!(
+        "{} node(s) still to replace ({}): `{} up {}` replaces them one at a time.",
+        nodes.len(),
+        names(nodes),
+        super::program(),
+        super::command_args(cfg, store)
+    ));
+}
+
+/// Replaces `nodes` (name, what changed) one at a time through the `node replace` path: the
+/// old node out of Kubernetes and etcd, its VM deleted, a new one created, joined and Ready,
+/// and only then the next, so etcd is never more than one member short. Stops at the first
+/// failure: the day-2 error says how the cluster stands and the command that finishes that
+/// node; a note names the nodes not reached, which the next `up` replaces.
+async fn replace_nodes(
+    cfg: &LoadedConfig,
+    store: &StateStore,
+    provider: &dyn acura_ha_api::provider::Provider,
+    nodes: &[(String, String)],
+    opts: &UpOptions,
+    ui: &Ui,
+    report: &mut UpReport,
+) -> Result<(), Error> {
+    // `up`'s plan, which named these replacements, was confirmed: the day-2 path asks no more.
+    let confirmed = Ui::unattended(ui.format());
+    let node_opts = NodeOptions {
+        // The node is Ready: it is replaced for its attributes, not because it died.
+        force: true,
+        others_ready: true,
+        become_password: opts.become_password.clone(),
+        ..NodeOptions::default()
+    };
+    let total = nodes.len();
+    for (k, (name, why)) in nodes.iter().enumerate() {
+        ui.say(format_args!(
+            "\nReplacing node {} of {total}: {name} ({why})",
+            k + 1
+        ));
+        let step = StepGuard::start(format!("replace {name}"), None);
+        match node::replace_for_up(cfg, store, provider, name, &node_opts, &confirmed).await {
+            Ok(r) => {
+                step.done();
+                if let Some(new) = r.added.first() {
+                    report.replaced.push(Replaced {
+                        old: name.clone(),
+                        new: new.clone(),
+                    });
+                }
+            }
+            Err(e) => {
+                let rest: Vec<&str> = nodes[k + 1..].iter().map(|(n, _)| n.as_str()).collect();
+                if !rest.is_empty() {
+                    ui.note(format!(
+                        "note: up stopped at {name}: {} {} old attributes until `{} up {}` runs again, once the job below is finished",
+                        rest.join(", "),
+                        if rest.len() == 1 { "keeps its" } else { "keep their" },
+                        super::program(),
+                        super::command_args(cfg, store)
+                    ));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--no-replace`: nodes whose instance type, flavor, image or volume size changed cannot be
+/// changed in place, and replacing them all at once would cost etcd its quorum: `up` changes
+/// nothing and names the `node replace` commands that do it one node at a time.
 fn refuse_node_replacements(
     cfg: &LoadedConfig,
     store: &StateStore,
     plan: &Plan,
 ) -> Result<(), Error> {
-    let nodes: Vec<&plan::ResourceChange> = plan
-        .resources
-        .iter()
-        .filter(|c| plan::node_replacement(c))
-        .collect();
+    let nodes = node_replacements(plan);
     if nodes.is_empty() {
         return Ok(());
     }
@@ -177,24 +326,17 @@ fn refuse_node_replacements(
     let args = super::command_args(cfg, store);
     let why: Vec<String> = nodes
         .iter()
-        .map(|c| {
-            let changed: Vec<&str> = c
-                .reasons
-                .iter()
-                .map(String::as_str)
-                .filter(|r| *r != plan::NODE_REPLACE_NOTE)
-                .collect();
-            format!("  {} ({})", c.resource.name, changed.join("; "))
-        })
+        .map(|c| format!("  {} ({})", c.resource.name, changed(c)))
         .collect();
     let commands: Vec<String> = nodes
         .iter()
         .map(|c| format!("  {me} node replace {} {args}", c.resource.name))
         .collect();
     Err(Error::refused(format!(
-        "up does not replace nodes: {} node(s) have attributes the cloud cannot change in place:\n{}\n\
-         Replacing them at once would cost etcd its quorum, so nothing was changed. Replace them \
-         one at a time, each after the cluster is healthy again (`{me} status {args}`):\n{}",
+        "--no-replace: {} node(s) have attributes the cloud cannot change in place:\n{}\n\
+         Nothing was changed. `{me} up {args}` without --no-replace replaces them one at a time \
+         after everything else; or replace them yourself, one at a time, each after the cluster \
+         is healthy again (`{me} status {args}`):\n{}",
         nodes.len(),
         why.join("\n"),
         commands.join("\n")

@@ -1,7 +1,10 @@
 //! ELBv2: the internet-facing Network Load Balancer, a target group and a listener for each of
 //! the guide's listeners, target registration, and teardown. Checks AWS makes and moto does not
 //! are made here first: one load balancer per name (adopted only when it is this cluster's), no
-//! UDP health checks, one listener per port.
+//! UDP health checks, one listener per port. What no wanted resource accounts for (a listener of
+//! a port no longer wanted, a target group or a registration added by hand) is in [`unwanted`].
+
+pub(crate) mod unwanted;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,7 +15,7 @@ use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_LINEAGE};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
-    ProtocolEnum, Tag, TargetDescription, TargetTypeEnum,
+    ProtocolEnum, Tag, TargetTypeEnum,
 };
 use backon::{ExponentialBuilder, Retryable};
 
@@ -392,6 +395,9 @@ pub(crate) async fn load_balancer(
         },
     )
     .await?;
+    // Only now that every wanted listener exists: the ones of ports no longer wanted, then the
+    // target groups nothing forwards to any more.
+    unwanted::prune(c, spec, desired, &arn, current, journal, quiet).await?;
     record(journal, r, Status::Ready, Some(arn.clone()), outputs).await?;
     Ok(Some(Lb { target_groups }))
 }
@@ -484,7 +490,9 @@ async fn target_group(
     Ok(arn)
 }
 
-/// Registers every node in every target group (idempotent on AWS).
+/// Registers every node in every wanted target group that is not registered yet, then takes out
+/// every instance that is not a node of the cluster (one describe per group; a register or
+/// deregister call only for what differs, so a second `up` makes none). Concurrently.
 pub(crate) async fn register_targets(
     c: &Clients,
     _spec: &ClusterSpec,
@@ -493,22 +501,16 @@ pub(crate) async fn register_targets(
     instance_ids: &BTreeMap<String, String>,
     _journal: &SharedJournal<'_>,
 ) -> Result<(), ProviderError> {
-    let nodes: Vec<&String> = desired
+    let nodes: BTreeSet<String> = desired
         .iter()
         .filter(|r| r.kind == Kind::Instance)
-        .filter_map(|r| instance_ids.get(&r.address))
+        .filter_map(|r| instance_ids.get(&r.address).cloned())
         .collect();
     let nodes = &nodes;
-    let calls = lb.target_groups.iter().map(|(key, arn)| async move {
-        let mut req = c.elb.register_targets().target_group_arn(arn);
-        for id in nodes {
-            req = req.targets(TargetDescription::builder().id(id.as_str()).build());
-        }
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))
-    });
+    let calls = lb
+        .target_groups
+        .iter()
+        .map(|(key, arn)| unwanted::converge_targets(c, key, arn, nodes));
     futures::future::try_join_all(calls).await?;
     Ok(())
 }
@@ -548,35 +550,9 @@ pub(crate) async fn deregister_targets(
             groups.len()
         ),
     );
-    let deregister = |arn: String, ids: Vec<String>| async move {
-        let mut req = c.elb.deregister_targets().target_group_arn(arn);
-        for id in ids {
-            req = req.targets(TargetDescription::builder().id(id).build());
-        }
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(error::elb(e)),
-        }
-    };
     let calls = groups.iter().map(|tg| async move {
         let arn = tg.id.clone().unwrap_or_default();
-        let done = |e: &CloudError| e.is("TargetGroupNotFound") || e.is("InvalidTarget");
-        match deregister(arn.clone(), instance_ids.to_vec()).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is("InvalidTarget") && instance_ids.len() > 1 => {
-                // One target not registered fails the call: then each on its own.
-                for id in instance_ids {
-                    if let Err(e) = deregister(arn.clone(), vec![id.clone()]).await
-                        && !done(&e)
-                    {
-                        return Err(e.into_provider(&format!("targets of {}", tg.address)));
-                    }
-                }
-                Ok(())
-            }
-            Err(e) if done(&e) => Ok(()),
-            Err(e) => Err(e.into_provider(&format!("targets of {}", tg.address))),
-        }
+        unwanted::deregister(c, &arn, instance_ids, &tg.address).await
     });
     futures::future::try_join_all(calls).await?;
     Ok(())

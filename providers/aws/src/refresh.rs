@@ -3,16 +3,19 @@
 //! longer lists (or an instance terminated) is gone: `up` forgets its record and creates it
 //! again, since every creator here finds by name, tags or listing, not by record. An ingress
 //! rule of the cluster's own groups that no wanted rule matches and no record holds is extra:
-//! `up` revokes it (`ec2::security_group`).
+//! `up` revokes it (`ec2::security_group`); so are a listener of the NLB on a port not wanted, a
+//! target group of the cluster nothing kept forwards to and a registration of an instance that
+//! is not a node: `up` deletes or deregisters them (`elb::unwanted`).
 
 use std::collections::BTreeSet;
 
-use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Status};
+use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER};
 use acura_ha_api::targets::aws::nlb::NLB_GROUP_ADDRESS;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
+use crate::elb::unwanted;
 use crate::{Clients, ec2, error};
 
 /// What the cloud holds of the cluster, by ID or ARN, read once.
@@ -106,10 +109,9 @@ pub(crate) async fn refresh(
                 .collect(),
         )
     };
-    let elb = elb(c, recorded);
-    let (instances, groups, key_pairs, (load_balancers, target_groups, listeners)) =
-        tokio::try_join!(instances, groups, key_pairs, elb)?;
     let desired = acura_ha_api::desired::desired(spec);
+    let elb = elb(c, spec, &desired, recorded);
+    let (instances, groups, key_pairs, elb) = tokio::try_join!(instances, groups, key_pairs, elb)?;
     let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
     let mut drift = Drift::default();
     let nodes_group = ready_id(recorded, "security_group").filter(|g| groups.contains(g));
@@ -129,40 +131,58 @@ pub(crate) async fn refresh(
         }
         None => BTreeSet::new(),
     };
+    drift.extra.extend(elb.extra);
     let listed = Listed {
         instances,
         groups,
         rules,
         key_pairs,
-        load_balancers,
-        target_groups,
-        listeners,
+        load_balancers: elb.load_balancers,
+        target_groups: elb.target_groups,
+        listeners: elb.listeners,
     };
     drift.gone = gone(recorded, &listed);
     Ok(drift)
 }
 
-/// The recorded load balancer, every target group of the region (by ARN; a filter by ARNs fails
-/// the whole call when one is missing) and the load balancer's listeners.
+/// What ELBv2 holds of the cluster: the IDs refresh compares the records with, and what `up`
+/// would remove (`elb::unwanted`).
+#[derive(Default)]
+struct ElbListed {
+    load_balancers: BTreeSet<String>,
+    target_groups: BTreeSet<String>,
+    listeners: BTreeSet<String>,
+    extra: Vec<Recorded>,
+}
+
+/// The recorded load balancer and its listeners, every target group of the region (by ARN; a
+/// filter by ARNs fails the whole call when one is missing) and, for each recorded target group
+/// still there, its registered targets (one DescribeTargetHealth per group). Extra, unless a
+/// record holds it (the plan deletes those as no longer in the cluster file): a listener on a
+/// port no desired listener has, a target group of the cluster's (tags and lineage) nothing kept
+/// forwards to, an instance registered that is not a node of the state.
 async fn elb(
     c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
     recorded: &[Recorded],
-) -> Result<(BTreeSet<String>, BTreeSet<String>, BTreeSet<String>), ProviderError> {
-    let mut lbs = BTreeSet::new();
-    let mut listeners = BTreeSet::new();
-    let mut tgs = BTreeSet::new();
-    if let Some(arn) = ready_id(recorded, "load_balancer") {
-        let out = c
+) -> Result<ElbListed, ProviderError> {
+    let mut out = ElbListed::default();
+    let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
+    let mut listeners = Vec::new();
+    let lb = ready_id(recorded, "load_balancer");
+    if let Some(arn) = &lb {
+        let found = c
             .elb
             .describe_load_balancers()
-            .load_balancer_arns(&arn)
+            .load_balancer_arns(arn)
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await;
-        match out {
-            Ok(o) => lbs.extend(
+        match found {
+            Ok(o) => out.load_balancers.extend(
                 o.iter()
                     .filter_map(|l| l.load_balancer_arn().map(String::from)),
             ),
@@ -174,39 +194,102 @@ async fn elb(
                 }
             }
         }
-        if lbs.contains(&arn) {
-            let out = c
+        if out.load_balancers.contains(arn) {
+            listeners = c
                 .elb
                 .describe_listeners()
-                .load_balancer_arn(&arn)
+                .load_balancer_arn(arn)
                 .into_paginator()
                 .items()
                 .send()
                 .try_collect()
                 .await
                 .map_err(|e| error::elb(e).into_provider(&format!("listeners of {arn}")))?;
-            listeners.extend(
-                out.iter()
-                    .filter_map(|l| l.listener_arn().map(String::from)),
-            );
         }
     }
-    if recorded.iter().any(|r| r.kind == Kind::TargetGroup) {
-        let out = c
-            .elb
-            .describe_target_groups()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| error::elb(e).into_provider("target groups"))?;
-        tgs.extend(
-            out.iter()
-                .filter_map(|t| t.target_group_arn().map(String::from)),
+    out.listeners.extend(
+        listeners
+            .iter()
+            .filter_map(|l| l.listener_arn().map(String::from)),
+    );
+    let nlb = lb.filter(|a| out.load_balancers.contains(a));
+    if nlb.is_none() && !recorded.iter().any(|r| r.kind == Kind::TargetGroup) {
+        return Ok(out);
+    }
+    let groups = c
+        .elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| error::elb(e).into_provider("target groups"))?;
+    out.target_groups.extend(
+        groups
+            .iter()
+            .filter_map(|t| t.target_group_arn().map(String::from)),
+    );
+    let unwanted = unwanted::unwanted_listeners(desired, &listeners);
+    out.extra.extend(
+        unwanted
+            .iter()
+            .filter(|l| !known.contains(l.listener_arn().unwrap_or_default()))
+            .map(|l| unwanted::listener_extra(l)),
+    );
+    if let Some(nlb) = &nlb {
+        let kept: Vec<_> = listeners
+            .iter()
+            .filter(|l| {
+                !unwanted
+                    .iter()
+                    .any(|u| u.listener_arn() == l.listener_arn())
+            })
+            .collect();
+        let outside = unwanted::outside_groups(c, spec, desired, nlb, &groups, &kept).await?;
+        out.extra.extend(
+            outside
+                .into_iter()
+                .filter(|g| !known.contains(g.target_group_arn().unwrap_or_default()))
+                .map(unwanted::group_extra),
         );
     }
-    Ok((lbs, tgs, listeners))
+    // The nodes' instances, as recorded: a registration of any other instance is extra.
+    let nodes: BTreeSet<&str> = desired
+        .iter()
+        .filter(|d| d.kind == Kind::Instance)
+        .filter_map(|d| recorded.iter().find(|r| r.address == d.address))
+        .filter_map(|r| r.id.as_deref())
+        .collect();
+    let wanted_groups: Vec<(String, String, String)> = desired
+        .iter()
+        .filter(|d| d.kind == Kind::TargetGroup)
+        .filter_map(|d| {
+            let arn = ready_id(recorded, &d.address)?;
+            let key = d
+                .address
+                .trim_start_matches("target_group[")
+                .trim_end_matches(']')
+                .to_string();
+            out.target_groups
+                .contains(&arn)
+                .then(|| (key, arn, d.name.clone()))
+        })
+        .collect();
+    let registered = futures::future::try_join_all(
+        wanted_groups
+            .iter()
+            .map(|(_, arn, name)| unwanted::registered(c, arn, name)),
+    )
+    .await?;
+    for ((key, arn, name), ids) in wanted_groups.iter().zip(registered) {
+        out.extra.extend(
+            ids.iter()
+                .filter(|i| !nodes.contains(i.as_str()))
+                .map(|i| unwanted::target_extra(key, arn, name, i)),
+        );
+    }
+    Ok(out)
 }
 
 /// Every Ready record of a kind the refresh lists whose ID the cloud no longer has.

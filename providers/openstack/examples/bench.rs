@@ -2,7 +2,9 @@
 //! realistic delays scaled down 10×, next to the critical path those delays allow.
 //!
 //! `cargo run -p acura-ha-openstack --example bench -- --nodes 3|9 [--lb cloud|nginx] [--routes]
-//! [--page-size N]` (`--page-size`: the fake's lists come N items a page)
+//! [--page-size N] [--profile small|scaled] [--pace MIN,MAX,SHARE]` (`--page-size`: the
+//! fake's lists come N items a page; `--pace`: the waits' first delay and cap in seconds and
+//! their share of the elapsed time, before the profile's scale)
 //!
 //! No assertion: it prints the figures (providers/openstack/README.md keeps the last ones).
 
@@ -150,7 +152,16 @@ async fn main() {
     let page_size: Option<usize> = arg("--page-size").and_then(|n| n.parse().ok());
 
     let profile = arg("--profile").unwrap_or_else(|| "scaled".into());
-    let (d, pace) = delays(&profile);
+    let (d, mut pace) = delays(&profile);
+    // `--pace MIN,MAX,SHARE` (seconds, before the profile's scale): another wait schedule, to
+    // weigh wall time against requests.
+    if let Some(p) = arg("--pace") {
+        let v: Vec<f64> = p.split(',').filter_map(|x| x.parse().ok()).collect();
+        assert_eq!(v.len(), 3, "--pace MIN,MAX,SHARE");
+        pace.min = Duration::from_secs_f64(v[0] * pace.scale);
+        pace.max = Duration::from_secs_f64(v[1] * pace.scale);
+        pace.share = v[2];
+    }
     let cloud = FakeCloud::start(Config {
         delays: d.clone(),
         page_size,

@@ -42,8 +42,6 @@ pub(crate) struct Lookups {
 pub(crate) struct Created {
     pub ids: BTreeMap<String, String>,
     pub started: std::time::Instant,
-    /// Some were created now (their build is timed from `started`).
-    pub fresh: bool,
 }
 
 /// The flavor by ID or name from the flavors of `GET /flavors/detail` (every page).
@@ -356,7 +354,6 @@ pub(crate) async fn create_servers(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
     let started = std::time::Instant::now();
-    let fresh = wanted.iter().any(|r| !existing.contains_key(&r.name));
     let creates = wanted.iter().map(|r| async move {
         if let Some(sv) = existing.get(&r.name) {
             return Ok::<_, ProviderError>((r.name.clone(), js(sv, "id")));
@@ -430,11 +427,7 @@ pub(crate) async fn create_servers(
         .await?
         .into_iter()
         .collect();
-    Ok(Created {
-        ids,
-        started,
-        fresh,
-    })
+    Ok(Created { ids, started })
 }
 
 /// One list call per poll until every server is ACTIVE; then floating IPs; then the records.
@@ -527,10 +520,7 @@ async fn wait_active(
         Duration::from_secs(1200),
         cx.pace,
         cx.quiet,
-        cx.tempo,
-        crate::wait::Op::ServerBuild,
         created.started,
-        created.fresh,
         || async {
             let list = list_servers(s, cx.spec)
                 .await
@@ -591,10 +581,7 @@ async fn delete_servers(
         Duration::from_secs(900),
         cx.pace,
         cx.quiet,
-        cx.tempo,
-        crate::wait::Op::ServerDelete,
         started,
-        true,
         || async {
             let list = list_servers(s, cx.spec)
                 .await

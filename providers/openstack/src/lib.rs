@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 
 use crate::client::Session;
 use crate::config::{CloudConfig, Env, Overrides, ProcessEnv};
-use crate::wait::{Pace, Tempo};
+use crate::wait::Pace;
 
 /// The provider. Credentials are read on each call from clouds.yaml / `OS_*`.
 pub struct OpenStackProvider {
@@ -40,8 +40,6 @@ pub struct OpenStackProvider {
     base_dir: PathBuf,
     quiet: bool,
     pace: Pace,
-    /// What the cloud's transitions have been seen to take (times the waits).
-    tempo: Arc<Tempo>,
     env: Arc<dyn Env + Send + Sync>,
 }
 
@@ -52,7 +50,6 @@ impl OpenStackProvider {
             base_dir,
             quiet: false,
             pace: Pace::default(),
-            tempo: Arc::new(Tempo::default()),
             env: Arc::new(ProcessEnv),
         }
     }
@@ -108,7 +105,6 @@ impl OpenStackProvider {
             journal: Arc::new(Mutex::new(journal)),
             quiet: self.quiet,
             pace: self.pace,
-            tempo: &self.tempo,
         }
     }
 
@@ -128,7 +124,6 @@ pub(crate) struct Ctx<'a> {
     pub journal: SharedJournal<'a>,
     pub quiet: bool,
     pub pace: Pace,
-    pub tempo: &'a Tempo,
 }
 
 impl Ctx<'_> {

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 
 use crate::client::{ApiError, Service, Session, q};
 use crate::compute::Lookups;
-use crate::wait::Op;
 use crate::{Ctx, Seen, desired_one, js, tag_strings};
 
 /// The cluster's load balancer and what the provider knows of its state. Every change needs
@@ -29,15 +28,14 @@ pub(crate) struct Lb {
     pub id: String,
     /// Its last answer.
     pub body: Value,
-    /// Not known ACTIVE: since when, after what, and whether that was a change of ours timed
-    /// from its request (then what it took is learnt).
-    pending: Option<(Instant, Op, bool)>,
+    /// Not known ACTIVE: since when (the request of the change, or when it was found so).
+    pending: Option<Instant>,
     /// Pools created in this run: they have no members yet.
     fresh_pools: Vec<String>,
 }
 
 impl Lb {
-    fn new(id: String, body: Value, pending: Option<(Instant, Op, bool)>) -> Lb {
+    fn new(id: String, body: Value, pending: Option<Instant>) -> Lb {
         Lb {
             id,
             body,
@@ -48,11 +46,11 @@ impl Lb {
 
     /// Not known to be ACTIVE now (someone else's change, or an unknown state).
     fn unknown(id: String) -> Lb {
-        Lb::new(id, Value::Null, Some((Instant::now(), Op::LbUpdate, false)))
+        Lb::new(id, Value::Null, Some(Instant::now()))
     }
 
-    fn changed(&mut self, sent: Instant, ours: bool) {
-        self.pending = Some((sent, Op::LbUpdate, ours));
+    fn changed(&mut self, sent: Instant) {
+        self.pending = Some(sent);
     }
 }
 
@@ -76,7 +74,7 @@ async fn find_lb(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
 /// Makes sure the load balancer is ACTIVE (what every change needs): nothing to do when it was
 /// last seen ACTIVE and not changed since; else a wait timed from the change.
 async fn ready(cx: &Ctx<'_>, lb: &mut Lb) -> Result<(), ProviderError> {
-    let Some((since, op, ours)) = lb.pending else {
+    let Some(since) = lb.pending else {
         return Ok(());
     };
     let s = cx.s;
@@ -86,10 +84,7 @@ async fn ready(cx: &Ctx<'_>, lb: &mut Lb) -> Result<(), ProviderError> {
         LB_DEADLINE,
         cx.pace,
         cx.quiet,
-        cx.tempo,
-        op,
         since,
-        ours,
         || async {
             let v = s
                 .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
@@ -142,12 +137,12 @@ where
             .await
         {
             Ok(v) => {
-                lb.changed(sent, true);
+                lb.changed(sent);
                 return Ok(v);
             }
             Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
                 attempt += 1;
-                lb.changed(sent, false);
+                lb.changed(sent);
             }
             Err(e) => return Err(e.into_provider(what)),
         }
@@ -167,13 +162,13 @@ async fn delete_child(
         let sent = Instant::now();
         match cx.s.delete(Service::LoadBalancer, path).await {
             Ok(()) => {
-                lb.changed(sent, true);
+                lb.changed(sent);
                 return Ok(());
             }
             Err(e) if e.not_found() => return Ok(()),
             Err(e) if e.conflict() && attempt < 20 => {
                 attempt += 1;
-                lb.changed(sent, false);
+                lb.changed(sent);
             }
             Err(e) => return Err(e.into_provider(what)),
         }
@@ -209,7 +204,7 @@ pub(crate) async fn load_balancer(
         Some(l) => {
             let id = js(&l, "id");
             let active = js(&l, "provisioning_status") == "ACTIVE";
-            let pending = (!active).then(|| (Instant::now(), Op::LbUpdate, false));
+            let pending = (!active).then(Instant::now);
             (Lb::new(id, l, pending), false)
         }
         None => {
@@ -287,10 +282,7 @@ pub(crate) async fn load_balancer(
                     inner(v, "loadbalancer")
                 }
             };
-            (
-                Lb::new(js(&l, "id"), l, Some((sent, Op::LbCreate, true))),
-                true,
-            )
+            (Lb::new(js(&l, "id"), l, Some(sent)), true)
         }
     };
     let id = lb.id.clone();
@@ -782,13 +774,13 @@ pub(crate) async fn members(
                     .await
                 {
                     Ok(_) => {
-                        lb.changed(sent, true);
+                        lb.changed(sent);
                         have.clear();
                         break;
                     }
                     Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
                         attempt += 1;
-                        lb.changed(sent, false);
+                        lb.changed(sent);
                     }
                     Err(e) => return Err(e.into_provider(&what)),
                 }
@@ -920,7 +912,7 @@ async fn delete_lb(
     let path = format!("/lbaas/loadbalancers/{id}?cascade=true");
     let mut lb = Lb::new(id.to_string(), current.clone(), None);
     if js(&current, "provisioning_status").starts_with("PENDING") {
-        lb.changed(Instant::now(), false);
+        lb.changed(Instant::now());
     }
     let mut attempt = 0;
     let sent = loop {
@@ -937,7 +929,7 @@ async fn delete_lb(
             Ok(()) => break sent,
             Err(e) if e.conflict() && attempt < 30 => {
                 attempt += 1;
-                lb.changed(sent, false);
+                lb.changed(sent);
             }
             Err(e) => return Err(e.into_provider(&r.address)),
         }
@@ -947,10 +939,7 @@ async fn delete_lb(
         LB_DEADLINE,
         cx.pace,
         cx.quiet,
-        cx.tempo,
-        Op::LbDelete,
         sent,
-        true,
         || async {
             match s
                 .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))

@@ -1206,3 +1206,93 @@ fn a_terminated_instance_shows_in_the_plan_and_up_runs_it_again() {
     assert_clean(&v, "after up ran the instance again");
     ok(&c.run(&url, &["down", "--yes"]));
 }
+
+/// #9.2 and #9.3 on AWS: a listener and its target group added by hand on the cluster's NLB (the
+/// group tagged as the cluster's, as a copied console form would) show in `plan` as deletions
+/// ("added outside acura-ha"); `up` deletes both by ARN after the wanted listeners exist, the
+/// plan after it is clean, and a second `up` makes no mutating call at all.
+#[test]
+fn a_listener_and_target_group_added_by_hand_are_removed() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let url = moto.url();
+    let before = inventory(&url);
+    let c = Cluster::new("byhand", |t| t);
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let made = inventory(&url);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let lb = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "load_balancer")
+        .and_then(|r| r["id"].as_str())
+        .unwrap()
+        .to_string();
+    let vpcs = aws::ec2_ok(&url, "DescribeVpcs", &[]);
+    let vpc = text(items(&vpcs["vpcSet"])[0], "vpcId").to_string();
+    let tg = aws::elbv2_ok(
+        &url,
+        "CreateTargetGroup",
+        &[
+            ("Name", "byhand-extra"),
+            ("Protocol", "TCP"),
+            ("Port", "9999"),
+            ("VpcId", &vpc),
+            ("Tags.member.1.Key", "acura-ha/cluster"),
+            ("Tags.member.1.Value", "byhand"),
+        ],
+    );
+    let tg = text(items(&tg["TargetGroups"])[0], "TargetGroupArn").to_string();
+    aws::elbv2_ok(
+        &url,
+        "CreateListener",
+        &[
+            ("LoadBalancerArn", &lb),
+            ("Protocol", "TCP"),
+            ("Port", "9999"),
+            ("DefaultActions.member.1.Type", "forward"),
+            ("DefaultActions.member.1.TargetGroupArn", &tg),
+        ],
+    );
+
+    let (v, lines) = plan_changes(&c, &proxy.url());
+    for (address, name) in [
+        ("listener[outside-", "TCP 9999"),
+        ("target_group[outside-byhand-extra]", "byhand-extra"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains("\"delete\"")
+                && l.contains(address)
+                && l.contains(name)
+                && l.contains("added outside acura-ha")),
+            "{address} to delete: {v:#}"
+        );
+    }
+    assert_eq!(
+        (
+            v["summary"]["create"].as_u64(),
+            v["summary"]["delete"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{:#}",
+        v["summary"]
+    );
+
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let (v, _) = plan_changes(&c, &proxy.url());
+    assert_clean(&v, "after up removed them");
+    assert_same(&made, &inventory(&url), "after up removed them");
+    proxy.reset_stats();
+    ok(&c.run(&proxy.url(), &["up", "--only", "provision", "--yes"]));
+    let stats = proxy.stats();
+    assert_eq!(
+        stats["mutating"], 0,
+        "a second up calls {:#}",
+        stats["mutating_by_action"]
+    );
+
+    ok(&c.run(&url, &["down", "--yes"]));
+    assert_same(&before, &inventory(&url), "after down");
+}

@@ -8,6 +8,7 @@
 //! moment its ID is known. Checks moto does not make but AWS does (one load balancer per name,
 //! no UDP health checks, one listener per port) are made here before calling.
 
+pub mod credentials;
 mod ec2;
 mod elb;
 mod error;
@@ -93,24 +94,23 @@ pub(crate) fn timeouts() -> aws_config::timeout::TimeoutConfig {
 /// How many times a call is tried (throttling, 5xx, a reset or a timed-out attempt).
 pub(crate) const RETRY_ATTEMPTS: u32 = 6;
 
-async fn clients(spec: &ClusterSpec) -> Clients {
+/// The clients, once the region is known and the credentials resolve
+/// ([`credentials::load`]): a run that cannot sign a request stops here, before anything is
+/// created or read, with one line saying where the tool looked and the fix.
+async fn clients(spec: &ClusterSpec) -> Result<Clients, ProviderError> {
     let aws = spec.aws.as_ref().expect("aws section");
-    // On the shared config, so every client (EC2, ELBv2, Service Quotas) has them.
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(RETRY_ATTEMPTS))
-        .timeout_config(timeouts());
-    if let Some(region) = &aws.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(profile) = &aws.profile {
-        loader = loader.profile_name(profile);
-    }
-    let conf = loader.load().await;
-    Clients {
+    let conf = credentials::load(&credentials::Wanted {
+        region: aws.region.clone(),
+        profile: aws.profile.clone(),
+        profile_setting: "[aws] profile in the cluster file",
+    })
+    .await
+    .map_err(credentials::CredentialsError::into_provider)?;
+    Ok(Clients {
         ec2: aws_sdk_ec2::Client::new(&conf),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
         quotas: aws_sdk_servicequotas::Client::new(&conf),
-    }
+    })
 }
 
 /// The journal shared by work that runs concurrently (nodes ∥ load balancer).
@@ -149,7 +149,7 @@ impl Provider for AwsProvider {
         spec: &ClusterSpec,
         journal: &mut dyn Journal,
     ) -> Result<Inventory, ProviderError> {
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         let desired = acura_ha_api::desired::desired(spec);
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
@@ -205,7 +205,7 @@ impl Provider for AwsProvider {
         spec: &ClusterSpec,
         tags: &[(String, String)],
     ) -> Result<Vec<(String, u64)>, ProviderError> {
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         let mut oldest: BTreeMap<String, u64> = BTreeMap::new();
         let mut note = |name: &str, secs: u64| {
             let e = oldest.entry(name.to_string()).or_insert(secs);
@@ -312,7 +312,7 @@ impl Provider for AwsProvider {
             return Ok(None);
         }
         let known = health::Known::from_records(recorded);
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         health::lb_health(&c, spec, &known).await
     }
 
@@ -324,12 +324,12 @@ impl Provider for AwsProvider {
         spec: &ClusterSpec,
         recorded: &[Recorded],
     ) -> Result<Option<acura_ha_api::model::Drift>, ProviderError> {
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         refresh::refresh(&c, spec, recorded).await.map(Some)
     }
 
     async fn discover(&self, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         discover_with(&c, spec).await
     }
 
@@ -346,7 +346,7 @@ impl Provider for AwsProvider {
         if names.is_empty() {
             return Ok(());
         }
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
         let leaving = ec2::leaving_nodes(&c, spec, names, &journal).await?;
         let ids: Vec<String> = leaving.iter().filter_map(|l| l.id.clone()).collect();
@@ -361,7 +361,7 @@ impl Provider for AwsProvider {
         spec: &ClusterSpec,
         journal: &mut dyn Journal,
     ) -> Result<(), ProviderError> {
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         // Besides what the state holds, whatever carries the cluster's tags: a create whose
         // reply was lost (or a crash before its record) leaves resources only the tags know.
         // A few batched describes.
@@ -392,7 +392,7 @@ impl Provider for AwsProvider {
         recorded: &[Recorded],
     ) -> Result<acura_ha_api::model::ConsoleHostKeys, ProviderError> {
         let servers = acura_ha_api::console::server_ids(inventory, recorded);
-        let c = clients(spec).await;
+        let c = clients(spec).await?;
         Ok(ec2::console_host_keys(&c, servers).await)
     }
 }

@@ -45,7 +45,9 @@ pub enum S3StateError {
     #[error("the bucket {bucket} is public ({why}): the state would be readable by anyone")]
     Public { bucket: String, why: String },
 
-    #[error("{operation} s3://{bucket}/{key} failed: {code}: {message}")]
+    /// A call that failed, or (`operation` empty) no call could be signed: `message` is then
+    /// the whole one-line cause.
+    #[error("{}", call_line(operation, bucket, key, code, message))]
     Call {
         operation: &'static str,
         bucket: String,
@@ -53,6 +55,14 @@ pub enum S3StateError {
         code: String,
         message: String,
     },
+}
+
+fn call_line(operation: &str, bucket: &str, key: &str, code: &str, message: &str) -> String {
+    if operation.is_empty() {
+        format!("state s3://{bucket}/{key}: {message}")
+    } else {
+        format!("{operation} s3://{bucket}/{key} failed: {code}: {message}")
+    }
 }
 
 /// The bucket, checked and ready.
@@ -75,18 +85,21 @@ impl S3State {
     /// its policy status and ACL can be read: a caller allowed only object calls is not
     /// refused for that), and whether versioning is on.
     pub async fn connect(settings: S3Settings) -> Result<S3State, S3StateError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(crate::RETRY_ATTEMPTS),
-            )
-            .timeout_config(crate::timeouts());
-        if let Some(region) = &settings.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
-        }
-        let conf = loader.load().await;
+        // Credentials and region first: a run that cannot sign is told so in one line (where the
+        // tool looked and the fix) before the bucket is asked anything.
+        let conf = crate::credentials::load(&crate::credentials::Wanted {
+            region: settings.region.clone(),
+            profile: settings.profile.clone(),
+            profile_setting: "[state] profile in the cluster file",
+        })
+        .await
+        .map_err(|e| S3StateError::Call {
+            operation: "",
+            bucket: settings.bucket.clone(),
+            key: String::new(),
+            code: e.code().to_string(),
+            message: e.to_string(),
+        })?;
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3")
             .or_else(|| std::env::var_os("AWS_ENDPOINT_URL"))
             .is_some();
@@ -112,19 +125,39 @@ impl S3State {
         format!("{}{name}", self.settings.prefix)
     }
 
-    fn call_error<E: ProvideErrorMetadata>(
+    /// A failed call: a refused permission or credentials, or an endpoint that cannot be
+    /// reached, in one line with what to check ([`crate::error::CloudError::explain`]); any
+    /// other answer with its code and message. Never the SDK's `Debug` structure.
+    fn call_error<E>(
         &self,
         operation: &'static str,
         key: &str,
-        e: &E,
-        fallback: String,
-    ) -> S3StateError {
-        S3StateError::Call {
-            operation,
-            bucket: self.settings.bucket.clone(),
-            key: key.to_string(),
-            code: e.code().unwrap_or("error").to_string(),
-            message: e.message().map(str::to_string).unwrap_or(fallback),
+        e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> S3StateError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let c = crate::error::CloudError::from_sdk(crate::error::Service::S3, e);
+        let request = c
+            .request_id
+            .as_ref()
+            .map(|r| format!(" (request ID {r})"))
+            .unwrap_or_default();
+        match c.explain() {
+            Some(line) => S3StateError::Call {
+                operation: "",
+                bucket: self.settings.bucket.clone(),
+                key: key.to_string(),
+                code: c.code.clone().unwrap_or_else(|| "error".into()),
+                message: format!("{line}{request}"),
+            },
+            None => S3StateError::Call {
+                operation,
+                bucket: self.settings.bucket.clone(),
+                key: key.to_string(),
+                code: c.code.clone().unwrap_or_else(|| "error".into()),
+                message: format!("{}{request}", c.message),
+            },
         }
     }
 
@@ -142,11 +175,20 @@ impl S3State {
             Err(e)
                 if matches!(
                     e.code(),
-                    Some("NoSuchBucket" | "InvalidAccessKeyId" | "SignatureDoesNotMatch")
-                ) || matches!(e, aws_sdk_s3::error::SdkError::DispatchFailure(_)) =>
+                    Some(
+                        "NoSuchBucket"
+                            | "InvalidAccessKeyId"
+                            | "SignatureDoesNotMatch"
+                            | "ExpiredToken"
+                            | "InvalidToken"
+                    )
+                ) || matches!(
+                    e,
+                    aws_sdk_s3::error::SdkError::DispatchFailure(_)
+                        | aws_sdk_s3::error::SdkError::TimeoutError(_)
+                ) =>
             {
-                let msg = format!("{e:?}");
-                return Err(self.call_error("GetBucketVersioning", "", &e, msg));
+                return Err(self.call_error("GetBucketVersioning", "", &e));
             }
             Err(_) => self.versioned = false,
         }
@@ -190,8 +232,7 @@ impl S3State {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                     return Ok(None);
                 }
-                let msg = format!("{e:?}");
-                return Err(self.call_error("GetObject", &key, &e, msg));
+                return Err(self.call_error("GetObject", &key, &e));
             }
         };
         let etag = out.e_tag().unwrap_or_default().to_string();
@@ -284,7 +325,6 @@ impl S3State {
                 key: key.to_string(),
             };
         }
-        let msg = format!("{e:?}");
-        self.call_error(operation, key, e, msg)
+        self.call_error(operation, key, e)
     }
 }

@@ -164,6 +164,34 @@ impl ClusterDir {
         self.fact_caches().join(pid.to_string())
     }
 
+    /// Whether `name`, an entry of the cluster's directory, is one the tool writes there: only
+    /// those are removed by `down` (#9.5). A user's own file kept beside them (a note, a key
+    /// the cluster file names) stays. `logs` is the tool's too, but kept on purpose.
+    pub fn is_tools_own(name: &str) -> bool {
+        const NAMES: &[&str] = &[
+            "known_hosts",
+            acura_ha_api::tables::HA_ENV_FILE,
+            GENERATED_KEY,
+            "ansible",
+            "cp",
+            "facts",
+            "archive",
+            // The local target's lab: its hosts' roots and the network's resolver files.
+            "network",
+            "hosts",
+        ];
+        // Atomic writes' temporaries, the Ansible variables pipe and its secret files, the
+        // join inventory and the generated key's public half.
+        const PREFIXES: &[&str] = &[".tmp-", ".acura-ha-vars-", ".secret-vars-"];
+        let derived = [
+            format!("{}.join", acura_ha_api::tables::HA_ENV_FILE),
+            format!("{GENERATED_KEY}.pub"),
+        ];
+        NAMES.contains(&name)
+            || derived.iter().any(|d| d == name)
+            || PREFIXES.iter().any(|p| name.starts_with(p))
+    }
+
     /// A run's timeline (`--timings`): `<logs>/timings-<stamp>.{json,html}`.
     pub fn timings(&self, stamp: &str, ext: &str) -> PathBuf {
         self.logs().join(format!("timings-{stamp}.{ext}"))

@@ -332,9 +332,34 @@ lb = {{ name = "{lb_name}", address = "{lb_address}" }}
     }
     let status = run(&["status"]);
     assert_eq!(status.status.code(), Some(0), "{}", text(&status).0);
+    // The static row of the plan contract (#9): after `up`, `plan` shows no resource change.
+    let plan = run(&["plan", "--output", "json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    for k in ["create", "replace", "delete"] {
+        assert_eq!(plan["summary"][k], 0, "{k}: {}", plan["summary"]);
+    }
 
-    // down deletes nothing on the user's hosts: they still answer.
-    let (out, _) = ok(&run(&["down", "--yes"]));
+    // down deletes nothing on the user's hosts: they still answer. In the cluster's directory
+    // it removes what it wrote, and leaves (and names) a file of the user's (#9.5).
+    let cluster_dir = dir.path().join(".acura-ha/e2e-static");
+    std::fs::write(cluster_dir.join("my-notes.txt"), "mine").unwrap();
+    let (out, err) = ok(&run(&["down", "--yes"]));
     assert!(out.contains("nothing is deleted on them"), "{out}");
+    assert!(
+        err.contains("kept") && err.contains("my-notes.txt"),
+        "{err}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&cluster_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["logs", "my-notes.txt"],
+        "only the user's file and the logs stay"
+    );
     ok(&lab.run(&["preflight"]));
 }

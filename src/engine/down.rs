@@ -34,7 +34,9 @@ pub async fn down(
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     // With a state, what discovery and destroy find under the cluster's names but another
     // state made (another lineage) is left alone (#9.4); with the state lost, all of it goes.
-    let owned = cfg.spec.with_lineage((state.serial > 0).then(|| state.lineage.clone()));
+    let owned = cfg
+        .spec
+        .with_lineage((state.serial > 0).then(|| state.lineage.clone()));
     let spec = &owned;
     if discover {
         let found = provider.discover(spec).await?;
@@ -83,7 +85,7 @@ pub async fn down(
     // the next `up` follows the cluster file again.
     state.day2 = Default::default();
     store.save(&mut state)?;
-    remove_cluster_files(&dir);
+    remove_cluster_files(&dir, ui);
     progress.done(format!("cluster {:?} is gone", spec.cluster.name));
     Ok(DownReport {
         cluster: spec.cluster.name.clone(),
@@ -110,21 +112,98 @@ async fn close_control_masters(dir: &ClusterDir) {
     }
 }
 
-/// Everything in the cluster's directory but the logs (kept for a post-mortem).
-fn remove_cluster_files(dir: &ClusterDir) {
+/// What the tool wrote in the cluster's directory, but the logs (kept for a post-mortem).
+/// Anything else there is the user's and stays; it is named, so nobody wonders why the
+/// directory is still there.
+fn remove_cluster_files(dir: &ClusterDir, ui: &Ui) {
+    for kept in remove_tools_files(dir) {
+        ui.note(format_args!(
+            "note: kept {}: acura-ha did not write it",
+            kept.display()
+        ));
+    }
+}
+
+/// Removes the tool's entries of `dir` (not `logs`); returns the entries it left.
+fn remove_tools_files(dir: &ClusterDir) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir.root()) else {
-        return;
+        return Vec::new();
     };
-    let logs = dir.logs();
+    let mut kept = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
-        if p == logs {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "logs" {
             continue;
         }
-        let _ = if p.is_dir() {
+        if !ClusterDir::is_tools_own(&name) {
+            kept.push(p);
+            continue;
+        }
+        // `symlink_metadata`: a link is removed as a link, never followed into what it names.
+        let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+        let _ = if is_dir {
             std::fs::remove_dir_all(&p)
         } else {
             std::fs::remove_file(&p)
         };
+    }
+    kept.sort();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `down` removes what the tool wrote in the cluster's directory and nothing else: a file
+    /// of the user's there, and what a link points to, stay (#9.5).
+    #[test]
+    fn down_removes_only_the_tools_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("c");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("keep")).unwrap();
+        let dir = ClusterDir::new(root.clone());
+        for d in [
+            "ansible/tmp",
+            "cp",
+            "facts/1",
+            "archive",
+            "hosts/n1",
+            "network",
+            "logs",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "known_hosts",
+            "ha_env_file",
+            "ha_env_file.join",
+            "id_ed25519",
+            "id_ed25519.pub",
+            ".tmp-abc",
+            ".secret-vars-1-x",
+            "my-notes.txt",
+            "logs/up.log",
+        ] {
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, root.join("archive/link")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("my-link")).unwrap();
+        let kept = remove_tools_files(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["logs", "my-link", "my-notes.txt"]);
+        assert_eq!(kept, [root.join("my-link"), root.join("my-notes.txt")]);
+        assert!(root.join("logs/up.log").exists());
+        assert!(
+            outside.join("keep").exists(),
+            "a link's target is never followed"
+        );
     }
 }

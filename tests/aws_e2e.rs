@@ -537,3 +537,158 @@ fn aws_up_refuses_a_host_key_its_console_did_not_print() {
     ok(&c.run(&["down", "--yes"]));
     assert_same(&before, &inventory(&moto.url()), "after down");
 }
+
+fn post_json(url: &str, body: &Value) -> aws::HttpResponse {
+    aws::http(
+        "POST",
+        url,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+/// The proxy's mapping itself, without a lab (no root): a mapped instance shows the test host's
+/// addresses in RunInstances and in DescribeInstances cut into pages of one, an unmapped one
+/// keeps moto's; GetConsoleOutput of the mapped instance is its console; a mapped NLB's DNSName
+/// is the address given; and addresses that could lead off the machine are refused.
+#[test]
+fn proxy_maps_instances_and_load_balancers_to_test_hosts() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let url = proxy.url();
+    let hosts = format!("{url}/__proxy/hosts");
+    let lbs = format!("{url}/__proxy/load-balancers");
+    // Refused: a public address, a DNS name for an NLB, an unknown field.
+    for (at, body) in [
+        (&hosts, json!({"name": "m-1", "public_ip": "8.8.8.8"})),
+        (&hosts, json!({"name": "m-1", "address": "10.0.0.1"})),
+        (&hosts, json!({"public_ip": "10.0.0.1"})),
+        (
+            &lbs,
+            json!({"name": "nlb", "dns_name": "nlb-1.elb.amazonaws.com"}),
+        ),
+        (&lbs, json!({"name": "nlb", "dns_name": "203.0.113.9"})),
+    ] {
+        let r = post_json(at, &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+    }
+    let r = post_json(
+        &hosts,
+        &json!({"name": "m-1", "private_ip": "10.213.250.11", "public_ip": "10.213.250.11",
+                "private_dns": "10.213.250.11", "public_dns": "10.213.250.11",
+                "console": "cloud-init of m-1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    proxy.set_page_size(Some(1));
+
+    let run = |name: &str| -> Value {
+        aws::ec2_ok(
+            &url,
+            "RunInstances",
+            &[
+                ("ImageId", aws::amis::FOCAL_NEW),
+                ("InstanceType", "t3.small"),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "Name"),
+                ("TagSpecification.1.Tag.1.Value", name),
+            ],
+        )
+    };
+    let first = run("m-1");
+    let first = items(&first["instancesSet"])[0].clone();
+    assert_eq!(first["privateIpAddress"], "10.213.250.11", "{first:#}");
+    assert_eq!(first["privateDnsName"], "10.213.250.11", "{first:#}");
+    run("m-2");
+
+    // Through the proxy, in pages of one: m-1 is the test host, m-2 is moto's.
+    let inv = inventory(&url);
+    let by_name: std::collections::BTreeMap<String, String> = items(&inv["instances"])
+        .iter()
+        .map(|i| {
+            (
+                i["tags"]["Name"].as_str().unwrap().to_string(),
+                i["private_ip"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(by_name["m-1"], "10.213.250.11", "{inv:#}");
+    let direct = inventory(&moto.url());
+    let moto_ip = |name: &str| -> String {
+        items(&direct["instances"])
+            .iter()
+            .find(|i| i["tags"]["Name"] == name)
+            .map(|i| i["private_ip"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_ne!(moto_ip("m-1"), "10.213.250.11");
+    assert_eq!(by_name["m-2"], moto_ip("m-2"), "{inv:#}");
+    assert!(
+        proxy.paging()["pages_served"]["DescribeInstances"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
+    // Every address element of m-1 (the instance's and its interface's) is the host's.
+    let raw = aws::ec2(
+        &url,
+        "DescribeInstances",
+        &[("Filter.1.Name", "tag:Name"), ("Filter.1.Value.1", "m-1")],
+    )
+    .unwrap();
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert!(
+        raw.body
+            .contains("<privateIpAddress>10.213.250.11</privateIpAddress>")
+    );
+    for moto_only in [
+        moto_ip("m-1").as_str(),
+        "compute-1.amazonaws.com",
+        "ec2.internal",
+    ] {
+        assert!(!raw.body.contains(moto_only), "{moto_only}: {}", raw.body);
+    }
+
+    let id = first["instanceId"].as_str().unwrap();
+    let console = aws::ec2_ok(&url, "GetConsoleOutput", &[("InstanceId", id)]);
+    assert_eq!(console["output"], "Y2xvdWQtaW5pdCBvZiBtLTE=", "{console:#}");
+    let known = proxy_hosts(&proxy);
+    assert_eq!(known["instance_ids"][id], "m-1", "{known:#}");
+
+    // An NLB given the test host's address as its DNSName, in the create answer and after.
+    let r = post_json(&lbs, &json!({"name": "t-nlb", "dns_name": "10.213.250.10"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subnets = aws::ec2_ok(&moto.url(), "DescribeSubnets", &[]);
+    let subnet = items(&subnets["subnetSet"])[0]["subnetId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = aws::elbv2_ok(
+        &url,
+        "CreateLoadBalancer",
+        &[
+            ("Name", "t-nlb"),
+            ("Type", "network"),
+            ("Subnets.member.1", &subnet),
+        ],
+    );
+    let lb = items(&created["LoadBalancers"])[0].clone();
+    assert_eq!(lb["DNSName"], "10.213.250.10", "{created:#}");
+    let inv = inventory(&url);
+    assert_eq!(
+        items(&inv["load_balancers"])[0]["dns"],
+        "10.213.250.10",
+        "{inv:#}"
+    );
+    // moto itself still has its own name: the proxy rewrites answers, never moto's state.
+    let direct = inventory(&moto.url());
+    assert!(
+        items(&direct["load_balancers"])[0]["dns"]
+            .as_str()
+            .unwrap()
+            .contains("amazonaws.com"),
+        "{direct:#}"
+    );
+}

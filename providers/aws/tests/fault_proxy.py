@@ -38,7 +38,10 @@ for which host it made (a local-lab network namespace with sshd), by the instanc
                           "public_dns": "e2e-aws-1", "console": "cloud-init's log"}
     POST /__proxy/hosts  {"name": "e2e-aws-1", "remove": true}
 
-  Every field but `name` is optional. In every DescribeInstances and RunInstances answer, an
+  Every field but `name` is optional; private_ip and public_ip must be on 127.0.0.0/8 or
+  10.0.0.0/8 (the test's own namespaces), so no mapping can lead the tool off the machine. The
+  DNS fields are free text: the tool does not look instance names up (give the IP literal to be
+  safe). In every DescribeInstances and RunInstances answer, an
   instance whose Name tag is mapped gets the mapped addresses in place of moto's, wherever the
   answer carries them (the instance and its network interfaces): private_ip in privateIpAddress,
   public_ip in ipAddress and publicIp, private_dns in privateDnsName, public_dns in dnsName and
@@ -55,7 +58,7 @@ for which host it made (a local-lab network namespace with sshd), by the instanc
     POST /__proxy/load-balancers  {"name": "e2e-nlb-nlb", "dns_name": "10.213.125.10"}
                                   ({"name": …, "remove": true} drops it)
 
-  `dns_name` must be an IPv4 literal on 127.0.0.0/8 or a private range. It replaces DNSName in
+  `dns_name` must be an IPv4 literal on 127.0.0.0/8 or 10.0.0.0/8. It replaces DNSName in
   the ELBv2 DescribeLoadBalancers and CreateLoadBalancer answers for that LoadBalancerName.
   GET /__proxy/hosts lists these under "load_balancers".
 
@@ -734,6 +737,21 @@ def xml_unescape(s):
             .replace("&apos;", "'").replace("&amp;", "&"))
 
 
+# Where a test's hosts can be: loopback, or the 10.0.0.0/8 the test's own network namespaces
+# use (the local lab's 10.213.<n>.0/24). Anything else could send the tool's traffic off the
+# machine, so a mapping to it is refused.
+TEST_HOST_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8"))
+
+
+def check_test_host(field, value):
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"`{field}` {value!r} is not an IP address")
+    if addr.version != 4 or not any(addr in net for net in TEST_HOST_NETS):
+        raise ValueError(f"`{field}` {value} is not on 127.0.0.0/8 or 10.0.0.0/8 (test hosts only)")
+
+
 def hosts_control(handler, body):
     if handler.command == "GET":
         with HOSTS_LOCK:
@@ -766,10 +784,7 @@ def hosts_control(handler, body):
                 mapping[f] = v
         for f in ("private_ip", "public_ip"):
             if f in mapping:
-                addr = ipaddress.ip_address(mapping[f])
-                # Test hosts only: loopback, or the private ranges the lab's namespaces use.
-                if not (addr.is_loopback or addr.is_private):
-                    raise ValueError(f"`{f}` {addr} is not a loopback or private address")
+                check_test_host(f, mapping[f])
     except (ValueError, UnicodeDecodeError) as e:
         return handler.reply_json(400, {"error": f"hosts: {e}"})
     with HOSTS_LOCK:
@@ -843,10 +858,8 @@ def load_balancers_control(handler, body):
         if not req.get("remove"):
             if not isinstance(dns, str):
                 raise ValueError("`dns_name` (an IPv4 literal) is required")
-            addr = ipaddress.ip_address(dns)
             # Never a name: the tool would look it up on this machine's resolver.
-            if addr.version != 4 or not (addr.is_loopback or addr.is_private):
-                raise ValueError(f"`dns_name` {dns} is not a loopback or private IPv4 address")
+            check_test_host("dns_name", dns)
     except (ValueError, UnicodeDecodeError) as e:
         return handler.reply_json(400, {"error": f"load-balancers: {e}"})
     with HOSTS_LOCK:

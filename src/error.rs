@@ -66,6 +66,21 @@ impl From<Day2Error> for Error {
 
 crate::from_bootstrap_stages!(Error);
 
+/// The AWS provider's credentials and endpoint failures (its resources
+/// `acura_ha_aws::credentials::{RESOURCE, REGION_RESOURCE}`) have codes of their own: a cause to
+/// fix before any call, not a cloud call's answer about a resource. A refused permission
+/// (`…::PERMISSIONS_RESOURCE`) stays AH301: a call the cloud answered.
+fn aws_cause(e: &ProviderError) -> Option<&'static str> {
+    match e {
+        ProviderError::Cloud { resource, .. } => match resource.as_str() {
+            "AWS credentials" => Some("AH304"),
+            "AWS endpoint" => Some("AH305"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 impl Error {
     /// A refusal with its reason.
     pub fn refused(why: impl Into<String>) -> Self {
@@ -78,7 +93,7 @@ impl Error {
             Error::Config(e) => e.code(),
             Error::File(e) => e.code(),
             Error::State(e) => e.code(),
-            Error::Provider(e) => crate::targets::error_code(e),
+            Error::Provider(e) => aws_cause(e).unwrap_or_else(|| crate::targets::error_code(e)),
             Error::Usage(_) | Error::NotInBuild(_) => "AH003",
             Error::Refused(_) => "AH004",
             Error::Interrupted => "AH005",

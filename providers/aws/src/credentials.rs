@@ -14,11 +14,11 @@ use acura_ha_api::provider::ProviderError;
 use aws_sdk_ec2::config::ProvideCredentials;
 
 /// The `resource` of a [`ProviderError::Cloud`] about credentials: the app gives it its own
-/// code (AH304), as it does `OpenStack credentials`.
+/// code (AH304).
 pub const RESOURCE: &str = "AWS credentials";
-/// The `resource` of a missing region and of an endpoint that cannot be reached (AH306).
+/// The `resource` of a missing region and of an endpoint that cannot be reached (AH305).
 pub const REGION_RESOURCE: &str = "AWS endpoint";
-/// The `resource` of a call the identity may not make (AH305).
+/// The `resource` of a call the identity may not make (AH301, as any refused call).
 pub const PERMISSIONS_RESOURCE: &str = "AWS permissions";
 
 /// What the cluster file (or the state backend's settings) asks for.

@@ -243,26 +243,28 @@ impl CloudError {
         let t = target();
         let op = &self.operation;
         let code = self.code.as_deref().unwrap_or("error");
+        // Each case adds sentences of its own after the cloud's message.
+        let message = self.message.trim_end_matches('.');
         match self.class {
             Class::Service => None,
             Class::Denied => Some(format!(
                 "{} {op} in region {} was refused: {code}: {}. Check that the IAM policy of the identity in use (`aws sts get-caller-identity` names it) allows {}:{op}, or use a profile that has it",
                 self.service.name(),
                 t.region,
-                self.message,
+                message,
                 self.service.iam(),
             )),
             Class::BadCredentials => Some(format!(
                 "{} {op} in region {}: AWS refused the credentials: {code}: {}. Check them with `aws sts get-caller-identity` and run `aws configure` (or `aws sso login --profile <profile>` for an SSO profile)",
                 self.service.name(),
                 t.region,
-                self.message
+                message
             )),
             Class::CredentialsGone => Some(format!(
                 "{} {op} in region {}: the AWS credentials stopped resolving during the run ({}). Run `aws sso login --profile <profile>` (an SSO session that ended) or `aws configure`, then run the command again",
                 self.service.name(),
                 t.region,
-                self.message
+                message
             )),
             Class::Unreachable => {
                 let url = endpoint(self.service, &t);
@@ -273,7 +275,7 @@ impl CloudError {
                         "Check the endpoint URL ({} or AWS_ENDPOINT_URL) and that it is up",
                         self.service.endpoint_var()
                     )
-                } else if self.message.contains("dns error") {
+                } else if message.contains("dns error") {
                     format!(
                         "{url} does not resolve: check that region {} exists and is enabled for the account (`aws ec2 describe-regions`), and the DNS",
                         t.region
@@ -285,7 +287,7 @@ impl CloudError {
                     "{} {op} could not reach {url} (region {}): {}. {check}",
                     self.service.name(),
                     t.region,
-                    self.message
+                    message
                 ))
             }
         }

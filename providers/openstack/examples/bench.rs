@@ -2,7 +2,7 @@
 //! realistic delays scaled down 10×, next to the critical path those delays allow.
 //!
 //! `cargo run -p acura-ha-openstack --example bench -- --nodes 3|9 [--lb cloud|nginx] [--routes]
-//! [--page-size N] [--profile small|scaled] [--pace MIN,MAX,SHARE]` (`--page-size`: the
+//! [--page-size N] [--profile small|scaled] [--no-fip] [--pace MIN,MAX,SHARE]` (`--page-size`: the
 //! fake's lists come N items a page; `--pace`: the waits' first delay and cap in seconds and
 //! their share of the elapsed time, before the profile's scale)
 //!
@@ -83,7 +83,14 @@ fn delays(profile: &str) -> (Delays, Pace) {
     }
 }
 
-fn spec(nodes: usize, lb: &str) -> ClusterSpec {
+/// The OpenStack example's cluster: `nodes` nodes, floating IPs unless `fip` is off, and the
+/// state's lineage as `up` gives it (every resource tagged with it, #9.4).
+fn spec(nodes: usize, lb: &str, fip: bool) -> ClusterSpec {
+    let fip = if fip {
+        "floating_ip_network = \"public\""
+    } else {
+        ""
+    };
     let lb_flavor = if lb == "nginx" {
         "lb_flavor = \"m1.small\""
     } else {
@@ -109,9 +116,11 @@ image = "ubuntu-20.04"
 network = "acura-net"
 public_key_file = "id.pub"
 {lb_flavor}
+{fip}
 "#
     );
     let spec: ClusterSpec = toml::from_str(&text).expect("spec");
+    let spec = spec.with_lineage(Some("0b1e5c1e-bench-lineage".into()));
     assert!(spec.validate().is_empty(), "{:?}", spec.validate());
     spec
 }
@@ -184,7 +193,7 @@ async fn main() {
         .quiet(true)
         .pace(pace)
         .env(env);
-    let spec = spec(nodes, &lb);
+    let spec = spec(nodes, &lb, !args.iter().any(|a| a == "--no-fip"));
     let before = cloud.inventory();
 
     // The critical path of provisioning: the servers' ports first (their addresses known at

@@ -33,6 +33,9 @@ pub(crate) struct Lookups {
     pub net: Net,
     /// The external network of floating IPs.
     pub fip_net: Option<String>,
+    /// The project's floating IPs (with `floating_ip_network` only), read once: each branch
+    /// finds its own there (a server's by its port, the load balancer's by its VIP port).
+    pub fips: Vec<Value>,
     /// The project's load balancers (Octavia and `load_balancer.kind = "cloud"` only): the
     /// quota's use and the cluster's own, from one list call.
     pub lbs: Option<Vec<Value>>,
@@ -109,12 +112,19 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
             Ok(None)
         }
     };
-    let (flavors, image, net, fip_net, lbs) = tokio::try_join!(
+    let fips = async {
+        match &os.floating_ip_network {
+            Some(_) => crate::network::floating_ips(s).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (flavors, image, net, fip_net, lbs, fips) = tokio::try_join!(
         flavors,
         crate::image::image(s, &os.image),
         crate::network::network(s, cx.spec),
         fip,
-        lbs
+        lbs,
+        fips
     )?;
     let flavor = pick_flavor(&flavors, &os.flavor).ok_or_else(|| ProviderError::Cloud {
         resource: format!("openstack.flavor = {}", os.flavor),
@@ -150,6 +160,7 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
         image,
         net,
         fip_net,
+        fips,
         lbs,
     })
 }
@@ -446,23 +457,45 @@ pub(crate) async fn finish_servers(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
     let active = wait_active(cx, created).await?;
-    // Floating IPs: one port list and one floating IP list for all of them.
+    // Floating IPs: the project's floating IPs as the lookups read them (one list call a
+    // run), and each server's port from its record (made by `ports::ensure`); one port list
+    // for the servers without one (the NGINX VM, servers adopted from before ports).
     let mut fips: BTreeMap<String, String> = BTreeMap::new();
     if let Some(ext) = &look.fip_net {
-        let ports = crate::network::ports_of(s, &ids.values().cloned().collect::<Vec<_>>()).await?;
-        let known = crate::network::floating_ips(s).await?;
-        for (name, id) in ids {
-            let Some(port) = ports.iter().find(|p| js(p, "device_id") == *id) else {
-                continue;
-            };
+        let mut port_of: BTreeMap<String, String> = BTreeMap::new();
+        for name in ids.keys() {
+            let address = wanted
+                .iter()
+                .find(|r| r.name == *name)
+                .map(|r| r.address.clone())
+                .unwrap_or_default();
+            if let Some(p) = cx
+                .recorded(&address)
+                .await
+                .and_then(|x| x.outputs.get(crate::ports::OUTPUT_PORT).cloned())
+            {
+                port_of.insert(name.clone(), p);
+            }
+        }
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|(name, _)| !port_of.contains_key(*name))
+            .map(|(_, id)| id.clone())
+            .collect();
+        for p in crate::network::ports_of(s, &unknown).await? {
+            if let Some((name, _)) = ids.iter().find(|(_, id)| **id == js(&p, "device_id")) {
+                port_of.insert(name.clone(), js(&p, "id"));
+            }
+        }
+        let known = &look.fips;
+        for (name, port) in &port_of {
             let key = format!("floating_ip[{name}]");
             let fr = acura_ha_api::targets::openstack::floating_ip(spec, name);
-            if !known.iter().any(|f| js(f, "port_id") == js(port, "id")) {
+            if !known.iter().any(|f| js(f, "port_id") == *port) {
                 cx.record(&fr, Status::Creating, None, BTreeMap::new())
                     .await?;
             }
-            let f =
-                crate::network::ensure_floating_ip(cx, ext, &js(port, "id"), name, &known).await?;
+            let f = crate::network::ensure_floating_ip(cx, ext, port, name, known).await?;
             let mut out = BTreeMap::new();
             out.insert(OUTPUT_ADDRESS.to_string(), js(&f, "floating_ip_address"));
             cx.record(&fr, Status::Ready, Some(js(&f, "id")), out)
@@ -844,7 +877,7 @@ pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
     key_pair: bool,
-) -> Result<(Vec<Recorded>, BTreeMap<String, Value>), ProviderError> {
+) -> Result<(Vec<Recorded>, BTreeMap<String, Value>, bool), ProviderError> {
     let mut out = Vec::new();
     let group = format!("{}-nodes", cloud_name(spec));
     let (list, g) = tokio::try_join!(
@@ -859,7 +892,9 @@ pub(crate) async fn discover(
                 .map_err(|e| e.into_provider("server groups"))
         }
     )?;
-    // Another state's cluster of the same name is not ours to find (#9.4).
+    // Another state's cluster of the same name is not ours to find (#9.4), but says that
+    // what is known only by name cannot be told apart.
+    let foreign = list.iter().any(|sv| crate::another_lineage(spec, sv));
     let list: Vec<Value> = list
         .into_iter()
         .filter(|sv| !crate::another_lineage(spec, sv))
@@ -922,7 +957,7 @@ pub(crate) async fn discover(
         }
     }
     let by_name = list.into_iter().map(|sv| (js(&sv, "name"), sv)).collect();
-    Ok((out, by_name))
+    Ok((out, by_name, foreign))
 }
 
 /// Every cluster this tool made in the project (servers and load balancers carrying

@@ -277,7 +277,7 @@ impl Provider for OpenStackProvider {
         // with those addresses as members. The critical path is max(build, LB create).
         let (key_name, sg, group) = tokio::try_join!(
             compute::key_pair(&cx, &desired, &self.base_dir),
-            network::security_group(&cx, &desired),
+            network::security_group(&cx, &desired, group.clone()),
             compute::server_group(&cx, &desired),
         )?;
         let ports = ports::ensure(&cx, &desired, &look.net, &existing, &sg.0).await?;
@@ -457,12 +457,15 @@ impl Seen {
         spec: &ClusterSpec,
         key_pair: bool,
     ) -> Result<Seen, ProviderError> {
-        let (c, n, o, foreign) = tokio::try_join!(
+        let (c, n, o) = tokio::try_join!(
             compute::discover(s, spec, key_pair),
             network::discover(s, spec),
             octavia::discover(s, spec),
-            foreign_cluster(s, spec),
         )?;
+        // Whether a server, security group or load balancer under the cluster's names
+        // carries another state's lineage, from the same lists (without a lineage, the state
+        // was lost: everything under the names is ours).
+        let foreign = c.2 || n.2 || o.2;
         let mut records = c.0;
         records.extend(n.0);
         records.extend(o.0);
@@ -479,43 +482,6 @@ impl Seen {
             foreign,
         })
     }
-}
-
-/// Whether a server, security group or load balancer under the cluster's names carries another
-/// state's lineage. Without a lineage (the state was lost) everything under the names is ours.
-async fn foreign_cluster(s: &Session, spec: &ClusterSpec) -> Result<bool, ProviderError> {
-    if spec.lineage.is_none() {
-        return Ok(false);
-    }
-    let what = "resources under the cluster's names";
-    let servers = s
-        .list(
-            client::Service::Compute,
-            &format!("/servers/detail?tags={}", client::q(&cluster_tag(spec))),
-            "servers",
-        )
-        .await
-        .map_err(|e| e.into_provider(what))?;
-    let group = network::find_group(s, spec)
-        .await
-        .map_err(|e| e.into_provider(what))?;
-    let lbs = if s.has(client::Service::LoadBalancer) {
-        let name = acura_ha_api::targets::shared::cloud_name(spec);
-        s.list(
-            client::Service::LoadBalancer,
-            &format!("/lbaas/loadbalancers?name={}", client::q(&name)),
-            "loadbalancers",
-        )
-        .await
-        .map_err(|e| e.into_provider(what))?
-    } else {
-        Vec::new()
-    };
-    Ok(servers
-        .iter()
-        .chain(group.iter())
-        .chain(lbs.iter())
-        .any(|v| another_lineage(spec, v)))
 }
 
 async fn discover_with(s: &Session, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {

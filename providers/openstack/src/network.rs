@@ -184,16 +184,16 @@ pub(crate) async fn find_group(s: &Session, spec: &ClusterSpec) -> Result<Option
 }
 
 /// The group (adopted by name and tag, or created) and its rules. Returns (id, name).
+/// `found`: what [`find_group`] answered before (the ownership check reads it first; one list
+/// call a run).
 pub(crate) async fn security_group(
     cx: &Ctx<'_>,
     desired: &[Resource],
+    found: Option<Value>,
 ) -> Result<(String, String), ProviderError> {
     let r = desired_one(desired, "security_group").expect("planned");
     let s = cx.s;
-    let group = match find_group(s, cx.spec)
-        .await
-        .map_err(|e| e.into_provider(&r.address))?
-    {
+    let group = match found {
         Some(g) => g,
         None => {
             cx.record(r, Status::Creating, None, BTreeMap::new())
@@ -545,7 +545,7 @@ pub(crate) async fn delete_group(cx: &Ctx<'_>, id: &str) -> Result<(), ProviderE
 pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
-) -> Result<(Vec<Recorded>, Vec<Value>), ProviderError> {
+) -> Result<(Vec<Recorded>, Vec<Value>, bool), ProviderError> {
     let mut out = Vec::new();
     let name = cloud_name(spec);
     let groups = async {
@@ -558,6 +558,9 @@ pub(crate) async fn discover(
         .map_err(|e| e.into_provider("security groups of the cluster"))
     };
     let (v, fips) = tokio::try_join!(groups, floating_ips(s))?;
+    let foreign = v
+        .iter()
+        .any(|g| js(g, "name") == name && crate::another_lineage(spec, g));
     for g in &v {
         if js(g, "name") == name && !crate::another_lineage(spec, g) {
             out.push(Recorded::found(
@@ -587,5 +590,5 @@ pub(crate) async fn discover(
             ));
         }
     }
-    Ok((out, fips))
+    Ok((out, fips, foreign))
 }

@@ -302,13 +302,12 @@ pub(crate) async fn load_balancer(
     outputs.insert("vip_port_id".to_string(), js(&lb.body, "vip_port_id"));
     let mut address = vip.clone();
     if let Some(ext) = &look.fip_net {
-        let known = crate::network::floating_ips(s).await?;
         let f = crate::network::ensure_floating_ip(
             cx,
             ext,
             &js(&lb.body, "vip_port_id"),
             "load-balancer",
-            &known,
+            &look.fips,
         )
         .await?;
         address = js(&f, "floating_ip_address");
@@ -978,19 +977,29 @@ async fn delete_lb(
     .await
 }
 
-/// The cluster's load balancer, by name (its record, and its last answer).
+/// The cluster's load balancer, by name (its record, and its last answer), and whether one of
+/// that name carries another state's lineage (#9.4).
 pub(crate) async fn discover(
     s: &Session,
     spec: &ClusterSpec,
-) -> Result<(Vec<Recorded>, Option<Value>), ProviderError> {
+) -> Result<(Vec<Recorded>, Option<Value>, bool), ProviderError> {
     if !s.has(Service::LoadBalancer) {
-        return Ok((Vec::new(), None));
+        return Ok((Vec::new(), None, false));
     }
     let name = cloud_name(spec);
-    let lb = find_lb(s, &name)
+    let live: Vec<Value> = s
+        .list(
+            Service::LoadBalancer,
+            &format!("/lbaas/loadbalancers?name={}", q(&name)),
+            "loadbalancers",
+        )
         .await
         .map_err(|e| e.into_provider("load balancers"))?
-        .filter(|l| !crate::another_lineage(spec, l));
+        .into_iter()
+        .filter(|l| live_named(l, &name))
+        .collect();
+    let foreign = live.iter().any(|l| crate::another_lineage(spec, l));
+    let lb = live.into_iter().find(|l| !crate::another_lineage(spec, l));
     let records = lb
         .iter()
         .map(|l| {
@@ -1003,7 +1012,7 @@ pub(crate) async fn discover(
             )
         })
         .collect();
-    Ok((records, lb))
+    Ok((records, lb, foreign))
 }
 
 /// Octavia's `operating_status` of a member as the contract's target state: `ONLINE` is

@@ -168,6 +168,28 @@ impl Files {
     }
 }
 
+impl Files {
+    /// Whether the config file's section of `profile` takes its credentials from SSO
+    /// (`sso_session`, or the legacy `sso_start_url`).
+    pub(crate) fn uses_sso(&self, profile: &str) -> bool {
+        let text = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let mut inside = false;
+        for line in text.lines().map(str::trim) {
+            if let Some(section) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+                let section = section.trim();
+                inside = section == format!("profile {profile}")
+                    || (profile == "default" && section == "default");
+                continue;
+            }
+            let key = line.split('=').next().unwrap_or("").trim();
+            if inside && (key == "sso_session" || key == "sso_start_url") {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 /// The profile in use and who chose it: `[aws] profile` (or the state's `profile`), else
 /// `AWS_PROFILE`, else `default` — the SDK's order.
 #[derive(Debug, Clone)]
@@ -329,7 +351,15 @@ fn classify(
             profile: profile.name.clone(),
         };
     }
-    if text.contains("failed to load the cached SSO token") {
+    // The legacy form (`sso_start_url` in the profile) reads the cache itself and sends even
+    // an expired token: the portal's 401 (UnauthorizedException) means the same thing.
+    let sso = files.uses_sso(&profile.name);
+    if sso && (text.contains("UnauthorizedException") || text.contains("expired")) {
+        return CredentialsError::SsoExpired {
+            profile: profile.name.clone(),
+        };
+    }
+    if text.contains("failed to load the cached SSO token") || (sso && text.contains("sso/cache")) {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("~"));
@@ -373,6 +403,52 @@ mod tests {
         )
         .unwrap();
         assert_eq!(files.profiles(), ["ci", "default", "dev"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An error with only a message, as the SDK's sources are seen here.
+    #[derive(Debug)]
+    struct Said(&'static str);
+    impl std::fmt::Display for Said {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Said {}
+
+    #[test]
+    fn a_legacy_sso_profile_refused_by_the_portal_is_an_expired_session() {
+        let dir =
+            std::env::temp_dir().join(format!("acura-ha-aws-legacy-sso-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = Files {
+            credentials: dir.join("credentials"),
+            config: dir.join("config"),
+        };
+        std::fs::write(
+            &files.config,
+            "[profile old]\nsso_start_url = https://x.example.com/start\nsso_region = us-east-1\n[profile keys]\nregion = us-east-1\n",
+        )
+        .unwrap();
+        assert!(files.uses_sso("old") && !files.uses_sso("keys"));
+        let profile = |n: &str| Profile {
+            name: n.into(),
+            origin: Some("AWS_PROFILE".into()),
+        };
+        let portal = Said("UnauthorizedException: Session token not found or invalid");
+        assert!(matches!(
+            classify(&portal, &profile("old"), &files),
+            CredentialsError::SsoExpired { profile } if profile == "old"
+        ));
+        let missing = Said("failed to read `/home/u/.aws/sso/cache/ab.json`");
+        assert!(matches!(
+            classify(&missing, &profile("old"), &files),
+            CredentialsError::SsoNotLoggedIn { .. }
+        ));
+        assert!(matches!(
+            classify(&portal, &profile("keys"), &files),
+            CredentialsError::Failed { .. }
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -148,6 +148,30 @@ async fn s3_state_with_an_expired_sso_session_says_aws_sso_login() {
     assert_eq!(listener.connections(), 0, "nothing was sent");
 }
 
+/// An SSO profile never logged in (no token in the cache) gets the same fix.
+#[tokio::test]
+async fn s3_state_with_an_sso_profile_never_logged_in_says_aws_sso_login() {
+    let _env = ENV.lock().await;
+    let home = TempHome::new();
+    let listener = Counting::new();
+    isolate(home.path(), &listener.url());
+    write_expired_sso(home.path(), "ops");
+    std::fs::remove_dir_all(home.path().join(".aws/sso/cache")).unwrap();
+    let e = S3State::connect(settings(Some("ops")))
+        .await
+        .expect_err("no SSO login")
+        .to_string();
+    eprintln!("{e}");
+    one_line(&e);
+    assert!(
+        e.starts_with(
+            "state s3://team-state/: Profile ops uses SSO but has no SSO login yet (no token in "
+        ) && e.ends_with("Run `aws sso login --profile ops`."),
+        "{e}"
+    );
+    assert_eq!(listener.connections(), 0, "nothing was sent");
+}
+
 #[tokio::test]
 async fn s3_state_with_an_unknown_profile_lists_the_profiles() {
     let _env = ENV.lock().await;

@@ -189,6 +189,20 @@ fn local_target_up_status_down() {
             .len(),
         3
     );
+    // The UDP listener is no longer "not checked": its socket is bound on the NGINX host (#13.9).
+    let udp = status["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["listener"].as_str().unwrap().ends_with("udp/12201"))
+        .expect("the UDP listener");
+    assert!(
+        udp["state"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening (NGINX on "),
+        "{udp}"
+    );
 
     // down: nothing is left — namespaces, links, the safety route, processes, files.
     let names = {

@@ -31,6 +31,9 @@ pub async fn preflight(
 
 const UDP_NOT_CHECKED: &str = "not checked (UDP)";
 const UDP_BY_LB: &str = "checked by the load balancer";
+/// A UDP listener of an NGINX host: its socket is bound there (the TCP rows likewise show the
+/// load balancer's side, "accepting").
+const UDP_LISTENING: &str = "listening";
 
 /// One host's status.
 #[derive(Debug, Serialize)]
@@ -253,7 +256,13 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
                     h.targets.iter().filter(|t| t.healthy()).count(),
                     h.targets.len()
                 ),
-                None => UDP_NOT_CHECKED.to_string(),
+                None => match inv.lb.nginx_host.as_ref() {
+                    Some(h) => match pool.get(&h.name) {
+                        Some(s) => udp_bound(&s, l.port).await,
+                        None => format!("not checked: no login to {}", h.name),
+                    },
+                    None => UDP_NOT_CHECKED.to_string(),
+                },
             },
         };
         listeners.push(ListenerStatus {
@@ -282,6 +291,25 @@ pub async fn status(cfg: &LoadedConfig, store: &StateStore) -> Result<Status, Er
     })
 }
 
+/// Whether a UDP socket is bound to `port` on the NGINX host behind `s` (`ss`, no sudo needed).
+/// A live cluster's UDP upstream (Acura's GELF input) answers nothing, so the datagram proof
+/// `up` runs against its own responders cannot be repeated here; a bound socket on the load
+/// balancer is what can be seen, as for TCP.
+async fn udp_bound(s: &Session, port: u16) -> String {
+    let cmd = format!("ss -Hlun 'sport = :{port}'");
+    match s.run(&cmd, Duration::from_secs(10)).await {
+        Ok(out) if out.status == 0 && !out.stdout_text().trim().is_empty() => {
+            format!("{UDP_LISTENING} (NGINX on {})", s.target.name)
+        }
+        Ok(out) if out.status == 0 => format!("not listening on {}", s.target.name),
+        Ok(out) => format!(
+            "not checked: `ss` exited {} on {}",
+            out.status, s.target.name
+        ),
+        Err(e) => format!("not checked: {e}"),
+    }
+}
+
 /// Healthy: every host logged in to and passed its checks, Kubernetes has every node ready,
 /// every listener accepts (UDP: not checked, or left to the cloud load balancer), and the cloud
 /// load balancer — when there is one — finds every target healthy.
@@ -295,7 +323,10 @@ fn verdict(
     hosts.iter().all(|h| h.ssh == "ok" && h.preflight == "ok")
         && kubernetes.is_some_and(|k| k.ready(expected))
         && listeners.iter().all(|l| {
-            l.state == "accepting" || l.state == UDP_NOT_CHECKED || l.state.starts_with(UDP_BY_LB)
+            l.state == "accepting"
+                || l.state == UDP_NOT_CHECKED
+                || l.state.starts_with(UDP_BY_LB)
+                || l.state.starts_with(UDP_LISTENING)
         })
         // A target the cloud load balancer finds unhealthy (or a load balancer that cannot be
         // asked) makes the cluster degraded.

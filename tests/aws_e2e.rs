@@ -239,7 +239,7 @@ fn setup(name: &str, octet: u8, with_lb_host: bool) -> (Lab, Moto, Proxy) {
 
 #[test]
 fn aws_nginx_up_bootstraps_lab_hosts_then_status_plan_down() {
-    let (lab, moto, proxy) = setup("e2e-aws", 124, true);
+    let (lab, moto, proxy) = setup("e2e-aws", 231, true);
     let before = inventory(&moto.url());
     let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
     let (lb_name, lb_address) = lab.lb();
@@ -402,7 +402,7 @@ fn map_load_balancer(proxy: &Proxy, name: &str, address: &str) {
 /// `status` sees the listeners answer and moto's target health.
 #[test]
 fn aws_nlb_up_bootstraps_lab_hosts_then_status_plan_down() {
-    let (lab, moto, proxy) = setup("e2e-awsnlb", 125, false);
+    let (lab, moto, proxy) = setup("e2e-awsnlb", 232, false);
     let before = inventory(&moto.url());
     let nodes: Vec<(String, String)> = (1..=3).map(|k| lab.node(k)).collect();
     let (_, lb_address) = lab.lb();
@@ -508,7 +508,7 @@ fn aws_nlb_up_bootstraps_lab_hosts_then_status_plan_down() {
 /// bootstrap ran on any node.
 #[test]
 fn aws_up_refuses_a_host_key_its_console_did_not_print() {
-    let (lab, moto, proxy) = setup("e2e-awskey", 126, true);
+    let (lab, moto, proxy) = setup("e2e-awskey", 233, true);
     let before = inventory(&moto.url());
     let (victim, address) = lab.node(2);
     // What cloud-init would print for another machine (a key the lab host does not have).

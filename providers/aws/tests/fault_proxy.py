@@ -33,19 +33,19 @@ like any request). Each page served is counted in `pages_served`.
 Hosts, for end-to-end tests (moto boots no VM): the test tells the proxy which instance stands
 for which host it made (a local-lab network namespace with sshd), by the instance's Name tag:
 
-    POST /__proxy/hosts  {"name": "e2e-aws-1", "private_ip": "10.213.121.11",
-                          "public_ip": "10.213.121.11", "private_dns": "e2e-aws-1",
-                          "public_dns": "e2e-aws-1", "console": "cloud-init's log"}
+    POST /__proxy/hosts  {"name": "e2e-aws-1", "private_ip": "10.213.231.11",
+                          "public_ip": "10.213.231.11", "private_dns": "10.213.231.11",
+                          "public_dns": "10.213.231.11", "console": "cloud-init's log"}
     POST /__proxy/hosts  {"name": "e2e-aws-1", "remove": true}
 
-  Every field but `name` is optional; private_ip and public_ip must be on 127.0.0.0/8 or
-  10.0.0.0/8 (the test's own namespaces), so no mapping can lead the tool off the machine. The
-  DNS fields are free text: the tool does not look instance names up (give the IP literal to be
-  safe). In every DescribeInstances and RunInstances answer, an
-  instance whose Name tag is mapped gets the mapped addresses in place of moto's, wherever the
-  answer carries them (the instance and its network interfaces): private_ip in privateIpAddress,
-  public_ip in ipAddress and publicIp, private_dns in privateDnsName, public_dns in dnsName and
-  publicDnsName. Elements moto left out are not added. The rewrite happens before paging.
+  Every field but `name` is optional. private_ip and public_ip must be on 127.0.0.0/8 or
+  10.0.0.0/8 (the test's own namespaces), so no mapping can lead the tool off the machine; the
+  DNS fields are free text (the tool does not look instance names up; the IP literal is safest).
+  In every DescribeInstances and RunInstances answer, an instance whose Name tag is mapped gets
+  the mapped addresses in place of moto's, wherever the answer carries them (the instance and
+  its network interfaces): private_ip in privateIpAddress, public_ip in ipAddress and publicIp,
+  private_dns in privateDnsName, public_dns in dnsName and publicDnsName. Elements moto left out
+  are not added. The rewrite happens before paging; moto's own state is never changed.
   The proxy remembers the instance IDs it saw with a mapped Name; GetConsoleOutput for such an
   ID is answered with `console` (base64, as EC2 does), unless a per-ID log (/__proxy/console) or
   a fault rule comes first. Terminated instances keep their tags in moto, so their addresses are
@@ -55,7 +55,7 @@ for which host it made (a local-lab network namespace with sshd), by the instanc
   to the nodes (lb_address); a test whose NLB stands for a lab host (an L4 forwarder it runs
   there) gives it that host's address, which no resolver is asked about:
 
-    POST /__proxy/load-balancers  {"name": "e2e-nlb-nlb", "dns_name": "10.213.125.10"}
+    POST /__proxy/load-balancers  {"name": "e2e-awsnlb-nlb", "dns_name": "10.213.232.10"}
                                   ({"name": …, "remove": true} drops it)
 
   `dns_name` must be an IPv4 literal on 127.0.0.0/8 or 10.0.0.0/8. It replaces DNSName in

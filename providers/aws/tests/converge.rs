@@ -3,8 +3,9 @@
 //! group added by hand on the cluster's NLB, a listener and target group an older desired model
 //! recorded (a port no longer wanted), an instance registered that is not a node — is reported by
 //! refresh and removed by `provision`, by ARN, with its records forgotten; someone else's target
-//! group and another state's are left alone; a listener deleted outside the tool is gone and made
-//! again; and a provision with nothing to change makes no mutating call at all.
+//! group and another state's are left alone; listeners and a target group deleted outside the
+//! tool are gone and made again (the nodes registered again); and a provision with nothing to
+//! change makes no mutating call at all.
 //! `cargo test -p acura-ha-aws --test converge`.
 
 mod common;
@@ -297,30 +298,45 @@ async fn what_no_wanted_resource_accounts_for_is_reported_and_removed() {
     assert!(drift.is_empty(), "after provision removed them: {drift:#?}");
     provision_changes_nothing(&provider, &spec, &mut journal, &proxy, "after the removal").await;
 
-    // A listener deleted outside the tool: gone, made again, and then nothing to change.
+    // A listener deleted outside the tool, and another with its target group (AWS deletes a
+    // group only once no listener uses it): gone, made again, and then nothing to change.
     let l443 = journal.id("listener[tcp-443]");
+    let (l80, tg80) = (
+        journal.id("listener[tcp-80]"),
+        journal.id("target_group[tcp-80]"),
+    );
     elb(&url, "DeleteListener", &[("ListenerArn", &l443)]);
+    elb(&url, "DeleteListener", &[("ListenerArn", &l80)]);
+    elb(&url, "DeleteTargetGroup", &[("TargetGroupArn", &tg80)]);
     let drift = refresh(&provider, &spec, &journal).await;
+    let mut gone: Vec<(&str, &str)> = drift
+        .gone
+        .iter()
+        .map(|g| (g.address.as_str(), g.reason.as_str()))
+        .collect();
+    gone.sort();
     assert_eq!(
-        drift
-            .gone
-            .iter()
-            .map(|g| (g.address.as_str(), g.reason.as_str()))
-            .collect::<Vec<_>>(),
-        [("listener[tcp-443]", "deleted outside acura-ha")],
+        gone,
+        [
+            ("listener[tcp-443]", "deleted outside acura-ha"),
+            ("listener[tcp-80]", "deleted outside acura-ha"),
+            ("target_group[tcp-80]", "deleted outside acura-ha"),
+        ],
         "{drift:#?}"
     );
     assert!(drift.extra.is_empty(), "{drift:#?}");
     // What the engine does before provisioning (`refresh::forget_gone`).
-    journal.forget("listener[tcp-443]").unwrap();
+    for g in &drift.gone {
+        journal.forget(&g.address).unwrap();
+    }
     provider.provision(&spec, &mut journal).await.unwrap();
     assert_eq!(listener_ports(&url, &lb), wanted_ports);
+    assert_eq!(group_names(&url), expected_groups);
     assert_ne!(journal.id("listener[tcp-443]"), l443, "a new listener");
+    let tg80 = journal.id("target_group[tcp-80]");
+    assert_eq!(targets(&url, &tg80).len(), 3, "the nodes registered again");
     let drift = refresh(&provider, &spec, &journal).await;
-    assert!(
-        drift.is_empty(),
-        "after the listener was made again: {drift:#?}"
-    );
+    assert!(drift.is_empty(), "after they were made again: {drift:#?}");
     provision_changes_nothing(&provider, &spec, &mut journal, &proxy, "after the repair").await;
 
     provider.destroy(&spec, &mut journal).await.unwrap();

@@ -4,84 +4,20 @@
 //! the journal holds no `security_group_rule[...]` that is not desired, the other groups' rules
 //! and the default egress rules are untouched, and a third `provision` mutates nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
 
-use acura_ha_api::model::{Kind, Recorded};
-use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use std::collections::BTreeSet;
+
+use acura_ha_api::model::Kind;
+use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
-use acura_ha_openstack::OpenStackProvider;
-use acura_ha_openstack::wait::Pace;
-use fake_openstack::{Config, FakeCloud};
-
-/// The journal, by address.
-#[derive(Default)]
-struct Records(BTreeMap<String, Recorded>);
-
-impl Journal for Records {
-    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
-        self.0.insert(r.address.clone(), r);
-        Ok(())
-    }
-    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
-        self.0.remove(address);
-        Ok(())
-    }
-    fn get(&self, address: &str) -> Option<&Recorded> {
-        self.0.get(address)
-    }
-    fn all(&self) -> Vec<Recorded> {
-        self.0.values().cloned().collect()
-    }
-}
-
-/// The fake cloud (2 items a page, as every provider test) and a directory holding its
-/// clouds.yaml and a public key.
-struct Cloud {
-    fake: FakeCloud,
-    dir: tempfile::TempDir,
-}
+use common::{Cloud, Records, parse_spec};
 
 const GROUP: &str = "acura-ha-acura-conv";
 const ADMIN_PORTS: [&str; 4] = ["22-22", "30080-30080", "30081-30081", "30082-30082"];
 const PUBLIC_PORTS: [&str; 5] = ["80-80", "443-443", "4443-4443", "6443-6443", "12201-12201"];
 
 impl Cloud {
-    fn start() -> Cloud {
-        let fake = FakeCloud::start(Config {
-            page_size: Some(2),
-            ..Config::default()
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let files = [
-            ("clouds.yaml", fake.clouds_yaml("fake")),
-            (
-                "id.pub",
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL conv\n"
-                    .into(),
-            ),
-        ];
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        Cloud { fake, dir }
-    }
-
-    fn provider(&self) -> OpenStackProvider {
-        let home = self.dir.path().display().to_string();
-        let env: BTreeMap<String, String> = [
-            ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
-            ("HOME", home.clone()),
-            ("PWD", home),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OpenStackProvider::new(self.dir.path().to_path_buf())
-            .quiet(true)
-            .pace(Pace::scaled(0.01))
-            .env(env)
-    }
-
     /// A 3-node cluster behind the NGINX VM with these sources.
     fn spec(admin: &[&str], public: &[&str]) -> ClusterSpec {
         let list = |c: &[&str]| {
@@ -100,9 +36,7 @@ impl Cloud {
             list(admin),
             list(public)
         );
-        let spec: ClusterSpec = toml::from_str(&text).unwrap();
-        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
-        spec
+        parse_spec(&text)
     }
 
     /// Every rule of the fake, as its labels (`group direction ethertype proto min-max remote`).

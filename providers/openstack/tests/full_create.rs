@@ -4,76 +4,20 @@
 //! children one at a time; on an existing load balancer, a member and a listener added by hand
 //! show in the refresh and the next `provision` deletes them.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
 use acura_ha_api::model::{Kind, Recorded};
-use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_openstack::OpenStackProvider;
 use acura_ha_openstack::client::{Service, Session};
-use acura_ha_openstack::wait::Pace;
-use fake_openstack::{CloudTraits, Config, FakeCloud, FaultAction, FaultRule, StatsSnapshot};
+use common::{Cloud, Records, parse_spec};
+use fake_openstack::{CloudTraits, FaultAction, FaultRule, StatsSnapshot};
 use serde_json::{Value, json};
 
-#[derive(Default)]
-struct Records(BTreeMap<String, Recorded>);
-
-impl Journal for Records {
-    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
-        self.0.insert(r.address.clone(), r);
-        Ok(())
-    }
-    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
-        self.0.remove(address);
-        Ok(())
-    }
-    fn get(&self, address: &str) -> Option<&Recorded> {
-        self.0.get(address)
-    }
-    fn all(&self) -> Vec<Recorded> {
-        self.0.values().cloned().collect()
-    }
-}
-
-struct Cloud {
-    fake: FakeCloud,
-    dir: tempfile::TempDir,
-}
-
 impl Cloud {
-    fn start(cloud: CloudTraits) -> Cloud {
-        let fake = FakeCloud::start(Config {
-            page_size: Some(2),
-            cloud,
-            ..Config::default()
-        });
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
-        std::fs::write(
-            dir.path().join("id.pub"),
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL full\n",
-        )
-        .unwrap();
-        Cloud { fake, dir }
-    }
-
-    fn provider(&self) -> OpenStackProvider {
-        let home = self.dir.path().display().to_string();
-        let env: BTreeMap<String, String> = [
-            ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
-            ("HOME", home.clone()),
-            ("PWD", home),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OpenStackProvider::new(self.dir.path().to_path_buf())
-            .quiet(true)
-            .pace(Pace::scaled(0.01))
-            .env(env)
-    }
-
     /// A 3-node cluster behind Octavia with floating IPs.
     fn spec() -> ClusterSpec {
         Cloud::spec_of(3)
@@ -88,14 +32,7 @@ impl Cloud {
              [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
              network = \"acura-net\"\nfloating_ip_network = \"public\"\npublic_key_file = \"id.pub\"\n"
         );
-        let spec: ClusterSpec = toml::from_str(&text).unwrap();
-        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
-        spec
-    }
-
-    async fn session(&self, spec: &ClusterSpec) -> Session {
-        let cfg = self.provider().cloud_config(spec).unwrap();
-        Session::connect(&cfg).await.unwrap()
+        parse_spec(&text)
     }
 }
 
@@ -134,7 +71,7 @@ async fn assert_recorded(p: &OpenStackProvider, spec: &ClusterSpec, j: &Records)
 /// second `provision` changes nothing, and `destroy` deletes the ports too.
 #[tokio::test]
 async fn the_load_balancer_is_made_in_one_call_on_the_ports_addresses() {
-    let cloud = Cloud::start(CloudTraits::default());
+    let cloud = Cloud::start();
     let before = cloud.fake.inventory();
     let spec = Cloud::spec();
     let p = cloud.provider();
@@ -182,7 +119,7 @@ async fn the_load_balancer_is_made_in_one_call_on_the_ports_addresses() {
 /// children one at a time, recorded alike.
 #[tokio::test]
 async fn a_cloud_that_refuses_the_full_create_gets_the_children_one_at_a_time() {
-    let cloud = Cloud::start(CloudTraits {
+    let cloud = Cloud::with(CloudTraits {
         octavia_refuses_full_create: true,
         ..CloudTraits::default()
     });
@@ -236,7 +173,7 @@ async fn post_when_active(s: &Session, path: &str, body: &Value) -> Value {
 /// it is clean.
 #[tokio::test]
 async fn a_member_and_a_listener_added_by_hand_are_removed() {
-    let cloud = Cloud::start(CloudTraits::default());
+    let cloud = Cloud::start();
     let spec = Cloud::spec();
     let p = cloud.provider();
     let mut j = Records::default();
@@ -320,7 +257,7 @@ async fn a_member_and_a_listener_added_by_hand_are_removed() {
 /// twice), its children listed and recorded with their IDs, and nothing is left to do.
 #[tokio::test]
 async fn a_lost_reply_of_the_full_create_finds_the_graph() {
-    let cloud = Cloud::start(CloudTraits::default());
+    let cloud = Cloud::start();
     let spec = Cloud::spec();
     let p = cloud.provider();
     let mut j = Records::default();
@@ -343,7 +280,7 @@ async fn a_lost_reply_of_the_full_create_finds_the_graph() {
 /// members out of every pool of the existing load balancer and forgets their records.
 #[tokio::test]
 async fn members_of_a_node_no_longer_in_the_cluster_are_removed() {
-    let cloud = Cloud::start(CloudTraits::default());
+    let cloud = Cloud::start();
     let p = cloud.provider();
     let mut j = Records::default();
     let (five, smaller) = (Cloud::spec_of(5), Cloud::spec_of(3));

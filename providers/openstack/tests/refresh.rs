@@ -3,75 +3,16 @@
 //! show as drift; `provision` repairs both and the next refresh finds nothing; a server deleted
 //! outside the tool shows as gone.
 
-use std::collections::BTreeMap;
+mod common;
 
 use acura_ha_api::model::{Kind, Recorded};
-use acura_ha_api::provider::{Journal, Provider, ProviderError};
+use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
-use acura_ha_openstack::OpenStackProvider;
-use acura_ha_openstack::client::{Service, Session};
-use acura_ha_openstack::wait::Pace;
-use fake_openstack::{Config, FakeCloud};
+use acura_ha_openstack::client::Service;
+use common::{Cloud, Records, parse_spec};
 use serde_json::json;
 
-#[derive(Default)]
-struct Records(BTreeMap<String, Recorded>);
-
-impl Journal for Records {
-    fn record(&mut self, r: Recorded) -> Result<(), ProviderError> {
-        self.0.insert(r.address.clone(), r);
-        Ok(())
-    }
-    fn forget(&mut self, address: &str) -> Result<(), ProviderError> {
-        self.0.remove(address);
-        Ok(())
-    }
-    fn get(&self, address: &str) -> Option<&Recorded> {
-        self.0.get(address)
-    }
-    fn all(&self) -> Vec<Recorded> {
-        self.0.values().cloned().collect()
-    }
-}
-
-struct Cloud {
-    /// Kept running for the test's length (dropping it stops the cloud).
-    _fake: FakeCloud,
-    dir: tempfile::TempDir,
-}
-
 impl Cloud {
-    fn start() -> Cloud {
-        let fake = FakeCloud::start(Config {
-            page_size: Some(2),
-            ..Config::default()
-        });
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
-        std::fs::write(
-            dir.path().join("id.pub"),
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL drift\n",
-        )
-        .unwrap();
-        Cloud { _fake: fake, dir }
-    }
-
-    fn provider(&self) -> OpenStackProvider {
-        let home = self.dir.path().display().to_string();
-        let env: BTreeMap<String, String> = [
-            ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
-            ("HOME", home.clone()),
-            ("PWD", home),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        OpenStackProvider::new(self.dir.path().to_path_buf())
-            .quiet(true)
-            .pace(Pace::scaled(0.01))
-            .env(env)
-    }
-
     /// A 3-node cluster behind Octavia, no floating IPs.
     fn spec() -> ClusterSpec {
         let text = "[cluster]\nname = \"acura-drift\"\n\
@@ -80,15 +21,7 @@ impl Cloud {
              [access]\nadmin_cidrs = [\"198.51.100.7/32\"]\npublic_cidrs = [\"0.0.0.0/0\"]\nssh_agent = true\n\
              [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
              network = \"acura-net\"\npublic_key_file = \"id.pub\"\n";
-        let spec: ClusterSpec = toml::from_str(text).unwrap();
-        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
-        spec
-    }
-
-    /// A session of our own, as an operator's openstack CLI would be.
-    async fn session(&self, spec: &ClusterSpec) -> Session {
-        let cfg = self.provider().cloud_config(spec).unwrap();
-        Session::connect(&cfg).await.unwrap()
+        parse_spec(text)
     }
 }
 

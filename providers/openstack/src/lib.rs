@@ -445,8 +445,8 @@ pub(crate) struct Seen {
     /// The cluster's load balancer.
     pub lb: Option<serde_json::Value>,
     /// Another state's cluster of the same name is here too (#9.4): what is known only by its
-    /// name (server group, floating IPs, the imported key pair) cannot be told apart, so it is
-    /// neither found nor deleted by name.
+    /// name (server group, the imported key pair, floating IPs without our lineage tag) cannot
+    /// be told apart, so it is neither found nor deleted by name.
     pub foreign: bool,
 }
 
@@ -469,15 +469,23 @@ impl Seen {
         let mut records = c.0;
         records.extend(n.0);
         records.extend(o.0);
+        // With another state's cluster here, a floating IP is ours only by its lineage tag
+        // (where Neutron has tags); one known only by its description is left alone.
+        let fips: Vec<serde_json::Value> =
+            n.1.into_iter()
+                .filter(|f| !foreign || network::fip_of_our_lineage(spec, f))
+                .collect();
         if foreign {
-            records.retain(|r| {
-                !matches!(r.kind, Kind::ServerGroup | Kind::FloatingIp | Kind::KeyPair)
+            records.retain(|r| match r.kind {
+                Kind::ServerGroup | Kind::KeyPair => false,
+                Kind::FloatingIp => fips.iter().any(|f| Some(js(f, "id")) == r.id),
+                _ => true,
             });
         }
         Ok(Seen {
             records,
             servers: c.1,
-            fips: if foreign { Vec::new() } else { n.1 },
+            fips,
             lb: o.1,
             foreign,
         })

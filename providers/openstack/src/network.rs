@@ -430,11 +430,13 @@ pub(crate) async fn ensure_floating_ip(
         return Ok(f.clone());
     }
     let description = acura_ha_api::targets::openstack::fip_description(cx.spec, host);
-    // Free, ours, for this host: a create whose association was lost.
-    if let Some(f) = known
-        .iter()
-        .find(|f| js(f, "description") == description && f["port_id"].is_null())
-    {
+    // Free, ours, for this host: a create whose association was lost (never one another state
+    // tagged with its lineage, though it has the same description).
+    if let Some(f) = known.iter().find(|f| {
+        js(f, "description") == description
+            && f["port_id"].is_null()
+            && !crate::another_lineage(cx.spec, f)
+    }) {
         let id = js(f, "id");
         let v = s
             .send(
@@ -448,11 +450,18 @@ pub(crate) async fn ensure_floating_ip(
         return Ok(v.get("floatingip").cloned().unwrap_or(v));
     }
     cx.progress(&format!("allocate a floating IP for {host}"));
-    let body = json!({"floatingip": {
+    let mut body = json!({"floatingip": {
         "floating_network_id": network_id,
         "port_id": port_id,
         "description": description,
     }});
+    // The cluster's tags and the state's lineage (#9.4), so that another state's cluster of
+    // the same name (whose floating IPs have the same descriptions) is told apart.
+    let tags = tag_strings(cx.spec, "floating-ip");
+    let tagging = capabilities::neutron_tagging(s).await;
+    if tagging == Tagging::AtCreate {
+        body["floatingip"]["tags"] = json!(tags);
+    }
     let v = s
         .create(Service::Network, "/floatingips", &body, || async {
             let v = s
@@ -466,7 +475,26 @@ pub(crate) async fn ensure_floating_ip(
         })
         .await
         .map_err(|e| e.into_provider(&format!("floating IP for {host}")))?;
-    Ok(v.get("floatingip").cloned().unwrap_or(v))
+    let mut f = v.get("floatingip").cloned().unwrap_or(v);
+    if tagging == Tagging::Afterwards {
+        let id = js(&f, "id");
+        s.send(
+            Method::PUT,
+            Service::Network,
+            &format!("/floatingips/{id}/tags"),
+            &json!({ "tags": tags }),
+        )
+        .await
+        .map_err(|e| e.into_provider(&format!("tags of floating IP {id} for {host}")))?;
+        f["tags"] = json!(tags);
+    }
+    Ok(f)
+}
+
+/// Whether floating IP `f` carries the state's own lineage: positively ours, even where another
+/// state's cluster of the same name is in the project (#9.4).
+pub(crate) fn fip_of_our_lineage(spec: &ClusterSpec, f: &Value) -> bool {
+    spec.lineage.is_some() && crate::lineage_of(f) == spec.lineage
 }
 
 /// The ports of these servers (one call).
@@ -503,10 +531,11 @@ pub(crate) async fn delete_floating_ips(
         .iter()
         .map(|h| acura_ha_api::targets::openstack::fip_description(cx.spec, h))
         .collect();
-    for f in all
-        .iter()
-        .filter(|f| descs.contains(&js(f, "description")) || ports.contains(&js(f, "port_id")))
-    {
+    // Another state's floating IP (its lineage tag) has the same description: never ours.
+    for f in all.iter().filter(|f| {
+        (descs.contains(&js(f, "description")) || ports.contains(&js(f, "port_id")))
+            && !crate::another_lineage(cx.spec, f)
+    }) {
         let id = js(f, "id");
         cx.progress(&format!(
             "release floating IP {}",
@@ -573,6 +602,11 @@ pub(crate) async fn discover(
         }
     }
     let prefix = format!("acura-ha {} ", spec.cluster.name);
+    // Another state's floating IPs (by their lineage tag) are not found, nor deleted.
+    let fips: Vec<Value> = fips
+        .into_iter()
+        .filter(|f| !crate::another_lineage(spec, f))
+        .collect();
     for f in &fips {
         let d = js(f, "description");
         if let Some(host) = d.strip_prefix(&prefix) {

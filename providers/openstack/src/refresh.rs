@@ -38,7 +38,7 @@ pub(crate) async fn refresh(
         .is_some_and(|o| o.key_name.is_none());
     let seen = Seen::read(s, spec, own_key_pair).await?;
     let listed = list(s, &seen).await?;
-    Ok(compare(spec, recorded, &listed))
+    Ok(compare(spec, recorded, &listed, seen.foreign))
 }
 
 async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
@@ -139,7 +139,9 @@ fn listed_kind(k: Kind) -> bool {
     )
 }
 
-fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed) -> Drift {
+/// `foreign`: another state's cluster of the same name is in the project; what is known only
+/// by the name both share (the server group, the imported key pair) cannot be told gone.
+fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed, foreign: bool) -> Drift {
     let mut drift = Drift::default();
     let own_key_pair = spec
         .openstack
@@ -151,6 +153,9 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed) -> Drift 
             continue;
         }
         if r.kind == Kind::KeyPair && !own_key_pair {
+            continue;
+        }
+        if foreign && matches!(r.kind, Kind::KeyPair | Kind::ServerGroup) {
             continue;
         }
         // Children of a group or load balancer that is itself gone go with it: the parent's

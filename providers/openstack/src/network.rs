@@ -383,23 +383,11 @@ async fn revoke_unwanted(
     }
     for h in unwanted {
         let id = js(h, "id");
-        let source = match h["remote_ip_prefix"].as_str() {
-            Some(p) => p.to_string(),
-            None => match h["remote_group_id"].as_str() {
-                Some(g) => format!("group {g}"),
-                None => "any".into(),
-            },
-        };
         // NotFound is done (`Session::delete`).
         cx.s.delete(Service::Network, &format!("/security-group-rules/{id}"))
             .await
             .map_err(|e| {
-                e.into_provider(&format!(
-                    "security group rule {id} ({} {}-{} from {source})",
-                    js(h, "protocol"),
-                    h["port_range_min"],
-                    h["port_range_max"]
-                ))
+                e.into_provider(&format!("security group rule {id} ({})", rule_label(h)))
             })?;
     }
     for r in cx.all().await {
@@ -408,6 +396,31 @@ async fn revoke_unwanted(
         }
     }
     Ok(())
+}
+
+/// Where a Neutron rule lets traffic in from: its prefix, `group <id>`, or `any`.
+pub(crate) fn rule_source(h: &Value) -> String {
+    match h["remote_ip_prefix"].as_str() {
+        Some(p) => p.to_string(),
+        None => match h["remote_group_id"].as_str() {
+            Some(g) => format!("group {g}"),
+            None => "any".into(),
+        },
+    }
+}
+
+/// A Neutron rule as people read it: `tcp 30080-30082 from 0.0.0.0/0`, `any all from any`.
+pub(crate) fn rule_label(h: &Value) -> String {
+    let proto = match js(h, "protocol") {
+        p if p.is_empty() => "any".to_string(),
+        p => p,
+    };
+    let ports = match (h["port_range_min"].as_u64(), h["port_range_max"].as_u64()) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => "all".into(),
+    };
+    format!("{proto} {ports} from {}", rule_source(h))
 }
 
 /// Floating IPs of the project (one call).
@@ -625,4 +638,22 @@ pub(crate) async fn discover(
         }
     }
     Ok((out, fips, foreign))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_is_labelled_proto_ports_from_source() {
+        let one = json!({"protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+                         "remote_ip_prefix": "0.0.0.0/0"});
+        assert_eq!(rule_label(&one), "tcp 22 from 0.0.0.0/0");
+        let range = json!({"protocol": "tcp", "port_range_min": 30080, "port_range_max": 30082,
+                           "remote_group_id": "g1"});
+        assert_eq!(rule_label(&range), "tcp 30080-30082 from group g1");
+        assert_eq!(rule_source(&range), "group g1");
+        let any = json!({"protocol": null, "port_range_min": null, "port_range_max": null});
+        assert_eq!(rule_label(&any), "any all from any");
+    }
 }

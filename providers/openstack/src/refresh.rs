@@ -12,7 +12,7 @@ use acura_ha_api::spec::ClusterSpec;
 use serde_json::Value;
 
 use crate::client::{Service, Session, q};
-use crate::network::{same_rule, wanted_rules};
+use crate::network::{rule_label, rule_source, same_rule, wanted_rules};
 use crate::{Seen, js};
 
 /// What `refresh` needs of the cloud, read once.
@@ -189,28 +189,12 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed, foreign: 
             {
                 continue;
             }
-            let source = match h["remote_ip_prefix"].as_str() {
-                Some(p) => p.to_string(),
-                None => match h["remote_group_id"].as_str() {
-                    Some(g) => format!("group {g}"),
-                    None => "any".into(),
-                },
-            };
-            let proto = match js(h, "protocol") {
-                p if p.is_empty() => "any".to_string(),
-                p => p,
-            };
-            let ports = match (h["port_range_min"].as_u64(), h["port_range_max"].as_u64()) {
-                (Some(a), Some(b)) if a == b => a.to_string(),
-                (Some(a), Some(b)) => format!("{a}-{b}"),
-                _ => "all".into(),
-            };
             let mut outputs = BTreeMap::new();
-            outputs.insert("source".to_string(), source.clone());
+            outputs.insert("source".to_string(), rule_source(h));
             drift.extra.push(Recorded::found(
                 format!("security_group_rule[outside-{id}]"),
                 Kind::SecurityGroupRule,
-                format!("{proto} {ports} from {source}"),
+                rule_label(h),
                 id,
                 outputs,
             ));

@@ -334,3 +334,26 @@ fn an_endpoint_that_does_not_answer_is_named_with_its_region() {
     );
     assert!(line.contains("AWS_ENDPOINT_URL"), "{line}");
 }
+
+/// The S3 state backend is checked the same way, and before the cluster's cloud: `plan` with
+/// `[state] backend = "s3"` and no credentials is one line naming the bucket and the fix.
+#[test]
+fn the_s3_state_without_credentials_names_the_bucket_and_the_fix() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let c = Cluster::new("s3nocreds", None);
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    std::fs::write(
+        &c.config,
+        format!("{text}\n[state]\nbackend = \"s3\"\nbucket = \"team-state\"\n"),
+    )
+    .unwrap();
+    let line = error_line(&c.run(&proxy.url(), &NO_KEYS, &["plan"]));
+    assert!(
+        line.starts_with("error[AH215]: ")
+            && line.contains("s3://team-state/: Unable to locate AWS credentials (looked in: ")
+            && line.ends_with("Run `aws configure` or set AWS_PROFILE."),
+        "{line}"
+    );
+    assert_eq!(requests(&proxy), (0, 0), "no request at all");
+}

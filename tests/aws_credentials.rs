@@ -177,6 +177,17 @@ fn no_credentials_names_where_it_looked_and_aws_configure() {
         "{line}"
     );
     assert_eq!(requests(&proxy), (0, 0), "no request at all");
+
+    // The SDK's own structure only when asked for (the CLI has no -v that reaches providers).
+    let mut env = NO_KEYS.to_vec();
+    env.push(("ACURA_HA_AWS_DEBUG", Some("1")));
+    let o = c.run(&proxy.url(), &env, &["up", "--only", "provision", "--yes"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("[  aws ] credentials: CredentialsNotLoaded")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -566,7 +566,8 @@ pub(crate) async fn delete_floating_ips(
 pub(crate) async fn delete_group(cx: &Ctx<'_>, id: &str) -> Result<(), ProviderError> {
     cx.progress(&format!("delete security group {id}"));
     let started = std::time::Instant::now();
-    let mut delay = cx.pace.min;
+    // The waits' schedule: soon, then backing off (crate::wait).
+    let mut delays = cx.pace.delays(started);
     loop {
         match cx
             .s
@@ -575,8 +576,7 @@ pub(crate) async fn delete_group(cx: &Ctx<'_>, id: &str) -> Result<(), ProviderE
         {
             Ok(()) => return Ok(()),
             Err(e) if e.conflict() && started.elapsed() < Duration::from_secs(300) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(cx.pace.max);
+                tokio::time::sleep(delays.next().unwrap_or(cx.pace.max)).await;
             }
             Err(e) => return Err(e.into_provider(&format!("security group {id}"))),
         }

@@ -288,7 +288,12 @@ async fn an_octavia_too_old_is_named_only_when_it_is_used() {
     p.provision(&spec, &mut j)
         .await
         .expect("provision with NGINX");
-    assert_eq!(p.lb_health(&spec, &acura_ha_api::provider::Journal::all(&j)).await.expect("lb health"), None);
+    assert_eq!(
+        p.lb_health(&spec, &acura_ha_api::provider::Journal::all(&j))
+            .await
+            .expect("lb health"),
+        None
+    );
     p.destroy(&spec, &mut j).await.expect("destroy");
 }
 
@@ -360,7 +365,12 @@ async fn lb_health_names_each_node_and_its_health() {
     assert!(health_now(&p, &spec, &j).await.healthy());
     p.destroy(&spec, &mut j).await.expect("destroy");
     // Nothing recorded: nothing to ask.
-    assert_eq!(p.lb_health(&spec, &acura_ha_api::provider::Journal::all(&j)).await.expect("lb health"), None);
+    assert_eq!(
+        p.lb_health(&spec, &acura_ha_api::provider::Journal::all(&j))
+            .await
+            .expect("lb health"),
+        None
+    );
     lab.assert_clean();
 }
 

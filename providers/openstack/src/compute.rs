@@ -88,14 +88,21 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
             .await
             .map_err(|e| e.into_provider("flavors"))
     };
-    let fip = async {
-        match &os.floating_ip_network {
-            Some(n) => Ok(Some(js(
-                &crate::network::find_network(s, n, "openstack.floating_ip_network").await?,
+    // The nodes' network and the floating IPs' network: one list call for both names.
+    let networks = async {
+        let mut names = vec![os.network.as_str()];
+        names.extend(os.floating_ip_network.as_deref());
+        let listed = crate::network::named_networks(s, &names).await?;
+        let net = crate::network::network(s, cx.spec, &listed).await?;
+        let fip_net = match &os.floating_ip_network {
+            Some(n) => Some(js(
+                &crate::network::pick_network(s, &listed, n, "openstack.floating_ip_network")
+                    .await?,
                 "id",
-            ))),
-            None => Ok::<_, ProviderError>(None),
-        }
+            )),
+            None => None,
+        };
+        Ok::<_, ProviderError>((net, fip_net))
     };
     let lbs = async {
         if cx.spec.load_balancer.kind == LbKind::Cloud && s.has(Service::LoadBalancer) {
@@ -118,11 +125,10 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
             None => Ok(Vec::new()),
         }
     };
-    let (flavors, image, net, fip_net, lbs, fips) = tokio::try_join!(
+    let (flavors, image, (net, fip_net), lbs, fips) = tokio::try_join!(
         flavors,
         crate::image::image(s, &os.image),
-        crate::network::network(s, cx.spec),
-        fip,
+        networks,
         lbs,
         fips
     )?;

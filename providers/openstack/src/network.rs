@@ -49,10 +49,45 @@ pub(crate) async fn find_network(
     })
 }
 
-/// The nodes' network and subnet: `subnet` by name or ID, else the first IPv4 subnet.
-pub(crate) async fn network(s: &Session, spec: &ClusterSpec) -> Result<Net, ProviderError> {
+/// The networks named `names`, in one call (Neutron takes a filter more than once): the nodes'
+/// network and the floating IPs' are looked up together. A name not found here may be an ID
+/// ([`find_network`] then).
+pub(crate) async fn named_networks(
+    s: &Session,
+    names: &[&str],
+) -> Result<Vec<Value>, ProviderError> {
+    let query: Vec<String> = names.iter().map(|n| format!("name={}", q(n))).collect();
+    s.list(
+        Service::Network,
+        &format!("/networks?{}", query.join("&")),
+        "networks",
+    )
+    .await
+    .map_err(|e| e.into_provider(&format!("networks {}", names.join(", "))))
+}
+
+/// A network from `listed` by name, else by name or ID from the cloud.
+pub(crate) async fn pick_network(
+    s: &Session,
+    listed: &[Value],
+    name_or_id: &str,
+    what: &str,
+) -> Result<Value, ProviderError> {
+    match listed.iter().find(|n| js(n, "name") == name_or_id) {
+        Some(n) => Ok(n.clone()),
+        None => find_network(s, name_or_id, what).await,
+    }
+}
+
+/// The nodes' network and subnet: `subnet` by name or ID, else the first IPv4 subnet. `listed`:
+/// what [`named_networks`] answered.
+pub(crate) async fn network(
+    s: &Session,
+    spec: &ClusterSpec,
+    listed: &[Value],
+) -> Result<Net, ProviderError> {
     let os = spec.openstack.as_ref().expect("openstack section");
-    let n = find_network(s, &os.network, "openstack.network").await?;
+    let n = pick_network(s, listed, &os.network, "openstack.network").await?;
     let id = js(&n, "id");
     // The network names its subnets: one (or the one asked for by ID) needs no lookup.
     let listed: Vec<String> = n["subnets"]

@@ -84,6 +84,18 @@ async fn the_load_balancer_is_made_in_one_call_on_the_ports_addresses() {
         assert_eq!(calls(&st, route), 0, "{route}: {st:#?}");
     }
     assert_eq!(calls(&st, "POST /network/v2.0/ports"), 3, "{st:#?}");
+    // Each lookup once a run (issue 12): the nodes' and the floating IPs' networks in one
+    // list, the security group (read by the ownership check, not again by its create), the
+    // project's floating IPs (for both branches), the ports (the servers' from their
+    // records). A list of 2 (a full page at 2 a page) is followed by an empty page.
+    for (route, n) in [
+        ("GET /network/v2.0/networks", 2),
+        ("GET /network/v2.0/security-groups", 1),
+        ("GET /network/v2.0/floatingips", 1),
+        ("GET /network/v2.0/ports", 1),
+    ] {
+        assert_eq!(calls(&st, route), n, "{route}: {st:#?}");
+    }
     assert_recorded(&p, &spec, &j).await;
 
     // The members are the ports' addresses, which are the servers' addresses.

@@ -15,8 +15,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 
-use acura_ha::state::backend::{BackendError, Precondition};
-use acura_ha::state::{LockInfo, StateError, StateStore};
+use acura_ha::state::backend::{BackendError, Precondition, Version};
+use acura_ha::state::{LockGuard, LockInfo, StateError, StateStore};
 use common::acura_ha;
 use predicates::str::contains;
 
@@ -69,6 +69,44 @@ fn s3_object(bucket: &str, key: &str) -> aws::HttpResponse {
     aws::http("GET", &url, &[("Authorization", &auth)], b"").unwrap()
 }
 
+/// Both stores ask for the lock at the same moment (a barrier); their answers.
+fn race_for_the_lock(stores: &[StateStore; 2]) -> Vec<Result<LockGuard, StateError>> {
+    let start = Arc::new(Barrier::new(2));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|s| {
+                let start = start.clone();
+                scope.spawn(move || {
+                    start.wait();
+                    s.lock("up")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// The backend's conditional writes themselves refuse a stale writer (not only our
+/// read-before-write): an If-Match on `old`, an older version, and a create-only write over an
+/// existing object.
+fn conditional_writes_are_refused(b: &StateStore, old: Version) {
+    let stale = b
+        .backend()
+        .put("acura-static.state.json", b"{}", Precondition::IfMatch(old));
+    assert!(
+        matches!(stale, Err(BackendError::Changed { .. })),
+        "{stale:?}"
+    );
+    let create = b
+        .backend()
+        .put("acura-static.state.json", b"{}", Precondition::CreateOnly);
+    assert!(
+        matches!(create, Err(BackendError::Changed { .. })),
+        "{create:?}"
+    );
+}
+
 #[test]
 fn two_writers_exactly_one_takes_the_lock() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,20 +123,7 @@ fn two_writers_exactly_one_takes_the_lock() {
     for s in &stores {
         assert!(s.read_lock().unwrap().is_none());
     }
-    let start = Arc::new(Barrier::new(2));
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = stores
-            .iter()
-            .map(|s| {
-                let start = start.clone();
-                scope.spawn(move || {
-                    start.wait();
-                    s.lock("up")
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = race_for_the_lock(&stores);
     let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(won.len(), 1, "{results:?}");
     let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
@@ -163,23 +188,7 @@ fn a_writer_with_a_stale_etag_is_refused() {
         serde_json::from_slice::<serde_json::Value>(&old.bytes).unwrap()["serial"],
         1
     );
-    let stale = b.backend().put(
-        "acura-static.state.json",
-        b"{}",
-        Precondition::IfMatch(old.version),
-    );
-    assert!(
-        matches!(stale, Err(BackendError::Changed { .. })),
-        "{stale:?}"
-    );
-    // A create-only write over an existing object is refused.
-    let create = b
-        .backend()
-        .put("acura-static.state.json", b"{}", Precondition::CreateOnly);
-    assert!(
-        matches!(create, Err(BackendError::Changed { .. })),
-        "{create:?}"
-    );
+    conditional_writes_are_refused(&b, old.version);
     // Encrypted at rest, as asked, and not readable anonymously.
     let got = s3_object("stale-etag", "acura-static.state.json");
     assert_eq!(got.header("x-amz-server-side-encryption"), Some("AES256"));
@@ -606,20 +615,7 @@ fn swift_two_writers_one_lock_and_a_stale_writer_is_refused() {
     for s in &stores {
         assert!(s.read_lock().unwrap().is_none());
     }
-    let start = Arc::new(Barrier::new(2));
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = stores
-            .iter()
-            .map(|s| {
-                let start = start.clone();
-                scope.spawn(move || {
-                    start.wait();
-                    s.lock("up")
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = race_for_the_lock(&stores);
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         1,
@@ -653,22 +649,7 @@ fn swift_two_writers_one_lock_and_a_stale_writer_is_refused() {
         .get("acura-static.state.json.bak")
         .unwrap()
         .expect(".bak kept");
-    let stale = b.backend().put(
-        "acura-static.state.json",
-        b"{}",
-        Precondition::IfMatch(old.version),
-    );
-    assert!(
-        matches!(stale, Err(BackendError::Changed { .. })),
-        "{stale:?}"
-    );
-    let create = b
-        .backend()
-        .put("acura-static.state.json", b"{}", Precondition::CreateOnly);
-    assert!(
-        matches!(create, Err(BackendError::Changed { .. })),
-        "{create:?}"
-    );
+    conditional_writes_are_refused(b, old.version);
 }
 
 #[test]

@@ -89,12 +89,30 @@ impl<'a> Ctx<'a> {
         Ok(self.store.save(&mut self.state)?)
     }
 
-    /// The hosts as the state knows them now.
+    /// The hosts as the state knows them now. The node being added is a member before its
+    /// host exists: on a cloud, where only the created server has an address, a creation that
+    /// failed or was interrupted leaves it without one, and the hosts are then the others until
+    /// the command that finishes the job creates it.
     pub fn inventory(&self) -> Result<acura_ha_api::model::Inventory, Day2Error> {
-        Ok(acura_ha_api::inventory::inventory(
-            &self.cfg().spec,
-            &self.state.resources,
-        )?)
+        match acura_ha_api::inventory::inventory(&self.cfg().spec, &self.state.resources) {
+            Ok(inv) => Ok(inv),
+            Err(e) => match &self.state.day2.pending {
+                Some(p) => {
+                    let mut without = self.state.clone();
+                    without.day2.nodes = Some(
+                        self.members()
+                            .into_iter()
+                            .filter(|n| n.name != p.new)
+                            .collect(),
+                    );
+                    let mut c = self.file.clone();
+                    without.apply_day2(&mut c.spec);
+                    acura_ha_api::inventory::inventory(&c.spec, &self.state.resources)
+                        .map_err(|_| e.into())
+                }
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Whether the provider made the hosts (then it deletes them) or they are the user's.

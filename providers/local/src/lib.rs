@@ -15,7 +15,9 @@
 //!
 //! then pins every host key in `known_hosts`. `destroy` undoes it in reverse, deriving every
 //! name from the cluster file ([`names`]), so it also cleans up after a crash that the journal
-//! never heard about.
+//! never heard about. What is the subnet's rather than the cluster's (the safety route, a
+//! resolver on `.1`) it removes only when this lab made it and no other lab holds the subnet:
+//! another cluster's `up` on the same subnet is refused, but its `down` still runs.
 
 pub mod cmd;
 pub mod files;
@@ -196,7 +198,7 @@ impl LocalProvider {
             record(journal, res, &lab.bridge, Status::Creating, BTreeMap::new())?;
         }
         // Safety route first: from here on no lab address can leave the machine.
-        network::safety_route_up(r, lab.subnet).await?;
+        network::safety_route_up(r, lab).await?;
         let bridge_created = network::bridge_up(r, lab).await?;
         if bridge_created {
             // A resolver bound to the address of a bridge that was replaced listens nowhere.
@@ -463,11 +465,17 @@ impl Provider for LocalProvider {
         let known = mark_deleting(journal, net)?;
         network::resolver_down(net, &lab).await?;
         network::bridge_down(net, &lab).await?;
-        // Last: until the bridge is gone, the route keeps lab packets on this machine.
-        let mut subnets = vec![lab.subnet];
-        subnets.extend(recorded_subnet(journal, net).filter(|old| *old != lab.subnet));
+        // Last: until the bridge is gone, the route keeps lab packets on this machine. Only
+        // the routes this lab made, and only while no other lab holds the subnet: the route
+        // is the subnet's, and another cluster's refused `up` shares the subnet.
+        let recorded = recorded_subnet(journal, net).map(|s| s.trunc());
+        let mut subnets = vec![lab.subnet.trunc()];
+        subnets.extend(recorded);
+        subnets.extend(network::claimed_subnets(&lab));
+        subnets.sort();
+        subnets.dedup();
         for subnet in subnets {
-            network::safety_route_down(net, subnet).await?;
+            network::safety_route_release(net, &lab, subnet, recorded == Some(subnet)).await?;
         }
         files::remove_tree(net, &lab.cluster_dir, &lab.network_dir)?;
         if known {

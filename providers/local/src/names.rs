@@ -34,6 +34,10 @@ pub struct LabNames {
     pub safety_route: Vec<String>,
     /// Files of the bridge and the resolver.
     pub network_dir: PathBuf,
+    /// The subnets whose safety route this lab made, one a line, written before the route: a
+    /// route is not tagged with its lab, and another cluster's lab on the same subnet (whose
+    /// `up` the overlap check refused) must not remove it (see [`crate::network`]).
+    pub safety_route_claim: PathBuf,
     /// The resolver's `--addn-hosts` file: every lab host's address and name.
     pub resolver_hosts: PathBuf,
     pub resolver_pid_file: PathBuf,
@@ -167,6 +171,7 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
         bridge: bridge_name(cluster),
         bridge_mac: mac_for(local_address(spec, LOCAL_GATEWAY)),
         safety_route: safety_route(subnet),
+        safety_route_claim: network_dir.join("safety-routes"),
         resolver_hosts: network_dir.join("lab-hosts"),
         resolver_pid_file: network_dir.join("dnsmasq.pid"),
         resolver_log: network_dir.join("dnsmasq.log"),

@@ -5,6 +5,14 @@
 //! before and after, a packet for a lab address is rejected here instead of following the
 //! default route off the machine. The resolver (dnsmasq) answers the lab's names from a hosts
 //! file and NXDOMAIN for everything else (`--no-resolv --local=/#/`): no lookup ever leaves.
+//!
+//! Two objects are the subnet's rather than the cluster's: the safety route (the kernel keeps
+//! one `unreachable <subnet> metric 4000`, untagged) and the gateway address `.1` a resolver
+//! listens on. Another cluster on the same subnet is refused by the overlap check before it
+//! makes anything, but its `down` still runs; so a lab removes the route only when it made it
+//! ([`claimed_subnets`] or its record), and stops a resolver found by the gateway alone only
+//! when it is this lab's ([`is_orphan_resolver`]); neither while another interface holds an
+//! address in the subnet ([`overlap::others_on_subnet`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +23,7 @@ use rustix::process::Signal;
 use crate::cmd::{self, cloud};
 use crate::files;
 use crate::names::{LabNames, safety_route};
+use crate::overlap;
 use crate::preflight::{DNSMASQ, IP};
 use crate::process;
 use ipnet::Ipv4Net;
@@ -32,11 +41,31 @@ pub async fn safety_route_present(resource: &str, subnet: Ipv4Net) -> Result<boo
     Ok(out.stdout.lines().any(|l| l.trim() == want))
 }
 
-/// `ip route replace unreachable <subnet> metric 4000` (idempotent).
-pub async fn safety_route_up(resource: &str, subnet: Ipv4Net) -> Result<(), ProviderError> {
+/// `ip route replace unreachable <subnet> metric 4000` for the lab's subnet (idempotent),
+/// claimed first in the lab's own files: `destroy` after a crash right after the route was
+/// made still knows that it is this lab's.
+pub async fn safety_route_up(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
+    let mut claimed = claimed_subnets(n);
+    if !claimed.contains(&n.subnet.trunc()) {
+        claimed.push(n.subnet.trunc());
+        let text: String = claimed.iter().map(|s| format!("{s}\n")).collect();
+        files::dir(resource, &n.network_dir, 0o700)?;
+        files::write_if_changed(resource, &n.safety_route_claim, &text, 0o600)?;
+    }
     let mut args = vec!["route".to_string(), "replace".to_string()];
-    args.extend(safety_route(subnet));
+    args.extend(safety_route(n.subnet));
     cmd::run(resource, IP, &args).await.map(|_| ())
+}
+
+/// The subnets whose safety route this lab made (its claim file; none when it never made one,
+/// e.g. when the overlap check refused its `up`).
+pub fn claimed_subnets(n: &LabNames) -> Vec<Ipv4Net> {
+    std::fs::read_to_string(&n.safety_route_claim)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse::<Ipv4Net>().ok())
+        .map(|s| s.trunc())
+        .collect()
 }
 
 /// Removes the safety route of `subnet`; one that is already gone is fine.
@@ -49,6 +78,30 @@ pub async fn safety_route_down(resource: &str, subnet: Ipv4Net) -> Result<(), Pr
     } else {
         Err(out.error(resource))
     }
+}
+
+/// Removes the safety route of `subnet` when it is this lab's: this lab made it (`recorded`:
+/// its `lab_network` record is for that subnet; or its claim file names it) and no other
+/// interface holds an address in the subnet. Otherwise it is left as it is: another cluster's
+/// lab on the subnet (whose bridge may be up or, broken, gone) keeps its route, and a route
+/// that now sits under the machine's own network is shadowed by it (metric 4000).
+pub async fn safety_route_release(
+    resource: &str,
+    n: &LabNames,
+    subnet: Ipv4Net,
+    recorded: bool,
+) -> Result<(), ProviderError> {
+    let subnet = subnet.trunc();
+    if !(recorded || claimed_subnets(n).contains(&subnet)) {
+        return Ok(());
+    }
+    if !overlap::others_on_subnet(resource, subnet, &n.bridge)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    safety_route_down(resource, subnet).await
 }
 
 /// Whether an interface of that name exists in this namespace.
@@ -156,12 +209,13 @@ pub fn resolver_running(n: &LabNames) -> Option<i32> {
 }
 
 /// PIDs of any dnsmasq started with this lab's pid file, whatever its other arguments (an
-/// older run's, or one whose pid file was lost), and of any lab resolver left on this lab's
-/// gateway address by a run whose state directory is gone: it would hold the address and keep
-/// the next resolver from starting.
-fn resolver_pids(n: &LabNames) -> Vec<i32> {
+/// older run's, or one whose pid file was lost), and, when `orphans`, of any lab resolver left
+/// on this lab's gateway address by an earlier run of this lab ([`is_orphan_resolver`]): it
+/// would hold the address and keep the next resolver from starting. Not `orphans` while another
+/// lab holds the subnet: a resolver on the gateway is then that lab's.
+fn resolver_pids(n: &LabNames, orphans: bool) -> Vec<i32> {
     let marker = format!("--pid-file={}", n.resolver_pid_file.display());
-    let listen = format!("--listen-address={}", n.gateway);
+    let bridge_here = link_exists(&n.bridge);
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return pids;
@@ -171,14 +225,30 @@ fn resolver_pids(n: &LabNames) -> Vec<i32> {
             continue;
         };
         let cmdline = process::cmdline(pid);
-        let ours = cmdline.contains(&marker)
-            || (cmdline.contains(&listen) && cmdline.iter().any(|a| a == "--local=/#/"));
+        let ours =
+            cmdline.contains(&marker) || (orphans && is_orphan_resolver(&cmdline, n, bridge_here));
         if process::exe(pid).is_some_and(|x| x == Path::new(DNSMASQ)) && ours && process::alive(pid)
         {
             pids.push(pid);
         }
     }
     pids
+}
+
+/// Whether a dnsmasq with these arguments is a lab resolver (`--local=/#/`) on this lab's
+/// gateway address that this lab may stop: its address is on this lab's bridge
+/// (`bridge_here`), or the directory of its pid file is gone (a run whose state directory was
+/// removed). A resolver whose lab directory still exists while this lab has no bridge is
+/// another lab's on the same subnet, broken or not, and is left alone.
+pub fn is_orphan_resolver(cmdline: &[String], n: &LabNames, bridge_here: bool) -> bool {
+    let listen = format!("--listen-address={}", n.gateway);
+    let lab_resolver = cmdline.contains(&listen) && cmdline.iter().any(|a| a == "--local=/#/");
+    let state_gone = cmdline
+        .iter()
+        .find_map(|a| a.strip_prefix("--pid-file="))
+        .and_then(|f| Path::new(f).parent())
+        .is_some_and(|dir| !dir.exists());
+    lab_resolver && (bridge_here || state_gone)
 }
 
 /// Writes the hosts file and makes the resolver run with it: adopted when it already runs as
@@ -219,9 +289,11 @@ pub async fn resolver_up(
     }
 }
 
-/// Stops the lab's resolver (found by its pid file argument) and removes its pid file.
+/// Stops the lab's resolver (found by its pid file argument, or as an orphan on its gateway
+/// address while no other lab holds the subnet) and removes its pid file.
 pub async fn resolver_down(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
-    let pids = resolver_pids(n);
+    let others = overlap::others_on_subnet(resource, n.subnet, &n.bridge).await?;
+    let pids = resolver_pids(n, others.is_empty());
     let left = process::stop_all(&pids).await;
     if !left.is_empty() {
         return Err(cloud(
@@ -237,4 +309,54 @@ pub fn resolver_hosts(lab: &[(String, std::net::Ipv4Addr)]) -> String {
     lab.iter()
         .map(|(name, addr)| format!("{addr} {name}\n"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(dir: &Path) -> LabNames {
+        let spec: acura_ha_api::spec::ClusterSpec = serde_json::from_value(serde_json::json!({
+            "cluster": { "name": "lt-orphan" },
+            "nodes": { "count": 3 },
+            "load_balancer": { "kind": "nginx" },
+            "access": { "admin_cidrs": ["10.213.147.1/32"], "ssh_user": "root" },
+            "local": { "subnet": "10.213.147.0/24" },
+        }))
+        .expect("a spec");
+        crate::names::lab_names(&spec, dir)
+    }
+
+    /// A resolver on the gateway that is not this lab's pid file: stopped when it sits on this
+    /// lab's bridge or its lab directory is gone, left alone when it is another lab's.
+    #[test]
+    fn only_a_resolver_of_this_lab_or_of_no_lab_is_an_orphan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let n = lab(&dir.path().join("this"));
+        let other = lab(dir.path());
+        std::fs::create_dir_all(&other.network_dir).expect("the other lab's directory");
+        let mut args = resolver_args(&other);
+        args.insert(0, DNSMASQ.to_string());
+        // Another lab's directory exists: its resolver, unless this lab's bridge is up.
+        assert!(!is_orphan_resolver(&args, &n, false));
+        assert!(is_orphan_resolver(&args, &n, true));
+        // A run whose directory is gone.
+        let gone: Vec<String> = args
+            .iter()
+            .map(|a| a.replace(&dir.path().display().to_string(), "/nonexistent/acura"))
+            .collect();
+        assert!(is_orphan_resolver(&gone, &n, false));
+        // Not a lab resolver, or not on this gateway.
+        let plain: Vec<String> = gone
+            .iter()
+            .filter(|a| *a != "--local=/#/")
+            .cloned()
+            .collect();
+        assert!(!is_orphan_resolver(&plain, &n, true));
+        let elsewhere: Vec<String> = gone
+            .iter()
+            .map(|a| a.replace("10.213.147.1", "10.213.148.1"))
+            .collect();
+        assert!(!is_orphan_resolver(&elsewhere, &n, true));
+    }
 }

@@ -137,15 +137,9 @@ fn route_devs(r: &Route) -> Vec<&str> {
         .collect()
 }
 
-/// Everything in `addrs` (`ip -j -4 addr show`) and `routes` (`ip -j -4 route show table all`)
-/// that `subnet` overlaps, except what belongs to the lab whose bridge is `bridge`. Pure: the
-/// caller runs the commands.
-pub fn conflicts(
-    subnet: Ipv4Net,
-    bridge: &str,
-    addrs: &str,
-    routes: &str,
-) -> Result<Vec<Taken>, String> {
+/// The addresses in `addrs` (`ip -j -4 addr show`) that `subnet` overlaps, on any interface
+/// but the lab's own bridge `bridge` and its veth ports. Pure: the caller runs the command.
+pub fn address_conflicts(subnet: Ipv4Net, bridge: &str, addrs: &str) -> Result<Vec<Taken>, String> {
     let subnet = subnet.trunc();
     let mut found: Vec<Taken> = Vec::new();
     let mut add = |t: Taken| {
@@ -184,6 +178,25 @@ pub fn conflicts(
             }
         }
     }
+    Ok(found)
+}
+
+/// Everything in `addrs` (`ip -j -4 addr show`) and `routes` (`ip -j -4 route show table all`)
+/// that `subnet` overlaps, except what belongs to the lab whose bridge is `bridge`. Pure: the
+/// caller runs the commands.
+pub fn conflicts(
+    subnet: Ipv4Net,
+    bridge: &str,
+    addrs: &str,
+    routes: &str,
+) -> Result<Vec<Taken>, String> {
+    let subnet = subnet.trunc();
+    let mut found = address_conflicts(subnet, bridge, addrs)?;
+    let mut add = |t: Taken| {
+        if !found.contains(&t) {
+            found.push(t);
+        }
+    };
     for r in parse_list::<Route>("ip -j -4 route show table all", routes)? {
         let devs = route_devs(&r);
         if (!devs.is_empty() && devs.iter().all(|d| is_lab_dev(d, bridge)))
@@ -270,6 +283,19 @@ pub async fn require_free_subnet(
     } else {
         Err(refusal(resource, subnet, &taken))
     }
+}
+
+/// The interfaces other than this lab's bridge and veths that hold an address in `subnet`:
+/// another lab's bridge (a cluster whose `up` was refused shares the subnet with it), or the
+/// machine's own network. While any holds one, the subnet's shared objects (the safety route,
+/// a resolver listening on its `.1`) are not this lab's to remove.
+pub async fn others_on_subnet(
+    resource: &str,
+    subnet: Ipv4Net,
+    bridge: &str,
+) -> Result<Vec<Taken>, ProviderError> {
+    let addrs = cmd::run(resource, IP, ["-j", "-4", "addr", "show"]).await?;
+    address_conflicts(subnet, bridge, &addrs.stdout).map_err(|e| cmd::cloud(resource, e))
 }
 
 #[cfg(test)]
@@ -400,6 +426,25 @@ mod tests {
         assert!(is_lab_dev("ah1234abcdv11", "ah1234abcd"));
         assert!(!is_lab_dev("ah1234abcdx", "ah1234abcd"));
         assert!(!is_lab_dev("ah1234abcdv", "ah1234abcd"));
+    }
+
+    /// What `destroy` asks before it removes the subnet's safety route or a resolver on `.1`:
+    /// the lab's own bridge is no holder, another lab's bridge is.
+    #[test]
+    fn another_labs_bridge_holds_the_subnet_the_labs_own_does_not() {
+        let lab = |subnet: &str, bridge: &str| -> Vec<String> {
+            address_conflicts(net(subnet), bridge, LAB_ADDRS)
+                .expect("parses")
+                .iter()
+                .map(Taken::to_string)
+                .collect()
+        };
+        assert_eq!(lab("10.213.0.0/16", "ah1234abcd"), Vec::<String>::new());
+        assert_eq!(
+            lab("10.213.0.0/16", "ah99999999"),
+            ["address 10.213.0.1/16 on ah1234abcd"]
+        );
+        assert_eq!(lab("10.214.0.0/24", "ah99999999"), Vec::<String>::new());
     }
 
     #[test]

@@ -119,7 +119,11 @@ async fn console_host_keys_come_from_get_console_output() {
         lb: inv.lb.clone(),
     };
     let refused = provider
-        .console_host_keys(&spec, &only_2, &acura_ha_api::provider::Journal::all(&journal))
+        .console_host_keys(
+            &spec,
+            &only_2,
+            &acura_ha_api::provider::Journal::all(&journal),
+        )
         .await
         .unwrap();
     assert!(refused.fingerprints.is_empty(), "{refused:?}");

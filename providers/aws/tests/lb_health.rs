@@ -24,7 +24,10 @@ async fn lb_health_names_every_target_of_every_listener() {
     let mut journal = MemJournal::default();
 
     // Nothing made yet: the NLB is not known, and the error says what to do.
-    let err = provider.lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal)).await.unwrap_err();
+    let err = provider
+        .lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("acura-ha up"), "{err}");
 
     provider.provision(&spec, &mut journal).await.unwrap();
@@ -65,7 +68,11 @@ async fn lb_health_names_every_target_of_every_listener() {
     // A stopped node: moto says `unused`, `Target.InvalidState`, on every listener.
     let id = journal.id("instance[acura-2]");
     common::ec2_ok(&moto.url(), "StopInstances", &[("InstanceId.1", &id)]);
-    let h = provider.lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal)).await.unwrap().unwrap();
+    let h = provider
+        .lb_health(&spec, &acura_ha_api::provider::Journal::all(&journal))
+        .await
+        .unwrap()
+        .unwrap();
     for l in &h.listeners {
         let t = l.targets.iter().find(|t| t.target == "acura-2").unwrap();
         assert_eq!(t.state, "unused", "{l:#?}");

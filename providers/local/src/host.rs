@@ -14,7 +14,7 @@ use crate::cmd::{self, cloud};
 use crate::names::{HostNames, LabNames};
 use crate::network::link_exists;
 use crate::preflight::{IP, NFT, SSHD, UNSHARE};
-use crate::{files, keys, node, process};
+use crate::{files, keys, lineage, node, process};
 
 /// How long a started sshd gets to answer on port 22.
 const SSH_READY: Duration = Duration::from_secs(15);
@@ -170,6 +170,12 @@ async fn plumb(h: &HostNames, lab: &LabNames) -> Result<(), ProviderError> {
             ],
         )
         .await?;
+    }
+    // Both ends carry the state's lineage: the root side for the bridge's ports, `eth0` for
+    // the namespace, which has no alias of its own (see [`crate::lineage`]).
+    if let Some(alias) = &lab.alias {
+        lineage::write(r, None, &h.veth, alias).await?;
+        lineage::write(r, Some(&h.namespace), "eth0", alias).await?;
     }
     cmd::run(
         r,

@@ -18,12 +18,17 @@
 //! never heard about. What is the subnet's rather than the cluster's (the safety route, a
 //! resolver on `.1`) it removes only when this lab made it and no other lab holds the subnet:
 //! another cluster's `up` on the same subnet is refused, but its `down` still runs.
+//!
+//! Every lab interface carries the state's lineage in its alias ([`lineage`]): another state's
+//! lab of the same cluster name (another cluster directory) is refused by `provision` before it
+//! makes anything, and left alone by `destroy`.
 
 pub mod cmd;
 pub mod files;
 pub mod firewall;
 pub mod host;
 pub mod keys;
+pub mod lineage;
 pub mod names;
 pub mod network;
 pub mod node;
@@ -164,10 +169,22 @@ fn orphan_hosts(spec: &ClusterSpec, lab: &LabNames) -> Vec<HostNames> {
         .collect()
 }
 
-/// Stops and removes one host, with write-ahead `Deleting` and `forget`.
-async fn remove_host(journal: &mut dyn Journal, h: &HostNames) -> Result<(), ProviderError> {
+/// Stops and removes one host, with write-ahead `Deleting` and `forget`. A host whose veth or
+/// namespace another state made (another lineage, see [`lineage`]) is not touched: only this
+/// state's files and record of it go.
+async fn remove_host(
+    journal: &mut dyn Journal,
+    lab: &LabNames,
+    h: &HostNames,
+) -> Result<(), ProviderError> {
     let known = mark_deleting(journal, &h.resource)?;
-    host::down(h).await?;
+    match lineage::foreign_host(lab, h).await? {
+        Some(found) => {
+            lineage::say_left_alone(&found);
+            files::remove_tree(&h.resource, &h.hosts_dir, &h.dir)?;
+        }
+        None => host::down(h).await?,
+    }
     if known {
         journal.forget(&h.resource)?;
     }
@@ -216,6 +233,30 @@ impl LocalProvider {
                 (OUTPUT_RESOLVER_PID, pid.to_string()),
             ]),
         )
+    }
+
+    /// The resolver, the bridge and, last, the safety route of this state's own lab.
+    async fn destroy_network(
+        &self,
+        lab: &LabNames,
+        journal: &mut dyn Journal,
+    ) -> Result<(), ProviderError> {
+        let net = "lab_network";
+        network::resolver_down(net, lab).await?;
+        network::bridge_down(net, lab).await?;
+        // Last: until the bridge is gone, the route keeps lab packets on this machine. Only
+        // the routes this lab made, and only while no other lab holds the subnet: the route
+        // is the subnet's, and another cluster's refused `up` shares the subnet.
+        let recorded = recorded_subnet(journal, net).map(|s| s.trunc());
+        let mut subnets = vec![lab.subnet.trunc()];
+        subnets.extend(recorded);
+        subnets.extend(network::claimed_subnets(lab));
+        subnets.sort();
+        subnets.dedup();
+        for subnet in subnets {
+            network::safety_route_release(net, lab, subnet, recorded == Some(subnet)).await?;
+        }
+        Ok(())
     }
 
     /// The deploy side's key; recorded as `key_pair` when `desired()` lists one.
@@ -293,6 +334,9 @@ impl Provider for LocalProvider {
                 "the local provider needs a [local] section in the cluster file".into(),
             ));
         }
+        // Before anything is made, even this state's directory: no interface of the lab's names
+        // is another state's (#9.4).
+        lineage::require_owned(&self.names(spec)).await?;
         files::dir("lab_network", &self.cluster_dir, 0o700)?;
         let lab = self.names(spec);
         preflight::require_local_spec(spec, &lab)?;
@@ -358,7 +402,7 @@ impl Provider for LocalProvider {
         }
         // Hosts of a larger cluster than the file now describes.
         for h in orphan_hosts(spec, &lab) {
-            remove_host(journal, &h).await?;
+            remove_host(journal, &lab, &h).await?;
         }
         pin(&lab, &pinned)?;
         inventory::inventory(spec, &[])
@@ -413,7 +457,7 @@ impl Provider for LocalProvider {
         let lab = self.names(spec);
         for name in names {
             let h = names::orphan_host(spec, &lab.hosts_dir, name);
-            remove_host(journal, &h).await?;
+            remove_host(journal, &lab, &h).await?;
         }
         // The pins of the hosts that remain, from their records.
         let pinned: Vec<(Ipv4Addr, String)> = lab
@@ -443,7 +487,7 @@ impl Provider for LocalProvider {
         let mut hosts: Vec<HostNames> = lab.hosts.iter().rev().cloned().collect();
         hosts.extend(orphan_hosts(spec, &lab));
         for h in &hosts {
-            remove_host(journal, h).await?;
+            remove_host(journal, &lab, h).await?;
         }
         files::remove_file("lab_network", &lab.cluster_dir, &lab.known_hosts)?;
         files::remove_dir_if_empty(&lab.cluster_dir, &lab.hosts_dir);
@@ -463,19 +507,13 @@ impl Provider for LocalProvider {
 
         let net = "lab_network";
         let known = mark_deleting(journal, net)?;
-        network::resolver_down(net, &lab).await?;
-        network::bridge_down(net, &lab).await?;
-        // Last: until the bridge is gone, the route keeps lab packets on this machine. Only
-        // the routes this lab made, and only while no other lab holds the subnet: the route
-        // is the subnet's, and another cluster's refused `up` shares the subnet.
-        let recorded = recorded_subnet(journal, net).map(|s| s.trunc());
-        let mut subnets = vec![lab.subnet.trunc()];
-        subnets.extend(recorded);
-        subnets.extend(network::claimed_subnets(&lab));
-        subnets.sort();
-        subnets.dedup();
-        for subnet in subnets {
-            network::safety_route_release(net, &lab, subnet, recorded == Some(subnet)).await?;
+        if let Some(found) = lineage::foreign_bridge(&lab, net).await? {
+            // Another state's lab of this cluster name: its bridge, the resolver on its
+            // gateway and the subnet's safety route are its own. Only this state's files go.
+            lineage::say_left_alone(&found);
+            network::resolver_down_own(net, &lab).await?;
+        } else {
+            self.destroy_network(&lab, journal).await?;
         }
         files::remove_tree(net, &lab.cluster_dir, &lab.network_dir)?;
         if known {
@@ -507,5 +545,19 @@ mod tests {
         assert!(check < at(concat!("Status::", "Creating")));
         assert!(check < at(concat!("network::safety_route_up", "(")));
         assert!(check < at(concat!("network::bridge_up", "(")));
+    }
+
+    /// The lineage check runs before `provision` makes anything, even the cluster directory.
+    #[test]
+    fn ownership_is_checked_before_anything_is_made() {
+        let src = include_str!("lib.rs");
+        let body = &src[src.find("async fn provision(").expect("provision")..];
+        let at = |what: &str| {
+            body.find(what)
+                .unwrap_or_else(|| panic!("{what} not found"))
+        };
+        let check = at(concat!("lineage::require_owned", "("));
+        assert!(check < at(concat!("files::dir", "(")));
+        assert!(check < at(concat!("self.provision_network", "(")));
     }
 }

@@ -1,6 +1,8 @@
 //! Every name and path the lab uses, derived only from the cluster file and the cluster
 //! directory. `destroy` relies on this: after a crash mid-provision the journal may not know a
-//! namespace or a bridge that exists, so nothing here may depend on what was recorded.
+//! namespace or a bridge that exists, so nothing here may depend on what was recorded. The
+//! names are the cluster name's alone; which state made them is in their alias (the lineage,
+//! see [`crate::lineage`]).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,13 @@ pub const SAFETY_METRIC: u32 = 4000;
 /// The names and paths of one cluster's lab.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabNames {
+    /// The cluster's name (`cluster.name`).
+    pub cluster: String,
+    /// The state's lineage (`None` for a state-less teardown): see [`crate::lineage`].
+    pub lineage: Option<String>,
+    /// The alias every lab interface carries, `acura-ha:<cluster>:<lineage>`; `None` without a
+    /// lineage (nothing is labelled then).
+    pub alias: Option<String>,
     /// The cluster directory (0700) that holds every lab file.
     pub cluster_dir: PathBuf,
     /// The lab subnet (`[local] subnet`).
@@ -165,6 +174,12 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
         .map(|(index, name)| host_names(spec, &hosts_dir, index, &name))
         .collect();
     LabNames {
+        cluster: cluster.clone(),
+        lineage: spec.lineage.clone(),
+        alias: spec
+            .lineage
+            .as_deref()
+            .map(|l| crate::lineage::alias(cluster, l)),
         cluster_dir: cluster_dir.to_path_buf(),
         subnet,
         gateway: local_address(spec, LOCAL_GATEWAY),

@@ -22,6 +22,7 @@ use rustix::process::Signal;
 
 use crate::cmd::{self, cloud};
 use crate::files;
+use crate::lineage;
 use crate::names::{LabNames, safety_route};
 use crate::overlap;
 use crate::preflight::{DNSMASQ, IP};
@@ -148,6 +149,11 @@ pub async fn bridge_up(resource: &str, n: &LabNames) -> Result<bool, ProviderErr
         .await?;
         true
     };
+    // The state's lineage, right after it is made; on a bridge adopted without one (made
+    // before lineages), now. `provision` checked before that no other state's alias is there.
+    if let Some(alias) = &n.alias {
+        lineage::write(resource, None, &n.bridge, alias).await?;
+    }
     // A bridge otherwise takes the lowest MAC of its ports, which changes with them.
     cmd::run(
         resource,
@@ -293,7 +299,17 @@ pub async fn resolver_up(
 /// address while no other lab holds the subnet) and removes its pid file.
 pub async fn resolver_down(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
     let others = overlap::others_on_subnet(resource, n.subnet, &n.bridge).await?;
-    let pids = resolver_pids(n, others.is_empty());
+    stop_resolvers(resource, n, others.is_empty()).await
+}
+
+/// Stops only a resolver started with this lab's pid file: when the bridge of this lab's name
+/// is another state's ([`crate::lineage`]), a resolver on its gateway is that state's.
+pub async fn resolver_down_own(resource: &str, n: &LabNames) -> Result<(), ProviderError> {
+    stop_resolvers(resource, n, false).await
+}
+
+async fn stop_resolvers(resource: &str, n: &LabNames, orphans: bool) -> Result<(), ProviderError> {
+    let pids = resolver_pids(n, orphans);
     let left = process::stop_all(&pids).await;
     if !left.is_empty() {
         return Err(cloud(

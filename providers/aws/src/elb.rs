@@ -15,17 +15,41 @@ use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_LINEAGE};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
-    ProtocolEnum, Tag, TargetTypeEnum,
+    ProtocolEnum, Tag, TargetDescription, TargetGroup, TargetTypeEnum,
 };
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::ec2::Net;
 use crate::error::{self, CloudError};
-use crate::{Clients, SharedJournal, progress, record};
+use crate::{Clients, SharedJournal, forget, progress, record};
 
-pub(crate) struct Lb {
+/// The wanted target groups, made or adopted.
+pub(crate) struct TargetGroups {
     /// Target group ARN by listener key (`tcp-443`).
-    pub target_groups: BTreeMap<String, String>,
+    pub arns: BTreeMap<String, String>,
+    /// The keys of the groups this run created: nothing is registered in them yet, so their
+    /// registrations need no describe.
+    pub fresh: BTreeSet<String>,
+}
+
+/// What the lookups found on the ELBv2 side, before anything is created.
+pub(crate) struct Found {
+    /// The cluster's load balancer, by its name.
+    lb: Option<FoundLb>,
+    /// Every target group of the region (one paged list, not one lookup per name): the wanted
+    /// ones by name, and the cluster's others for the prune.
+    groups: Vec<TargetGroup>,
+}
+
+/// The lookups, concurrently: the load balancer by name, and the region's target groups.
+pub(crate) async fn find(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+) -> Result<Found, ProviderError> {
+    let name = &one(desired, "load_balancer").name;
+    let (lb, groups) = tokio::try_join!(find_lb(c, spec, name), unwanted::list_groups(c))?;
+    Ok(Found { lb, groups })
 }
 
 fn protocol(p: &str) -> ProtocolEnum {
@@ -168,20 +192,63 @@ async fn find_lb(
     Ok(None)
 }
 
-/// Creates (or adopts) the NLB, its target groups and listeners; waits until it is active.
+/// The wanted target groups, each adopted from the lookups' list or created, concurrently (they
+/// need only the VPC).
+pub(crate) async fn target_groups(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    vpc_id: &str,
+    found: &Found,
+    journal: &SharedJournal<'_>,
+) -> Result<TargetGroups, ProviderError> {
+    let groups = desired
+        .iter()
+        .filter(|r| r.kind == Kind::TargetGroup)
+        .map(|tg| async move {
+            let key = tg
+                .address
+                .trim_start_matches("target_group[")
+                .trim_end_matches(']')
+                .to_string();
+            let (arn, fresh) = target_group(c, spec, tg, vpc_id, &found.groups, journal).await?;
+            Ok::<_, ProviderError>((key, arn, fresh))
+        });
+    let mut out = TargetGroups {
+        arns: BTreeMap::new(),
+        fresh: BTreeSet::new(),
+    };
+    for (key, arn, fresh) in futures::future::try_join_all(groups).await? {
+        if fresh {
+            out.fresh.insert(key.clone());
+        }
+        out.arns.insert(key, arn);
+    }
+    Ok(out)
+}
+
+/// Creates (or adopts) the NLB and its listeners (forwarding to the target groups `tgs` yields,
+/// awaited only once the NLB exists), waiting until it is active beside the listeners'
+/// creates; then removes what is not wanted.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn load_balancer(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
     net: &Net,
     nlb_group: &str,
+    found: &Found,
+    tgs: impl std::future::Future<Output = Result<std::sync::Arc<TargetGroups>, ProviderError>>,
     journal: &SharedJournal<'_>,
     quiet: bool,
-) -> Result<Option<Lb>, ProviderError> {
+) -> Result<(), ProviderError> {
     let r = one(desired, "load_balancer");
     let name = r.name.clone();
-    let mut found = find_lb(c, spec, &name).await?;
-    if let Some(lb) = &found
+    let mut found_lb = found.lb.as_ref();
+    // The lookups' list of target groups serves the prune, unless the load balancer is
+    // replaced: its old one's groups are then attached to nothing, so they are listed again.
+    let mut listed = Some(found.groups.as_slice());
+    if let Some(lb) = &found_lb
         && lb.security_groups.is_empty()
     {
         // Made before the NLB had a group of its own (#11.11): an NLB created without one can
@@ -206,8 +273,9 @@ pub(crate) async fn load_balancer(
         for l in desired.iter().filter(|x| x.kind == Kind::Listener) {
             journal.lock().await.forget(&l.address)?;
         }
-        found = None;
-    } else if let Some(lb) = &found
+        found_lb = None;
+        listed = None;
+    } else if let Some(lb) = &found_lb
         && lb.security_groups != [nlb_group.to_string()]
     {
         // Created with a group, so it can change them: exactly the NLB's own group.
@@ -219,8 +287,8 @@ pub(crate) async fn load_balancer(
             .await
             .map_err(|e| error::elb(e).into_provider(&r.address))?;
     }
-    let (arn, dns) = match found {
-        Some(found) => (found.arn, found.dns),
+    let (arn, dns, fresh) = match found_lb {
+        Some(found) => (found.arn.clone(), found.dns.clone(), false),
         None => {
             record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
             // One subnet per availability zone.
@@ -255,6 +323,7 @@ pub(crate) async fn load_balancer(
             (
                 lb.load_balancer_arn().unwrap_or_default().to_string(),
                 lb.dns_name().unwrap_or_default().to_string(),
+                true,
             )
         }
     };
@@ -270,35 +339,23 @@ pub(crate) async fn load_balancer(
     )
     .await?;
 
-    // The target groups are independent of each other: made concurrently.
-    let groups = desired
-        .iter()
-        .filter(|r| r.kind == Kind::TargetGroup)
-        .map(|tg| async move {
-            let key = tg
-                .address
-                .trim_start_matches("target_group[")
-                .trim_end_matches(']')
-                .to_string();
-            let tg_arn = target_group(c, spec, tg, net, journal).await?;
-            Ok::<_, ProviderError>((key, tg_arn))
-        });
-    let target_groups: BTreeMap<String, String> = futures::future::try_join_all(groups)
-        .await?
-        .into_iter()
-        .collect();
-    let current = c
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(&arn)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?;
+    // A load balancer this run created has no listener yet: nothing to describe.
+    let current = if fresh {
+        Vec::new()
+    } else {
+        c.elb
+            .describe_listeners()
+            .load_balancer_arn(&arn)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| error::elb(e).into_provider(&format!("listeners of {name}")))?
+    };
     // One listener per port, made concurrently.
-    let (current, groups_ref, arn_ref) = (&current, &target_groups, &arn);
+    let tgs = tgs.await?;
+    let (current, groups_ref, arn_ref) = (&current, &tgs.arns, &arn);
     let listeners = desired
         .iter()
         .filter(|r| r.kind == Kind::Listener)
@@ -355,75 +412,68 @@ pub(crate) async fn load_balancer(
             )
             .await
         });
-    futures::future::try_join_all(listeners).await?;
-    crate::wait::until(
-        &format!("load balancer {name} active"),
-        Duration::from_secs(900),
-        quiet,
-        || {
-            let arn = arn.clone();
-            async move {
-                let out = c
-                    .elb
-                    .describe_load_balancers()
-                    .load_balancer_arns(&arn)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
-                    .await
-                    .map_err(|e| error::elb(e).into_provider(&arn))?;
-                let state = out
-                    .first()
-                    .and_then(|l| l.state())
-                    .and_then(|s| s.code())
-                    .cloned();
-                Ok(match state {
-                    Some(LoadBalancerStateEnum::Active) => Ok(()),
-                    Some(LoadBalancerStateEnum::Failed) => {
-                        return Err(ProviderError::Cloud {
-                            resource: arn.clone(),
-                            message: "the load balancer failed to provision".into(),
-                            request_id: None,
-                        });
-                    }
-                    other => Err(other
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into())),
-                })
-            }
-        },
-    )
-    .await?;
+    // The listeners are made while the load balancer provisions: ELBv2 takes them at once.
+    let active_what = format!("load balancer {name} active");
+    let active = crate::wait::until(&active_what, Duration::from_secs(900), quiet, || {
+        let arn = arn.clone();
+        async move {
+            let out = c
+                .elb
+                .describe_load_balancers()
+                .load_balancer_arns(&arn)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| error::elb(e).into_provider(&arn))?;
+            let state = out
+                .first()
+                .and_then(|l| l.state())
+                .and_then(|s| s.code())
+                .cloned();
+            Ok(match state {
+                Some(LoadBalancerStateEnum::Active) => Ok(()),
+                Some(LoadBalancerStateEnum::Failed) => {
+                    return Err(ProviderError::Cloud {
+                        resource: arn.clone(),
+                        message: "the load balancer failed to provision".into(),
+                        request_id: None,
+                    });
+                }
+                other => Err(other
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into())),
+            })
+        }
+    });
+    tokio::try_join!(futures::future::try_join_all(listeners), active)?;
     // Only now that every wanted listener exists: the ones of ports no longer wanted, then the
     // target groups nothing forwards to any more.
-    unwanted::prune(c, spec, desired, &arn, current, journal, quiet).await?;
+    unwanted::prune(c, spec, desired, &arn, current, listed, journal, quiet).await?;
     record(journal, r, Status::Ready, Some(arn.clone()), outputs).await?;
-    Ok(Some(Lb { target_groups }))
+    Ok(())
 }
 
+/// One wanted target group: the one of its name in `listed` (when it is this cluster's), or
+/// created (recorded `Creating` first). Its ARN, and whether it was created now.
 async fn target_group(
     c: &Clients,
     spec: &ClusterSpec,
     tg: &Resource,
-    net: &Net,
+    vpc_id: &str,
+    listed: &[TargetGroup],
     journal: &SharedJournal<'_>,
-) -> Result<String, ProviderError> {
+) -> Result<(String, bool), ProviderError> {
     let name = tg.name.clone();
-    let existing = c
-        .elb
-        .describe_target_groups()
-        .names(&name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await;
+    let existing = listed
+        .iter()
+        .find(|g| g.target_group_name() == Some(name.as_str()))
+        .and_then(|g| g.target_group_arn());
     let arn = match existing {
-        Ok(out) if !out.is_empty() => {
-            let arn = out[0].target_group_arn().unwrap_or_default().to_string();
-            match cluster_tag(c, spec, &format!("{} ({name})", tg.address), &arn).await? {
-                Some(owner) if owner == spec.cluster.name => arn,
+        Some(arn) => {
+            match cluster_tag(c, spec, &format!("{} ({name})", tg.address), arn).await? {
+                Some(owner) if owner == spec.cluster.name => arn.to_string(),
                 _ => {
                     return Err(ProviderError::Cloud {
                         resource: format!("target group {name}"),
@@ -433,15 +483,9 @@ async fn target_group(
                 }
             }
         }
-        Ok(_) => String::new(),
-        Err(e) => {
-            let e = error::elb(e);
-            if !e.is("TargetGroupNotFound") {
-                return Err(e.into_provider(&format!("target group {name}")));
-            }
-            String::new()
-        }
+        None => String::new(),
     };
+    let fresh = arn.is_empty();
     let arn = if arn.is_empty() {
         record(journal, tg, Status::Creating, None, BTreeMap::new()).await?;
         let proto = tg.attrs.get("protocol").cloned().unwrap_or_default();
@@ -463,7 +507,7 @@ async fn target_group(
             .name(&name)
             .protocol(protocol(&proto))
             .port(port)
-            .vpc_id(&net.vpc_id)
+            .vpc_id(vpc_id)
             .target_type(TargetTypeEnum::Instance)
             .health_check_protocol(protocol(check_proto))
             .health_check_port(check_port)
@@ -487,19 +531,18 @@ async fn target_group(
         BTreeMap::new(),
     )
     .await?;
-    Ok(arn)
+    Ok((arn, fresh))
 }
 
 /// Registers every node in every wanted target group that is not registered yet, then takes out
 /// every instance that is not a node of the cluster (one describe per group; a register or
-/// deregister call only for what differs, so a second `up` makes none). Concurrently.
+/// deregister call only for what differs, so a second `up` makes none). A group this run created
+/// has nothing registered: its nodes are registered without a describe. Concurrently.
 pub(crate) async fn register_targets(
     c: &Clients,
-    _spec: &ClusterSpec,
     desired: &[Resource],
-    lb: &Lb,
+    tgs: &TargetGroups,
     instance_ids: &BTreeMap<String, String>,
-    _journal: &SharedJournal<'_>,
 ) -> Result<(), ProviderError> {
     let nodes: BTreeSet<String> = desired
         .iter()
@@ -507,10 +550,22 @@ pub(crate) async fn register_targets(
         .filter_map(|r| instance_ids.get(&r.address).cloned())
         .collect();
     let nodes = &nodes;
-    let calls = lb
-        .target_groups
-        .iter()
-        .map(|(key, arn)| unwanted::converge_targets(c, key, arn, nodes));
+    let calls = tgs.arns.iter().map(|(key, arn)| async move {
+        if !tgs.fresh.contains(key) {
+            return unwanted::converge_targets(c, key, arn, nodes).await;
+        }
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let mut req = c.elb.register_targets().target_group_arn(arn);
+        for id in nodes {
+            req = req.targets(TargetDescription::builder().id(id.as_str()).build());
+        }
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))
+    });
     futures::future::try_join_all(calls).await?;
     Ok(())
 }
@@ -566,16 +621,19 @@ pub(crate) async fn discover(
     let mut out = Vec::new();
     let desired = acura_ha_api::desired::desired(spec);
     let lb_name = format!("{}-nlb", spec.cluster.name);
-    let lbs = match c
-        .elb
-        .describe_load_balancers()
-        .names(&lb_name)
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-    {
+    // The load balancer by name and every target group of the region (every page, kept by
+    // name: a name filter fails the whole call when one name is missing), at once.
+    let (lbs, tgs) = tokio::join!(
+        c.elb
+            .describe_load_balancers()
+            .names(&lb_name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect(),
+        unwanted::list_groups(c)
+    );
+    let lbs = match lbs {
         Ok(o) => o
             .iter()
             .map(|l| {
@@ -593,22 +651,12 @@ pub(crate) async fn discover(
             Vec::new()
         }
     };
-    // Every target group of the region, every page, kept by name (a name filter fails the whole
-    // call when one name is missing).
     let names: BTreeMap<&str, &Resource> = desired
         .iter()
         .filter(|r| r.kind == Kind::TargetGroup)
         .map(|r| (r.name.as_str(), r))
         .collect();
-    let tgs = c
-        .elb
-        .describe_target_groups()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::elb(e).into_provider("target groups"))?;
+    let tgs = tgs?;
     let tgs: Vec<(String, &Resource)> = tgs
         .iter()
         .filter_map(|t| {
@@ -730,24 +778,36 @@ async fn delete_lb(c: &Clients, arn: &str, name: &str, quiet: bool) -> Result<()
     .await
 }
 
-/// Deletes the load balancer (its listeners go with it), waits until it is gone, then the
+/// Deletes the load balancer (its listeners go with it), waits until it is gone, says so on
+/// `lb_gone` (the security groups wait for that, not for the target groups), then deletes the
 /// target groups, retrying `ResourceInUse` while the deletion settles.
 pub(crate) async fn destroy(
     c: &Clients,
     _spec: &ClusterSpec,
     journal: &SharedJournal<'_>,
     quiet: bool,
+    lb_gone: tokio::sync::watch::Sender<bool>,
 ) -> Result<(), ProviderError> {
     let all = crate::ec2::journal_records(journal).await;
-    for l in all.iter().filter(|r| r.kind == Kind::Listener) {
-        journal.lock().await.forget(&l.address)?;
-    }
-    for lb in all.iter().filter(|r| r.kind == Kind::LoadBalancer) {
-        if let Some(arn) = &lb.id {
-            delete_lb(c, arn, &lb.name, quiet).await?;
+    // The listeners' records are forgotten while the load balancer is deleted.
+    let listeners = async {
+        for l in all.iter().filter(|r| r.kind == Kind::Listener) {
+            forget(journal, &l.address).await?;
         }
-        journal.lock().await.forget(&lb.address)?;
-    }
+        Ok::<_, ProviderError>(())
+    };
+    let lbs = async {
+        for lb in all.iter().filter(|r| r.kind == Kind::LoadBalancer) {
+            if let Some(arn) = &lb.id {
+                delete_lb(c, arn, &lb.name, quiet).await?;
+            }
+            forget(journal, &lb.address).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(listeners, lbs)?;
+    // No receiver left is no one waiting.
+    let _ = lb_gone.send(true);
     // The target groups are independent: deleted concurrently.
     let deletes = all
         .iter()
@@ -783,7 +843,7 @@ pub(crate) async fn destroy(
                     .await
                     .map_err(|e| e.into_provider(&tg.address))?;
             }
-            journal.lock().await.forget(&tg.address)
+            forget(journal, &tg.address).await
         });
     futures::future::try_join_all(deletes).await?;
     Ok(())

@@ -25,6 +25,7 @@ use acura_ha_api::model::{Inventory, Recorded, Resource, Status};
 use acura_ha_api::provider::{Journal, Provider, ProviderError};
 use acura_ha_api::spec::{ClusterSpec, LbKind, ProviderKind};
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio::sync::Mutex;
 
 pub use error::CloudError;
@@ -117,6 +118,10 @@ async fn clients(spec: &ClusterSpec) -> Result<Clients, ProviderError> {
 pub(crate) type SharedJournal<'a> = Arc<Mutex<&'a mut dyn Journal>>;
 
 /// Records `r` with `status`, the cloud's `id` and `outputs`, keeping its first `created_at`.
+///
+/// A record is written to disk (and synced) before this returns, which blocks the task for that
+/// long; it then yields, so that the branches running beside it (polled by the same task) send
+/// their requests between one record and the next instead of after a burst of them.
 pub(crate) async fn record(
     journal: &SharedJournal<'_>,
     r: &Resource,
@@ -124,8 +129,22 @@ pub(crate) async fn record(
     id: Option<String>,
     outputs: BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let mut j = journal.lock().await;
-    acura_ha_api::provider::record_desired(&mut **j, r, status, id, outputs)
+    {
+        let mut j = journal.lock().await;
+        acura_ha_api::provider::record_desired(&mut **j, r, status, id, outputs)?;
+    }
+    tokio::task::yield_now().await;
+    Ok(())
+}
+
+/// Forgets the record at `address`, then yields (as [`record`] does).
+pub(crate) async fn forget(
+    journal: &SharedJournal<'_>,
+    address: &str,
+) -> Result<(), ProviderError> {
+    journal.lock().await.forget(address)?;
+    tokio::task::yield_now().await;
+    Ok(())
 }
 
 pub(crate) async fn recorded(journal: &SharedJournal<'_>, address: &str) -> Option<Recorded> {
@@ -153,43 +172,127 @@ impl Provider for AwsProvider {
         let desired = acura_ha_api::desired::desired(spec);
         elb::validate(spec, &desired)?;
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
-        // Before anything is created: the instance type and every quota the cluster needs.
-        quota::preflight(&c, spec, &desired, self.quiet).await?;
-        let net = ec2::network(&c, spec).await?;
-        // The security groups and their rules (the NLB's group and the nodes' name each other),
-        // the image check and the key pair, concurrently; then the nodes and the load balancer
-        // (created with its group: an NLB takes one only at creation) side by side until
-        // targets are registered.
-        let (image, key_name, groups) = tokio::try_join!(
-            ec2::image(&c, spec),
-            ec2::key_pair(&c, spec, &desired, &self.base_dir, &journal),
-            ec2::security_groups(&c, spec, &desired, &net, &journal),
-        )?;
-        let nodes = ec2::instances(
-            &c,
-            spec,
-            &desired,
-            &net,
-            &image,
-            &key_name,
-            &groups.nodes,
-            &journal,
-            self.quiet,
-        );
-        let lb = async {
-            match (&spec.load_balancer.kind, &groups.nlb) {
-                (LbKind::Cloud, Some(nlb_group)) => {
-                    elb::load_balancer(&c, spec, &desired, &net, nlb_group, &journal, self.quiet)
-                        .await
-                }
-                _ => Ok(None),
+        let cloud_lb = spec.load_balancer.kind == LbKind::Cloud;
+        // Every branch starts as soon as what it needs exists (the chain is in the README).
+        // First the lookups, which only read, all at once and beside the quota preflight: the
+        // VPC, then its subnets and the groups by name; the image, the key pair, the cluster's
+        // live instances, the NLB by name and the region's target groups. Nothing is created
+        // before the preflight's verdict (instance type, quotas).
+        let network = async {
+            let vpc_id = ec2::vpc(&c, spec).await?;
+            tokio::try_join!(
+                ec2::subnets(&c, spec, vpc_id.clone()),
+                ec2::find_groups(&c, spec, &desired, &vpc_id)
+            )
+        };
+        let elb_found = async {
+            if cloud_lb {
+                elb::find(&c, spec, &desired).await.map(Some)
+            } else {
+                Ok(None)
             }
         };
-        let (ids, lb) = tokio::join!(nodes, lb);
-        let ids = ids?;
-        if let Some(lb) = lb? {
-            elb::register_targets(&c, spec, &desired, &lb, &ids, &journal).await?;
+        let ((), (net, found_groups), image, found_key, live, elb_found) = tokio::try_join!(
+            quota::preflight(&c, spec, &desired, self.quiet),
+            network,
+            ec2::image(&c, spec),
+            ec2::find_key_pair(&c, spec, &desired),
+            ec2::live_instances(&c, spec),
+            elb_found,
+        )?;
+        // Then what needs only the lookups, concurrently: the key pair, both security groups
+        // (an NLB takes its group only at creation), and the target groups (they need only the
+        // VPC). The target groups are shared: the listeners and the registrations wait for
+        // them, nothing else does. Their error, if any, is kept to be returned first.
+        let tg_error: std::sync::Mutex<Option<ProviderError>> = std::sync::Mutex::new(None);
+        let tgs = async {
+            let found = elb_found.as_ref()?;
+            match elb::target_groups(&c, spec, &desired, &net.vpc_id, found, &journal).await {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    *tg_error.lock().expect("not poisoned") = Some(e);
+                    None
+                }
+            }
         }
+        .shared();
+        let tgs_made = || {
+            let tgs = tgs.clone();
+            async move {
+                tgs.await.ok_or_else(|| ProviderError::Cloud {
+                    resource: "target groups".into(),
+                    message: "not made (the error above says why)".into(),
+                    request_id: None,
+                })
+            }
+        };
+        let rest = async {
+            let (key_name, (groups, fresh)) = tokio::try_join!(
+                ec2::key_pair(&c, spec, &desired, &self.base_dir, found_key, &journal),
+                ec2::create_groups(&c, spec, &desired, &net.vpc_id, found_groups, &journal),
+            )?;
+            // Then three branches side by side: the groups' rules (a rule may name the other
+            // group); the instances, awaited running, then registered in the target groups;
+            // the NLB, its listeners (forwarding to the target groups) while it provisions, and
+            // the removal of what is not wanted. Each branch runs to its end before an error is
+            // returned, so what it made is recorded.
+            let rules = ec2::converge_rules(&c, spec, &desired, &groups, fresh, &journal);
+            let nodes = async {
+                let running = ec2::instances(
+                    &c,
+                    spec,
+                    &desired,
+                    &net,
+                    &image,
+                    &key_name,
+                    &groups.nodes,
+                    &live,
+                    &journal,
+                    self.quiet,
+                )
+                .await?;
+                let register = async {
+                    if elb_found.is_none() {
+                        return Ok(());
+                    }
+                    let tgs = tgs_made().await?;
+                    elb::register_targets(&c, &desired, &tgs, &running.ids).await
+                };
+                tokio::try_join!(
+                    ec2::record_running(spec, &desired, &running, &journal),
+                    register
+                )?;
+                Ok::<_, ProviderError>(())
+            };
+            let lb = async {
+                match (&elb_found, &groups.nlb) {
+                    (Some(found), Some(nlb_group)) => {
+                        elb::load_balancer(
+                            &c,
+                            spec,
+                            &desired,
+                            &net,
+                            nlb_group,
+                            found,
+                            tgs_made(),
+                            &journal,
+                            self.quiet,
+                        )
+                        .await
+                    }
+                    _ => Ok(()),
+                }
+            };
+            let (rules, nodes, lb) = tokio::join!(rules, nodes, lb);
+            rules?;
+            nodes?;
+            lb
+        };
+        let (_, rest) = tokio::join!(tgs.clone(), rest);
+        if let Some(e) = tg_error.lock().expect("not poisoned").take() {
+            return Err(e);
+        }
+        rest?;
         let all: Vec<Recorded> = {
             let j = journal.lock().await;
             desired
@@ -379,9 +482,29 @@ impl Provider for AwsProvider {
             journal.record(r)?;
         }
         let journal: SharedJournal<'_> = Arc::new(Mutex::new(journal));
-        elb::destroy(&c, spec, &journal, self.quiet).await?;
-        ec2::destroy(&c, spec, &journal, self.quiet).await?;
-        Ok(())
+        // The NLB (then its target groups) and the instances go at once; the security groups
+        // once the NLB and the instances are gone (ec2::destroy).
+        let (gone_tx, mut gone_rx) = tokio::sync::watch::channel(false);
+        let elb_side = elb::destroy(&c, spec, &journal, self.quiet, gone_tx);
+        let lb_gone = async move {
+            // A sender dropped before saying so is an ELB teardown that failed: its own error
+            // is the one returned.
+            gone_rx
+                .wait_for(|gone| *gone)
+                .await
+                .map(|_| ())
+                .map_err(|_| ProviderError::Cloud {
+                    resource: "load balancer".into(),
+                    message: "not deleted (the error above says why)".into(),
+                    request_id: None,
+                })
+        };
+        let (elb_side, ec2_side) = tokio::join!(
+            elb_side,
+            ec2::destroy(&c, spec, &journal, self.quiet, lb_gone)
+        );
+        elb_side?;
+        ec2_side
     }
 
     /// Each instance's console output (GetConsoleOutput) for the host keys cloud-init printed.
@@ -398,7 +521,7 @@ impl Provider for AwsProvider {
 }
 
 async fn discover_with(c: &Clients, spec: &ClusterSpec) -> Result<Vec<Recorded>, ProviderError> {
-    let mut out = ec2::discover(c, spec).await?;
-    out.extend(elb::discover(c, spec).await?);
+    let (mut out, lb) = tokio::try_join!(ec2::discover(c, spec), elb::discover(c, spec))?;
+    out.extend(lb);
     Ok(out)
 }

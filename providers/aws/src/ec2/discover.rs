@@ -19,16 +19,38 @@ pub(crate) async fn discover(
 ) -> Result<Vec<Recorded>, ProviderError> {
     let mut out = Vec::new();
     let tag = format!("tag:{TAG_CLUSTER}");
-    let reservations = c
-        .ec2
-        .describe_instances()
-        .filters(filter(&tag, &spec.cluster.name))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))?;
+    // The three describes are independent: sent at once.
+    let instances = async {
+        c.ec2
+            .describe_instances()
+            .filters(filter(&tag, &spec.cluster.name))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))
+    };
+    let groups = async {
+        c.ec2
+            .describe_security_groups()
+            .filters(filter(&tag, &spec.cluster.name))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))
+    };
+    let keys = async {
+        c.ec2
+            .describe_key_pairs()
+            .filters(filter(&tag, &spec.cluster.name))
+            .send()
+            .await
+            .map_err(|e| error::ec2(e).into_provider("key pairs of the cluster"))
+    };
+    let (reservations, groups, keys) = tokio::try_join!(instances, groups, keys)?;
     for i in reservations.iter().flat_map(|r| r.instances()) {
         if matches!(
             i.state().and_then(|s| s.name()),
@@ -59,16 +81,6 @@ pub(crate) async fn discover(
             BTreeMap::new(),
         ));
     }
-    let groups = c
-        .ec2
-        .describe_security_groups()
-        .filters(filter(&tag, &spec.cluster.name))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::ec2(e).into_provider("security groups of the cluster"))?;
     // Another state's cluster of the same name is not ours to delete (#9.4).
     for g in groups
         .iter()
@@ -93,13 +105,6 @@ pub(crate) async fn discover(
             BTreeMap::new(),
         ));
     }
-    let keys = c
-        .ec2
-        .describe_key_pairs()
-        .filters(filter(&tag, &spec.cluster.name))
-        .send()
-        .await
-        .map_err(|e| error::ec2(e).into_provider("key pairs of the cluster"))?;
     for k in keys
         .key_pairs()
         .iter()

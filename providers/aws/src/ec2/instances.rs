@@ -87,86 +87,83 @@ pub(crate) async fn instances(
     image: &Image,
     key_name: &str,
     sg: &str,
+    live: &BTreeMap<String, (String, String)>,
     journal: &SharedJournal<'_>,
     quiet: bool,
-) -> Result<BTreeMap<String, String>, ProviderError> {
+) -> Result<Running, ProviderError> {
     let aws = spec.aws.as_ref().expect("aws section");
     let wanted: Vec<&Resource> = desired
         .iter()
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
-    let live = live_instances(c, spec).await?;
-    let subnets = placement(&wanted, &live, net);
+    let subnets = placement(&wanted, live, net);
     // The instances are independent: run them concurrently.
-    let runs = wanted.iter().zip(subnets).map(|(r, subnet)| {
-        let live = &live;
-        async move {
-            if let Some((id, _)) = live.get(&r.name) {
-                return Ok::<_, ProviderError>((r.address.clone(), id.clone()));
-            }
-            let previous = recorded(journal, &r.address).await;
-            let token = previous
-                .as_ref()
-                .filter(|p| p.status == Status::Creating)
-                .and_then(|p| p.outputs.get("client_token").cloned())
-                .unwrap_or_else(|| client_token(&spec.cluster.name, &r.name));
-            let mut outputs = BTreeMap::new();
-            outputs.insert("client_token".to_string(), token.clone());
-            record(journal, r, Status::Creating, None, outputs.clone()).await?;
-            let (itype, root_gb, role) = match r.kind {
-                Kind::LbInstance => (aws.lb_instance_type.as_str(), 20, "lb"),
-                _ => (
-                    aws.instance_type.as_str(),
-                    spec.nodes.volume_size_gb as i32,
-                    "node",
-                ),
-            };
-            progress(quiet, &format!("run instance {} ({itype})", r.name));
-            let out = c
-                .ec2
-                .run_instances()
-                .image_id(&image.id)
-                .instance_type(InstanceType::from(itype))
-                .min_count(1)
-                .max_count(1)
-                .key_name(key_name)
-                .client_token(&token)
-                .user_data(user_data(&r.name))
-                .block_device_mappings(
-                    BlockDeviceMapping::builder()
-                        .device_name(&image.root_device)
-                        .ebs(
-                            EbsBlockDevice::builder()
-                                .volume_size(root_gb)
-                                .volume_type(VolumeType::Gp3)
-                                .delete_on_termination(true)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .network_interfaces(
-                    InstanceNetworkInterfaceSpecification::builder()
-                        .device_index(0)
-                        .subnet_id(subnet)
-                        .groups(sg)
-                        .associate_public_ip_address(aws.associate_public_ip)
-                        .delete_on_termination(true)
-                        .build(),
-                )
-                .tag_specifications(tags(spec, role, &r.name, ResourceType::Instance))
-                .tag_specifications(tags(spec, role, &r.name, ResourceType::Volume))
-                .send()
-                .await
-                .map_err(|e| error::ec2(e).into_provider(&r.address))?;
-            let id = out
-                .instances()
-                .first()
-                .and_then(|i| i.instance_id())
-                .unwrap_or_default()
-                .to_string();
-            record(journal, r, Status::Creating, Some(id.clone()), outputs).await?;
-            Ok((r.address.clone(), id))
+    let runs = wanted.iter().zip(subnets).map(|(r, subnet)| async move {
+        if let Some((id, _)) = live.get(&r.name) {
+            return Ok::<_, ProviderError>((r.address.clone(), id.clone()));
         }
+        let previous = recorded(journal, &r.address).await;
+        let token = previous
+            .as_ref()
+            .filter(|p| p.status == Status::Creating)
+            .and_then(|p| p.outputs.get("client_token").cloned())
+            .unwrap_or_else(|| client_token(&spec.cluster.name, &r.name));
+        let mut outputs = BTreeMap::new();
+        outputs.insert("client_token".to_string(), token.clone());
+        record(journal, r, Status::Creating, None, outputs.clone()).await?;
+        let (itype, root_gb, role) = match r.kind {
+            Kind::LbInstance => (aws.lb_instance_type.as_str(), 20, "lb"),
+            _ => (
+                aws.instance_type.as_str(),
+                spec.nodes.volume_size_gb as i32,
+                "node",
+            ),
+        };
+        progress(quiet, &format!("run instance {} ({itype})", r.name));
+        let out = c
+            .ec2
+            .run_instances()
+            .image_id(&image.id)
+            .instance_type(InstanceType::from(itype))
+            .min_count(1)
+            .max_count(1)
+            .key_name(key_name)
+            .client_token(&token)
+            .user_data(user_data(&r.name))
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(&image.root_device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(root_gb)
+                            .volume_type(VolumeType::Gp3)
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .network_interfaces(
+                InstanceNetworkInterfaceSpecification::builder()
+                    .device_index(0)
+                    .subnet_id(subnet)
+                    .groups(sg)
+                    .associate_public_ip_address(aws.associate_public_ip)
+                    .delete_on_termination(true)
+                    .build(),
+            )
+            .tag_specifications(tags(spec, role, &r.name, ResourceType::Instance))
+            .tag_specifications(tags(spec, role, &r.name, ResourceType::Volume))
+            .send()
+            .await
+            .map_err(|e| error::ec2(e).into_provider(&r.address))?;
+        let id = out
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .unwrap_or_default()
+            .to_string();
+        record(journal, r, Status::Creating, Some(id.clone()), outputs).await?;
+        Ok((r.address.clone(), id))
     });
     let ids: BTreeMap<String, String> = futures::future::try_join_all(runs)
         .await?
@@ -238,9 +235,30 @@ pub(crate) async fn instances(
         }
     })
     .await?;
-    for r in &wanted {
-        let id = &ids[&r.address];
-        let i = &states[id];
+    Ok(Running { ids, states })
+}
+
+/// The instances, all running: their IDs by address, and each as the last describe saw it.
+pub(crate) struct Running {
+    pub ids: BTreeMap<String, String>,
+    states: BTreeMap<String, aws_sdk_ec2::types::Instance>,
+}
+
+/// Records each running instance `Ready` with its addresses. Apart from [`instances`] so that
+/// the target registrations (which need only the IDs) do not wait for these writes.
+pub(crate) async fn record_running(
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    running: &Running,
+    journal: &SharedJournal<'_>,
+) -> Result<(), ProviderError> {
+    let aws = spec.aws.as_ref().expect("aws section");
+    let wanted = desired
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance));
+    for r in wanted {
+        let id = &running.ids[&r.address];
+        let i = &running.states[id];
         let mut outputs = recorded(journal, &r.address)
             .await
             .map(|p| p.outputs)
@@ -257,7 +275,7 @@ pub(crate) async fn instances(
         outputs.insert("private_ip".to_string(), private);
         record(journal, r, Status::Ready, Some(id.clone()), outputs).await?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// The subnet of each wanted instance: a live one's own; a new one goes to the subnet with the
@@ -322,8 +340,9 @@ fn client_token(cluster: &str, name: &str) -> String {
     format!("ah-{readable}-{:016x}{:016x}", half(), half())
 }
 
-/// The cluster's instances that are not terminated, by their Name tag: (ID, subnet).
-async fn live_instances(
+/// The cluster's instances that are not terminated, by their Name tag: (ID, subnet). A lookup:
+/// [`instances`] takes it, so that it is made beside the other lookups.
+pub(crate) async fn live_instances(
     c: &Clients,
     spec: &ClusterSpec,
 ) -> Result<BTreeMap<String, (String, String)>, ProviderError> {

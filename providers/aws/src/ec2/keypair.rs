@@ -13,20 +13,16 @@ use super::{desired_one, tags};
 use crate::error;
 use crate::{Clients, SharedJournal, record};
 
-/// The key pair: an existing one by name, or the user's public key imported (or adopted when a
-/// key pair of the cluster's name already exists).
-pub(crate) async fn key_pair(
+/// The key pair of the cluster's name, if it exists: its ID (the name when EC2 gives none),
+/// refused when it is managed and its lineage is another state's. Only reads.
+pub(crate) async fn find_key_pair(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
-    base_dir: &Path,
-    journal: &SharedJournal<'_>,
-) -> Result<String, ProviderError> {
-    let aws = spec.aws.as_ref().expect("aws section");
+) -> Result<Option<String>, ProviderError> {
     let r = desired_one(desired, "key_pair").expect("a key pair is planned");
-    let name = r.name.clone();
-    let existing = c.ec2.describe_key_pairs().key_names(&name).send().await;
-    match existing {
+    let name = &r.name;
+    match c.ec2.describe_key_pairs().key_names(name).send().await {
         Ok(out) if !out.key_pairs().is_empty() => {
             if r.managed {
                 super::check_lineage(
@@ -34,21 +30,41 @@ pub(crate) async fn key_pair(
                     &format!("key_pair ({name})"),
                     out.key_pairs()[0].tags(),
                 )?;
-                let id = out.key_pairs()[0]
-                    .key_pair_id()
-                    .unwrap_or(&name)
-                    .to_string();
-                record(journal, r, Status::Ready, Some(id), BTreeMap::new()).await?;
             }
-            return Ok(name);
+            Ok(Some(
+                out.key_pairs()[0].key_pair_id().unwrap_or(name).to_string(),
+            ))
         }
-        Ok(_) => {}
+        Ok(_) => Ok(None),
         Err(e) => {
             let e = error::ec2(e);
             if !e.not_found() {
                 return Err(e.into_provider(&format!("key pair {name}")));
             }
+            Ok(None)
         }
+    }
+}
+
+/// The key pair: an existing one by name, or the user's public key imported (or adopted when a
+/// key pair of the cluster's name already exists).
+/// `found` is [`find_key_pair`]'s answer, looked up beside the other lookups.
+pub(crate) async fn key_pair(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    base_dir: &Path,
+    found: Option<String>,
+    journal: &SharedJournal<'_>,
+) -> Result<String, ProviderError> {
+    let aws = spec.aws.as_ref().expect("aws section");
+    let r = desired_one(desired, "key_pair").expect("a key pair is planned");
+    let name = r.name.clone();
+    if let Some(id) = found {
+        if r.managed {
+            record(journal, r, Status::Ready, Some(id), BTreeMap::new()).await?;
+        }
+        return Ok(name);
     }
     if !r.managed {
         return Err(ProviderError::Cloud {

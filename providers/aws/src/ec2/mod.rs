@@ -22,11 +22,13 @@ use crate::SharedJournal;
 pub(crate) use console::console_host_keys;
 pub(crate) use discover::discover;
 pub(crate) use image::image;
-pub(crate) use instances::{check_instance_types, instances};
-pub(crate) use keypair::key_pair;
-pub(crate) use network::{Net, network};
+pub(crate) use instances::{check_instance_types, instances, live_instances, record_running};
+pub(crate) use keypair::{find_key_pair, key_pair};
+pub(crate) use network::{Net, subnets, vpc};
 pub(crate) use node_removal::{leaving_nodes, remove_nodes};
-pub(crate) use security_group::{Groups, refresh_rules, security_groups};
+pub(crate) use security_group::{
+    Groups, converge_rules, create_groups, find_groups, refresh_rules,
+};
 pub(crate) use teardown::destroy;
 
 fn filter(name: &str, value: impl Into<String>) -> Filter {

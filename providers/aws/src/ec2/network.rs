@@ -13,8 +13,8 @@ pub(crate) struct Net {
     pub subnets: Vec<(String, String)>,
 }
 
-/// The VPC (the file's or the region's default) and its subnets (the file's or the default ones).
-pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, ProviderError> {
+/// The VPC: the file's or the region's default.
+pub(crate) async fn vpc(c: &Clients, spec: &ClusterSpec) -> Result<String, ProviderError> {
     let aws = spec.aws.as_ref().expect("aws section");
     let mut req = c.ec2.describe_vpcs();
     req = match &aws.vpc_id {
@@ -37,7 +37,17 @@ pub(crate) async fn network(c: &Clients, spec: &ClusterSpec) -> Result<Net, Prov
         message: "not found: set aws.vpc_id (this region has no default VPC)".into(),
         request_id: None,
     })?;
-    let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
+    Ok(vpc.vpc_id().unwrap_or_default().to_string())
+}
+
+/// The subnets of `vpc_id` the nodes are spread over: the file's, or the default ones. Apart
+/// from [`vpc`] so that what needs only the VPC (the groups' lookups) starts beside it.
+pub(crate) async fn subnets(
+    c: &Clients,
+    spec: &ClusterSpec,
+    vpc_id: String,
+) -> Result<Net, ProviderError> {
+    let aws = spec.aws.as_ref().expect("aws section");
     let mut req = c.ec2.describe_subnets();
     req = if aws.subnet_ids.is_empty() {
         req.filters(filter("vpc-id", &vpc_id))

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 
-use super::{Net, desired_one, filter, tags};
+use super::{desired_one, filter, tags};
 use crate::error;
 use crate::{Clients, SharedJournal, record};
 
@@ -36,75 +36,136 @@ impl Groups {
     }
 }
 
-/// Both groups (found by name in the VPC, or created, concurrently), then every rule of each:
-/// a rule may name the other group, so rules come once both exist.
-pub(crate) async fn security_groups(
+/// What the lookups found of the groups before anything is created: each group's ID, when it
+/// exists (`nlb` is `None` when no NLB group is wanted).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FoundGroups {
+    nodes: Option<String>,
+    nlb: Option<String>,
+}
+
+/// The groups' lookups, concurrently: one DescribeSecurityGroups by name in the VPC each. Only
+/// reads: the creates wait for the quota verdict ([`create_groups`]).
+pub(crate) async fn find_groups(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
-    net: &Net,
-    journal: &SharedJournal<'_>,
-) -> Result<Groups, ProviderError> {
+    vpc_id: &str,
+) -> Result<FoundGroups, ProviderError> {
     let nlb_wanted = desired_one(desired, nlb::NLB_GROUP_ADDRESS).is_some();
     let (nodes, nlb) = tokio::try_join!(
+        find_group(c, spec, desired, vpc_id, "security_group"),
+        async {
+            if nlb_wanted {
+                find_group(c, spec, desired, vpc_id, nlb::NLB_GROUP_ADDRESS).await
+            } else {
+                Ok(None)
+            }
+        }
+    )?;
+    Ok(FoundGroups { nodes, nlb })
+}
+
+/// Whether each group was created by this run: a group just made has no ingress rule, so its
+/// rules need no describe before the authorize and nothing is revoked.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fresh {
+    nodes: bool,
+    nlb: bool,
+}
+
+/// The groups `found` does not hold, created concurrently (recorded `Creating` first); every
+/// group recorded `Ready` with its ID.
+pub(crate) async fn create_groups(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    vpc_id: &str,
+    found: FoundGroups,
+    journal: &SharedJournal<'_>,
+) -> Result<(Groups, Fresh), ProviderError> {
+    let nlb_wanted = desired_one(desired, nlb::NLB_GROUP_ADDRESS).is_some();
+    let ((nodes, nodes_fresh), nlb) = tokio::try_join!(
         group(
             c,
             spec,
             desired,
-            net,
+            vpc_id,
+            found.nodes,
             journal,
             "security_group",
             "security-group"
         ),
         async {
             if nlb_wanted {
-                let id = group(
+                let g = group(
                     c,
                     spec,
                     desired,
-                    net,
+                    vpc_id,
+                    found.nlb,
                     journal,
                     nlb::NLB_GROUP_ADDRESS,
                     nlb::NLB_GROUP_ROLE,
                 )
                 .await?;
-                Ok(Some(id))
+                Ok(Some(g))
             } else {
                 Ok(None)
             }
         }
     )?;
-    let groups = Groups { nodes, nlb };
+    let fresh = Fresh {
+        nodes: nodes_fresh,
+        nlb: nlb.as_ref().is_some_and(|(_, f)| *f),
+    };
+    Ok((
+        Groups {
+            nodes,
+            nlb: nlb.map(|(id, _)| id),
+        },
+        fresh,
+    ))
+}
+
+/// Every rule of each group, both groups concurrently: a rule may name the other group, so
+/// rules come once both exist.
+pub(crate) async fn converge_rules(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    groups: &Groups,
+    fresh: Fresh,
+    journal: &SharedJournal<'_>,
+) -> Result<(), ProviderError> {
     tokio::try_join!(
-        rules(c, spec, desired, Group::Nodes, &groups, journal),
+        rules(c, spec, desired, Group::Nodes, groups, fresh.nodes, journal),
         async {
             if groups.nlb.is_some() {
-                rules(c, spec, desired, Group::Nlb, &groups, journal).await
+                rules(c, spec, desired, Group::Nlb, groups, fresh.nlb, journal).await
             } else {
                 Ok(())
             }
         }
     )?;
-    Ok(groups)
+    Ok(())
 }
 
-/// One group, found by its name in the VPC or created (recorded `Creating` first).
-async fn group(
+/// One group's ID, found by its name in the VPC (refused when its lineage is another state's).
+async fn find_group(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
-    net: &Net,
-    journal: &SharedJournal<'_>,
+    vpc_id: &str,
     address: &str,
-    role: &str,
-) -> Result<String, ProviderError> {
+) -> Result<Option<String>, ProviderError> {
     let r = desired_one(desired, address).expect("the security group is planned");
-    let name = r.name.clone();
+    let name = &r.name;
     let existing = c
         .ec2
         .describe_security_groups()
-        .filters(filter("group-name", &name))
-        .filters(filter("vpc-id", &net.vpc_id))
+        .filters(filter("group-name", name))
+        .filters(filter("vpc-id", vpc_id))
         .into_paginator()
         .items()
         .send()
@@ -114,8 +175,29 @@ async fn group(
     if let Some(g) = existing.first() {
         super::check_lineage(spec, &format!("{address} ({name})"), g.tags())?;
     }
-    let group_id = match existing.first().and_then(|g| g.group_id()) {
-        Some(id) => id.to_string(),
+    Ok(existing
+        .first()
+        .and_then(|g| g.group_id())
+        .map(String::from))
+}
+
+/// One group: the one found, or created (recorded `Creating` first). The ID, and whether it was
+/// created now.
+#[allow(clippy::too_many_arguments)]
+async fn group(
+    c: &Clients,
+    spec: &ClusterSpec,
+    desired: &[Resource],
+    vpc_id: &str,
+    found: Option<String>,
+    journal: &SharedJournal<'_>,
+    address: &str,
+    role: &str,
+) -> Result<(String, bool), ProviderError> {
+    let r = desired_one(desired, address).expect("the security group is planned");
+    let name = r.name.clone();
+    let (group_id, fresh) = match found {
+        Some(id) => (id, false),
         None => {
             record(journal, r, Status::Creating, None, BTreeMap::new()).await?;
             let description = if address == "security_group" {
@@ -128,18 +210,18 @@ async fn group(
                 .create_security_group()
                 .group_name(&name)
                 .description(description)
-                .vpc_id(&net.vpc_id)
+                .vpc_id(vpc_id)
                 .tag_specifications(tags(spec, role, &name, ResourceType::SecurityGroup))
                 .send()
                 .await
                 .map_err(|e| error::ec2(e).into_provider(&format!("security group {name}")))?;
-            out.group_id().unwrap_or_default().to_string()
+            (out.group_id().unwrap_or_default().to_string(), true)
         }
     };
     let mut outputs = BTreeMap::new();
-    outputs.insert("vpc_id".to_string(), net.vpc_id.clone());
+    outputs.insert("vpc_id".to_string(), vpc_id.to_string());
     record(journal, r, Status::Ready, Some(group_id.clone()), outputs).await?;
-    Ok(group_id)
+    Ok((group_id, fresh))
 }
 
 /// A rule as EC2 sees it: protocol, ports, and the CIDR or group it admits.
@@ -405,15 +487,36 @@ pub(crate) async fn revoke_cross_references(
     c: &Clients,
     group_ids: &[String],
 ) -> Result<(), ProviderError> {
-    for id in group_ids {
-        // A filter, not an ID: a group already gone has no rules, no error.
-        let rules = existing_rules(c, id).await?;
-        let naming: Vec<&Existing> = rules
+    // One describe for all of them (a filter, not IDs: a group already gone has no rules, no
+    // error), then the revokes, concurrently.
+    let listed = c
+        .ec2
+        .describe_security_group_rules()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-id")
+                .set_values(Some(group_ids.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| error::ec2(e).into_provider("rules of the cluster's security groups"))?;
+    let revokes = group_ids.iter().map(|id| {
+        let naming: Vec<Existing> = listed
             .iter()
+            .filter(|r| r.is_egress() != Some(true) && r.group_id() == Some(id.as_str()))
+            .map(existing_rule)
             .filter(|r| &r.key.source != id && group_ids.contains(&r.key.source))
             .collect();
-        revoke(c, id, &naming).await?;
-    }
+        async move {
+            let naming: Vec<&Existing> = naming.iter().collect();
+            revoke(c, id, &naming).await
+        }
+    });
+    futures::future::try_join_all(revokes).await?;
     Ok(())
 }
 
@@ -428,11 +531,17 @@ async fn rules(
     desired: &[Resource],
     which: Group,
     groups: &Groups,
+    fresh: bool,
     journal: &SharedJournal<'_>,
 ) -> Result<(), ProviderError> {
     let group_id = groups.id(which).expect("the group exists");
     let wanted = wanted_rules(spec, desired, which, groups);
-    let mut have = existing_rules(c, group_id).await?;
+    // A group this run created has no ingress rule yet: nothing to describe.
+    let mut have = if fresh {
+        Vec::new()
+    } else {
+        existing_rules(c, group_id).await?
+    };
     let missing: Vec<&(String, RuleKey, IpPermission)> = wanted
         .iter()
         .filter(|(_, k, _)| !have.iter().any(|h| &h.key == k))
@@ -443,7 +552,22 @@ async fn rules(
             req = req.ip_permissions(p.clone());
         }
         match req.send().await {
-            Ok(_) => {}
+            // The answer lists the rules it made, with their IDs: no describe unless one is
+            // missing from it (an older API or emulator).
+            Ok(out) => {
+                have.extend(
+                    out.security_group_rules()
+                        .iter()
+                        .filter(|r| r.is_egress() != Some(true))
+                        .map(existing_rule),
+                );
+                if missing
+                    .iter()
+                    .any(|(_, k, _)| !have.iter().any(|h| &h.key == k && !h.id.is_empty()))
+                {
+                    have = existing_rules(c, group_id).await?;
+                }
+            }
             Err(e) => {
                 let e = error::ec2(e);
                 if !e.is("InvalidPermission.Duplicate") {
@@ -465,9 +589,9 @@ async fn rules(
                         }
                     }
                 }
+                have = existing_rules(c, group_id).await?;
             }
         }
-        have = existing_rules(c, group_id).await?;
     }
     for (address, key, _) in &wanted {
         let r = desired_one(desired, address).expect("wanted rules are planned");

@@ -11,16 +11,19 @@ use backon::{ExponentialBuilder, Retryable};
 
 use super::journal_records;
 use crate::error::{self, CloudError};
-use crate::{Clients, SharedJournal, progress};
+use crate::{Clients, SharedJournal, forget, progress};
 
-/// Terminates the instances (one call), waits until they are gone (one describe per poll),
-/// then deletes the security groups (the rules naming each other first) — retrying `DependencyViolation` while network interfaces
-/// are released — and the imported key pair. NotFound is done.
+/// Terminates the instances (one call) and waits until they are gone (one describe per poll);
+/// beside that, revokes the rules by which the cluster's groups name each other and deletes the
+/// imported key pair; once the instances are gone and `lb_gone` says the NLB is,
+/// deletes the security groups, concurrently, retrying `DependencyViolation` while network
+/// interfaces are released. NotFound is done.
 pub(crate) async fn destroy(
     c: &Clients,
     _spec: &ClusterSpec,
     journal: &SharedJournal<'_>,
     quiet: bool,
+    lb_gone: impl std::future::Future<Output = Result<(), ProviderError>>,
 ) -> Result<(), ProviderError> {
     let all = journal_records(journal).await;
     let instances: Vec<&Recorded> = all
@@ -28,26 +31,48 @@ pub(crate) async fn destroy(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance) && r.id.is_some())
         .collect();
     let ids: Vec<String> = instances.iter().filter_map(|r| r.id.clone()).collect();
-    terminate(c, &ids, quiet).await?;
-    for r in &instances {
-        journal.lock().await.forget(&r.address)?;
-    }
-    // Rules go with their group.
-    for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
-        journal.lock().await.forget(&r.address)?;
-    }
+    let terminated = async {
+        terminate(c, &ids, quiet).await?;
+        for r in &instances {
+            forget(journal, &r.address).await?;
+        }
+        Ok::<_, ProviderError>(())
+    };
     // The nodes' group and the NLB's name each other in their rules: those rules go first, or
-    // neither group could be deleted. The NLB itself is gone already (the ELB teardown runs
-    // first); its network interfaces may linger a while, hence the retries.
+    // neither group could be deleted. They need only the groups: revoked while the instances
+    // and the NLB go.
     let groups: Vec<&Recorded> = all
         .iter()
         .filter(|r| r.kind == Kind::SecurityGroup)
         .collect();
-    let ids: Vec<String> = groups.iter().filter_map(|g| g.id.clone()).collect();
-    if ids.len() > 1 {
-        super::security_group::revoke_cross_references(c, &ids).await?;
-    }
-    for sg in groups {
+    let group_ids: Vec<String> = groups.iter().filter_map(|g| g.id.clone()).collect();
+    let uncrossed = async {
+        if group_ids.len() > 1 {
+            super::security_group::revoke_cross_references(c, &group_ids).await?;
+        }
+        // Rules go with their group; their records are forgotten while the waits run.
+        for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
+            forget(journal, &r.address).await?;
+        }
+        Ok::<_, ProviderError>(())
+    };
+    // The key pair is only a launch parameter: nothing running depends on it.
+    let key = async {
+        if let Some(k) = all.iter().find(|r| r.kind == Kind::KeyPair) {
+            let out = c.ec2.delete_key_pair().key_name(&k.name).send().await;
+            if let Err(e) = out {
+                let e = error::ec2(e);
+                if !e.not_found() {
+                    return Err(e.into_provider(&format!("key pair {}", k.name)));
+                }
+            }
+            forget(journal, &k.address).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(lb_gone, terminated, uncrossed, key)?;
+    // The NLB is gone already; its network interfaces may linger a while, hence the retries.
+    let deletes = groups.iter().map(|sg| async move {
         if let Some(id) = &sg.id {
             progress(quiet, &format!("delete security group {id} ({})", sg.name));
             let delete = || async {
@@ -70,18 +95,9 @@ pub(crate) async fn destroy(
                 .await
                 .map_err(|e| e.into_provider(&format!("security group {id}")))?;
         }
-        journal.lock().await.forget(&sg.address)?;
-    }
-    if let Some(k) = all.iter().find(|r| r.kind == Kind::KeyPair) {
-        let out = c.ec2.delete_key_pair().key_name(&k.name).send().await;
-        if let Err(e) = out {
-            let e = error::ec2(e);
-            if !e.not_found() {
-                return Err(e.into_provider(&format!("key pair {}", k.name)));
-            }
-        }
-        journal.lock().await.forget(&k.address)?;
-    }
+        forget(journal, &sg.address).await
+    });
+    futures::future::try_join_all(deletes).await?;
     Ok(())
 }
 

@@ -216,13 +216,17 @@ async fn deleting(journal: &SharedJournal<'_>, r: &Recorded) -> Result<(), Provi
 /// longer wanted (and any recorded listener the desired model no longer has), then the target
 /// groups of the cluster no kept listener forwards to (and any recorded one no longer desired),
 /// each by ARN, recorded `Deleting` first and forgotten once gone. `current` is the NLB's
-/// listeners as listed before the wanted ones were made.
+/// listeners as listed before the wanted ones were made; `listed`, the region's target groups
+/// as the lookups listed them before anything was created (the groups this run creates are
+/// wanted ones, never pruned), or `None` to list them now.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn prune(
     c: &Clients,
     spec: &ClusterSpec,
     desired: &[Resource],
     nlb: &str,
     current: &[Listener],
+    listed: Option<&[TargetGroup]>,
     journal: &SharedJournal<'_>,
     quiet: bool,
 ) -> Result<(), ProviderError> {
@@ -261,15 +265,14 @@ pub(crate) async fn prune(
         journal.lock().await.forget(&l.address)?;
     }
 
-    let groups = c
-        .elb
-        .describe_target_groups()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::elb(e).into_provider("target groups"))?;
+    let listed_now;
+    let groups: &[TargetGroup] = match listed {
+        Some(g) => g,
+        None => {
+            listed_now = list_groups(c).await?;
+            &listed_now
+        }
+    };
     let kept: Vec<&Listener> = current
         .iter()
         .filter(|l| {
@@ -278,7 +281,7 @@ pub(crate) async fn prune(
                 .any(|u| u.listener_arn() == l.listener_arn())
         })
         .collect();
-    let mut doomed: Vec<Recorded> = outside_groups(c, spec, desired, nlb, &groups, &kept)
+    let mut doomed: Vec<Recorded> = outside_groups(c, spec, desired, nlb, groups, &kept)
         .await?
         .into_iter()
         .map(group_extra)
@@ -306,6 +309,18 @@ pub(crate) async fn prune(
         journal.lock().await.forget(&tg.address)?;
     }
     Ok(())
+}
+
+/// Every target group of the region, every page.
+pub(crate) async fn list_groups(c: &Clients) -> Result<Vec<TargetGroup>, ProviderError> {
+    c.elb
+        .describe_target_groups()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| error::elb(e).into_provider("target groups"))
 }
 
 /// Deletes a target group; gone is done. `ResourceInUse` is retried a while: a listener deleted

@@ -46,13 +46,17 @@ pub(crate) async fn destroy(
         .filter(|r| r.kind == Kind::SecurityGroup)
         .collect();
     let group_ids: Vec<String> = groups.iter().filter_map(|g| g.id.clone()).collect();
+    // Rules go with their group: their records are forgotten while the calls are on their way
+    // (a write each: made after the revoke, they held the group deletes back).
+    let forget_rules = async {
+        for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
+            forget(journal, &r.address).await?;
+        }
+        Ok::<_, ProviderError>(())
+    };
     let uncrossed = async {
         if group_ids.len() > 1 {
             super::security_group::revoke_cross_references(c, &group_ids).await?;
-        }
-        // Rules go with their group; their records are forgotten while the waits run.
-        for r in all.iter().filter(|r| r.kind == Kind::SecurityGroupRule) {
-            forget(journal, &r.address).await?;
         }
         Ok::<_, ProviderError>(())
     };
@@ -70,7 +74,7 @@ pub(crate) async fn destroy(
         }
         Ok(())
     };
-    tokio::try_join!(lb_gone, terminated, uncrossed, key)?;
+    tokio::try_join!(lb_gone, terminated, uncrossed, forget_rules, key)?;
     // The NLB is gone already; its network interfaces may linger a while, hence the retries.
     let deletes = groups.iter().map(|sg| async move {
         if let Some(id) = &sg.id {

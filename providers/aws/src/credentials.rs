@@ -13,13 +13,9 @@ use std::path::PathBuf;
 use acura_ha_api::provider::ProviderError;
 use aws_sdk_ec2::config::ProvideCredentials;
 
-/// The `resource` of a [`ProviderError::Cloud`] about credentials: the app gives it its own
-/// code (AH304).
-pub const RESOURCE: &str = "AWS credentials";
-/// The `resource` of a missing region and of an endpoint that cannot be reached (AH305).
-pub const REGION_RESOURCE: &str = "AWS endpoint";
-/// The `resource` of a call the identity may not make (AH301, as any refused call).
-pub const PERMISSIONS_RESOURCE: &str = "AWS permissions";
+// The resources of these errors live beside the error mapping (`crate::error`), which names
+// them too; the public paths stay here.
+pub use crate::error::{PERMISSIONS_RESOURCE, REGION_RESOURCE, RESOURCE};
 
 /// What the cluster file (or the state backend's settings) asks for.
 #[derive(Debug, Clone, Default)]
@@ -267,17 +263,9 @@ pub async fn load(wanted: &Wanted) -> Result<aws_config::SdkConfig, CredentialsE
             Ok(conf)
         }
         Err(e) => {
-            debug("credentials", &e);
+            crate::error::debug("credentials", &e);
             Err(classify(&e, &profile, &files))
         }
-    }
-}
-
-/// Prints the SDK's own error structure when `ACURA_HA_AWS_DEBUG` is set (never otherwise: it
-/// is long, nested and says nothing the one-line cause does not).
-pub(crate) fn debug(what: &str, e: &dyn std::fmt::Debug) {
-    if std::env::var_os("ACURA_HA_AWS_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
-        eprintln!("[  aws ] {what}: {e:?}");
     }
 }
 

@@ -15,6 +15,22 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::operation::RequestId;
 
+/// The `resource` of a [`ProviderError::Cloud`] about credentials: the app gives it its own
+/// code (AH304).
+pub const RESOURCE: &str = "AWS credentials";
+/// The `resource` of a missing region and of an endpoint that cannot be reached (AH305).
+pub const REGION_RESOURCE: &str = "AWS endpoint";
+/// The `resource` of a call the identity may not make (AH301, as any refused call).
+pub const PERMISSIONS_RESOURCE: &str = "AWS permissions";
+
+/// Prints the SDK's own error structure when `ACURA_HA_AWS_DEBUG` is set (never otherwise: it
+/// is long, nested and says nothing the one-line cause does not).
+pub(crate) fn debug(what: &str, e: &dyn std::fmt::Debug) {
+    if std::env::var_os("ACURA_HA_AWS_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!("[  aws ] {what}: {e:?}");
+    }
+}
+
 /// Error codes that mean "this identity may not do that".
 const DENIED: [&str; 5] = [
     "UnauthorizedOperation",
@@ -93,7 +109,7 @@ impl Service {
     }
 }
 
-/// Where the calls go: set when the credentials resolved ([`crate::credentials::load`]).
+/// Where the calls go: set when the credentials resolved (`credentials::load`).
 /// Process-wide because the errors are converted at every call site, which holds the call's
 /// error but not the client; a run talks to one region.
 #[derive(Debug, Clone, Default)]
@@ -216,7 +232,7 @@ impl CloudError {
     {
         let class = class_of(e);
         if class != Class::Service {
-            crate::credentials::debug(&operation_of::<E>(), e);
+            debug(&operation_of::<E>(), e);
         }
         let (code, message) = match class {
             Class::Unreachable | Class::CredentialsGone => (None, transport_cause(e)),
@@ -296,9 +312,9 @@ impl CloudError {
     pub fn into_provider(self, resource: &str) -> ProviderError {
         if let Some(line) = self.explain() {
             let what = match self.class {
-                Class::Denied => crate::credentials::PERMISSIONS_RESOURCE,
-                Class::Unreachable => crate::credentials::REGION_RESOURCE,
-                _ => crate::credentials::RESOURCE,
+                Class::Denied => PERMISSIONS_RESOURCE,
+                Class::Unreachable => REGION_RESOURCE,
+                _ => RESOURCE,
             };
             return ProviderError::Cloud {
                 resource: what.to_string(),

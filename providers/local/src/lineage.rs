@@ -16,17 +16,12 @@ use acura_ha_api::provider::ProviderError;
 use serde::Deserialize;
 
 use crate::cmd;
+use crate::names::link_exists;
 use crate::names::{HostNames, LabNames};
-use crate::network::link_exists;
 use crate::preflight::IP;
 
-/// What every lab alias starts with.
-pub const ALIAS_PREFIX: &str = "acura-ha:";
-
-/// The alias of every lab interface of `cluster` made by the state of `lineage`.
-pub fn alias(cluster: &str, lineage: &str) -> String {
-    format!("{ALIAS_PREFIX}{cluster}:{lineage}")
-}
+// The label itself is a name of the lab's (`crate::names`), where `LabNames` computes it.
+pub use crate::names::{ALIAS_PREFIX, alias};
 
 /// The lineage an alias names; `None` for an alias that is not a lab's (a user's own text).
 /// The lineage is after the last `:` (a lineage is a UUID; a cluster name has no `:` either,

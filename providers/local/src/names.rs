@@ -176,10 +176,7 @@ pub fn lab_names(spec: &ClusterSpec, cluster_dir: &Path) -> LabNames {
     LabNames {
         cluster: cluster.clone(),
         lineage: spec.lineage.clone(),
-        alias: spec
-            .lineage
-            .as_deref()
-            .map(|l| crate::lineage::alias(cluster, l)),
+        alias: spec.lineage.as_deref().map(|l| alias(cluster, l)),
         cluster_dir: cluster_dir.to_path_buf(),
         subnet,
         gateway: local_address(spec, LOCAL_GATEWAY),
@@ -227,6 +224,19 @@ pub fn orphan_host(spec: &ClusterSpec, hosts_dir: &Path, name: &str) -> HostName
         dir,
         hosts_dir: hosts_dir.to_path_buf(),
     }
+}
+
+/// Whether an interface of that name exists in this namespace.
+pub fn link_exists(name: &str) -> bool {
+    !name.is_empty() && Path::new("/sys/class/net").join(name).exists()
+}
+
+/// What every lab alias starts with.
+pub const ALIAS_PREFIX: &str = "acura-ha:";
+
+/// The alias of every lab interface of `cluster` made by the state of `lineage`.
+pub fn alias(cluster: &str, lineage: &str) -> String {
+    format!("{ALIAS_PREFIX}{cluster}:{lineage}")
 }
 
 #[cfg(test)]

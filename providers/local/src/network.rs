@@ -23,6 +23,7 @@ use rustix::process::Signal;
 use crate::cmd::{self, cloud};
 use crate::files;
 use crate::lineage;
+pub use crate::names::link_exists;
 use crate::names::{LabNames, safety_route};
 use crate::overlap;
 use crate::preflight::{DNSMASQ, IP};
@@ -103,11 +104,6 @@ pub async fn safety_route_release(
         return Ok(());
     }
     safety_route_down(resource, subnet).await
-}
-
-/// Whether an interface of that name exists in this namespace.
-pub fn link_exists(name: &str) -> bool {
-    !name.is_empty() && Path::new("/sys/class/net").join(name).exists()
 }
 
 fn is_bridge(name: &str) -> bool {

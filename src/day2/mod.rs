@@ -13,7 +13,7 @@ pub use error::Day2Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acura_ha_api::model::{Host, Kind, Recorded, Status};
+use acura_ha_api::model::{Host, Kind, Recorded};
 use acura_ha_api::provider::{Journal, ProviderError};
 use acura_ha_api::tables;
 
@@ -152,8 +152,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A journal that keeps, for a node the provider adopted as it stands (the same cloud ID, and
-/// recorded ready before), the attributes it was built with. A provider finds a node's server
+/// A journal that keeps, for a node the provider adopted as it stands (the same cloud ID, whatever
+/// its recorded status: an interrupted create with its ID is the same server), the attributes it
+/// was built with. A provider finds a node's server
 /// by name and records the file's attributes for it; but a server whose instance type, flavor,
 /// image or volume size changed in the file still has the old ones until `up` replaces it, one
 /// node at a time (#9.2). Recording the new ones would make the state claim what the cloud does
@@ -165,7 +166,6 @@ impl<J: Journal> Journal for KeepsBuilt<J> {
     fn record(&mut self, mut resource: Recorded) -> Result<(), ProviderError> {
         if resource.kind == Kind::Instance
             && let Some(old) = self.0.get(&resource.address)
-            && old.status == Status::Ready
             && old.id.is_some()
             && old.id == resource.id
         {
@@ -296,6 +296,7 @@ pub fn unpin(known_hosts: &std::path::Path, address: &str) -> Result<(), Day2Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acura_ha_api::model::Status;
 
     /// A journal in memory, as the state keeps one.
     #[derive(Default)]
@@ -358,6 +359,13 @@ mod tests {
             j.get("instance[a-1]").unwrap().attrs["flavor"],
             "m1.2xlarge"
         );
+        // a-4's create was interrupted after the server existed (recorded Creating with its
+        // ID); adopted by that ID, it keeps what it was made with (review finding 2).
+        j.record(node("a-4", "s4", Status::Creating, "m1.xlarge"))
+            .unwrap();
+        j.record(node("a-4", "s4", Status::Ready, "m1.2xlarge"))
+            .unwrap();
+        assert_eq!(j.get("instance[a-4]").unwrap().attrs["flavor"], "m1.xlarge");
         // A new node records what it was made with.
         j.record(node("a-3", "s3", Status::Ready, "m1.2xlarge"))
             .unwrap();

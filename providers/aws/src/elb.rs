@@ -330,14 +330,19 @@ pub(crate) async fn load_balancer(
     let mut outputs = BTreeMap::new();
     outputs.insert(OUTPUT_ADDRESS.to_string(), dns.clone());
     outputs.insert("dns_name".to_string(), dns);
-    record(
-        journal,
-        r,
-        Status::Creating,
-        Some(arn.clone()),
-        outputs.clone(),
-    )
-    .await?;
+    // A load balancer this run created is `Creating` until it is active; one adopted that the
+    // state already holds as ready stays so: a failure later in this run (a listener, the
+    // prune) must not make the next plan announce its replacement (review finding 4).
+    let adopted_ready = !fresh
+        && crate::recorded(journal, &r.address)
+            .await
+            .is_some_and(|old| old.status == Status::Ready && old.id.as_deref() == Some(&arn));
+    let status = if adopted_ready {
+        Status::Ready
+    } else {
+        Status::Creating
+    };
+    record(journal, r, status, Some(arn.clone()), outputs.clone()).await?;
 
     // A load balancer this run created has no listener yet: nothing to describe.
     let current = if fresh {

@@ -227,10 +227,14 @@ impl Provider for AwsProvider {
             }
         };
         let rest = async {
-            let (key_name, (groups, fresh)) = tokio::try_join!(
+            // `join`, not `try_join`: a failing key pair must not drop the groups' branch between
+            // a CreateSecurityGroup's answer and its record (review finding 5).
+            let (key_name, groups) = tokio::join!(
                 ec2::key_pair(&c, spec, &desired, &self.base_dir, found_key, &journal),
                 ec2::create_groups(&c, spec, &desired, &net.vpc_id, found_groups, &journal),
-            )?;
+            );
+            let (groups, fresh) = groups?;
+            let key_name = key_name?;
             // Then three branches side by side: the groups' rules (a rule may name the other
             // group); the instances, awaited running, then registered in the target groups;
             // the NLB, its listeners (forwarding to the target groups) while it provisions, and
@@ -258,11 +262,15 @@ impl Provider for AwsProvider {
                     let tgs = tgs_made().await?;
                     elb::register_targets(&c, &desired, &tgs, &running.ids).await
                 };
-                tokio::try_join!(
+                // `join`, not `try_join`: a registration that fails (no target groups) must not
+                // drop the records of instances that run, or the next plan would call them
+                // interrupted and replace them (review finding 1).
+                let (recorded, registered) = tokio::join!(
                     ec2::record_running(spec, &desired, &running, &journal),
                     register
-                )?;
-                Ok::<_, ProviderError>(())
+                );
+                recorded?;
+                registered
             };
             let lb = async {
                 match (&elb_found, &groups.nlb) {

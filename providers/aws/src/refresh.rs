@@ -213,7 +213,11 @@ async fn elb(
             .filter_map(|l| l.listener_arn().map(String::from)),
     );
     let nlb = lb.filter(|a| out.load_balancers.contains(a));
-    if nlb.is_none() && !recorded.iter().any(|r| r.kind == Kind::TargetGroup) {
+    // With an NLB wanted, `up` prunes the cluster's target groups nothing uses even when it has
+    // to make the NLB again (deleted outside, or a kind changed to `cloud`): the plan shows the
+    // same groups, read against no load balancer (review finding 3).
+    let nlb_wanted = spec.load_balancer.kind == acura_ha_api::spec::LbKind::Cloud;
+    if nlb.is_none() && !nlb_wanted && !recorded.iter().any(|r| r.kind == Kind::TargetGroup) {
         return Ok(out);
     }
     let groups = c
@@ -237,7 +241,8 @@ async fn elb(
             .filter(|l| !known.contains(l.listener_arn().unwrap_or_default()))
             .map(|l| unwanted::listener_extra(l)),
     );
-    if let Some(nlb) = &nlb {
+    if nlb.is_some() || nlb_wanted {
+        let nlb = nlb.as_deref().unwrap_or_default();
         let kept: Vec<_> = listeners
             .iter()
             .filter(|l| {

@@ -85,7 +85,8 @@ pub(crate) async fn create_groups(
     journal: &SharedJournal<'_>,
 ) -> Result<(Groups, Fresh), ProviderError> {
     let nlb_wanted = desired_one(desired, nlb::NLB_GROUP_ADDRESS).is_some();
-    let ((nodes, nodes_fresh), nlb) = tokio::try_join!(
+    // `join`: one group's failure must not drop the other between its create and its record.
+    let (nodes, nlb) = tokio::join!(
         group(
             c,
             spec,
@@ -109,12 +110,13 @@ pub(crate) async fn create_groups(
                     nlb::NLB_GROUP_ROLE,
                 )
                 .await?;
-                Ok(Some(g))
+                Ok::<_, ProviderError>(Some(g))
             } else {
                 Ok(None)
             }
         }
-    )?;
+    );
+    let ((nodes, nodes_fresh), nlb) = (nodes?, nlb?);
     let fresh = Fresh {
         nodes: nodes_fresh,
         nlb: nlb.as_ref().is_some_and(|(_, f)| *f),

@@ -148,10 +148,20 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed, foreign: 
         .as_ref()
         .is_some_and(|o| o.key_name.is_none());
     for r in recorded {
-        let Some(id) = &r.id else { continue };
         if r.status != Status::Ready || !listed_kind(r.kind) {
             continue;
         }
+        // A member is known by its node's name in its pool: the batch update that sets a
+        // pool's members answers no IDs, so a member's record may hold none, or the ID of one
+        // deleted outside the tool and made again by the last `up`.
+        let present = match (r.kind, r.outputs.get("pool_id"), &r.id) {
+            (Kind::Member, Some(pool), _) => listed
+                .members
+                .iter()
+                .any(|(p, m)| p == pool && js(m, "name") == r.name),
+            (_, _, Some(id)) => listed.ids.contains(id),
+            (_, _, None) => continue,
+        };
         if r.kind == Kind::KeyPair && !own_key_pair {
             continue;
         }
@@ -164,7 +174,7 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed, foreign: 
             Kind::SecurityGroupRule => listed.group.is_none(),
             _ => false,
         };
-        if parent_gone || !listed.ids.contains(id) {
+        if parent_gone || !present {
             let reason = match r.kind {
                 Kind::Instance | Kind::LbInstance => {
                     "deleted outside acura-ha (the server is gone)"

@@ -10,6 +10,7 @@ use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_openstack::client::Service;
 use common::{Cloud, Records, parse_spec};
+use fake_openstack::CloudTraits;
 use serde_json::json;
 
 impl Cloud {
@@ -126,4 +127,98 @@ async fn drift_outside_the_tool_is_found_and_repaired() {
     }
     assert!(found, "{node} was never reported gone");
     p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+/// A pool member deleted outside the tool (#9.3, "a member removed"): refresh reports it gone
+/// ("deleted outside acura-ha") and nothing else; `provision` adds it to its pool again (a
+/// member of that node's address in that pool, as before); the next refresh finds nothing.
+/// Members are made by the fully populated create (their IDs in its answer) or, where Octavia
+/// refuses it, by the batch member update (which answers no IDs): both are checked.
+async fn a_member_removed_outside_the_tool(cloud: Cloud) {
+    let spec = Cloud::spec();
+    let p = cloud.provider();
+    let mut j = Records::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    assert!(drift.is_empty(), "right after provision: {drift:#?}");
+
+    let s = cloud.session(&spec).await;
+    let member =
+        j.0.values()
+            .find(|r| r.kind == Kind::Member)
+            .expect("a member recorded")
+            .clone();
+    let members_path = format!("/lbaas/pools/{}/members", member.outputs["pool_id"]);
+    let before = s
+        .list(Service::LoadBalancer, &members_path, "members")
+        .await
+        .unwrap();
+    let member_id = before
+        .iter()
+        .find(|m| m["name"] == json!(member.name))
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{} is not in its pool: {before:#?}", member.name));
+    s.delete(
+        Service::LoadBalancer,
+        &format!("{members_path}/{member_id}"),
+    )
+    .await
+    .unwrap();
+
+    // Octavia lists a member it is deleting until it is gone: wait for it to be reported.
+    let mut drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    for _ in 0..200 {
+        if !drift.gone.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    }
+    let gone: Vec<(&str, &str)> = drift
+        .gone
+        .iter()
+        .map(|g| (g.address.as_str(), g.reason.as_str()))
+        .collect();
+    assert_eq!(
+        gone,
+        [(member.address.as_str(), "deleted outside acura-ha")],
+        "{drift:#?}"
+    );
+    assert!(drift.extra.is_empty(), "{drift:#?}");
+
+    // `up` adds it again: the pool holds a member of that node's address and port once more.
+    p.provision(&spec, &mut j).await.expect("provision again");
+    let after = s
+        .list(Service::LoadBalancer, &members_path, "members")
+        .await
+        .unwrap();
+    let key =
+        |m: &serde_json::Value| format!("{} {} {}", m["name"], m["address"], m["protocol_port"]);
+    let mut want: Vec<String> = before.iter().map(key).collect();
+    let mut have: Vec<String> = after.iter().map(key).collect();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "the pool's members after the repair");
+    assert!(
+        after.iter().all(|m| m["id"] != json!(member_id)),
+        "{after:#?}"
+    );
+    assert!(j.get(&member.address).is_some(), "the member is recorded");
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    assert!(drift.is_empty(), "after the repair: {drift:#?}");
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+#[tokio::test]
+async fn a_member_removed_outside_the_tool_is_found_and_added_again() {
+    a_member_removed_outside_the_tool(Cloud::start()).await;
+}
+
+#[tokio::test]
+async fn a_member_made_by_the_batch_update_and_removed_outside_is_found_and_added_again() {
+    a_member_removed_outside_the_tool(Cloud::with(CloudTraits {
+        octavia_refuses_full_create: true,
+        ..CloudTraits::default()
+    }))
+    .await;
 }

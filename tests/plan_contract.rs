@@ -1,5 +1,6 @@
 //! `plan` is a contract: after `up`, it shows no resource change — for every kind a provider
-//! records (pool members, floating IPs, …), on every load-balancer kind. Driven through the
+//! records (pool members, floating IPs, …), on every load-balancer kind, and a second `up` makes
+//! no mutating request (the fake cloud counts them). Driven through the
 //! binary against the fake OpenStack cloud (127.0.0.1, two items a page); `down` then returns
 //! the cloud to where it started.
 
@@ -100,6 +101,27 @@ fn check_variant(what: &str, edit: fn(String) -> String) {
         assert_eq!(doc["summary"]["create"], 0, "{what}");
         assert_eq!(doc["summary"]["delete"], 0, "{what}");
         assert_eq!(doc["summary"]["replace"], 0, "{what}");
+        // A second `up` makes no mutating call at all (#9: the matrix): it reads the cloud,
+        // finds everything as wanted, and creates, updates and deletes nothing.
+        fake.reset_stats();
+        let again = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
+        assert!(
+            again.status.success(),
+            "{what}: the second up: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        let stats = fake.stats();
+        assert!(stats.total > 0, "{what}: the second up read nothing");
+        let mutating: Vec<(&String, &u64)> = stats
+            .per_route
+            .iter()
+            .filter(|(route, _)| !route.starts_with("GET ") && !route.starts_with("HEAD "))
+            .filter(|(route, _)| route.as_str() != "POST /identity/v3/auth/tokens")
+            .collect();
+        assert_eq!(
+            stats.mutating, 0,
+            "{what}: the second up changed the cloud: {mutating:?}"
+        );
         let down = run(dir.path(), &config, &["down", "--yes"]);
         assert!(
             down.status.success(),

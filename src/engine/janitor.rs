@@ -118,10 +118,13 @@ pub async fn janitor(
         };
         let mut spec = cfg.spec.clone();
         spec.cluster.name = f.cluster.clone();
-        let mut journal = Observed::new(MemJournal::default());
+        // What the cloud holds of it, known before `destroy` starts: the event stream then
+        // shows each resource's deletion, not its discovery as a `create` (as `down --discover`).
         let step = StepGuard::start(format!("delete cluster {}", f.cluster), None);
         let mut progress = Progress::new("janitor");
         progress.update(format!("deleting cluster {:?}", f.cluster));
+        let held = provider.discover(&spec).await?;
+        let mut journal = Observed::new(MemJournal(held));
         provider.destroy(&spec, &mut journal).await?;
         progress.done(format!("cluster {:?} is gone", f.cluster));
         step.done();

@@ -176,6 +176,14 @@ impl FakeCloud {
         };
     }
 
+    /// Make every resource carrying the tag `tag` (e.g. `acura-ha-cluster=NAME`) `by` older,
+    /// as if it had been created that long before (a test-only control, for the janitor's
+    /// ages): servers and their volumes, load balancers and their children, Neutron security
+    /// groups, ports and floating IPs. Returns how many resources moved.
+    pub fn age_tagged(&self, tag: &str, by: std::time::Duration) -> usize {
+        self.app.lock().age_tagged(tag, by)
+    }
+
     /// Change quotas at run time (e.g. to provoke a quota failure mid-test).
     pub fn set_quotas(&self, quotas: Quotas) {
         self.app.lock().cfg.quotas = quotas;

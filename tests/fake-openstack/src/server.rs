@@ -413,6 +413,7 @@ fn admin_routes(r: Router<App>) -> Router<App> {
             util::json_resp(200, &json!(app.lock().unhandled))
         }),
     )
+    .route("/__fake/age", post(age_tagged))
     .route("/__fake/delays", put(set_delays))
     .route("/__fake/page_size", put(set_page_size))
     .route("/__fake/token_lifetime", put(set_token_lifetime))
@@ -441,6 +442,25 @@ async fn set_token_lifetime(State(app): State<App>, body: Bytes) -> Response {
         ms: u64,
     }
     set(&body, |b: B| app.lock().cfg.token_lifetime_ms = b.ms)
+}
+
+/// `{"tag": "acura-ha-cluster=x", "seconds": 86400}`: whatever carries the tag is made that
+/// much older; answers `{"aged": N}`.
+async fn age_tagged(State(app): State<App>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct B {
+        tag: String,
+        seconds: u64,
+    }
+    match serde_json::from_slice::<B>(&body) {
+        Ok(b) => {
+            let n = app
+                .lock()
+                .age_tagged(&b.tag, std::time::Duration::from_secs(b.seconds));
+            util::json_resp(200, &json!({ "aged": n }))
+        }
+        Err(e) => util::json_resp(400, &json!({"error": e.to_string()})),
+    }
 }
 
 /// Applies a JSON body to the state: 204, or 400 naming what is wrong with it.

@@ -268,6 +268,82 @@ impl Inner {
         self.sgs.push(sg);
     }
 
+    /// Makes everything carrying the tag `tag` `by` older (a test-only control: the janitor's
+    /// ages): servers and the volumes attached to them, load balancers and their listeners,
+    /// pools, members and health monitors, and Neutron security groups, ports and floating IPs.
+    /// Their creation times move back (`created`, `created_at`, Neutron's `updated_at` too);
+    /// returns how many resources moved.
+    pub fn age_tagged(&mut self, tag: &str, by: std::time::Duration) -> usize {
+        fn back(v: &mut String, by: std::time::Duration) {
+            if let Some(b) = util::backdate(v, by) {
+                *v = b;
+            }
+        }
+        fn back_fields(m: &mut Map<String, Value>, keys: &[&str], by: std::time::Duration) {
+            for k in keys {
+                if let Some(b) = m
+                    .get(*k)
+                    .and_then(Value::as_str)
+                    .and_then(|t| util::backdate(t, by))
+                {
+                    m.insert(k.to_string(), json!(b));
+                }
+            }
+        }
+        let tagged = |v: Option<&Value>| util::str_list(v).iter().any(|t| t == tag);
+        let mut aged = 0;
+        let mut servers = Vec::new();
+        for sv in self
+            .servers
+            .iter_mut()
+            .filter(|sv| sv.tags.iter().any(|t| t == tag))
+        {
+            back(&mut sv.created, by);
+            servers.push(sv.id.clone());
+            aged += 1;
+        }
+        for v in &mut self.volumes {
+            if v.server_id.as_ref().is_some_and(|s| servers.contains(s)) {
+                back(&mut v.created, by);
+                aged += 1;
+            }
+        }
+        let mut lbs = Vec::new();
+        for lb in self
+            .lbs
+            .iter_mut()
+            .filter(|lb| tagged(lb.fields.get("tags")))
+        {
+            back_fields(&mut lb.fields, &["created_at"], by);
+            lbs.push(lb.id.clone());
+            aged += 1;
+        }
+        for c in self
+            .listeners
+            .iter_mut()
+            .chain(self.lb_pools.iter_mut())
+            .chain(self.members.iter_mut())
+            .chain(self.monitors.iter_mut())
+            .filter(|c| lbs.contains(&c.lb_id))
+        {
+            back_fields(&mut c.fields, &["created_at"], by);
+            aged += 1;
+        }
+        for o in self
+            .sgs
+            .iter_mut()
+            .chain(self.ports.iter_mut())
+            .chain(self.fips.iter_mut())
+            .filter(|o| tagged(o.get("tags")))
+        {
+            if let Some(m) = o.as_object_mut() {
+                back_fields(m, &["created_at", "updated_at"], by);
+                aged += 1;
+            }
+        }
+        aged
+    }
+
     /// Finish whatever has finished: servers and volumes done deleting, Octavia objects
     /// done with PENDING_DELETE. Side effects (ports, volumes, VIP ports) happen here.
     pub fn gc(&mut self) {

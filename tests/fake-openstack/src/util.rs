@@ -51,6 +51,46 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u32) {
     )
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's days-from-civil).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A timestamp of the forms this fake writes (`2017-02-28T00:41:44`, with `Z` or with
+/// `.770785` and maybe `Z`) moved `by` into the past, written in the same form; `None` when it
+/// is not one of them.
+pub fn backdate(stamp: &str, by: std::time::Duration) -> Option<String> {
+    let (body, z) = match stamp.strip_suffix('Z') {
+        Some(b) => (b, "Z"),
+        None => (stamp, ""),
+    };
+    let (whole, frac) = match body.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (body, None),
+    };
+    let (date, time) = whole.split_once('T')?;
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.split(':').collect();
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    let days = days_from_civil(d[0].parse().ok()?, d[1].parse().ok()?, d[2].parse().ok()?);
+    let (h, mi, s): (u64, u64, u64) = (t[0].parse().ok()?, t[1].parse().ok()?, t[2].parse().ok()?);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s;
+    let moved = UNIX_EPOCH + std::time::Duration::from_secs(secs.checked_sub(by.as_secs())?);
+    let (y, mo, d, h, mi, s, _) = civil(moved);
+    let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
+    Some(format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{z}"
+    ))
+}
+
 fn civil_now() -> (i64, u32, u32, u64, u64, u64, u32) {
     civil(SystemTime::now())
 }
@@ -386,5 +426,29 @@ pub fn int_field(v: Option<&Value>) -> Result<Option<i64>, String> {
             .map(Some)
             .map_err(|_| format!("'{s}' is not an integer")),
         Some(other) => Err(format!("{other} is not an integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backdate;
+    use std::time::Duration;
+
+    #[test]
+    fn backdate_keeps_each_form_and_crosses_days_and_leap_years() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            backdate("2024-03-01T00:41:44Z", day).as_deref(),
+            Some("2024-02-29T00:41:44Z")
+        );
+        assert_eq!(
+            backdate("2017-01-01T00:00:10", Duration::from_secs(20)).as_deref(),
+            Some("2016-12-31T23:59:50")
+        );
+        assert_eq!(
+            backdate("2018-11-29T06:50:07.770785", 3 * day).as_deref(),
+            Some("2018-11-26T06:50:07.770785")
+        );
+        assert_eq!(backdate("yesterday", day), None);
     }
 }

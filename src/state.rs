@@ -115,15 +115,19 @@ impl StateError {
                 "point --state-dir at this cluster's state, or check cluster.name in the cluster file".into(),
             ),
             StateError::Locked { info, .. } => Some(format!(
-                "wait for that run to finish; if it died, run `acura-ha state unlock {}`{}",
-                info.id,
+                "wait for that run to finish; if it died, run {}{}",
+                acura_ha_api::hint::command(&format!(
+                    "state unlock {}",
+                    acura_ha_api::hint::shell_word(&info.id)
+                )),
                 info.age()
                     .map(|a| format!(" (the lock is {} old)", humantime::format_duration(a)))
                     .unwrap_or_default()
             )),
-            StateError::Backend(BackendError::Changed { .. }) => Some(
-                "another run wrote the state after this one read it, and nothing was overwritten: run the command again (it starts from the current state; `acura-ha state show` shows it)".into(),
-            ),
+            StateError::Backend(BackendError::Changed { .. }) => Some(format!(
+                "another run wrote the state after this one read it, and nothing was overwritten: run the command again (it starts from the current state; {} shows it)",
+                acura_ha_api::hint::command("state show")
+            )),
             StateError::Backend(BackendError::Public(_)) => Some(
                 "make the bucket private (remove the public grant or policy statement, or turn on Block Public Access) and run again".into(),
             ),
@@ -890,8 +894,12 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Err(e) = self.store.release(&self.info) {
             eprintln!(
-                "note: the lock of cluster {:?} could not be released ({e}); once no run uses it, run `acura-ha state unlock {}`",
-                self.store.cluster, self.info.id
+                "note: the lock of cluster {:?} could not be released ({e}); once no run uses it, run {}",
+                self.store.cluster,
+                acura_ha_api::hint::command(&format!(
+                    "state unlock {}",
+                    acura_ha_api::hint::shell_word(&self.info.id)
+                ))
             );
         }
     }

@@ -3,8 +3,8 @@
 //! it, AWS_EC2_METADATA_DISABLED so nothing asks 169.254.169.254), every AWS_ENDPOINT_URL* on
 //! the fault proxy in front of moto so every request is counted: no credentials, an expired SSO
 //! session, an unknown profile (from AWS_PROFILE and from the cluster file), a refused
-//! permission, an endpoint that does not answer, and a `plan` whose refresh would read the
-//! cloud. Each fails with one line that names where the tool looked and the fix, under its own
+//! permission, an endpoint that does not answer, an endpoint of another region, and a `plan`
+//! whose refresh would read the cloud; the SDK's own error structure only with `-v`. Each fails with one line that names where the tool looked and the fix, under its own
 //! code, before any request that changes something (for credentials: before any request at all).
 //! `cargo test --test aws_credentials`.
 
@@ -178,7 +178,7 @@ fn no_credentials_names_where_it_looked_and_aws_configure() {
     );
     assert_eq!(requests(&proxy), (0, 0), "no request at all");
 
-    // The SDK's own structure only when asked for (the CLI has no -v that reaches providers).
+    // The SDK's own structure only when asked for: `-v` (below), or ACURA_HA_AWS_DEBUG.
     let mut env = NO_KEYS.to_vec();
     env.push(("ACURA_HA_AWS_DEBUG", Some("1")));
     let o = c.run(&proxy.url(), &env, &["up", "--only", "provision", "--yes"]);
@@ -367,4 +367,112 @@ fn the_s3_state_without_credentials_names_the_bucket_and_the_fix() {
         "{line}"
     );
     assert_eq!(requests(&proxy), (0, 0), "no request at all");
+}
+
+/// `-v` (global, anywhere on the line) adds the SDK's own error structure on stderr; without it
+/// the failure is the one line and nothing of the SDK's structure.
+#[test]
+fn the_sdk_error_structure_only_with_verbose() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    let c = Cluster::new("verbose", None);
+    let mut env = NO_KEYS.to_vec();
+    env.push(("ACURA_HA_AWS_DEBUG", None));
+    let quiet = c.run(&proxy.url(), &env, &["up", "--only", "provision", "--yes"]);
+    let line = error_line(&quiet);
+    assert!(line.starts_with("error[AH304]: "), "{line}");
+    let err = String::from_utf8_lossy(&quiet.stderr);
+    assert!(
+        !err.contains("[  aws ]"),
+        "no SDK structure without -v:\n{err}"
+    );
+
+    for args in [
+        &["-v", "up", "--only", "provision", "--yes"][..],
+        &["up", "--only", "provision", "--yes", "--verbose"][..],
+    ] {
+        let loud = c.run(&proxy.url(), &env, args);
+        let err = String::from_utf8_lossy(&loud.stderr);
+        assert_eq!(loud.status.code(), Some(1), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error[")).count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("[  aws ] credentials: CredentialsNotLoaded")),
+            "{args:?}: the SDK's structure with -v:\n{err}"
+        );
+    }
+    assert_eq!(requests(&proxy), (0, 0), "no request at all");
+}
+
+/// An endpoint that serves another region than the one the requests are signed for (AWS answers
+/// `SignatureDoesNotMatch: Credential should be scoped to a valid region, not '…'`; moto takes
+/// any region, so the fault proxy answers as that endpoint would): one line naming the region,
+/// the endpoint and both fixes, under the endpoint's code (AH305), not "refused credentials";
+/// nothing is created.
+#[test]
+fn an_endpoint_of_another_region_names_the_region_and_the_fix() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    proxy.set_rules(json!([{
+        "action": "*",
+        "fault": "SignatureDoesNotMatch",
+        "status": 403,
+        "message": "Credential should be scoped to a valid region, not 'ap-nowhere-9'. ",
+        "times": 1000
+    }]));
+    let c = Cluster::new("wrongregion", None);
+    let text = std::fs::read_to_string(&c.config).unwrap().replace(
+        &format!("region = \"{}\"", aws::REGION),
+        "region = \"ap-nowhere-9\"",
+    );
+    std::fs::write(&c.config, text).unwrap();
+    let o = c.run(
+        &proxy.url(),
+        &[("ACURA_HA_AWS_DEBUG", None)],
+        &["up", "--only", "provision", "--yes"],
+    );
+    let line = error_line(&o);
+    assert!(
+        line.starts_with("error[AH305]: AWS endpoint: EC2 "),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(
+            "the endpoint {} does not serve region ap-nowhere-9",
+            proxy.url()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("SignatureDoesNotMatch"), "{line}");
+    assert!(
+        line.contains("set region in [aws] of the cluster file")
+            && line.contains(
+                "AWS_ENDPOINT_URL_EC2 (or AWS_ENDPOINT_URL) at region ap-nowhere-9's endpoint"
+            ),
+        "{line}"
+    );
+    assert!(
+        !line.contains("aws configure"),
+        "not a credentials fix: {line}"
+    );
+    let (total, mutating) = requests(&proxy);
+    assert!(total >= 1, "{:#}", proxy.stats());
+    assert_eq!(mutating, 0, "nothing was created: {:#}", proxy.stats());
+
+    // With -v, the SDK's structure of that answer too.
+    let o = c.run(
+        &proxy.url(),
+        &[("ACURA_HA_AWS_DEBUG", None)],
+        &["-v", "up", "--only", "provision", "--yes"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("[  aws ] ") && l.contains("SignatureDoesNotMatch")),
+        "{err}"
+    );
 }

@@ -53,12 +53,12 @@ impl BootstrapError {
     pub fn help(&self) -> Option<String> {
         match self {
             BootstrapError::Unreachable(u) => Some(unreachable_help(&u.failures)),
-            BootstrapError::Preflight(_) => Some("fix the hosts (or the cluster file) and run `acura-ha up` again: what is done is kept".into()),
+            BootstrapError::Preflight(_) => Some(format!("fix the hosts (or the cluster file) and run {} again: what is done is kept", acura_ha_api::hint::command("up"))),
             BootstrapError::Lb(super::lbhost::LbError::Sudo(_))
             | BootstrapError::PostCheck(super::postcheck::PostCheckError::Sudo(_)) => Some(
                 "pass the login user's sudo password with -K (or ACURA_HA_BECOME_PASSWORD), or give the user passwordless sudo".into(),
             ),
-            BootstrapError::Ansible(_) => Some("the log has the playbook's whole output; fix the cause and run `acura-ha up` again: completed steps are skipped".into()),
+            BootstrapError::Ansible(_) => Some(format!("the log has the playbook's whole output; fix the cause and run {} again: completed steps are skipped", acura_ha_api::hint::command("up"))),
             _ => None,
         }
     }
@@ -67,9 +67,17 @@ impl BootstrapError {
 /// What to do depends on why the hosts could not be reached.
 pub fn unreachable_help(failures: &[SshError]) -> String {
     let any = |f: fn(&SshError) -> bool| failures.iter().any(f);
+    let rebuilt = format!(
+        "a changed host key is never accepted: if the host was rebuilt, delete its line from the known_hosts file named above and run {} again",
+        acura_ha_api::hint::command("up")
+    );
+    let reach = format!(
+        "check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); {} shows each host",
+        acura_ha_api::hint::command("status")
+    );
     let mut help = Vec::new();
     if any(|e| matches!(e, SshError::HostKeyChanged { .. })) {
-        help.push("a changed host key is never accepted: if the host was rebuilt, delete its line from the known_hosts file named above and run `up` again");
+        help.push(rebuilt.as_str());
     }
     if any(|e| matches!(e, SshError::AuthFailed { .. } | SshError::Key { .. })) {
         help.push("check access.ssh_user and the key (access.ssh_private_key, or ssh-agent with access.ssh_agent = true)");
@@ -83,7 +91,7 @@ pub fn unreachable_help(failures: &[SshError]) -> String {
                 | SshError::Channel { .. }
         )
     }) {
-        help.push("check that the hosts are up and that the security group admits port 22 from this host (access.admin_cidrs); `acura-ha status` shows each host");
+        help.push(reach.as_str());
     }
     if any(|e| matches!(e, SshError::NoCommonAlgorithm { .. })) {
         help.push("the server and acura-ha share no algorithm of the kind named: enable one of acura-ha's in the server's sshd_config (KexAlgorithms, HostKeyAlgorithms, Ciphers, MACs)");

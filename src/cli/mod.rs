@@ -48,6 +48,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     after_help = "Exit codes: 0 success, 1 error, 2 `plan` found changes (when a state exists), 3 `status` found the cluster degraded, 64 usage error, 130 interrupted."
 )]
 pub struct Cli {
+    /// Print more: the cloud SDK's own error structure (AWS) beside the one-line cause
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -219,6 +222,13 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    acura_ha_api::verbose::set(cli.verbose);
+    // Every hint's command names this program and this run's cluster file (#15.2).
+    let cluster = cli.command.cluster();
+    acura_ha_api::hint::set_invocation(crate::engine::invocation(
+        cluster.map(|c| c.config.as_path()),
+        cluster.and_then(|c| c.state_dir.as_deref()),
+    ));
     let streams = cli.command.streams();
     let mut timings_of = None;
     if let Some(s) = &streams
@@ -274,6 +284,34 @@ struct Streams<'a> {
 }
 
 impl Command {
+    /// The cluster this command works on (`-c FILE`, `--state-dir`), if it takes one.
+    fn cluster(&self) -> Option<&ClusterArgs> {
+        match self {
+            Command::Plan(a) => Some(&a.cluster),
+            Command::Up(a) => Some(&a.cluster),
+            Command::Status(a) => Some(&a.cluster),
+            Command::Preflight(a) => Some(&a.cluster),
+            Command::Down(a) => Some(&a.cluster),
+            Command::Janitor(a) => Some(&a.cluster),
+            Command::Update(a) => Some(&a.common.cluster),
+            Command::Node(node::What::Remove(r) | node::What::Replace(r)) => {
+                Some(&r.common.cluster)
+            }
+            Command::Node(node::What::Add(a)) => Some(&a.common.cluster),
+            Command::Render(
+                render::What::Nginx { cluster, .. }
+                | render::What::Inventory { cluster }
+                | render::What::SecurityGroup { cluster, .. },
+            ) => Some(cluster),
+            Command::State(
+                state::What::Show { cluster, .. }
+                | state::What::Unlock { cluster, .. }
+                | state::What::Migrate { cluster, .. },
+            ) => Some(cluster),
+            Command::Init(_) | Command::Completions(_) | Command::Man(_) => None,
+        }
+    }
+
     /// The commands that change a cluster stream events with `--output json` (as
     /// `terraform apply -json`) and collect them for `--timings`. Queries (`plan`, `status`, …)
     /// print one document instead.

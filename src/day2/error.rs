@@ -113,7 +113,7 @@ impl Day2Error {
     /// What the user can do about it.
     pub fn help(&self) -> Option<String> {
         match self {
-            Day2Error::NoLiveNode { .. } => Some("a day-2 command needs one node that answers SSH and runs kubectl: check the hosts with `acura-ha status`".into()),
+            Day2Error::NoLiveNode { .. } => Some(format!("a day-2 command needs one node that answers SSH and runs kubectl: check the hosts with {}", acura_ha_api::hint::command("status"))),
             Day2Error::Ssh(_) | Day2Error::Command { .. } | Day2Error::Parse { .. } => Some("what was done is recorded in the state: fix the cause and run the same command again to continue".into()),
             Day2Error::State(e) => e.help(),
             Day2Error::Bootstrap(e) => e.help(),

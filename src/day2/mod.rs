@@ -45,9 +45,10 @@ impl<'a> Ctx<'a> {
     pub fn open(cfg: &LoadedConfig, store: &'a StateStore) -> Result<Self, Day2Error> {
         let state = store.load()?.ok_or_else(|| {
             Day2Error::Usage(format!(
-                "cluster {:?} has no state in {}: run `acura-ha up` first",
+                "cluster {:?} has no state in {}: run {} first",
                 cfg.spec.cluster.name,
-                store.dir.display()
+                store.dir.display(),
+                acura_ha_api::hint::command("up")
             ))
         })?;
         Ok(Ctx {

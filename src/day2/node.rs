@@ -63,14 +63,16 @@ fn notice(line: String) {
 fn check_count(remaining: usize, name: &str) -> Result<(), Day2Error> {
     if remaining == 0 {
         return Err(Day2Error::Refused(format!(
-            "removing {name} would remove the last etcd member: the cluster would be gone. Use `acura-ha down` to delete the whole cluster"
+            "removing {name} would remove the last etcd member: the cluster would be gone. Use {} to delete the whole cluster",
+            acura_ha_api::hint::command("down")
         )));
     }
     if remaining.is_multiple_of(2) {
         notice(format!(
-            "warning: without {name} the cluster has {remaining} members, an even count: etcd's quorum is then {} and it survives no more failures than with {}; run `acura-ha node add` to return to an odd count",
+            "warning: without {name} the cluster has {remaining} members, an even count: etcd's quorum is then {} and it survives no more failures than with {}; run {} to return to an odd count",
             remaining / 2 + 1,
-            remaining - 1
+            remaining - 1,
+            acura_ha_api::hint::command("node add")
         ));
     }
     Ok(())

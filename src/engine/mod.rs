@@ -8,6 +8,9 @@ pub mod janitor;
 pub mod status;
 pub mod up;
 
+use std::path::Path;
+
+use acura_ha_api::hint::{Invocation, shell_word};
 use acura_ha_api::inventory;
 use acura_ha_api::model::Inventory;
 use acura_ha_api::provider::ProviderError;
@@ -30,19 +33,41 @@ pub fn program() -> String {
         (Some(me), Some(p)) if std::fs::canonicalize(&p).ok().as_ref() == Some(&me) => {
             "acura-ha".into()
         }
-        (Some(me), _) => me.display().to_string(),
+        (Some(me), _) => shell_word(&me.display().to_string()),
         (None, _) => "acura-ha".into(),
     }
 }
 
 /// `-c FILE` (and `--state-dir DIR` when it is not the default), for the hints printed.
 pub fn command_args(cfg: &LoadedConfig, store: &StateStore) -> String {
-    let mut args = format!("-c {}", cfg.path.display());
     let default = cfg.dir.join(crate::state::DEFAULT_DIR);
-    if store.dir != std::path::absolute(&default).unwrap_or(default) {
-        args.push_str(&format!(" --state-dir {}", store.dir.display()));
+    let state_dir = (store.dir != std::path::absolute(&default).unwrap_or(default))
+        .then_some(store.dir.as_path());
+    cluster_args(&cfg.path, state_dir)
+}
+
+/// `-c FILE [--state-dir DIR]`, each path one shell word.
+pub fn cluster_args(config: &Path, state_dir: Option<&Path>) -> String {
+    let mut args = format!("-c {}", shell_word(&config.display().to_string()));
+    if let Some(dir) = state_dir {
+        args.push_str(&format!(
+            " --state-dir {}",
+            shell_word(&dir.display().to_string())
+        ));
     }
     args
+}
+
+/// What every hint's command starts and ends with ([`acura_ha_api::hint`]): this program and,
+/// for a command on a cluster, the cluster file and state directory this run was given (as
+/// given: the hint is run from where this run was); a command without one suggests `-c FILE`.
+pub fn invocation(config: Option<&Path>, state_dir: Option<&Path>) -> Invocation {
+    Invocation {
+        program: program(),
+        cluster_args: config
+            .map(|c| cluster_args(c, state_dir))
+            .unwrap_or_else(|| "-c FILE".into()),
+    }
 }
 
 /// The inventory from the file (static, local) or from the state (clouds).

@@ -32,7 +32,8 @@ pub fn inventory(spec: &ClusterSpec, recorded: &[Recorded]) -> Result<Inventory,
             return Err(ProviderError::Cloud {
                 resource: what,
                 message: format!(
-                    "{address:?} is {why}: the state holds something no cloud returned; restore the state from its .bak copy or run `acura-ha up --only provision` again"
+                    "{address:?} is {why}: the state holds something no cloud returned; restore the state from its .bak copy or run {} again",
+                    crate::hint::command("up --only provision")
                 ),
                 request_id: None,
             });

@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod desired;
+pub mod hint;
 pub mod inventory;
 pub mod model;
 pub mod paths;
@@ -13,6 +14,7 @@ pub mod provider;
 pub mod spec;
 pub mod tables;
 pub mod targets;
+pub mod verbose;
 pub mod wait;
 
 /// The `static` provider, at its former path; it lives in `targets/static/`.

@@ -434,8 +434,9 @@ impl ClusterSpec {
                 "{resource} carries {TAG_LINEAGE} = {theirs}, but this state's lineage is {ours}: \
                  another state owns a cluster named {:?} in this account. Nothing of it is \
                  touched. Use another cluster.name, or run from the state that made it \
-                 (`acura-ha state show` prints a state's lineage)",
-                self.cluster.name
+                 ({} prints the lineage of that cluster file's state)",
+                self.cluster.name,
+                crate::hint::program_command("state show -c FILE")
             )),
             _ => Ok(()),
         }

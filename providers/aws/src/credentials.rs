@@ -5,8 +5,8 @@
 //! looked and the command that fixes it, instead of failing its first call with the SDK's
 //! nested error blamed on whatever that call was about.
 //!
-//! The SDK's own error structure is printed (to stderr) only with `ACURA_HA_AWS_DEBUG` set: the
-//! CLI has no `-v` that reaches the providers.
+//! The SDK's own error structure is printed (to stderr) only with `-v` (or `ACURA_HA_AWS_DEBUG`
+//! set).
 
 use std::path::PathBuf;
 

@@ -1,12 +1,14 @@
 //! What a failed AWS call said: its error code (matched on, never the message), its message and
 //! its request ID, tied to the resource it concerned.
 //!
-//! Three kinds of failure are not about that resource and are told as what they are, in one
+//! Four kinds of failure are not about that resource and are told as what they are, in one
 //! line naming the call, the region or endpoint, the request ID and what to check: a refused
 //! permission (`UnauthorizedOperation`, `AccessDenied`: resource `AWS permissions`), refused
-//! credentials (`AuthFailure`, `InvalidClientTokenId`, …: `AWS credentials`) and an endpoint
-//! that cannot be reached (connect, DNS or timeout: `AWS endpoint`). Never the SDK's `Debug`
-//! structure (with `ACURA_HA_AWS_DEBUG` set it goes to stderr).
+//! credentials (`AuthFailure`, `InvalidClientTokenId`, …: `AWS credentials`), an endpoint that
+//! cannot be reached (connect, DNS or timeout: `AWS endpoint`) and an endpoint of another region
+//! (`AWS endpoint`: the one case read from the message, as its code, `SignatureDoesNotMatch`,
+//! also means a wrong secret). Never the SDK's `Debug`
+//! structure (with `-v`, or `ACURA_HA_AWS_DEBUG` set, it goes to stderr).
 
 use std::sync::RwLock;
 
@@ -23,10 +25,13 @@ pub const REGION_RESOURCE: &str = "AWS endpoint";
 /// The `resource` of a call the identity may not make (AH301, as any refused call).
 pub const PERMISSIONS_RESOURCE: &str = "AWS permissions";
 
-/// Prints the SDK's own error structure when `ACURA_HA_AWS_DEBUG` is set (never otherwise: it
-/// is long, nested and says nothing the one-line cause does not).
+/// Prints the SDK's own error structure with `-v` (`acura_ha_api::verbose`) or
+/// `ACURA_HA_AWS_DEBUG` set (never otherwise: it is long, nested and says nothing the one-line
+/// cause does not).
 pub(crate) fn debug(what: &str, e: &dyn std::fmt::Debug) {
-    if std::env::var_os("ACURA_HA_AWS_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
+    if acura_ha_api::verbose::on()
+        || std::env::var_os("ACURA_HA_AWS_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
+    {
         eprintln!("[  aws ] {what}: {e:?}");
     }
 }
@@ -63,6 +68,10 @@ pub enum Class {
     Unreachable,
     /// Credentials that resolved before the run stopped resolving (an SSO session that ended).
     CredentialsGone,
+    /// The endpoint serves another region than the one the request was signed for
+    /// (`SignatureDoesNotMatch: Credential should be scoped to a valid region, not '…'`; S3's
+    /// `AuthorizationHeaderMalformed: … the region '…' is wrong; expecting '…'`).
+    WrongRegion,
 }
 
 #[derive(Debug, Clone)]
@@ -186,12 +195,26 @@ where
                 Class::Unreachable
             }
         }
+        _ if e.message().is_some_and(is_wrong_region) => Class::WrongRegion,
         _ => match e.code() {
             Some(c) if DENIED.contains(&c) => Class::Denied,
             Some(c) if BAD_CREDENTIALS.contains(&c) => Class::BadCredentials,
             _ => Class::Service,
         },
     }
+}
+
+/// Whether the cloud's message says the request was signed for a region the endpoint does not
+/// serve.
+fn is_wrong_region(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("scoped to a valid region") || (m.contains("region '") && m.contains("expecting '"))
+}
+
+/// The region the cloud says it expects (`expecting 'eu-west-1'`), when it says.
+fn expected_region(message: &str) -> Option<&str> {
+    let rest = &message[message.find("expecting '")? + "expecting '".len()..];
+    Some(&rest[..rest.find('\'')?])
 }
 
 /// The short cause of a failure that never got an answer.
@@ -260,7 +283,7 @@ impl CloudError {
         let op = &self.operation;
         let code = self.code.as_deref().unwrap_or("error");
         // Each case adds sentences of its own after the cloud's message.
-        let message = self.message.trim_end_matches('.');
+        let message = self.message.trim_end().trim_end_matches('.');
         match self.class {
             Class::Service => None,
             Class::Denied => Some(format!(
@@ -271,11 +294,28 @@ impl CloudError {
                 self.service.iam(),
             )),
             Class::BadCredentials => Some(format!(
-                "{} {op} in region {}: AWS refused the credentials: {code}: {}. Check them with `aws sts get-caller-identity` and run `aws configure` (or `aws sso login --profile <profile>` for an SSO profile)",
+                "{} {op} in region {}: AWS refused the credentials: {code}: {}. Check them with `aws sts get-caller-identity` and run `aws configure` (or `aws sso login --profile <profile>` for an SSO profile); an opt-in region must be enabled for the account (`aws account get-region-opt-status --region-name {}`)",
                 self.service.name(),
                 t.region,
-                message
+                message,
+                t.region
             )),
+            Class::WrongRegion => {
+                let url = endpoint(self.service, &t);
+                let to = expected_region(message)
+                    .map(|r| format!("set region = \"{r}\" in [aws] of the cluster file"))
+                    .unwrap_or_else(|| {
+                        "set region in [aws] of the cluster file to the endpoint's region (`aws ec2 describe-regions` lists them)".into()
+                    });
+                Some(format!(
+                    "{} {op}: the endpoint {url} does not serve region {}, which the request was signed for: {code}: {}. The region comes from [aws] region in the cluster file, else AWS_REGION or the profile: {to}, or point {} (or AWS_ENDPOINT_URL) at region {}'s endpoint",
+                    self.service.name(),
+                    t.region,
+                    message,
+                    self.service.endpoint_var(),
+                    t.region
+                ))
+            }
             Class::CredentialsGone => Some(format!(
                 "{} {op} in region {}: the AWS credentials stopped resolving during the run ({}). Run `aws sso login --profile <profile>` (an SSO session that ended) or `aws configure`, then run the command again",
                 self.service.name(),
@@ -313,7 +353,7 @@ impl CloudError {
         if let Some(line) = self.explain() {
             let what = match self.class {
                 Class::Denied => PERMISSIONS_RESOURCE,
-                Class::Unreachable => REGION_RESOURCE,
+                Class::Unreachable | Class::WrongRegion => REGION_RESOURCE,
                 _ => RESOURCE,
             };
             return ProviderError::Cloud {

@@ -63,7 +63,10 @@ pub(crate) async fn lb_health(
     let Some(lb) = lbs.first() else {
         return Err(ProviderError::NotKnown {
             what: format!("load balancer {name}"),
-            hint: "it does not exist: run `acura-ha up`".into(),
+            hint: format!(
+                "it does not exist: run {}",
+                acura_ha_api::hint::command("up")
+            ),
         });
     };
     let arn = lb.load_balancer_arn().unwrap_or_default().to_string();

@@ -201,9 +201,11 @@ impl LocalProvider {
         let r = res.address.as_str();
         if let Some(old) = recorded_subnet(journal, r).filter(|old| *old != lab.subnet) {
             return Err(ProviderError::Unsupported(format!(
-                "{r}: the lab's subnet changed from {old} to {}: run `acura-ha down` first (it \
-                 removes the lab on the old subnet too), then `acura-ha up`",
-                lab.subnet
+                "{r}: the lab's subnet changed from {old} to {}: run {} first (it removes the \
+                 lab on the old subnet too), then {}",
+                lab.subnet,
+                acura_ha_api::hint::command("down"),
+                acura_ha_api::hint::command("up")
             )));
         }
         // Before anything is made: the subnet must not be the machine's own LAN, VPC or route.

@@ -40,7 +40,8 @@ pub fn lineage_of(alias: &str) -> Option<&str> {
     "{resource}: {object} carries the lineage {theirs} (its alias {alias:?}), but this state's \
      lineage is {ours}: another state (another cluster directory) owns a lab named {cluster:?} \
      on this machine. Nothing was created or changed. Use another cluster.name, or run from the \
-     directory of the state that made it (`acura-ha state show` prints a state's lineage)"
+     directory of the state that made it ({how} prints the lineage of that cluster file's state)",
+    how = acura_ha_api::hint::program_command("state show -c FILE")
 )]
 pub struct OtherLineage {
     /// The resource whose step found it (`lab_network`, `lab_host[<name>]`).

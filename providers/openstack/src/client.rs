@@ -374,6 +374,78 @@ pub fn pick_endpoint(
     None
 }
 
+/// Why the catalog has no `service` endpoint for the configured region and interface: what it
+/// has instead (each region and its interfaces), and where the region and interface are set.
+fn no_endpoint(catalog: &Value, service: Service, cfg: &CloudConfig) -> String {
+    let mut offered: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for e in catalog
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| service.types().iter().any(|t| e["type"] == *t))
+    {
+        for ep in e["endpoints"].as_array().into_iter().flatten() {
+            let region = ep["region_id"]
+                .as_str()
+                .or_else(|| ep["region"].as_str())
+                .unwrap_or("(no region)");
+            offered
+                .entry(region.to_string())
+                .or_default()
+                .insert(ep["interface"].as_str().unwrap_or("?").to_string());
+        }
+    }
+    let has = if offered.is_empty() {
+        "none".to_string()
+    } else {
+        offered
+            .iter()
+            .map(|(r, i)| format!("{r} ({})", i.iter().cloned().collect::<Vec<_>>().join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let region = cfg.region.as_deref();
+    let region_known = region.is_none_or(|r| offered.contains_key(r));
+    let (what, fix) = if region_known {
+        (
+            format!(
+                "interface {:?} in {}",
+                cfg.interface,
+                region
+                    .map(|r| format!("region {r:?}"))
+                    .unwrap_or_else(|| "any region".into())
+            ),
+            format!(
+                "set interface in {} (or OS_INTERFACE, or [openstack] interface in the cluster file) to one the region has",
+                cfg.source
+            ),
+        )
+    } else {
+        (
+            format!(
+                "region {:?} (interface {})",
+                region.unwrap_or_default(),
+                cfg.interface
+            ),
+            format!(
+                "set region_name in {} (or OS_REGION_NAME, or [openstack] region in the cluster file) to one of them, e.g. `export OS_REGION_NAME={}`",
+                cfg.source,
+                offered
+                    .keys()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or("<region>")
+            ),
+        )
+    };
+    format!(
+        "the catalog has no {} endpoint for {what}; its {} endpoints are in: {has}. Nothing was created: {fix}",
+        service.name(),
+        service.types()[0]
+    )
+}
+
 fn token_url(auth_url: &str) -> String {
     let base = auth_url.trim_end_matches('/');
     if base.ends_with("/v3") {
@@ -506,6 +578,15 @@ impl Session {
             .to_string();
         let region = cfg.region.as_deref();
         let pick = |s: Service| pick_endpoint(&t["catalog"], s.types(), region, &cfg.interface);
+        // Every operation starts with compute: a region or interface the catalog does not have
+        // is told now, in one line, before any call (not as the first call's missing endpoint).
+        if pick(Service::Compute).is_none() {
+            return Err(ProviderError::Cloud {
+                resource: format!("OpenStack catalog of {}", cfg.source),
+                message: no_endpoint(&t["catalog"], Service::Compute, cfg),
+                request_id: None,
+            });
+        }
         Ok(Session {
             http,
             cfg: cfg.clone(),

@@ -479,3 +479,50 @@ async fn an_unknown_cloud_names_the_paths_and_the_fix() {
     // No request reached the cloud at all.
     assert_eq!(lab.cloud.stats().total, 0);
 }
+
+/// `OS_REGION_NAME` names a region the catalog does not have: one line naming the region, the
+/// regions the catalog has (and their interfaces), where the region is set and the fix; only the
+/// token was asked for, nothing else reached the cloud.
+#[tokio::test]
+async fn a_region_not_in_the_catalog_names_the_regions_it_has_and_the_fix() {
+    let lab = Lab::with(CloudTraits::default());
+    let p = lab.provider_with(&[("OS_REGION_NAME", "RegionNine")]);
+    let err = p
+        .provision(&lab.spec(), &mut Mem::default())
+        .await
+        .expect_err("no endpoint in RegionNine")
+        .to_string();
+    eprintln!("{err}");
+    let file = lab.dir.path().join("clouds.yaml").display().to_string();
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(
+        err.contains("no compute (Nova) endpoint for region \"RegionNine\" (interface public)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its compute endpoints are in: RegionOne (internal, public)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&file) && err.contains("OS_REGION_NAME"),
+        "{err}"
+    );
+    assert!(err.contains("`export OS_REGION_NAME=RegionOne`"), "{err}");
+    let stats = lab.cloud.stats();
+    assert_eq!(stats.mutating, 0);
+    assert_eq!(stats.total, 1, "the token only: {stats:?}");
+
+    // A known region with an interface it does not have says so instead.
+    let p = lab.provider_with(&[("OS_INTERFACE", "admin")]);
+    let err = p
+        .provision(&lab.spec(), &mut Mem::default())
+        .await
+        .expect_err("no admin endpoint")
+        .to_string();
+    assert!(
+        err.contains("no compute (Nova) endpoint for interface \"admin\" in region \"RegionOne\"")
+            && err.contains("OS_INTERFACE"),
+        "{err}"
+    );
+    assert_eq!(lab.cloud.stats().mutating, 0);
+}

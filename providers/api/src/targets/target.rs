@@ -74,7 +74,10 @@ pub(crate) fn from_outputs(
             .and_then(|r| r.outputs.get(OUTPUT_ADDRESS).cloned())
             .ok_or_else(|| ProviderError::NotKnown {
                 what: format!("the address of {address}"),
-                hint: "the cloud assigns it: run `acura-ha up --only provision` first".into(),
+                hint: format!(
+                    "the cloud assigns it: run {} first",
+                    crate::hint::command("up --only provision")
+                ),
             })
     };
     let nodes = spec

@@ -478,6 +478,43 @@ fn update_remove_add_replace_on_real_etcd() {
         n[..3].iter().map(|(h, _)| h.clone()).collect(),
         "{inventory}"
     );
+    // And the next `up` makes exactly the file's hosts again (bare hosts are enough to tell):
+    // the state's lab hosts, their namespaces and the inventory name the file's three nodes, not
+    // the day-2 set (node 1, 4 and 5) of the cluster that is gone.
+    ok(&lab.run(&["up", "--only", "provision", "--yes"]));
+    let file_nodes: BTreeSet<String> = n[..3].iter().map(|(h, _)| h.clone()).collect();
+    let (state, _) = ok(&lab.run(&["state", "show", "--output", "json"]));
+    let state: Value = serde_json::from_str(&state).unwrap();
+    let hosts: BTreeSet<String> = state["state"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "lab_host")
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .filter(|h| *h != lab.lb().0)
+        .collect();
+    assert_eq!(
+        hosts, file_nodes,
+        "the state's lab hosts after up: {state:#}"
+    );
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    for (host, _) in &n {
+        assert_eq!(
+            netns.contains(&lab.namespace(host)),
+            file_nodes.contains(host),
+            "{host}'s namespace after up: {netns}"
+        );
+    }
+    let (inventory, _) = ok(&lab.run(&["render", "inventory"]));
+    for (host, _) in &n {
+        assert_eq!(
+            inventory.contains(host.as_str()),
+            file_nodes.contains(host),
+            "{host} in the inventory after up: {inventory}"
+        );
+    }
+    ok(&lab.run(&["down", "--yes"]));
     let _ = std::io::stderr().flush();
 }
 

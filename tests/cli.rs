@@ -487,8 +487,59 @@ fn every_json_output_is_one_document_on_stdout() {
     }
 }
 
+/// `acura-ha init` with only the variables a test gives: every variable `init` reads is cleared
+/// first, and HOME is `home`.
+fn init_cmd(dir: &Path, home: &Path) -> assert_cmd::Command {
+    let mut cmd = acura_ha();
+    cmd.current_dir(dir).env("HOME", home);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "OS_CLOUD",
+        "OS_CLIENT_CONFIG_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Environment variables a case sets.
+type Vars = Vec<(&'static str, String)>;
+
+/// `plan` accepts the file `init` wrote.
+fn plan_accepts(file: &Path) {
+    acura_ha()
+        .args(["plan", "-c"])
+        .arg(file)
+        .arg("--state-dir")
+        .arg(file.with_extension("state"))
+        .assert()
+        .code(0);
+}
+
+/// The command in the last `…` of `init`'s closing line.
+fn hint(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("wrote "))
+        .unwrap_or_else(|| panic!("no `wrote` line in {text}"));
+    let mut parts = line.rsplit('`');
+    parts.next();
+    parts
+        .next()
+        .unwrap_or_else(|| panic!("no command in {line}"))
+        .to_string()
+}
+
 /// `init` writes a file `plan` accepts for every target, fills in what the machine knows (the
-/// aws CLI's region and profile, the SSH key), and never overwrites.
+/// aws CLI's region and profile, the SSH key), never overwrites, and its closing hint runs as
+/// printed.
 #[test]
 fn init_writes_a_valid_file_per_target_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,27 +554,38 @@ fn init_writes_a_valid_file_per_target_and_never_overwrites() {
     .unwrap();
     for provider in ["aws", "openstack", "static", "local"] {
         let file = dir.path().join(format!("{provider}.toml"));
-        acura_ha()
-            .current_dir(dir.path())
-            .env("HOME", &home)
+        let out = init_cmd(dir.path(), &home)
             .env("AWS_PROFILE", "team")
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION")
-            .env_remove("AWS_CONFIG_FILE")
             .env("OS_CLOUD", "lab-cloud")
             .args(["init", "--provider", provider, "--name", "first-try"])
             .arg(&file)
             .assert()
-            .code(0);
+            .code(0)
+            .get_output()
+            .clone();
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("name = \"first-try\""), "{provider}: {text}");
-        acura_ha()
-            .args(["plan", "-c"])
-            .arg(&file)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .assert()
-            .code(0);
+        plan_accepts(&file);
+        // The hint runs as printed: this binary is not on the PATH, so it names its full path.
+        let cmd = hint(&out.stderr);
+        assert!(
+            cmd.ends_with(&format!("plan -c {}", file.display())),
+            "{cmd}"
+        );
+        assert!(!cmd.starts_with("acura-ha "), "{cmd}");
+        let run = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .current_dir(dir.path())
+            .env_remove("ACURA_HA_CONFIG")
+            .env_remove("ACURA_HA_STATE_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         if provider == "aws" {
             assert!(text.contains("region = \"ap-south-1\""), "{text}");
             assert!(text.contains("profile = \"team\""), "{text}");
@@ -532,11 +594,15 @@ fn init_writes_a_valid_file_per_target_and_never_overwrites() {
         if provider == "openstack" {
             assert!(text.contains("cloud = \"lab-cloud\""), "{text}");
         }
+        if provider == "static" {
+            // No terminal, no --interactive: the template's hosts, to edit.
+            assert!(text.contains("address = \"192.0.2.11\""), "{text}");
+        }
         if provider == "local" {
             assert!(text.contains("dns_name = \"first-try-lb\""), "{text}");
         }
         // Never overwritten: the second init fails and the file is as it was.
-        acura_ha()
+        init_cmd(dir.path(), &home)
             .args(["init", "--provider", provider])
             .arg(&file)
             .assert()
@@ -544,9 +610,465 @@ fn init_writes_a_valid_file_per_target_and_never_overwrites() {
             .stderr(contains("never overwrites"));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
     }
+    // With the binary on the PATH (a link to it, as an installed copy), the hint says `acura-ha`.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_acura-ha"), bin.join("acura-ha")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("acura-ha")
+        .args(["init", "--provider", "local", "on-path.toml"])
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmd = hint(&out.stderr);
+    assert_eq!(cmd, "acura-ha plan -c on-path.toml");
+    let run = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
-/// The manual page comes from the same definition as `--help`.
+/// The aws CLI's files: the profile is AWS_PROFILE, else `default`, else the only one, the others
+/// are listed in a comment; the region is AWS_REGION, AWS_DEFAULT_REGION, else the chosen
+/// profile's. No key or secret of those files reaches the cluster file or the output.
+#[test]
+fn init_reads_the_aws_cli_profiles_and_region_but_never_a_secret() {
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
+    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        format!(
+            "[default]\nregion = us-east-1\n\n[profile team]\nregion = ap-south-1\naws_secret_access_key = {SECRET}\n[sso-session corp]\nsso_region = eu-west-3\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        format!("[default]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n\n[ci]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\nregion = sa-east-1\n"),
+    )
+    .unwrap();
+    // Elsewhere, named by AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("config"),
+        "[profile alpha]\nregion = eu-north-1\n[profile beta]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        other.join("credentials"),
+        format!("[solo]\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    let empty = other.join("none");
+
+    let cases: Vec<(&str, Vars, Vec<&str>)> = vec![
+        (
+            "default",
+            vec![],
+            vec![
+                "region = \"us-east-1\"",
+                "profile = \"default\"   # init: the [default] profile of",
+                "# init: the aws CLI's other profiles: \"team\", \"ci\"",
+            ],
+        ),
+        (
+            "team",
+            vec![("AWS_PROFILE", "team".into())],
+            vec![
+                "region = \"ap-south-1\"   # init: profile \"team\" in",
+                "profile = \"team\"   # init: AWS_PROFILE",
+                "other profiles: \"default\", \"ci\"",
+            ],
+        ),
+        (
+            "region-from-env",
+            vec![
+                ("AWS_PROFILE", "team".into()),
+                ("AWS_DEFAULT_REGION", "ca-central-1".into()),
+            ],
+            vec![
+                "region = \"ca-central-1\"   # init: AWS_DEFAULT_REGION",
+                "profile = \"team\"",
+            ],
+        ),
+        (
+            "ci-region-in-credentials",
+            vec![
+                ("AWS_PROFILE", "ci".into()),
+                ("AWS_REGION", "eu-west-1".into()),
+                ("AWS_DEFAULT_REGION", "ca-central-1".into()),
+            ],
+            vec![
+                "region = \"eu-west-1\"   # init: AWS_REGION",
+                "profile = \"ci\"",
+            ],
+        ),
+        (
+            "only-profile",
+            vec![
+                ("AWS_CONFIG_FILE", empty.display().to_string()),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    other.join("credentials").display().to_string(),
+                ),
+            ],
+            vec![
+                "profile = \"solo\"   # init: the only profile, in",
+                "region = \"eu-central-1\"   # init: no region in AWS_REGION, AWS_DEFAULT_REGION or the profile",
+            ],
+        ),
+        (
+            "none-chosen",
+            vec![
+                (
+                    "AWS_CONFIG_FILE",
+                    other.join("config").display().to_string(),
+                ),
+                ("AWS_SHARED_CREDENTIALS_FILE", empty.display().to_string()),
+            ],
+            vec!["# profile = \"…\"   # init: the aws CLI's profiles are \"alpha\", \"beta\""],
+        ),
+    ];
+    for (case, env, want) in cases {
+        let file = dir.path().join(format!("{case}.toml"));
+        let mut cmd = init_cmd(dir.path(), &home);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(["init", "--provider", "aws"])
+            .arg(&file)
+            .assert()
+            .code(0)
+            .get_output()
+            .clone();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for w in want {
+            assert!(text.contains(w), "{case}: {w:?} not in\n{text}");
+        }
+        if case == "none-chosen" {
+            assert!(
+                !text.lines().any(|l| l.starts_with("profile")),
+                "{case}: {text}"
+            );
+        }
+        for shown in [
+            text.as_str(),
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        ] {
+            assert!(
+                !shown.contains(SECRET) && !shown.contains(KEY_ID),
+                "{case}: a secret was copied:\n{shown}"
+            );
+        }
+        plan_accepts(&file);
+    }
+}
+
+/// `clouds.yaml` (OS_CLIENT_CONFIG_FILE, else ./clouds.yaml): the file names OS_CLOUD or the
+/// first cloud and lists the others in a comment; no password is copied.
+#[test]
+fn init_names_a_cloud_of_clouds_yaml_and_lists_the_others() {
+    const PASSWORD: &str = "s3cr3t-Passw0rd";
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let clouds = |first: &str, second: &str| {
+        format!(
+            "# from the dashboard\nclouds:\n  {first}:\n    auth:\n      auth_url: https://keystone.example:5000/v3\n      username: demo\n      password: {PASSWORD}\n      project_name: demo\n    region_name: RegionOne\n  {second}:\n    auth:\n      application_credential_id: abc\n      application_credential_secret: {PASSWORD}\n    auth_type: v3applicationcredential\n"
+        )
+    };
+    let named = dir.path().join("named.yaml");
+    std::fs::write(&named, clouds("lab", "prod")).unwrap();
+    // ./clouds.yaml, read when OS_CLIENT_CONFIG_FILE is not set.
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(cwd.join("clouds.yaml"), clouds("here", "there")).unwrap();
+
+    let cases: Vec<(&str, Vars, &str, &str)> = vec![
+        (
+            "first",
+            vec![("OS_CLIENT_CONFIG_FILE", named.display().to_string())],
+            "cloud = \"lab\"   # init: the first cloud of",
+            "\"prod\"",
+        ),
+        (
+            "os-cloud",
+            vec![
+                ("OS_CLIENT_CONFIG_FILE", named.display().to_string()),
+                ("OS_CLOUD", "prod".into()),
+            ],
+            "cloud = \"prod\"   # init: OS_CLOUD, in",
+            "\"lab\"",
+        ),
+        (
+            "cwd",
+            vec![],
+            "cloud = \"here\"   # init: the first cloud of",
+            "\"there\"",
+        ),
+    ];
+    for (case, env, cloud, other) in cases {
+        let file = dir.path().join(format!("{case}.toml"));
+        let mut cmd = init_cmd(&cwd, &home);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(["init", "--provider", "openstack"])
+            .arg(&file)
+            .assert()
+            .code(0)
+            .get_output()
+            .clone();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(cloud), "{case}: {cloud:?} not in\n{text}");
+        let others = text
+            .lines()
+            .find(|l| l.starts_with("# init: the other clouds of"))
+            .unwrap_or_else(|| panic!("{case}: no list of the other clouds in\n{text}"));
+        assert!(others.ends_with(other), "{case}: {others}");
+        for shown in [
+            text.as_str(),
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        ] {
+            assert!(
+                !shown.contains(PASSWORD),
+                "{case}: a secret was copied:\n{shown}"
+            );
+        }
+        plan_accepts(&file);
+    }
+}
+
+/// Drives a program on a pseudo-terminal: argv[1] is the command (JSON), argv[2] the steps,
+/// `[[text to wait for, line to type], …]`. Prints everything the terminal showed and exits with
+/// the program's code. The 120 s wait only keeps a hung program from hanging the test.
+const PTY_DRIVER: &str = r#"
+import json, os, pty, select, subprocess, sys
+argv, steps = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+master, slave = pty.openpty()
+p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+os.close(slave)
+seen, pos = b"", 0
+def more():
+    r, _, _ = select.select([master], [], [], 120)
+    if not r:
+        sys.exit("the program showed nothing for 120 s:\n" + seen.decode(errors="replace"))
+    try:
+        return os.read(master, 4096)
+    except OSError:
+        return b""
+for expect, reply in steps:
+    e = expect.encode()
+    while seen.find(e, pos) < 0:
+        c = more()
+        if not c:
+            sys.stdout.write(seen.decode(errors="replace"))
+            sys.exit("the program ended before showing %r" % expect)
+        seen += c
+    pos = seen.find(e, pos) + len(e)
+    os.write(master, reply.encode() + b"\n")
+while True:
+    c = more()
+    if not c:
+        break
+    seen += c
+code = p.wait()
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(code)
+"#;
+
+/// `init --provider static` on a terminal asks for the nodes and the NGINX host, asks again after
+/// a wrong answer, and writes what was typed; `plan` accepts the file.
+#[test]
+fn init_static_on_a_terminal_asks_for_the_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typed.toml");
+    let argv = serde_json::json!([
+        env!("CARGO_BIN_EXE_acura-ha"),
+        "init",
+        "--provider",
+        "static",
+        file
+    ]);
+    let steps = serde_json::json!([
+        ["node 1: ", "db-1=10.1.0.1"],
+        ["node 2: ", "db-2=10.1.0.1"],
+        ["node 2: ", "db-2=10.1.0.300"],
+        ["node 2: ", "db.2=10.1.0.2"],
+        ["node 2: ", "db-2=10.1.0.2"],
+        ["node 3: ", "db-3=10.1.0.3"],
+        ["node 4: ", "db-4=fd00::4"],
+        ["node 5: ", ""],
+        ["node 5: ", "db-5=10.1.0.5"],
+        ["node 6: ", ""],
+        ["The NGINX host", "front=10.1.0.1"],
+        ["The NGINX host", "front=10.1.0.10"],
+    ]);
+    let (code, shown) = on_a_terminal(dir.path(), argv, steps);
+    assert_eq!(code, Some(0), "{shown}");
+    for said in [
+        "10.1.0.1 is already typed (db-1=10.1.0.1)",
+        "\"10.1.0.300\" is not an IP address",
+        "\"db.2\": ",
+        "4 nodes: etcd needs an odd number of members",
+        "wrote ",
+    ] {
+        assert!(shown.contains(said), "{said:?} not shown:\n{shown}");
+    }
+    let cfg = load(&file).unwrap();
+    assert_eq!(cfg.spec.nodes.count, 5);
+    let hosts = cfg.spec.static_hosts.unwrap();
+    let typed: Vec<String> = hosts
+        .nodes
+        .iter()
+        .map(|h| format!("{}={}", h.name, h.address))
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            "db-1=10.1.0.1",
+            "db-2=10.1.0.2",
+            "db-3=10.1.0.3",
+            "db-4=fd00::4",
+            "db-5=10.1.0.5"
+        ]
+    );
+    let lb = hosts.lb.unwrap();
+    assert_eq!(format!("{}={}", lb.name, lb.address), "front=10.1.0.10");
+    plan_accepts(&file);
+
+    // An empty first answer keeps the example's hosts, to edit in the file.
+    let kept = dir.path().join("kept.toml");
+    let argv = serde_json::json!([
+        env!("CARGO_BIN_EXE_acura-ha"),
+        "init",
+        "--provider",
+        "static",
+        kept
+    ]);
+    let (code, shown) = on_a_terminal(dir.path(), argv, serde_json::json!([["node 1: ", ""]]));
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("keeping the example's hosts"), "{shown}");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(
+        text.contains("{ name = \"acura-1\", address = \"192.0.2.11\" }"),
+        "{text}"
+    );
+    plan_accepts(&kept);
+}
+
+/// Runs `argv` on a pseudo-terminal (PTY_DRIVER), answering `steps`: its exit code and what the
+/// terminal showed.
+fn on_a_terminal(
+    dir: &Path,
+    argv: serde_json::Value,
+    steps: serde_json::Value,
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(common::require("python3"))
+        .args(["-c", PTY_DRIVER])
+        .arg(argv.to_string())
+        .arg(steps.to_string())
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("ACURA_HA_CONFIG")
+        .env_remove("ACURA_HA_STATE_DIR")
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
+/// Without a terminal, `--interactive` reads the same answers from stdin; input that ends before
+/// the list is whole writes nothing; `--interactive` is only for `static`.
+#[test]
+fn init_interactive_reads_stdin_and_writes_nothing_on_a_short_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("piped.toml");
+    init_cmd(dir.path(), dir.path())
+        .args(["init", "--provider", "static", "--interactive"])
+        .arg(&file)
+        .write_stdin("a=10.0.0.1\nb=10.0.0.2\nc=10.0.0.3\n\n\n")
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("{ name = \"c\", address = \"10.0.0.3\" }"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "lb = { name = \"acura-lb\", address = \"192.0.2.10\" }   # init: a placeholder"
+        ),
+        "{text}"
+    );
+    plan_accepts(&file);
+
+    // Nothing typed: the example's hosts.
+    let kept = dir.path().join("kept.toml");
+    init_cmd(dir.path(), dir.path())
+        .args(["init", "--provider", "static", "--interactive"])
+        .arg(&kept)
+        .write_stdin("")
+        .assert()
+        .code(0);
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.contains("address = \"192.0.2.11\""), "{text}");
+
+    let short = dir.path().join("short.toml");
+    init_cmd(dir.path(), dir.path())
+        .args(["init", "--provider", "static", "--interactive"])
+        .arg(&short)
+        .write_stdin("a=10.0.0.1\nb=10.0.0.2\n")
+        .assert()
+        .failure()
+        .stderr(contains("ended with 2 node(s)"));
+    assert!(!short.exists());
+
+    init_cmd(dir.path(), dir.path())
+        .args(["init", "--provider", "aws", "--interactive"])
+        .arg(dir.path().join("aws.toml"))
+        .assert()
+        .failure()
+        .stderr(contains(
+            "--interactive asks for the nodes of --provider static",
+        ));
+}
+
+/// The manual page comes from the same definition as `--help`: an entry per subcommand (as
+/// clap_mangen writes them: `.TP` then `acura\-ha\-NAME(1)` then its one-line help) under
+/// SUBCOMMANDS, and the global options under OPTIONS.
 #[test]
 fn man_page_names_every_command() {
     let out = acura_ha()
@@ -557,9 +1079,73 @@ fn man_page_names_every_command() {
         .stdout
         .clone();
     let page = String::from_utf8(out).unwrap();
-    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
-    for cmd in ["plan", "up", "status", "down", "node", "init"] {
-        assert!(page.contains(cmd), "{cmd} missing from the man page");
+    assert!(page.contains("\n.TH acura-ha 1 "), "{page}");
+    let section = |name: &str| -> String {
+        let start = page
+            .find(&format!("\n.SH {name}\n"))
+            .unwrap_or_else(|| panic!("no .SH {name} in\n{page}"));
+        let rest = &page[start + 1..];
+        let end = rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_string()
+    };
+    let roff = |s: &str| s.replace('-', "\\-").replace('\'', "\\*(Aq");
+    let subcommands = section("SUBCOMMANDS");
+    let definition = acura_ha::cli::command();
+    // Every command the tool has (this list fails when one goes missing from the definition) …
+    let expected = [
+        "plan",
+        "up",
+        "status",
+        "preflight",
+        "down",
+        "update",
+        "node",
+        "janitor",
+        "render",
+        "state",
+        "init",
+        "completions",
+        "man",
+    ];
+    let defined: Vec<&str> = definition.get_subcommands().map(|c| c.get_name()).collect();
+    for cmd in expected {
+        assert!(
+            defined.contains(&cmd),
+            "{cmd} is not a subcommand: {defined:?}"
+        );
+    }
+    // … and every one the definition has is on the page with its help line.
+    for sub in definition.get_subcommands() {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        let entry = format!(
+            ".TP\n{}(1)\n{}\n",
+            roff(&format!("acura-ha-{}", sub.get_name())),
+            roff(&about)
+        );
+        assert!(
+            subcommands.contains(&entry),
+            "no entry {entry:?} in\n{subcommands}"
+        );
+    }
+    let options = section("OPTIONS");
+    for global in definition
+        .get_arguments()
+        .filter(|a| a.get_long().is_some())
+    {
+        let flag = match global.get_short() {
+            Some(s) => format!(
+                "\\fB\\-{s}\\fR, \\fB\\-\\-{}\\fR",
+                roff(global.get_long().unwrap())
+            ),
+            None => format!("\\fB\\-\\-{}\\fR", roff(global.get_long().unwrap())),
+        };
+        assert!(
+            options.contains(&format!(".TP\n{flag}")),
+            "no {flag:?} in\n{options}"
+        );
+    }
+    for flag in ["\\fB\\-\\-help\\fR", "\\fB\\-\\-version\\fR"] {
+        assert!(options.contains(flag), "no {flag} in\n{options}");
     }
 }
 

@@ -1,8 +1,10 @@
 //! ELBv2: the internet-facing Network Load Balancer, a target group and a listener for each of
-//! the guide's listeners, target registration, and teardown. Checks AWS makes and moto does not
-//! are made here first: one load balancer per name (adopted only when it is this cluster's), no
-//! UDP health checks, one listener per port. What no wanted resource accounts for (a listener of
-//! a port no longer wanted, a target group or a registration added by hand) is in [`unwanted`].
+//! the guide's listeners, target registration (each node in each target group is a
+//! `member[<node>:<key>]` of the desired model, recorded once registered), and teardown. Checks
+//! AWS makes and moto does not are made here first: one load balancer per name (adopted only when
+//! it is this cluster's), no UDP health checks, one listener per port. What no wanted resource
+//! accounts for (a listener of a port no longer wanted, a target group or a registration added
+//! by hand) is in [`unwanted`].
 
 pub(crate) mod unwanted;
 
@@ -13,6 +15,7 @@ use acura_ha_api::inventory::OUTPUT_ADDRESS;
 use acura_ha_api::model::{Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER, TAG_LINEAGE};
+use acura_ha_api::targets::shared::member_parts;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
     ProtocolEnum, Tag, TargetDescription, TargetGroup, TargetTypeEnum,
@@ -539,37 +542,128 @@ async fn target_group(
     Ok((arn, fresh))
 }
 
-/// Registers every node in every wanted target group that is not registered yet, then takes out
-/// every instance that is not a node of the cluster (one describe per group; a register or
-/// deregister call only for what differs, so a second `up` makes none). A group this run created
-/// has nothing registered: its nodes are registered without a describe. Concurrently.
+/// The output of a registration's record (`member[<node>:<key>]`) that names its target group
+/// (its ID is the instance's).
+pub(crate) const TARGET_GROUP_ARN: &str = "target_group_arn";
+
+/// The desired registrations in the target group of listener `key`, each with its node's
+/// instance ID (`instance_ids`, by instance address).
+fn wanted_registrations<'a>(
+    desired: &'a [Resource],
+    key: &str,
+    instance_ids: &BTreeMap<String, String>,
+) -> Vec<(&'a Resource, String)> {
+    desired
+        .iter()
+        .filter(|r| r.kind == Kind::Member)
+        .filter_map(|r| {
+            let (node, k) = member_parts(&r.address)?;
+            let id = instance_ids.get(&format!("{}[{node}]", Kind::Instance.as_str()))?;
+            (k == key).then(|| (r, id.clone()))
+        })
+        .collect()
+}
+
+/// Records the registration `r` of instance `id` in the target group `arn` (`Ready`, the
+/// instance as its ID); a record that says so already is not written again.
+async fn record_registration(
+    journal: &SharedJournal<'_>,
+    r: &Resource,
+    arn: &str,
+    id: &str,
+) -> Result<(), ProviderError> {
+    let outputs = BTreeMap::from([(TARGET_GROUP_ARN.to_string(), arn.to_string())]);
+    if let Some(old) = crate::recorded(journal, &r.address).await
+        && old.status == Status::Ready
+        && old.id.as_deref() == Some(id)
+        && old.outputs == outputs
+        && old.attrs == r.attrs
+    {
+        return Ok(());
+    }
+    record(journal, r, Status::Ready, Some(id.to_string()), outputs).await
+}
+
+/// A record of a registration (`member[…]`, not an extra one found by refresh).
+fn is_registration(r: &Recorded) -> bool {
+    r.kind == Kind::Member && member_parts(&r.address).is_some()
+}
+
+/// Forgets the records of the registrations in the target group `arn` that are not among
+/// `kept` (addresses): the group's registrations of instances no longer nodes, or of a group
+/// deleted.
+pub(crate) async fn forget_registrations_in(
+    journal: &SharedJournal<'_>,
+    arn: &str,
+    kept: &[&str],
+) -> Result<(), ProviderError> {
+    let stale: Vec<String> = crate::ec2::journal_records(journal)
+        .await
+        .into_iter()
+        .filter(is_registration)
+        .filter(|r| r.outputs.get(TARGET_GROUP_ARN).map(String::as_str) == Some(arn))
+        .filter(|r| !kept.contains(&r.address.as_str()))
+        .map(|r| r.address)
+        .collect();
+    for a in stale {
+        forget(journal, &a).await?;
+    }
+    Ok(())
+}
+
+/// Forgets the records of the named nodes' registrations, in every target group (node removal:
+/// their instances were deregistered, or are gone).
+pub(crate) async fn forget_registrations_of(
+    journal: &SharedJournal<'_>,
+    names: &[String],
+) -> Result<(), ProviderError> {
+    let leaving: Vec<String> = crate::ec2::journal_records(journal)
+        .await
+        .into_iter()
+        .filter(is_registration)
+        .filter(|r| {
+            member_parts(&r.address).is_some_and(|(node, _)| names.iter().any(|n| n == node))
+        })
+        .map(|r| r.address)
+        .collect();
+    for a in leaving {
+        forget(journal, &a).await?;
+    }
+    Ok(())
+}
+
+/// Registers every desired registration (`member[<node>:<key>]`) that is not registered yet, then
+/// takes out every instance that is not a node of the cluster (one describe per group; a
+/// register or deregister call only for what differs, so a second `up` makes none). A group this
+/// run created has nothing registered: its nodes are registered without a describe. Each wanted
+/// registration is recorded once it is registered (made now or found there), and the records of
+/// the group's other registrations are forgotten. Concurrently.
 pub(crate) async fn register_targets(
     c: &Clients,
     desired: &[Resource],
     tgs: &TargetGroups,
     instance_ids: &BTreeMap<String, String>,
+    journal: &SharedJournal<'_>,
 ) -> Result<(), ProviderError> {
-    let nodes: BTreeSet<String> = desired
-        .iter()
-        .filter(|r| r.kind == Kind::Instance)
-        .filter_map(|r| instance_ids.get(&r.address).cloned())
-        .collect();
-    let nodes = &nodes;
     let calls = tgs.arns.iter().map(|(key, arn)| async move {
+        let wanted = wanted_registrations(desired, key, instance_ids);
+        let ids: BTreeSet<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
         if !tgs.fresh.contains(key) {
-            return unwanted::converge_targets(c, key, arn, nodes).await;
+            unwanted::converge_targets(c, key, arn, &ids).await?;
+        } else if !ids.is_empty() {
+            let mut req = c.elb.register_targets().target_group_arn(arn);
+            for id in &ids {
+                req = req.targets(TargetDescription::builder().id(id.as_str()).build());
+            }
+            req.send().await.map_err(|e| {
+                error::elb(e).into_provider(&format!("targets of target_group[{key}]"))
+            })?;
         }
-        if nodes.is_empty() {
-            return Ok(());
+        for (r, id) in &wanted {
+            record_registration(journal, r, arn, id).await?;
         }
-        let mut req = c.elb.register_targets().target_group_arn(arn);
-        for id in nodes {
-            req = req.targets(TargetDescription::builder().id(id.as_str()).build());
-        }
-        req.send()
-            .await
-            .map(|_| ())
-            .map_err(|e| error::elb(e).into_provider(&format!("targets of target_group[{key}]")))
+        let kept: Vec<&str> = wanted.iter().map(|(r, _)| r.address.as_str()).collect();
+        forget_registrations_in(journal, arn, &kept).await
     });
     futures::future::try_join_all(calls).await?;
     Ok(())
@@ -794,9 +888,13 @@ pub(crate) async fn destroy(
     lb_gone: tokio::sync::watch::Sender<bool>,
 ) -> Result<(), ProviderError> {
     let all = crate::ec2::journal_records(journal).await;
-    // The listeners' records are forgotten while the load balancer is deleted.
+    // The listeners' records, and the registrations' (they go with their target groups and
+    // instances), are forgotten while the load balancer is deleted.
     let listeners = async {
-        for l in all.iter().filter(|r| r.kind == Kind::Listener) {
+        for l in all
+            .iter()
+            .filter(|r| r.kind == Kind::Listener || is_registration(r))
+        {
             forget(journal, &l.address).await?;
         }
         Ok::<_, ProviderError>(())

@@ -260,7 +260,7 @@ impl Provider for AwsProvider {
                         return Ok(());
                     }
                     let tgs = tgs_made().await?;
-                    elb::register_targets(&c, &desired, &tgs, &running.ids).await
+                    elb::register_targets(&c, &desired, &tgs, &running.ids, &journal).await
                 };
                 // `join`, not `try_join`: a registration that fails (no target groups) must not
                 // drop the records of instances that run, or the next plan would call them
@@ -445,7 +445,8 @@ impl Provider for AwsProvider {
     }
 
     /// Finds each named node's instance (its record's ID, else the cluster's and Name tags),
-    /// takes it out of every target group of the NLB, then terminates it (recorded `Deleting`
+    /// takes it out of every target group of the NLB (forgetting its registrations' records),
+    /// then terminates it (recorded `Deleting`
     /// first), waits until it is terminated, makes sure no volume of it is left, and forgets its
     /// record. A node with no instance left is done (its stale record is forgotten).
     async fn remove_nodes(
@@ -464,6 +465,9 @@ impl Provider for AwsProvider {
         if spec.load_balancer.kind == LbKind::Cloud {
             elb::deregister_targets(&c, spec, &ids, &journal, self.quiet).await?;
         }
+        // Their registrations (`member[<node>:…]`) are out of the target groups now, or go
+        // with the instances.
+        elb::forget_registrations_of(&journal, names).await?;
         ec2::remove_nodes(&c, spec, &leaving, &journal, self.quiet).await
     }
 

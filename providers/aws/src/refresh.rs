@@ -1,7 +1,9 @@
 //! Refresh (converge, #9.3): the cloud compared with the state, one describe per kind, so `plan`
 //! shows what changed outside the tool and `up` repairs it. A recorded resource the cloud no
 //! longer lists (or an instance terminated) is gone: `up` forgets its record and creates it
-//! again, since every creator here finds by name, tags or listing, not by record. An ingress
+//! again, since every creator here finds by name, tags or listing, not by record; a node's
+//! recorded registration (`member[<node>:<key>]`) its target group no longer lists is gone
+//! ("deregistered outside acura-ha"), and `up` registers it again. An ingress
 //! rule of the cluster's own groups that no wanted rule matches and no record holds is extra:
 //! `up` revokes it (`ec2::security_group`); so are a listener of the NLB on a port not wanted, a
 //! target group of the cluster nothing kept forwards to and a registration of an instance that
@@ -13,9 +15,10 @@ use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER};
 use acura_ha_api::targets::aws::nlb::NLB_GROUP_ADDRESS;
+use acura_ha_api::targets::shared::member_parts;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
-use crate::elb::unwanted;
+use crate::elb::{TARGET_GROUP_ARN, unwanted};
 use crate::{Clients, ec2, error};
 
 /// What the cloud holds of the cluster, by ID or ARN, read once.
@@ -29,6 +32,10 @@ struct Listed {
     load_balancers: BTreeSet<String>,
     target_groups: BTreeSet<String>,
     listeners: BTreeSet<String>,
+    /// The target groups whose registrations were described, and what is registered in them
+    /// (group ARN, instance ID).
+    described: BTreeSet<String>,
+    registrations: BTreeSet<(String, String)>,
 }
 
 fn ready_id(recorded: &[Recorded], address: &str) -> Option<String> {
@@ -140,6 +147,8 @@ pub(crate) async fn refresh(
         load_balancers: elb.load_balancers,
         target_groups: elb.target_groups,
         listeners: elb.listeners,
+        described: elb.described,
+        registrations: elb.registrations,
     };
     drift.gone = gone(recorded, &listed);
     Ok(drift)
@@ -152,12 +161,15 @@ struct ElbListed {
     load_balancers: BTreeSet<String>,
     target_groups: BTreeSet<String>,
     listeners: BTreeSet<String>,
+    described: BTreeSet<String>,
+    registrations: BTreeSet<(String, String)>,
     extra: Vec<Recorded>,
 }
 
 /// The recorded load balancer and its listeners, every target group of the region (by ARN; a
 /// filter by ARNs fails the whole call when one is missing) and, for each recorded target group
-/// still there, its registered targets (one DescribeTargetHealth per group). Extra, unless a
+/// still there, its registered targets (one DescribeTargetHealth per group), against which the
+/// recorded registrations are judged. Extra, unless a
 /// record holds it (the plan deletes those as no longer in the cluster file): a listener on a
 /// port no desired listener has, a target group of the cluster's (tags and lineage) nothing kept
 /// forwards to, an instance registered that is not a node of the state.
@@ -288,6 +300,9 @@ async fn elb(
     )
     .await?;
     for ((key, arn, name), ids) in wanted_groups.iter().zip(registered) {
+        out.described.insert(arn.clone());
+        out.registrations
+            .extend(ids.iter().map(|i| (arn.clone(), i.clone())));
         out.extra.extend(
             ids.iter()
                 .filter(|i| !nodes.contains(i.as_str()))
@@ -324,6 +339,24 @@ fn gone(recorded: &[Recorded], listed: &Listed) -> Vec<Gone> {
                 "deleted outside acura-ha",
             ),
             Kind::Listener => (listed.listeners.contains(id), "deleted outside acura-ha"),
+            // A node's registration (`member[<node>:<key>]`, its ID the instance's): missing
+            // from its target group's DescribeTargetHealth, or its group gone. Registrations
+            // of a group not described (not wanted) are not judged.
+            Kind::Member if member_parts(&r.address).is_some() => {
+                let Some(group) = r.outputs.get(TARGET_GROUP_ARN) else {
+                    continue;
+                };
+                if !listed.target_groups.contains(group) {
+                    (false, "its target group was deleted outside acura-ha")
+                } else if listed.described.contains(group) {
+                    (
+                        listed.registrations.contains(&(group.clone(), id.clone())),
+                        "deregistered outside acura-ha",
+                    )
+                } else {
+                    continue;
+                }
+            }
             _ => continue,
         };
         if !present {

@@ -4,7 +4,8 @@
 //! recorded (a port no longer wanted), an instance registered that is not a node — is reported by
 //! refresh and removed by `provision`, by ARN, with its records forgotten; someone else's target
 //! group and another state's are left alone; listeners and a target group deleted outside the
-//! tool are gone and made again (the nodes registered again); and a provision with nothing to
+//! tool are gone and made again (the nodes registered again); a node deregistered by hand is a
+//! recorded registration gone, registered again with one call; and a provision with nothing to
 //! change makes no mutating call at all.
 //! `cargo test -p acura-ha-aws --test converge`.
 
@@ -134,6 +135,34 @@ async fn what_no_wanted_resource_accounts_for_is_reported_and_removed() {
     let mut journal = MemJournal::default();
 
     provider.provision(&spec, &mut journal).await.unwrap();
+    // Each node in each target group is a registration of the desired model, recorded as
+    // registered (#9.1): the plan and the provider read the same entries.
+    let desired = acura_ha_api::desired::desired(&spec);
+    let wanted_members: BTreeSet<String> = desired
+        .iter()
+        .filter(|r| r.kind == Kind::Member)
+        .map(|r| r.address.clone())
+        .collect();
+    assert_eq!(wanted_members.len(), 18, "3 nodes in 6 target groups");
+    for address in &wanted_members {
+        let node = address
+            .trim_start_matches("member[")
+            .split(':')
+            .next()
+            .unwrap();
+        let r = journal.get(address).expect("recorded");
+        assert_eq!(r.status, Status::Ready, "{address}");
+        assert_eq!(
+            r.id.as_deref(),
+            Some(journal.id(&format!("instance[{node}]")).as_str()),
+            "{address}: the instance is its ID"
+        );
+        let tg = &r.outputs["target_group_arn"];
+        assert!(
+            targets(&url, tg).contains(r.id.as_ref().unwrap()),
+            "{address}"
+        );
+    }
     let drift = refresh(&provider, &spec, &journal).await;
     assert!(drift.is_empty(), "right after provision: {drift:#?}");
     provision_changes_nothing(&provider, &spec, &mut journal, &proxy, "a second provision").await;
@@ -315,11 +344,16 @@ async fn what_no_wanted_resource_accounts_for_is_reported_and_removed() {
         .map(|g| (g.address.as_str(), g.reason.as_str()))
         .collect();
     gone.sort();
+    // The nodes' registrations went with their target group.
+    let with_group = "its target group was deleted outside acura-ha";
     assert_eq!(
         gone,
         [
             ("listener[tcp-443]", "deleted outside acura-ha"),
             ("listener[tcp-80]", "deleted outside acura-ha"),
+            ("member[acura-1:tcp-80]", with_group),
+            ("member[acura-2:tcp-80]", with_group),
+            ("member[acura-3:tcp-80]", with_group),
             ("target_group[tcp-80]", "deleted outside acura-ha"),
         ],
         "{drift:#?}"
@@ -339,7 +373,62 @@ async fn what_no_wanted_resource_accounts_for_is_reported_and_removed() {
     assert!(drift.is_empty(), "after they were made again: {drift:#?}");
     provision_changes_nothing(&provider, &spec, &mut journal, &proxy, "after the repair").await;
 
+    // A node deregistered from a target group by hand (#9.1): its recorded registration is
+    // gone, provision registers it again with exactly one call, and then nothing differs.
+    let node = journal.id("instance[acura-2]");
+    let tg6443 = journal.id("target_group[tcp-6443]");
+    assert_eq!(journal.id("member[acura-2:tcp-6443]"), node);
+    elb(
+        &url,
+        "DeregisterTargets",
+        &[("TargetGroupArn", &tg6443), ("Targets.member.1.Id", &node)],
+    );
+    let drift = refresh(&provider, &spec, &journal).await;
+    let gone: Vec<(&str, &str)> = drift
+        .gone
+        .iter()
+        .map(|g| (g.address.as_str(), g.reason.as_str()))
+        .collect();
+    assert_eq!(
+        gone,
+        [("member[acura-2:tcp-6443]", "deregistered outside acura-ha")],
+        "{drift:#?}"
+    );
+    assert!(drift.extra.is_empty(), "{drift:#?}");
+    for g in &drift.gone {
+        journal.forget(&g.address).unwrap();
+    }
+    proxy.reset_stats();
+    provider.provision(&spec, &mut journal).await.unwrap();
+    let stats = proxy.stats();
+    assert_eq!(
+        stats["mutating_by_action"],
+        serde_json::json!({ "RegisterTargets": 1 }),
+        "only the missing registration is made: {stats:#}"
+    );
+    assert!(targets(&url, &tg6443).contains(&node), "registered again");
+    assert_eq!(
+        journal.id("member[acura-2:tcp-6443]"),
+        node,
+        "recorded again"
+    );
+    let drift = refresh(&provider, &spec, &journal).await;
+    assert!(drift.is_empty(), "after the registration: {drift:#?}");
+    provision_changes_nothing(
+        &provider,
+        &spec,
+        &mut journal,
+        &proxy,
+        "after the registration",
+    )
+    .await;
+
     provider.destroy(&spec, &mut journal).await.unwrap();
+    assert!(
+        journal.all().is_empty(),
+        "down forgets every record, the registrations' too: {:#?}",
+        journal.all()
+    );
     for arn in [&theirs, &twin] {
         elb(&url, "DeleteTargetGroup", &[("TargetGroupArn", arn)]);
     }

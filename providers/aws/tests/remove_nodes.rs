@@ -93,7 +93,7 @@ async fn remove_a_node_then_add_one_then_destroy() {
     let untouched: Vec<Recorded> = journal
         .all()
         .into_iter()
-        .filter(|r| r.address != "instance[acura-2]")
+        .filter(|r| r.address != "instance[acura-2]" && !r.address.starts_with("member[acura-2:"))
         .collect();
 
     // Remove acura-2.
@@ -119,9 +119,25 @@ async fn remove_a_node_then_add_one_then_destroy() {
     assert_eq!(items(&after_remove["volumes"]).len(), 2, "{after_remove:#}");
     assert!(journal.get("instance[acura-2]").is_none());
     assert_eq!(journal.all(), untouched, "the other records are untouched");
-    // Write-ahead: Deleting was recorded before the record was forgotten.
+    // Its registrations' records are forgotten once it is deregistered (#9.1); write-ahead:
+    // Deleting was recorded before the instance's record was forgotten.
+    let mut expected: Vec<(String, Option<Status>)> = acura_ha_api::tables::LISTENERS
+        .iter()
+        .map(|l| {
+            let key = acura_ha_api::targets::shared::listener_key(l);
+            (format!("member[acura-2:{key}]"), None)
+        })
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let (mut members, rest): (Vec<_>, Vec<_>) = journal
+        .history
+        .iter()
+        .cloned()
+        .partition(|(a, _)| a.starts_with("member["));
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(members, expected, "{:?}", journal.history);
     assert_eq!(
-        journal.history,
+        rest,
         [
             ("instance[acura-2]".to_string(), Some(Status::Deleting)),
             ("instance[acura-2]".to_string(), None),
@@ -171,6 +187,28 @@ async fn remove_a_node_then_add_one_then_destroy() {
     assert_eq!(journal.id("instance[acura-1]"), n1);
     assert_eq!(journal.id("instance[acura-3]"), n3);
     assert!(journal.get("instance[acura-2]").is_none());
+    // Its registrations are recorded, acura-2's are not.
+    let members: Vec<(String, String)> = journal
+        .all()
+        .into_iter()
+        .filter(|r| r.address.starts_with("member["))
+        .map(|r| (r.address, r.id.unwrap_or_default()))
+        .collect();
+    assert_eq!(members.len(), 18, "{members:?}");
+    assert_eq!(
+        members
+            .iter()
+            .filter(|(a, id)| a.starts_with("member[acura-4:") && id == &n4)
+            .count(),
+        6,
+        "{members:?}"
+    );
+    assert!(
+        !members
+            .iter()
+            .any(|(a, _)| a.starts_with("member[acura-2:")),
+        "{members:?}"
+    );
     let grown = common::inventory(&url);
     assert_eq!(live_ids(&grown), set(&[&n1, &n3, &n4]), "{grown:#}");
     assert_eq!(items(&grown["volumes"]).len(), 3);

@@ -147,3 +147,23 @@ pub(crate) fn external_lb(spec: &ClusterSpec) -> Resource {
         )
         .unmanaged()
 }
+
+/// `<node>:<listener key>`: the key of node `node`'s membership in the load-balancer group of
+/// listener `key` — an Octavia pool member, an NLB target registration — in `member[…]`.
+pub fn member_key(node: &str, key: &str) -> String {
+    format!("{node}:{key}")
+}
+
+/// One node's membership in the group (pool, target group) of listener `key`, on `port`:
+/// `member[<node>:<key>]`, named by the node. Each target adds what it comes after.
+pub fn member(node: &str, key: &str, port: u16) -> Resource {
+    Resource::new(Kind::Member, Some(&member_key(node, key)), node).attr("port", port)
+}
+
+/// The node and listener key of a `member[<node>:<key>]` address, as [`member`] builds them.
+pub fn member_parts(address: &str) -> Option<(&str, &str)> {
+    address
+        .strip_prefix("member[")?
+        .strip_suffix(']')?
+        .rsplit_once(':')
+}

@@ -305,6 +305,8 @@ pub(crate) async fn prune(
             delete_group(c, arn)
                 .await
                 .map_err(|e| e.into_provider(&format!("{} ({arn})", tg.address)))?;
+            // Its registrations went with it.
+            super::forget_registrations_in(journal, arn, &[]).await?;
         }
         journal.lock().await.forget(&tg.address)?;
     }

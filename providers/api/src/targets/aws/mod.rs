@@ -4,7 +4,7 @@
 pub mod nlb;
 pub mod section;
 
-use super::shared::{external_lb, key_pair, lb_vm, listener_key, security_group};
+use super::shared::{external_lb, key_pair, lb_vm, listener_key, member, security_group};
 use super::target::Target;
 use crate::model::{Kind, Resource};
 use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, invalid};
@@ -189,6 +189,7 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
                         .after("load_balancer")
                         .after(&tg),
                 );
+                out.extend(names.iter().map(|n| registration(n, &key, l.port)));
             }
         }
         LbKind::Nginx => out.push(
@@ -201,6 +202,15 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
         LbKind::External => out.push(external_lb(spec)),
     }
     out
+}
+
+/// Node `node`'s registration in the target group of listener `key` (`member[<node>:<key>]`,
+/// named as an Octavia pool member is): what `plan` expects and what the provider records once
+/// RegisterTargets succeeded (or found it registered), from this one constructor.
+pub fn registration(node: &str, key: &str, port: u16) -> Resource {
+    member(node, key, port)
+        .after(&format!("target_group[{key}]"))
+        .after(&format!("{}[{node}]", Kind::Instance.as_str()))
 }
 
 /// NLB and Octavia health checks: TCP on TCP listeners; UDP listeners are checked over TCP on

@@ -12,6 +12,8 @@ mod hosts;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use acura_ha_api::hint;
+
 use super::EXIT_OK;
 use crate::config;
 use crate::error::Error;
@@ -85,33 +87,24 @@ pub fn exec(args: Args) -> Result<u8, Error> {
         })?;
     f.write_all(text.as_bytes())
         .map_err(FileError::write(&args.file))?;
+    // The program as it can be typed (acura_ha_api::hint, set by the command line).
     eprintln!(
-        "wrote {}: review admin_cidrs (your deploy host's address) and the lines marked `init:`, then run `{} plan -c {}`",
+        "wrote {}: review admin_cidrs (your deploy host's address) and the lines marked `init:`, then run {}",
         args.file.display(),
-        shell_word(&crate::engine::program()),
-        shell_word(&args.file.display().to_string()),
+        hint::program_command(&format!(
+            "plan -c {}",
+            hint::shell_word(&args.file.display().to_string())
+        )),
     );
     Ok(EXIT_OK)
 }
 
 fn exists(file: &Path) -> Error {
     Error::Usage(format!(
-        "{} exists: init never overwrites a file; name another (acura-ha init --provider … FILE)",
-        file.display()
+        "{} exists: init never overwrites a file; name another: {}",
+        file.display(),
+        hint::program_command("init --provider … FILE")
     ))
-}
-
-/// `s` as a shell reads it back: unquoted when it is plain, else single-quoted.
-fn shell_word(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=~".contains(c))
-        && !s.starts_with('~');
-    if plain {
-        s.to_string()
-    } else {
-        crate::bootstrap::ssh::shell_quote(s)
-    }
 }
 
 /// The static template's NGINX host, kept when the prompt's answer is empty.

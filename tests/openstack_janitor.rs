@@ -351,6 +351,22 @@ fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
         minus(&all, &old_res),
         "the janitor deleted jan-old and nothing else"
     );
+    // jan-old's state lives in this state directory: it is emptied as `down` empties it (its
+    // lineage kept), so the next `up` of its file starts clean instead of finding each record
+    // "deleted outside acura-ha"; jan-held's, skipped, is untouched.
+    let state_of = |cluster: &str| {
+        acura_ha::state::StateStore::new(j.states(), cluster)
+            .load()
+            .unwrap()
+            .unwrap_or_else(|| panic!("{cluster} keeps its state file"))
+    };
+    let old_state = state_of("jan-old");
+    assert!(
+        old_state.resources.is_empty() && old_state.steps.is_empty(),
+        "jan-old's state after the janitor: {:#?}",
+        old_state.resources
+    );
+    assert!(!state_of("jan-held").resources.is_empty());
     // Each resource of jan-old is reported deleted, none as created (what the janitor found is
     // not something it made), none of the others'.
     let resources: Vec<(String, String, String)> = events(&out)
@@ -392,6 +408,7 @@ fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
         "jan-held deleted, jan-new left"
     );
     assert_eq!(minus(&left, &empty), sorted(&new_res), "jan-new whole");
+    assert!(state_of("jan-held").resources.is_empty());
 
     ok(&j.run(&new, &["down", "--yes"]));
     assert_eq!(sorted(&j.fake.inventory()), sorted(&empty), "after down");

@@ -10,7 +10,7 @@ use crate::events::Observed;
 use crate::files::ClusterDir;
 use crate::output::Ui;
 use crate::progress::Progress;
-use crate::state::{StateJournal, StateStore};
+use crate::state::{State, StateJournal, StateStore};
 
 /// What `down` deleted, for `--output json`.
 #[derive(Debug, Serialize)]
@@ -79,13 +79,7 @@ pub async fn down(
         });
         provider.destroy(spec, &mut journal).await?;
     }
-    state.resources.clear();
-    state.steps.clear();
-    // The day-2 record (node set, retired names, overlays) described the cluster that is gone:
-    // the next `up` follows the cluster file again.
-    state.day2 = Default::default();
-    store.save(&mut state)?;
-    remove_cluster_files(&dir, ui);
+    forget_cluster(store, &mut state, ui)?;
     progress.done(format!("cluster {:?} is gone", spec.cluster.name));
     Ok(DownReport {
         cluster: spec.cluster.name.clone(),
@@ -93,8 +87,21 @@ pub async fn down(
     })
 }
 
+/// Once a cluster is deleted: its state keeps only its lineage and serial, and the tool's files
+/// in its directory go (`down`, and `janitor` for a cluster whose state it holds).
+pub(super) fn forget_cluster(store: &StateStore, state: &mut State, ui: &Ui) -> Result<(), Error> {
+    state.resources.clear();
+    state.steps.clear();
+    // The day-2 record (node set, retired names, overlays) described the cluster that is gone:
+    // the next `up` follows the cluster file again.
+    state.day2 = Default::default();
+    store.save(state)?;
+    remove_cluster_files(&store.cluster_dir(), ui);
+    Ok(())
+}
+
 /// Ansible's ssh ControlPersist masters outlive a run; end them so nothing is left.
-async fn close_control_masters(dir: &ClusterDir) {
+pub(super) async fn close_control_masters(dir: &ClusterDir) {
     let cp = dir.control_sockets();
     let Ok(entries) = std::fs::read_dir(&cp) else {
         return;

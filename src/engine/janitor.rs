@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::events::{Observed, StepGuard};
 use crate::output::Ui;
 use crate::progress::Progress;
-use crate::state::{StateError, StateStore};
+use crate::state::{StateError, StateJournal, StateStore};
 
 /// A journal that keeps records in memory: `janitor` deletes clusters it has no state for.
 #[derive(Default)]
@@ -99,7 +99,10 @@ pub async fn janitor(
         // A cluster whose state lives in this state directory is deleted under its lock, and
         // skipped while someone holds it (an `up` or a day-2 command is working on it).
         let theirs = StateStore::new(store.dir.clone(), &f.cluster);
-        let _lock = if theirs.lock_path().exists() || theirs.gate_path().exists() {
+        let _lock = if theirs.lock_path().exists()
+            || theirs.gate_path().exists()
+            || theirs.state_path().exists()
+        {
             match theirs.lock("janitor") {
                 Ok(g) => Some(g),
                 Err(StateError::Locked { info, .. }) => {
@@ -118,14 +121,45 @@ pub async fn janitor(
         };
         let mut spec = cfg.spec.clone();
         spec.cluster.name = f.cluster.clone();
+        // A cluster with a state here is deleted as `down --discover` deletes it: under its
+        // lineage (another state's cluster of the same name stays), its records forgotten as
+        // they go, and afterwards its state emptied (day-2 record too) and the tool's files
+        // removed, so the next `up` of that file starts clean instead of finding every record
+        // "deleted outside acura-ha".
+        let mut state = if theirs.state_path().exists() {
+            theirs.load()?
+        } else {
+            None
+        };
+        let spec = spec.with_lineage(state.as_ref().map(|s| s.lineage.clone()));
         // What the cloud holds of it, known before `destroy` starts: the event stream then
         // shows each resource's deletion, not its discovery as a `create` (as `down --discover`).
         let step = StepGuard::start(format!("delete cluster {}", f.cluster), None);
         let mut progress = Progress::new("janitor");
         progress.update(format!("deleting cluster {:?}", f.cluster));
         let held = provider.discover(&spec).await?;
-        let mut journal = Observed::new(MemJournal(held));
-        provider.destroy(&spec, &mut journal).await?;
+        match state.as_mut() {
+            Some(state) => {
+                super::down::close_control_masters(&theirs.cluster_dir()).await;
+                for r in held {
+                    if state.resource(&r.address).is_none() {
+                        state.resources.push(r);
+                    }
+                }
+                {
+                    let mut journal = Observed::new(StateJournal {
+                        store: &theirs,
+                        state: &mut *state,
+                    });
+                    provider.destroy(&spec, &mut journal).await?;
+                }
+                super::down::forget_cluster(&theirs, state, ui)?;
+            }
+            None => {
+                let mut journal = Observed::new(MemJournal(held));
+                provider.destroy(&spec, &mut journal).await?;
+            }
+        }
         progress.done(format!("cluster {:?} is gone", f.cluster));
         step.done();
     }

@@ -1085,7 +1085,8 @@ fn man_page_names_every_command() {
             .find(&format!("\n.SH {name}\n"))
             .unwrap_or_else(|| panic!("no .SH {name} in\n{page}"));
         let rest = &page[start + 1..];
-        let end = rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 1);
+        // Up to and with the newline before the next section.
+        let end = rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 2);
         rest[..end].to_string()
     };
     let roff = |s: &str| s.replace('-', "\\-").replace('\'', "\\*(Aq");
@@ -1147,6 +1148,67 @@ fn man_page_names_every_command() {
     for flag in ["\\fB\\-\\-help\\fR", "\\fB\\-\\-version\\fR"] {
         assert!(options.contains(flag), "no {flag} in\n{options}");
     }
+}
+
+/// The main page names each command's own page (`acura-ha-plan(1)`): `man --dir` writes them
+/// all, nested commands included, and `man node add` prints one; an unknown command is a usage
+/// error naming the commands there.
+#[test]
+fn man_writes_a_page_per_command_and_prints_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = acura_ha()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let listed: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    fn names(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+        let name = format!("{prefix}{}", cmd.get_name());
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            names(sub, &format!("{name}-"), out);
+        }
+        out.push(name);
+    }
+    let mut expected = Vec::new();
+    names(&acura_ha::cli::command(), "", &mut expected);
+    assert!(
+        expected.contains(&"acura-ha-node-add".to_string()),
+        "{expected:?}"
+    );
+    for name in &expected {
+        let path = dir.path().join(format!("{name}.1"));
+        let page = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (listed: {listed:?})", path.display()));
+        assert!(page.contains(&format!("\n.TH {name} 1 ")), "{name}: {page}");
+        assert!(listed.contains(&path.display().to_string()), "{listed:?}");
+    }
+    assert_eq!(listed.len(), expected.len(), "{listed:?}");
+
+    let page = acura_ha()
+        .args(["man", "node", "add"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(
+        page,
+        std::fs::read_to_string(dir.path().join("acura-ha-node-add.1")).unwrap()
+    );
+    acura_ha()
+        .args(["man", "nope"])
+        .assert()
+        .code(1)
+        .stderr(contains("no manual page for `nope`"))
+        .stderr(contains("plan, up"));
 }
 
 /// SIGTERM (a cancelled CI job) and SIGHUP (a dropped SSH session) end a run as Ctrl-C does:

@@ -431,9 +431,11 @@ fn no_endpoint(catalog: &Value, service: Service, cfg: &CloudConfig) -> String {
             format!(
                 "set region_name in {} (or OS_REGION_NAME, or [openstack] region in the cluster file) to one of them, e.g. `export OS_REGION_NAME={}`",
                 cfg.source,
+                // A real region's name: an endpoint without one is listed as "(no region)",
+                // which as `export OS_REGION_NAME=(no region)` would not even parse.
                 offered
                     .keys()
-                    .next()
+                    .find(|r| !r.starts_with('('))
                     .map(String::as_str)
                     .unwrap_or("<region>")
             ),
@@ -1032,4 +1034,35 @@ pub fn q(v: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fix names a region that can be typed: an endpoint without a region sorts first as
+    /// "(no region)", which `export OS_REGION_NAME=(no region)` would not even parse (review).
+    #[test]
+    fn a_region_missing_from_the_catalog_is_fixed_with_a_real_region() {
+        let catalog = json!([{"type": "compute", "endpoints": [
+            {"interface": "public", "url": "http://127.0.0.1:1/a"},
+            {"interface": "public", "region_id": "RegionTwo", "url": "http://127.0.0.1:1/b"},
+        ]}]);
+        let cfg = CloudConfig {
+            auth_url: "http://127.0.0.1:1/v3".into(),
+            credentials: Credentials::ApplicationCredential {
+                id: Some("app".into()),
+                name: None,
+                user: Named::default(),
+                secret: Default::default(),
+            },
+            region: Some("RegionOne".into()),
+            interface: "public".into(),
+            cacert: None,
+            source: "the OS_* variables".into(),
+        };
+        let why = no_endpoint(&catalog, Service::Compute, &cfg);
+        assert!(why.contains("`export OS_REGION_NAME=RegionTwo`"), "{why}");
+        assert!(why.contains("RegionOne"), "{why}");
+    }
 }

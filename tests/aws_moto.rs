@@ -482,17 +482,7 @@ fn janitor_deletes_whole_clusters_by_age_and_tag() {
     let both = inventory(&url);
 
     // Nothing is a day old yet.
-    let (out, _) = ok(&a.run(
-        &url,
-        &[
-            "janitor",
-            "--older-than",
-            "24h",
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
+    let (out, _) = ok(&a.run(&url, &common::janitor_json("24h")));
     let found = streamed_report(&out);
     let names: Vec<&str> = found
         .as_array()

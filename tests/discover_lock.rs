@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use acura_ha::state::StateStore;
-use common::acura_ha;
-use fake_openstack::{Config, FakeCloud};
+use common::fake_cloud;
+use fake_openstack::FakeCloud;
 use serde_json::Value;
 
 /// The example's cluster name (examples/openstack.toml).
@@ -21,25 +21,7 @@ const CLUSTER: &str = "acura-os";
 
 /// examples/openstack.toml pointed at the fake cloud, with a fresh key.
 fn cluster_file(dir: &Path) -> PathBuf {
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(dir.join("id"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("ssh-keygen: {e} (install openssh-client: scripts/setup-test-deps.sh)")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(common::example("openstack.toml"))
-        .unwrap()
-        .replace("cloud = \"mycloud\"", "cloud = \"fake\"")
-        .replace(
-            "public_key_file = \"~/.ssh/id_ed25519.pub\"",
-            &format!("public_key_file = \"{}\"", dir.join("id.pub").display()),
-        );
+    let text = fake_cloud::cluster_text(&dir.join("id"));
     assert!(text.contains(&format!("name = \"{CLUSTER}\"")), "{text}");
     let path = dir.join("cluster.toml");
     std::fs::write(&path, text).unwrap();
@@ -47,15 +29,7 @@ fn cluster_file(dir: &Path) -> PathBuf {
 }
 
 fn run(dir: &Path, config: &Path, args: &[&str]) -> Output {
-    acura_ha()
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env("OS_CLIENT_CONFIG_FILE", dir.join("clouds.yaml"))
-        .output()
-        .unwrap()
+    fake_cloud::run(dir, &dir.join("state"), config, args)
 }
 
 fn ok(o: &Output, what: &str) -> String {
@@ -109,13 +83,9 @@ fn refused(fake: &FakeCloud, dir: &Path, config: &Path, holder: &str, when: &str
 
 #[test]
 fn down_discover_leaves_a_cluster_whose_state_lock_is_held() {
-    let fake = FakeCloud::start(Config {
-        page_size: Some(2),
-        ..Config::default()
-    });
-    let before = fake.inventory();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let fake = fake_cloud::start(dir.path());
+    let before = fake.inventory();
     let config = cluster_file(dir.path());
     ok(
         &run(dir.path(), &config, &["up", "--only", "provision", "--yes"]),

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::acura_ha;
-use fake_openstack::{Config, FakeCloud, Inventory};
+use common::fake_cloud;
+use fake_openstack::{FakeCloud, Inventory};
 use serde_json::Value;
 
 const HOUR: u64 = 3600;
@@ -28,30 +28,11 @@ impl Janitorial {
     /// examples/openstack.toml for cluster `name` (its own host names), pointed at the fake.
     fn cluster_file(&self, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
         let dir = self.dir.path();
-        let key = dir.join(format!("{name}-id"));
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("ssh-keygen: {e} (install openssh-client: scripts/setup-test-deps.sh)")
-            });
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(common::example("openstack.toml"))
-            .unwrap()
+        let text = fake_cloud::cluster_text(&dir.join(format!("{name}-id")))
             .replace("name = \"acura-os\"", &format!("name = \"{name}\""))
             .replace(
                 "hostname_prefix = \"acura\"",
                 &format!("hostname_prefix = \"{name}\""),
-            )
-            .replace("cloud = \"mycloud\"", "cloud = \"fake\"")
-            .replace(
-                "public_key_file = \"~/.ssh/id_ed25519.pub\"",
-                &format!("public_key_file = \"{}.pub\"", key.display()),
             );
         let text = edit(text);
         assert!(text.contains(&format!("name = \"{name}\"")), "{text}");
@@ -66,15 +47,7 @@ impl Janitorial {
     }
 
     fn run(&self, config: &Path, args: &[&str]) -> Output {
-        acura_ha()
-            .args(args)
-            .arg("-c")
-            .arg(config)
-            .arg("--state-dir")
-            .arg(self.states())
-            .env("OS_CLIENT_CONFIG_FILE", self.dir.path().join("clouds.yaml"))
-            .output()
-            .unwrap()
+        fake_cloud::run(self.dir.path(), &self.states(), config, args)
     }
 }
 
@@ -167,14 +140,11 @@ fn age(report: &BTreeMap<String, Value>, cluster: &str) -> u64 {
 
 #[test]
 fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
+    let dir = tempfile::tempdir().unwrap();
     let j = Janitorial {
-        fake: FakeCloud::start(Config {
-            page_size: Some(2),
-            ..Config::default()
-        }),
-        dir: tempfile::tempdir().unwrap(),
+        fake: fake_cloud::start(dir.path()),
+        dir,
     };
-    std::fs::write(j.dir.path().join("clouds.yaml"), j.fake.clouds_yaml("fake")).unwrap();
     let empty = j.fake.inventory();
 
     // Three clusters, one after the other so that each one's resources are known: Octavia
@@ -221,17 +191,7 @@ fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
     assert!(aged >= 4, "the servers of jan-held: {aged}");
 
     // The clusters with their ages; none is 1000 hours old.
-    let (out, err) = ok(&j.run(
-        &new,
-        &[
-            "janitor",
-            "--older-than",
-            "1000h",
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
+    let (out, err) = ok(&j.run(&new, &common::janitor_json("1000h")));
     let found = streamed_report(&out);
     assert_eq!(
         found.keys().collect::<Vec<_>>(),
@@ -307,17 +267,7 @@ fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
     let lock = acura_ha::state::StateStore::new(j.states(), "jan-held")
         .lock("node add")
         .unwrap();
-    let (out, err) = ok(&j.run(
-        &new,
-        &[
-            "janitor",
-            "--older-than",
-            "24h",
-            "--yes",
-            "--output",
-            "json",
-        ],
-    ));
+    let (out, err) = ok(&j.run(&new, &common::janitor_json("24h")));
     let found = streamed_report(&out);
     assert_eq!(
         found.keys().collect::<Vec<_>>(),

@@ -6,47 +6,19 @@
 
 mod common;
 
-use common::acura_ha;
-use fake_openstack::{Config, FakeCloud};
+use common::fake_cloud;
 use serde_json::Value;
 
 /// examples/openstack.toml pointed at the fake cloud, edited by `edit`.
 fn cluster_file(dir: &std::path::Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
-    let public = dir.join("id.pub");
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(dir.join("id"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("ssh-keygen: {e} (install openssh-client: scripts/setup-test-deps.sh)")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(common::example("openstack.toml"))
-        .unwrap()
-        .replace("cloud = \"mycloud\"", "cloud = \"fake\"")
-        .replace(
-            "public_key_file = \"~/.ssh/id_ed25519.pub\"",
-            &format!("public_key_file = \"{}\"", public.display()),
-        );
+    let text = fake_cloud::cluster_text(&dir.join("id"));
     let path = dir.join("cluster.toml");
     std::fs::write(&path, edit(text)).unwrap();
     path
 }
 
 fn run(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    acura_ha()
-        .args(args)
-        .arg("-c")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .env("OS_CLIENT_CONFIG_FILE", dir.join("clouds.yaml"))
-        .output()
-        .unwrap()
+    fake_cloud::run(dir, &dir.join("state"), config, args)
 }
 
 /// What a variant is, and how it edits the example.
@@ -74,13 +46,9 @@ fn openstack_plan_after_up_shows_no_change_on_every_lb_kind() {
 
 fn check_variant(what: &str, edit: fn(String) -> String) {
     {
-        let fake = FakeCloud::start(Config {
-            page_size: Some(2),
-            ..Config::default()
-        });
-        let before = fake.inventory();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+        let fake = fake_cloud::start(dir.path());
+        let before = fake.inventory();
         let config = cluster_file(dir.path(), edit);
         let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
         assert!(
@@ -147,12 +115,9 @@ fn check_variant(what: &str, edit: fn(String) -> String) {
 #[test]
 fn drift_outside_the_tool_shows_in_plan_and_up_repairs_it() {
     use acura_ha_openstack::client::{Service, Session};
-    let fake = FakeCloud::start(Config {
-        page_size: Some(2),
-        ..Config::default()
-    });
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    // Kept to the end of the test: the cloud stops when it is dropped.
+    let _fake = fake_cloud::start(dir.path());
     let config = cluster_file(dir.path(), |t| {
         t.replace("floating_ip_network = \"public\"\n", "")
     });
@@ -307,12 +272,8 @@ fn resource_changes(plan: &Value) -> u64 {
 /// still shows them (their replacement joins a node: a full `up` does it, tests/up_replace.rs).
 #[test]
 fn a_changed_flavor_is_replaced_by_up_one_node_at_a_time_and_no_replace_refuses() {
-    let fake = FakeCloud::start(Config {
-        page_size: Some(2),
-        ..Config::default()
-    });
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let fake = fake_cloud::start(dir.path());
     let config = cluster_file(dir.path(), |t| t);
     let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
     assert!(
@@ -397,12 +358,8 @@ fn a_changed_flavor_is_replaced_by_up_one_node_at_a_time_and_no_replace_refuses(
 /// `down --discover` leaves the first cluster untouched, which then still plans clean.
 #[test]
 fn a_second_state_of_the_same_cluster_name_is_refused_and_its_down_leaves_the_first() {
-    let fake = FakeCloud::start(Config {
-        page_size: Some(2),
-        ..Config::default()
-    });
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
+    let fake = fake_cloud::start(dir.path());
     let config = cluster_file(dir.path(), |t| t);
     let up = run(dir.path(), &config, &["up", "--only", "provision", "--yes"]);
     assert!(
@@ -414,17 +371,8 @@ fn a_second_state_of_the_same_cluster_name_is_refused_and_its_down_leaves_the_fi
 
     // The same file from another state directory: another operator, another lineage.
     let other = tempfile::tempdir().unwrap();
-    let run_other = |args: &[&str]| {
-        acura_ha()
-            .args(args)
-            .arg("-c")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(other.path().join("state"))
-            .env("OS_CLIENT_CONFIG_FILE", dir.path().join("clouds.yaml"))
-            .output()
-            .unwrap()
-    };
+    let run_other =
+        |args: &[&str]| fake_cloud::run(dir.path(), &other.path().join("state"), &config, args);
     fake.reset_stats();
     let refused = run_other(&["up", "--only", "provision", "--yes"]);
     let err = String::from_utf8_lossy(&refused.stderr);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_cloud;
 pub mod lab;
 pub mod sshd;
 
@@ -24,6 +25,19 @@ pub fn acura_ha() -> assert_cmd::Command {
     cmd.env_remove("ACURA_HA_CONFIG")
         .env_remove("ACURA_HA_STATE_DIR");
     cmd
+}
+
+/// `janitor --older-than <older_than> --yes --output json`: a janitor that deletes without
+/// asking and streams its report.
+pub fn janitor_json(older_than: &str) -> [&str; 6] {
+    [
+        "janitor",
+        "--older-than",
+        older_than,
+        "--yes",
+        "--output",
+        "json",
+    ]
 }
 
 /// The binary as a plain `std::process::Command`, for tests that stream its output or signal it.

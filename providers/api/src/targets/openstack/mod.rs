@@ -3,7 +3,7 @@
 
 pub mod section;
 
-use super::shared::{cloud_name, external_lb, key_pair, lb_vm, listener_key, security_group};
+use super::shared::{self, cloud_name, external_lb, key_pair, lb_vm, listener_key, security_group};
 use super::target::Target;
 use crate::model::{Kind, Resource};
 use crate::spec::{ClusterSpec, Invalid, LbKind, ProviderKind, invalid};
@@ -165,16 +165,11 @@ fn desired(spec: &ClusterSpec) -> Vec<Resource> {
     out
 }
 
-/// One node's membership in the pool of listener `key`: what the provider records as it adds
-/// the member and what `plan` expects, from this one constructor.
+/// One node's membership in the pool of listener `key` (the shared [`shared::member`], after
+/// `pool[<key>]`): what the provider records as it adds the member and what `plan` expects,
+/// from this one constructor.
 pub fn member(node: &str, key: &str, port: u16) -> Resource {
-    Resource::new(
-        Kind::Member,
-        Some(&format!("{node}:{key}")),
-        node.to_string(),
-    )
-    .attr("port", port)
-    .after(&format!("pool[{key}]"))
+    shared::member(node, key, port).after(&format!("pool[{key}]"))
 }
 
 /// The description that names a floating IP's owner: `acura-ha <cluster> <host>`.

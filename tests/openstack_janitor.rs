@@ -362,5 +362,26 @@ fn janitor_deletes_the_old_matching_unlocked_cluster_only() {
 
     ok(&j.run(&new, &["down", "--yes"]));
     assert_eq!(sorted(&j.fake.inventory()), sorted(&empty), "after down");
+
+    // jan-new's state here is now empty but keeps its lineage. A jan-new made later from
+    // another state (another lineage: a CI job elsewhere that died) is still the janitor's to
+    // delete: an emptied state says nothing about who made what is found now (review finding:
+    // the janitor narrowed discovery to the old lineage, found nothing and said "gone").
+    let elsewhere = j.dir.path().join("elsewhere");
+    ok(&fake_cloud::run(
+        j.dir.path(),
+        &elsewhere,
+        &new,
+        &["up", "--only", "provision", "--yes"],
+    ));
+    assert_ne!(sorted(&j.fake.inventory()), sorted(&empty));
+    j.fake
+        .age_tagged("acura-ha-cluster=jan-new", Duration::from_secs(30 * HOUR));
+    ok(&j.run(&new, &["janitor", "--older-than", "24h", "--yes"]));
+    assert_eq!(
+        sorted(&j.fake.inventory()),
+        sorted(&empty),
+        "the orphan of another lineage is deleted"
+    );
     assert!(j.fake.unhandled().is_empty(), "{:?}", j.fake.unhandled());
 }

@@ -443,6 +443,33 @@ fn lifecycle_with_the_state_in_s3() {
         (Some(0), Some(0), Some(0)),
         "{s}"
     );
+    // The janitor sees the lock where the state is (the bucket), not only in the state
+    // directory: while a run holds it, the cluster is left and named (review finding).
+    let held = store(&cfg, &dir.path().join(".acura-ha"))
+        .lock("node add")
+        .unwrap();
+    let cloud = aws::inventory(url);
+    let janitor = [
+        "janitor",
+        "--older-than",
+        "0s",
+        "--tag",
+        "acura-ha/cluster=s3life",
+        "--yes",
+    ];
+    let (code, out, err) = run(&janitor);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        err.contains("cluster \"s3life\" is left: its state is locked by"),
+        "{err}"
+    );
+    let diff = aws::inventory_diff(&cloud, &aws::inventory(url));
+    assert!(
+        diff["added"].as_object().unwrap().is_empty()
+            && diff["removed"].as_object().unwrap().is_empty(),
+        "the janitor changed a locked cluster: {diff:#}"
+    );
+    drop(held);
     let (code, out, err) = run(&["down", "--yes"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let diff = aws::inventory_diff(&before, &aws::inventory(url));

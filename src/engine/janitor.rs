@@ -96,13 +96,13 @@ pub async fn janitor(
     }
     ui.confirm(&format!("\nDelete {doomed} cluster(s)?"))?;
     for f in found.iter_mut().filter(|f| f.delete) {
-        // A cluster whose state lives in this state directory is deleted under its lock, and
-        // skipped while someone holds it (an `up` or a day-2 command is working on it).
-        let theirs = StateStore::new(store.dir.clone(), &f.cluster);
-        let _lock = if theirs.lock_path().exists()
-            || theirs.gate_path().exists()
-            || theirs.state_path().exists()
-        {
+        // A cluster whose state lives beside this one (the state directory, or the bucket or
+        // container of the file's `[state]`) is deleted under its lock, and skipped while
+        // someone holds it (an `up` or a day-2 command is working on it).
+        let theirs =
+            StateStore::with_backend(store.dir.clone(), &f.cluster, store.backend().clone());
+        let has_state = theirs.load()?.is_some();
+        let _lock = if has_state || theirs.read_lock()?.is_some() || theirs.gate_path().exists() {
             match theirs.lock("janitor") {
                 Ok(g) => Some(g),
                 Err(StateError::Locked { info, .. }) => {
@@ -121,17 +121,18 @@ pub async fn janitor(
         };
         let mut spec = cfg.spec.clone();
         spec.cluster.name = f.cluster.clone();
-        // A cluster with a state here is deleted as `down --discover` deletes it: under its
-        // lineage (another state's cluster of the same name stays), its records forgotten as
-        // they go, and afterwards its state emptied (day-2 record too) and the tool's files
-        // removed, so the next `up` of that file starts clean instead of finding every record
-        // "deleted outside acura-ha".
-        let mut state = if theirs.state_path().exists() {
-            theirs.load()?
-        } else {
-            None
-        };
-        let spec = spec.with_lineage(state.as_ref().map(|s| s.lineage.clone()));
+        // A cluster with a state here is deleted as `down --discover` deletes it: its records
+        // forgotten as they go, and afterwards its state emptied (day-2 record too) and the
+        // tool's files removed, so the next `up` of that file starts clean instead of finding
+        // every record "deleted outside acura-ha". Its lineage narrows discovery only while the
+        // state records something: an emptied state (a `down` long ago) says nothing about who
+        // made the cluster found now under that name, which the janitor was asked to delete.
+        let mut state = if has_state { theirs.load()? } else { None };
+        let lineage = state
+            .as_ref()
+            .filter(|s| !s.resources.is_empty())
+            .map(|s| s.lineage.clone());
+        let spec = spec.with_lineage(lineage);
         // What the cloud holds of it, known before `destroy` starts: the event stream then
         // shows each resource's deletion, not its discovery as a `create` (as `down --discover`).
         let step = StepGuard::start(format!("delete cluster {}", f.cluster), None);

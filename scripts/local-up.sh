@@ -25,8 +25,8 @@ if ! command -v cargo >/dev/null; then
 fi
 # The local target needs no cloud SDK: without the default `aws` and `openstack` features the
 # build skips the AWS SDK and the HTTP stack (minutes on 2 cores). The `quick` profile
-# (Cargo.toml: optimised at level 1) builds in about 0.7 of a release build's time; the local
-# target's work is SSH and subprocesses, not CPU. Cargo shows its progress.
+# (Cargo.toml: unoptimised but for the SSH crypto) builds in about 0.4 of a release build's
+# time; the local target's work is SSH and subprocesses, not CPU. Cargo shows its progress.
 echo "local-up: building acura-ha for the local target (cargo build --profile quick --no-default-features)" >&2
 cargo build --profile quick --no-default-features
 bin=$(realpath "${CARGO_TARGET_DIR:-target}/quick/acura-ha")

@@ -1,5 +1,5 @@
 //! `plan`: every resource `up` would create, in dependency order, then the bootstrap steps — or,
-//! when a state exists, only the difference (create / keep / replace / delete).
+//! when a state exists, only the difference (create / update / keep / replace / delete).
 
 use std::fmt::Write as _;
 
@@ -17,6 +17,8 @@ use crate::state::State;
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
+    /// Changed in place by `up`, same ID (an instance stopped outside acura-ha: started).
+    Update,
     Keep,
     Replace,
     Delete,
@@ -28,6 +30,7 @@ impl Action {
     fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
+            Action::Update => "update",
             Action::Keep => "keep",
             Action::Replace => "replace",
             Action::Delete => "delete",
@@ -89,6 +92,9 @@ pub struct BootstrapStep {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
     pub create: usize,
+    /// In-place changes (only in the JSON when there are some).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub update: usize,
     pub replace: usize,
     pub delete: usize,
     pub keep: usize,
@@ -109,10 +115,14 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Plan {
     pub fn has_changes(&self) -> bool {
         let s = &self.summary;
-        s.create + s.replace + s.delete + s.steps_to_run > 0
+        s.create + s.update + s.replace + s.delete + s.steps_to_run > 0
     }
 }
 
@@ -125,8 +135,9 @@ pub fn build(spec: &ClusterSpec, state: Option<&State>, paths: &Paths) -> Plan {
 }
 
 /// Builds the plan for `spec` against `state` and what the provider's refresh found in the
-/// cloud: a recorded resource the cloud no longer has is created again, and what was added to
-/// the cluster's own containers outside the tool is deleted.
+/// cloud: a recorded resource the cloud no longer has is created again, one the cloud has in a
+/// state `up` changes in place (a stopped instance) is updated, and what was added to the
+/// cluster's own containers outside the tool is deleted.
 pub fn build_with(
     spec: &ClusterSpec,
     state: Option<&State>,
@@ -137,6 +148,7 @@ pub fn build_with(
     let wanted = desired::desired(spec);
     for r in &wanted {
         let gone = drift.and_then(|d| d.gone.iter().find(|g| g.address == r.address));
+        let changed = drift.and_then(|d| d.changed.iter().find(|c| c.address == r.address));
         resources.push(match gone {
             Some(g) if r.managed => ResourceChange {
                 action: Action::Create,
@@ -144,7 +156,15 @@ pub fn build_with(
                 reasons: vec![g.reason.clone()],
                 replace_cause: None,
             },
-            _ => diff_one(r, state),
+            _ => match (diff_one(r, state), changed) {
+                // A replacement makes it anew anyway: only a kept one is changed in place.
+                (c, Some(ch)) if c.action == Action::Keep => ResourceChange {
+                    action: Action::Update,
+                    reasons: vec![ch.reason.clone()],
+                    ..c
+                },
+                (c, _) => c,
+            },
         });
     }
     for extra in drift.map(|d| d.extra.as_slice()).unwrap_or_default() {
@@ -199,6 +219,7 @@ pub fn build_with(
     for c in &resources {
         match c.action {
             Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
             Action::Replace => summary.replace += 1,
             Action::Delete => summary.delete += 1,
             Action::Keep => summary.keep += 1,
@@ -502,9 +523,14 @@ pub fn render_text(plan: &Plan) -> String {
         }
     }
     let s = &plan.summary;
+    let update = if s.update > 0 {
+        format!(" {} to update in place,", s.update)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         w,
-        "\nPlan: {} to create, {} to replace, {} to delete, {} kept, {} used as they are; {} bootstrap steps to run.",
+        "\nPlan: {} to create,{update} {} to replace, {} to delete, {} kept, {} used as they are; {} bootstrap steps to run.",
         s.create, s.replace, s.delete, s.keep, s.used, s.steps_to_run
     );
     w
@@ -582,6 +608,7 @@ mod tests {
                 reason: "deleted outside acura-ha".into(),
             }],
             extra: vec![],
+            changed: vec![],
         };
         let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
         assert_eq!(
@@ -595,6 +622,65 @@ mod tests {
         assert_eq!(p.summary.create, 1);
         // A changed resource set runs the bootstrap again, as for any other change.
         assert!(p.has_changes());
+    }
+
+    /// An instance stopped outside the tool is an in-place change `up` makes (it starts it): an
+    /// `update` with the reason, counted in the summary (and its JSON), a change for the exit
+    /// code; without one, the JSON summary has no `update` key (plans read as before).
+    #[test]
+    fn an_instance_stopped_outside_is_an_update_counted_in_the_summary() {
+        let spec = spec();
+        let mut st = applied(&spec);
+        for s in build(&spec, Some(&st), &paths()).bootstrap {
+            st.steps.insert(
+                s.id.to_string(),
+                crate::state::StepRecord {
+                    completed_at: "2026-12-07T00:00:00Z".into(),
+                    inputs: s.inputs.clone(),
+                },
+            );
+        }
+        let clean = build_with(&spec, Some(&st), &paths(), Some(&Drift::default()));
+        assert!(!clean.has_changes(), "{:?}", clean.summary);
+        let doc = serde_json::to_value(&clean.summary).unwrap();
+        assert!(doc.get("update").is_none(), "{doc}");
+        let node = st
+            .resources
+            .iter()
+            .find(|r| r.kind == Kind::Instance)
+            .unwrap()
+            .address
+            .clone();
+        let reason = "stopped outside acura-ha: up starts it";
+        let drift = Drift {
+            changed: vec![acura_ha_api::model::Changed {
+                address: node.clone(),
+                reason: reason.into(),
+            }],
+            ..Drift::default()
+        };
+        let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
+        assert_eq!(
+            changes(&p),
+            vec![(Action::Update, node.clone(), vec![reason.to_string()])]
+        );
+        assert_eq!(p.summary.update, 1);
+        assert_eq!(p.summary.create + p.summary.replace + p.summary.delete, 0);
+        assert!(p.has_changes(), "the plan exits 2");
+        assert_eq!(p.summary.steps_to_run, 0, "the hosts stay the same");
+        let doc = serde_json::to_value(&p).unwrap();
+        assert_eq!(doc["summary"]["update"], 1, "{doc}");
+        let text = render_text(&p);
+        assert!(text.contains(&format!("  update  {node}")), "{text}");
+        assert!(text.contains(&format!("because {reason}")), "{text}");
+        assert!(text.contains("1 to update in place"), "{text}");
+        // A node also to be replaced is a replacement, not an update.
+        for r in st.resources.iter_mut().filter(|r| r.address == node) {
+            r.attrs.insert("flavor".into(), "m1.large".into());
+        }
+        let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
+        assert_eq!(p.summary.update, 0);
+        assert_eq!(p.summary.replace, 1);
     }
 
     #[test]
@@ -612,6 +698,7 @@ mod tests {
         let drift = Drift {
             gone: vec![],
             extra: vec![by_hand.clone(), known],
+            changed: vec![],
         };
         let p = build_with(&spec, Some(&st), &paths(), Some(&drift));
         assert_eq!(

@@ -44,9 +44,14 @@ pub async fn drift(
     let drift = provider.refresh(spec, &state.resources).await?;
     match &drift {
         Some(d) if !d.is_empty() => progress.done(format!(
-            "{} gone, {} added outside acura-ha",
+            "{} gone, {} added outside acura-ha{}",
             d.gone.len(),
-            d.extra.len()
+            d.extra.len(),
+            if d.changed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} to change in place", d.changed.len())
+            }
         )),
         Some(_) => progress.done("the cloud matches the state"),
         None => progress.done("this provider keeps no drift to compare"),

@@ -1035,6 +1035,8 @@ fn assert_clean(v: &Value, when: &str) {
         ["create", "replace", "delete"].iter().all(|k| s[k] == 0),
         "{when}: {v:#}"
     );
+    // `update` is in the summary only when there are some.
+    assert!(s["update"].is_null(), "{when}: {v:#}");
 }
 
 /// #9.3 on AWS: a listener deleted and an SSH rule from anywhere added outside the tool show in
@@ -1194,6 +1196,84 @@ fn a_terminated_instance_shows_in_the_plan_and_up_runs_it_again() {
     );
     let (v, _) = plan_changes(&c, &url);
     assert_clean(&v, "after up ran the instance again");
+    ok(&c.run(&url, &["down", "--yes"]));
+}
+
+/// #9 on AWS: a node's instance stopped outside the tool shows in `plan` as an in-place update
+/// ("stopped outside acura-ha: up starts it", exit 2); `up --only provision` starts the same
+/// instance and the plan after it has no resource change.
+#[test]
+fn a_stopped_instance_shows_in_the_plan_and_up_starts_it() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let c = Cluster::new("stopped", |t| t);
+    ok(&c.run(&url, &["up", "--only", "provision", "--yes"]));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let node = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()
+        .clone();
+    let (address, id) = (
+        node["address"].as_str().unwrap().to_string(),
+        node["id"].as_str().unwrap().to_string(),
+    );
+    let name = node["name"].as_str().unwrap().to_string();
+    let instance_state = || {
+        let out = aws::ec2_ok(&url, "DescribeInstances", &[("InstanceId.1", &id)]);
+        let r = items(&out["reservationSet"]);
+        let i = items(&r[0]["instancesSet"]);
+        text(&i[0]["instanceState"], "name").to_string()
+    };
+    aws::ec2_ok(&url, "StopInstances", &[("InstanceId.1", &id)]);
+    assert_eq!(instance_state(), "stopped");
+
+    let reason = "stopped outside acura-ha: up starts it";
+    let o = c.run(&url, &["plan"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(2), "{out}\n{err}");
+    assert!(
+        out.contains(&format!("  update  {address}")) && out.contains(&format!("because {reason}")),
+        "{address} to update in place: {out}"
+    );
+    let (v, lines) = plan_changes(&c, &url);
+    assert!(
+        lines.iter().any(|l| l.contains("\"update\"")
+            && l.contains(&format!("\"{address}\""))
+            && l.contains(reason)),
+        "{address} to update: {v:#}"
+    );
+    let s = &v["summary"];
+    assert_eq!(
+        (&s["update"], &s["create"], &s["replace"], &s["delete"]),
+        (&json!(1), &json!(0), &json!(0), &json!(0)),
+        "only the update: {s:#}"
+    );
+
+    let o = c.run(&url, &["up", "--only", "provision", "--yes"]);
+    let (_, err) = ok(&o);
+    assert!(
+        err.contains(&format!("starting {name} (stopped outside acura-ha)")),
+        "up says it starts {name}: {err}"
+    );
+    assert_eq!(instance_state(), "running");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state_file()).unwrap()).unwrap();
+    let after = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == address.as_str())
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string());
+    assert_eq!(after.as_deref(), Some(id.as_str()), "the same instance");
+    let (v, _) = plan_changes(&c, &url);
+    assert_clean(&v, "after up started the instance");
     ok(&c.run(&url, &["down", "--yes"]));
 }
 

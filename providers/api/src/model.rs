@@ -265,6 +265,19 @@ pub struct Drift {
     /// pool) that the state does not hold: `up` removes them. Only kinds `up` converges are
     /// reported.
     pub extra: Vec<Recorded>,
+    /// Recorded resources the cloud still has but in a state `up` changes in place (an instance
+    /// stopped outside acura-ha: `up` starts it, same ID). Providers that cannot tell leave it
+    /// empty.
+    #[serde(default)]
+    pub changed: Vec<Changed>,
+}
+
+/// One recorded resource the cloud has in a state `up` changes in place, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    pub address: String,
+    /// `stopped outside acura-ha: up starts it`, …
+    pub reason: String,
 }
 
 /// One recorded resource the cloud no longer has, and what the cloud says of it.
@@ -277,6 +290,6 @@ pub struct Gone {
 
 impl Drift {
     pub fn is_empty(&self) -> bool {
-        self.gone.is_empty() && self.extra.is_empty()
+        self.gone.is_empty() && self.extra.is_empty() && self.changed.is_empty()
     }
 }

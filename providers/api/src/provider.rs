@@ -107,8 +107,8 @@ pub trait Provider: Send + Sync {
     }
 
     /// Compares the cloud with what the state records (batched: one list or describe per kind)
-    /// for `plan` and `up`: what was deleted outside the tool, and what was added to the
-    /// cluster's own containers. `None` when the provider cannot tell (the plan then says it
+    /// for `plan` and `up`: what was deleted outside the tool, what was added to the
+    /// cluster's own containers, and what `up` changes in place (an instance stopped outside). `None` when the provider cannot tell (the plan then says it
     /// was made without a refresh). Takes the records rather than the journal so the future
     /// stays `Send` (a `&dyn Journal` is not).
     async fn refresh(

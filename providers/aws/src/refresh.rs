@@ -7,11 +7,13 @@
 //! rule of the cluster's own groups that no wanted rule matches and no record holds is extra:
 //! `up` revokes it (`ec2::security_group`); so are a listener of the NLB on a port not wanted, a
 //! target group of the cluster nothing kept forwards to and a registration of an instance that
-//! is not a node: `up` deletes or deregisters them (`elb::unwanted`).
+//! is not a node: `up` deletes or deregisters them (`elb::unwanted`). A recorded instance that
+//! is stopped (or stopping) outside the tool is changed, not gone: `up` starts it, same ID
+//! (`ec2::instances`).
 
 use std::collections::BTreeSet;
 
-use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Resource, Status};
+use acura_ha_api::model::{Changed, Drift, Gone, Kind, Recorded, Resource, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::{ClusterSpec, TAG_CLUSTER};
 use acura_ha_api::targets::aws::nlb::NLB_GROUP_ADDRESS;
@@ -26,6 +28,8 @@ use crate::{Clients, ec2, error};
 struct Listed {
     /// Instances that are not terminated or shutting down.
     instances: BTreeSet<String>,
+    /// Of those, the ones stopped or stopping.
+    stopped: BTreeSet<String>,
     groups: BTreeSet<String>,
     rules: BTreeSet<String>,
     key_pairs: BTreeSet<String>,
@@ -65,18 +69,23 @@ pub(crate) async fn refresh(
             .try_collect()
             .await
             .map_err(|e| error::ec2(e).into_provider("instances of the cluster"))?;
-        Ok::<_, ProviderError>(
-            out.iter()
-                .flat_map(|r| r.instances())
-                .filter(|i| {
-                    !matches!(
-                        i.state().and_then(|s| s.name()),
-                        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
-                    )
-                })
-                .filter_map(|i| i.instance_id().map(String::from))
-                .collect::<BTreeSet<_>>(),
-        )
+        let (mut present, mut stopped) = (BTreeSet::new(), BTreeSet::new());
+        for i in out.iter().flat_map(|r| r.instances()) {
+            let Some(id) = i.instance_id().map(String::from) else {
+                continue;
+            };
+            match i.state().and_then(|s| s.name()) {
+                Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) => {}
+                Some(InstanceStateName::Stopped | InstanceStateName::Stopping) => {
+                    stopped.insert(id.clone());
+                    present.insert(id);
+                }
+                _ => {
+                    present.insert(id);
+                }
+            }
+        }
+        Ok::<_, ProviderError>((present, stopped))
     };
     let groups = async {
         let out = c
@@ -118,7 +127,8 @@ pub(crate) async fn refresh(
     };
     let desired = acura_ha_api::desired::desired(spec);
     let elb = elb(c, spec, &desired, recorded);
-    let (instances, groups, key_pairs, elb) = tokio::try_join!(instances, groups, key_pairs, elb)?;
+    let ((instances, stopped), groups, key_pairs, elb) =
+        tokio::try_join!(instances, groups, key_pairs, elb)?;
     let known: BTreeSet<&str> = recorded.iter().filter_map(|r| r.id.as_deref()).collect();
     let mut drift = Drift::default();
     let nodes_group = ready_id(recorded, "security_group").filter(|g| groups.contains(g));
@@ -141,6 +151,7 @@ pub(crate) async fn refresh(
     drift.extra.extend(elb.extra);
     let listed = Listed {
         instances,
+        stopped,
         groups,
         rules,
         key_pairs,
@@ -151,7 +162,26 @@ pub(crate) async fn refresh(
         registrations: elb.registrations,
     };
     drift.gone = gone(recorded, &listed);
+    drift.changed = stopped_outside(recorded, &listed);
     Ok(drift)
+}
+
+/// Why `plan` shows an instance stopped outside the tool as an in-place change.
+pub(crate) const STOPPED_OUTSIDE: &str = "stopped outside acura-ha: up starts it";
+
+/// Every Ready instance record whose instance is stopped or stopping: `up` starts it (its
+/// records kept, same ID), so it is an in-place change, not gone.
+fn stopped_outside(recorded: &[Recorded], listed: &Listed) -> Vec<Changed> {
+    recorded
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
+        .filter(|r| r.status == Status::Ready)
+        .filter(|r| r.id.as_ref().is_some_and(|id| listed.stopped.contains(id)))
+        .map(|r| Changed {
+            address: r.address.clone(),
+            reason: STOPPED_OUTSIDE.into(),
+        })
+        .collect()
 }
 
 /// What ELBv2 holds of the cluster: the IDs refresh compares the records with, and what `up`

@@ -5,8 +5,9 @@
 //! refresh and removed by `provision`, by ARN, with its records forgotten; someone else's target
 //! group and another state's are left alone; listeners and a target group deleted outside the
 //! tool are gone and made again (the nodes registered again); a node deregistered by hand is a
-//! recorded registration gone, registered again with one call; and a provision with nothing to
-//! change makes no mutating call at all.
+//! recorded registration gone, registered again with one call; a node's instance stopped
+//! outside the tool is changed, started with one call (same ID); and a provision with nothing
+//! to change makes no mutating call at all.
 //! `cargo test -p acura-ha-aws --test converge`.
 
 mod common;
@@ -85,6 +86,14 @@ fn targets(url: &str, tg: &str) -> BTreeSet<String> {
         .iter()
         .map(|d| text(&d["Target"], "Id").to_string())
         .collect()
+}
+
+/// What moto says of instance `id`: pending, running, stopped, …
+fn instance_state(url: &str, id: &str) -> String {
+    let out = common::ec2_ok(url, "DescribeInstances", &[("InstanceId.1", id)]);
+    let reservations = items(&out["reservationSet"]);
+    let instances = items(&reservations[0]["instancesSet"]);
+    text(&instances[0]["instanceState"], "name").to_string()
 }
 
 fn addresses(records: &[Recorded]) -> Vec<String> {
@@ -422,6 +431,50 @@ async fn what_no_wanted_resource_accounts_for_is_reported_and_removed() {
         "after the registration",
     )
     .await;
+
+    // A node's instance stopped outside the tool (#9): refresh reports it changed, not gone;
+    // provision starts it with exactly one StartInstances (no instance run or terminated), the
+    // same instance, its records kept; then nothing differs.
+    let node = journal.id("instance[acura-2]");
+    let before = journal.all();
+    common::ec2_ok(&url, "StopInstances", &[("InstanceId.1", &node)]);
+    assert_eq!(instance_state(&url, &node), "stopped");
+    let drift = refresh(&provider, &spec, &journal).await;
+    let changed: Vec<(&str, &str)> = drift
+        .changed
+        .iter()
+        .map(|c| (c.address.as_str(), c.reason.as_str()))
+        .collect();
+    assert_eq!(
+        changed,
+        [(
+            "instance[acura-2]",
+            "stopped outside acura-ha: up starts it"
+        )],
+        "{drift:#?}"
+    );
+    assert!(
+        drift.gone.is_empty() && drift.extra.is_empty(),
+        "{drift:#?}"
+    );
+    proxy.reset_stats();
+    provider.provision(&spec, &mut journal).await.unwrap();
+    let stats = proxy.stats();
+    assert_eq!(
+        stats["mutating_by_action"],
+        serde_json::json!({ "StartInstances": 1 }),
+        "only the stopped instance is started: {stats:#}"
+    );
+    assert_eq!(instance_state(&url, &node), "running");
+    assert_eq!(journal.id("instance[acura-2]"), node, "the same instance");
+    assert_eq!(
+        addresses(&journal.all()),
+        addresses(&before),
+        "its records kept"
+    );
+    let drift = refresh(&provider, &spec, &journal).await;
+    assert!(drift.is_empty(), "after it was started: {drift:#?}");
+    provision_changes_nothing(&provider, &spec, &mut journal, &proxy, "after the start").await;
 
     provider.destroy(&spec, &mut journal).await.unwrap();
     assert!(

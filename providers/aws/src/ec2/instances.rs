@@ -1,5 +1,6 @@
 //! The instances: the instance type check, then every instance (nodes, and the NGINX VM) adopted
-//! or run, spread over the subnets, and awaited until running.
+//! or run, spread over the subnets, and awaited until running. An adopted instance stopped
+//! outside the tool is started first (same ID, its records kept).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,7 +78,9 @@ fn user_data(hostname: &str) -> String {
 
 /// Every instance (nodes, and the NGINX VM): adopted when the state or the tags know it,
 /// otherwise run with a client token recorded first, so a crash between the call and the
-/// record cannot make a second one. Then one describe per poll until all are running.
+/// record cannot make a second one. An adopted one that is stopped (or stopping: awaited until
+/// stopped) is started, all with one StartInstances. Then one describe per poll until all are
+/// running.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn instances(
     c: &Clients,
@@ -87,7 +90,7 @@ pub(crate) async fn instances(
     image: &Image,
     key_name: &str,
     sg: &str,
-    live: &BTreeMap<String, (String, String)>,
+    live: &Live,
     journal: &SharedJournal<'_>,
     quiet: bool,
 ) -> Result<Running, ProviderError> {
@@ -99,8 +102,8 @@ pub(crate) async fn instances(
     let subnets = placement(&wanted, live, net);
     // The instances are independent: run them concurrently.
     let runs = wanted.iter().zip(subnets).map(|(r, subnet)| async move {
-        if let Some((id, _)) = live.get(&r.name) {
-            return Ok::<_, ProviderError>((r.address.clone(), id.clone()));
+        if let Some(l) = live.get(&r.name) {
+            return Ok::<_, ProviderError>((r.address.clone(), l.id.clone()));
         }
         let previous = recorded(journal, &r.address).await;
         let token = previous
@@ -169,6 +172,17 @@ pub(crate) async fn instances(
         .await?
         .into_iter()
         .collect();
+    let stopped: Vec<(&str, &LiveInstance)> = wanted
+        .iter()
+        .filter_map(|r| live.get(&r.name).map(|l| (r.name.as_str(), l)))
+        .filter(|(_, l)| {
+            matches!(
+                l.state,
+                Some(InstanceStateName::Stopped | InstanceStateName::Stopping)
+            )
+        })
+        .collect();
+    start_stopped(c, &stopped, quiet).await?;
     // One DescribeInstances for all of them per poll; NotFound right after RunInstances is
     // eventual consistency, not an error.
     let all: Vec<String> = ids.values().cloned().collect();
@@ -238,6 +252,75 @@ pub(crate) async fn instances(
     Ok(Running { ids, states })
 }
 
+/// Starts the adopted instances `stopped` outside the tool (by name): those still stopping are
+/// awaited until stopped (EC2 refuses to start them before), then all are started with one
+/// StartInstances. Their records stay as they are: the same instances, not replacements.
+async fn start_stopped(
+    c: &Clients,
+    stopped: &[(&str, &LiveInstance)],
+    quiet: bool,
+) -> Result<(), ProviderError> {
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = stopped.iter().map(|(n, _)| *n).collect();
+    let what = format!("instances {}", names.join(", "));
+    let stopping: Vec<String> = stopped
+        .iter()
+        .filter(|(_, l)| l.state == Some(InstanceStateName::Stopping))
+        .map(|(_, l)| l.id.clone())
+        .collect();
+    if !stopping.is_empty() {
+        let what = &what;
+        crate::wait::until(
+            "instances stopped before starting them",
+            Duration::from_secs(900),
+            quiet,
+            || {
+                let stopping = stopping.clone();
+                async move {
+                    let out = c
+                        .ec2
+                        .describe_instances()
+                        .set_instance_ids(Some(stopping.clone()))
+                        .into_paginator()
+                        .items()
+                        .send()
+                        .try_collect()
+                        .await
+                        .map_err(|e| error::ec2(e).into_provider(what))?;
+                    let left = out
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .filter(|i| {
+                            i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Stopped)
+                        })
+                        .count();
+                    Ok(if left == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!("{left} of {} still stopping", stopping.len()))
+                    })
+                }
+            },
+        )
+        .await?;
+    }
+    for name in &names {
+        progress(
+            quiet,
+            &format!("starting {name} (stopped outside acura-ha)"),
+        );
+    }
+    c.ec2
+        .start_instances()
+        .set_instance_ids(Some(stopped.iter().map(|(_, l)| l.id.clone()).collect()))
+        .send()
+        .await
+        .map_err(|e| error::ec2(e).into_provider(&what))?;
+    Ok(())
+}
+
 /// The instances, all running: their IDs by address, and each as the last describe saw it.
 pub(crate) struct Running {
     pub ids: BTreeMap<String, String>,
@@ -281,15 +364,11 @@ pub(crate) async fn record_running(
 /// The subnet of each wanted instance: a live one's own; a new one goes to the subnet with the
 /// fewest of the cluster's instances (the first such in the spread order), so that a node added
 /// after a removal fills the zone the removed one left. A new cluster gets the subnets in turn.
-fn placement<'a>(
-    wanted: &[&Resource],
-    live: &BTreeMap<String, (String, String)>,
-    net: &'a Net,
-) -> Vec<&'a str> {
+fn placement<'a>(wanted: &[&Resource], live: &Live, net: &'a Net) -> Vec<&'a str> {
     let mut used = vec![0usize; net.subnets.len()];
     for r in wanted {
-        if let Some((_, subnet)) = live.get(&r.name)
-            && let Some(k) = net.subnets.iter().position(|(s, _)| s == subnet)
+        if let Some(l) = live.get(&r.name)
+            && let Some(k) = net.subnets.iter().position(|(s, _)| *s == l.subnet)
         {
             used[k] += 1;
         }
@@ -340,12 +419,20 @@ fn client_token(cluster: &str, name: &str) -> String {
     format!("ah-{readable}-{:016x}{:016x}", half(), half())
 }
 
-/// The cluster's instances that are not terminated, by their Name tag: (ID, subnet). A lookup:
-/// [`instances`] takes it, so that it is made beside the other lookups.
-pub(crate) async fn live_instances(
-    c: &Clients,
-    spec: &ClusterSpec,
-) -> Result<BTreeMap<String, (String, String)>, ProviderError> {
+/// One of the cluster's instances that is not terminated, as [`live_instances`] found it.
+pub(crate) struct LiveInstance {
+    pub id: String,
+    pub subnet: String,
+    /// pending, running, stopping or stopped: [`instances`] starts a stopped one.
+    pub state: Option<InstanceStateName>,
+}
+
+/// The cluster's live instances by their Name tag.
+pub(crate) type Live = BTreeMap<String, LiveInstance>;
+
+/// The cluster's instances that are not terminated, by their Name tag. A lookup: [`instances`]
+/// takes it, so that it is made beside the other lookups.
+pub(crate) async fn live_instances(c: &Clients, spec: &ClusterSpec) -> Result<Live, ProviderError> {
     // EC2 is eventually consistent: right after a create, a describe may answer NotFound for a
     // moment. Retry that a few times.
     let describe = || async {
@@ -397,10 +484,11 @@ pub(crate) async fn live_instances(
         {
             by_name.insert(
                 name.to_string(),
-                (
-                    i.instance_id().unwrap_or_default().to_string(),
-                    i.subnet_id().unwrap_or_default().to_string(),
-                ),
+                LiveInstance {
+                    id: i.instance_id().unwrap_or_default().to_string(),
+                    subnet: i.subnet_id().unwrap_or_default().to_string(),
+                    state: i.state().and_then(|s| s.name()).cloned(),
+                },
             );
         }
     }

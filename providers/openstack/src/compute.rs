@@ -351,8 +351,9 @@ pub(crate) fn fixed_ip(server: &Value, net: &str) -> Option<String> {
         .or_else(|| addrs.values().find_map(pick))
 }
 
-/// Servers: nodes and the NGINX VM, adopted by name and tag, else recorded and created.
-/// [`finish_servers`] waits for them.
+/// Servers: nodes and the NGINX VM, adopted by name and tag, else recorded and created. An
+/// adopted server the listing shows SHUTOFF (stopped outside the tool) is started (same ID, its
+/// records kept). [`finish_servers`] waits for them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn create_servers(
     cx: &Ctx<'_>,
@@ -373,7 +374,13 @@ pub(crate) async fn create_servers(
     let started = std::time::Instant::now();
     let creates = wanted.iter().map(|r| async move {
         if let Some(sv) = existing.get(&r.name) {
-            return Ok::<_, ProviderError>((r.name.clone(), js(sv, "id")));
+            let id = js(sv, "id");
+            if js(sv, "status") == "SHUTOFF" {
+                start_server(cx, &r.name, &id)
+                    .await
+                    .map_err(|e| e.into_provider(&r.address))?;
+            }
+            return Ok::<_, ProviderError>((r.name.clone(), id));
         }
         let port = ports.get(&r.name);
         let outputs = crate::ports::server_outputs(port);
@@ -445,6 +452,37 @@ pub(crate) async fn create_servers(
         .into_iter()
         .collect();
     Ok(Created { ids, started })
+}
+
+/// Starts a server stopped outside the tool (Nova's `os-start`); [`wait_active`] then waits for
+/// it like the others. A 409 (it is no longer SHUTOFF: started meanwhile, or busy) is looked at
+/// once: ACTIVE is done, anything else the caller's error.
+async fn start_server(cx: &Ctx<'_>, name: &str, id: &str) -> Result<(), ApiError> {
+    cx.progress(&format!("start server {name} (stopped outside acura-ha)"));
+    let path = format!("/servers/{}/action", q(id));
+    match cx
+        .s
+        .send(
+            reqwest::Method::POST,
+            Service::Compute,
+            &path,
+            &json!({ "os-start": null }),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.status == Some(409) => {
+            let now =
+                cx.s.get(Service::Compute, &format!("/servers/{}", q(id)))
+                    .await?;
+            if js(&now["server"], "status") == "ACTIVE" {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One list call per poll until every server is ACTIVE; then floating IPs; then the records.

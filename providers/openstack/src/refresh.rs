@@ -2,11 +2,13 @@
 //! one per pool, as Octavia lists them), so `plan` shows what changed outside the tool and `up`
 //! repairs it. A recorded resource whose ID the cloud no longer lists is gone (`up` creates it
 //! again: every creator here finds by listing, not by record); an ingress rule of the cluster's
-//! own group that no wanted rule matches and no record holds is extra (`up` revokes it).
+//! own group that no wanted rule matches and no record holds is extra (`up` revokes it). A
+//! recorded server that is SHUTOFF (stopped outside the tool) is changed, not gone: `up` starts
+//! it, same ID (`compute::create_servers`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use acura_ha_api::model::{Drift, Gone, Kind, Recorded, Status};
+use acura_ha_api::model::{Changed, Drift, Gone, Kind, Recorded, Status};
 use acura_ha_api::provider::ProviderError;
 use acura_ha_api::spec::ClusterSpec;
 use serde_json::Value;
@@ -25,7 +27,12 @@ struct Listed {
     /// removes when no listener of the guide or node of the cluster wants it).
     listeners: Vec<Value>,
     members: Vec<(String, Value)>,
+    /// IDs of the cluster's servers that are SHUTOFF (from the same server list).
+    stopped: BTreeSet<String>,
 }
+
+/// Why `plan` shows a server stopped outside the tool as an in-place change.
+pub(crate) const STOPPED_OUTSIDE: &str = "stopped outside acura-ha: up starts it";
 
 pub(crate) async fn refresh(
     s: &Session,
@@ -112,11 +119,18 @@ async fn list(s: &Session, seen: &Seen) -> Result<Listed, ProviderError> {
     if let Some(rules) = &rules {
         ids.extend(rules.iter().map(|r| js(r, "id")));
     }
+    let stopped = seen
+        .servers
+        .values()
+        .filter(|sv| js(sv, "status") == "SHUTOFF")
+        .map(|sv| js(sv, "id"))
+        .collect();
     Ok(Listed {
         ids,
         group: group.zip(rules),
         listeners,
         members,
+        stopped,
     })
 }
 
@@ -174,6 +188,15 @@ fn compare(spec: &ClusterSpec, recorded: &[Recorded], listed: &Listed, foreign: 
             Kind::SecurityGroupRule => listed.group.is_none(),
             _ => false,
         };
+        if present
+            && matches!(r.kind, Kind::Instance | Kind::LbInstance)
+            && r.id.as_ref().is_some_and(|id| listed.stopped.contains(id))
+        {
+            drift.changed.push(Changed {
+                address: r.address.clone(),
+                reason: STOPPED_OUTSIDE.into(),
+            });
+        }
         if parent_gone || !present {
             let reason = match r.kind {
                 Kind::Instance | Kind::LbInstance => {

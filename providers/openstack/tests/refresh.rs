@@ -1,7 +1,7 @@
 //! Refresh (issue 9, item 3): the cloud compared with the state, against the stateful fake
 //! cloud serving 2 items a page. A listener deleted and a rule added by hand outside the tool
 //! show as drift; `provision` repairs both and the next refresh finds nothing; a server deleted
-//! outside the tool shows as gone.
+//! outside the tool shows as gone; a server stopped outside the tool is changed, started again.
 
 mod common;
 
@@ -221,4 +221,87 @@ async fn a_member_made_by_the_batch_update_and_removed_outside_is_found_and_adde
         ..CloudTraits::default()
     }))
     .await;
+}
+
+/// A node's server stopped outside the tool (Nova's `os-stop`, as `openstack server stop` does):
+/// refresh reports exactly that node changed ("stopped outside acura-ha: up starts it"), not
+/// gone; `provision` starts it with one `os-start` (no server created or deleted), the same
+/// server is ACTIVE again and the next refresh finds nothing.
+#[tokio::test]
+async fn a_server_stopped_outside_the_tool_is_changed_and_started() {
+    let cloud = Cloud::start();
+    let spec = Cloud::spec();
+    let p = cloud.provider();
+    let mut j = Records::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    assert!(drift.is_empty(), "right after provision: {drift:#?}");
+
+    let s = cloud.session(&spec).await;
+    let (node, server) = id_of(&j, |r| r.kind == Kind::Instance);
+    s.send(
+        reqwest::Method::POST,
+        Service::Compute,
+        &format!("/servers/{server}/action"),
+        &json!({"os-stop": null}),
+    )
+    .await
+    .expect("os-stop");
+    let status = |v: &serde_json::Value| v["server"]["status"].as_str().unwrap_or("").to_string();
+    let shown = s
+        .get(Service::Compute, &format!("/servers/{server}"))
+        .await
+        .unwrap();
+    assert_eq!(status(&shown), "SHUTOFF");
+
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    let changed: Vec<(&str, &str)> = drift
+        .changed
+        .iter()
+        .map(|c| (c.address.as_str(), c.reason.as_str()))
+        .collect();
+    assert_eq!(
+        changed,
+        [(node.as_str(), "stopped outside acura-ha: up starts it")],
+        "{drift:#?}"
+    );
+    assert!(drift.gone.is_empty(), "{drift:#?}");
+    assert!(drift.extra.is_empty(), "{drift:#?}");
+
+    cloud.fake.reset_stats();
+    p.provision(&spec, &mut j).await.expect("provision again");
+    let st = cloud.fake.stats();
+    let calls = |route: &str| st.per_route.get(route).copied().unwrap_or(0);
+    assert_eq!(
+        calls("POST /compute/v2.1/servers/{id}/action"),
+        1,
+        "one os-start: {:#?}",
+        st.per_route
+    );
+    assert_eq!(
+        calls("POST /compute/v2.1/servers"),
+        0,
+        "{:#?}",
+        st.per_route
+    );
+    assert_eq!(
+        calls("DELETE /compute/v2.1/servers/{id}"),
+        0,
+        "{:#?}",
+        st.per_route
+    );
+    assert!(
+        cloud.fake.unhandled().is_empty(),
+        "{:?}",
+        cloud.fake.unhandled()
+    );
+    let shown = s
+        .get(Service::Compute, &format!("/servers/{server}"))
+        .await
+        .unwrap();
+    assert_eq!(status(&shown), "ACTIVE");
+    assert_eq!(j.get(&node).and_then(|r| r.id.clone()), Some(server));
+    let drift = p.refresh(&spec, &j.all()).await.unwrap().unwrap();
+    assert!(drift.is_empty(), "after the start: {drift:#?}");
+    p.destroy(&spec, &mut j).await.expect("destroy");
 }

@@ -717,6 +717,7 @@ fn create_server(inner: &mut Inner, c: &Ctx) -> Response {
         gone_at: None,
         vcpus: flavor.vcpus,
         ram: flavor.ram,
+        stopped: false,
     });
     let project = inner.cfg.project_id.clone();
     let mut out = json!({"server": {
@@ -788,6 +789,8 @@ fn server_json(inner: &Inner, c: &Ctx, srv: &Server, v: V) -> Value {
             ("building", json!(task), 0)
         }
         "ERROR" => ("error", Value::Null, 0),
+        // Nova's power state 4 is SHUTDOWN.
+        "SHUTOFF" => ("stopped", Value::Null, 4),
         _ => ("active", Value::Null, 1),
     };
     let task_state = if srv.gone_at.is_some() {
@@ -820,10 +823,10 @@ fn server_json(inner: &Inner, c: &Ctx, srv: &Server, v: V) -> Value {
         "OS-EXT-STS:power_state": power,
         "OS-EXT-STS:task_state": task_state,
         "OS-EXT-STS:vm_state": vm_state,
-        "OS-SRV-USG:launched_at": if status == "ACTIVE" { json!(srv.created.trim_end_matches('Z')) } else { Value::Null },
+        "OS-SRV-USG:launched_at": if matches!(status, "ACTIVE" | "SHUTOFF") { json!(srv.created.trim_end_matches('Z')) } else { Value::Null },
         "OS-SRV-USG:terminated_at": null,
         "accessIPv4": "", "accessIPv6": "",
-        "addresses": if status == "ACTIVE" { addresses(inner, srv) } else { json!({}) },
+        "addresses": if matches!(status, "ACTIVE" | "SHUTOFF") { addresses(inner, srv) } else { json!({}) },
         "config_drive": "",
         "created": srv.created,
         "description": null,
@@ -1004,28 +1007,68 @@ fn delete_server(inner: &mut Inner, c: &Ctx) -> Response {
 }
 
 fn server_action(inner: &mut Inner, c: &Ctx) -> Response {
-    // Only what a provisioning tool might call: a no-op reboot/stop/start on a known server.
-    if !inner.servers.iter().any(|s| s.id == c.p("id")) {
-        return server_not_found(c.p("id"));
+    // Only what a provisioning tool might call: a no-op reboot, and stop/start as Nova does
+    // them (os-stop on an ACTIVE server makes it SHUTOFF, os-start on a SHUTOFF one ACTIVE;
+    // otherwise 409).
+    let id = c.p("id");
+    if !inner.servers.iter().any(|s| s.id == id) {
+        return server_not_found(id);
     }
     let body = util::parse_body(&c.body).unwrap_or(Value::Null);
     if let Some(ask) = body.get("os-getConsoleOutput") {
-        return console_output(inner, c.p("id"), ask);
+        return console_output(inner, id, ask);
     }
-    let known = ["reboot", "os-stop", "os-start"];
-    if body
-        .as_object()
-        .is_some_and(|o| o.keys().any(|k| known.contains(&k.as_str())))
-    {
-        return util::empty(202);
+    let action = body.as_object().and_then(|o| {
+        ["reboot", "os-stop", "os-start"]
+            .into_iter()
+            .find(|k| o.contains_key(*k))
+    });
+    match action {
+        Some("reboot") => util::empty(202),
+        Some(action @ ("os-stop" | "os-start")) => power_action(inner, id, action),
+        _ => {
+            inner
+                .unhandled
+                .push(format!("{} {} {}", c.method, c.path, body));
+            util::json_resp(
+                501,
+                &json!({"notImplemented": {"code": 501, "message": "fake-openstack does not handle this server action"}}),
+            )
+        }
     }
-    inner
-        .unhandled
-        .push(format!("{} {} {}", c.method, c.path, body));
-    util::json_resp(
-        501,
-        &json!({"notImplemented": {"code": 501, "message": "fake-openstack does not handle this server action"}}),
-    )
+}
+
+/// `os-stop` (ACTIVE → SHUTOFF) or `os-start` (SHUTOFF → ACTIVE), at once; 409 with Nova's
+/// message from any other status.
+fn power_action(inner: &mut Inner, id: &str, action: &str) -> Response {
+    let now = Instant::now();
+    let Some(srv) = inner.servers.iter_mut().find(|s| s.id == id) else {
+        return server_not_found(id);
+    };
+    let (from, verb) = match action {
+        "os-stop" => ("ACTIVE", "stop"),
+        _ => ("SHUTOFF", "start"),
+    };
+    let status = srv.status(now);
+    if status != from || srv.gone_at.is_some() {
+        let vm_state = match status {
+            "BUILD" => "building",
+            "ERROR" => "error",
+            "SHUTOFF" => "stopped",
+            _ => "active",
+        };
+        let (field, value) = if srv.gone_at.is_some() {
+            ("task_state", "deleting")
+        } else {
+            ("vm_state", vm_state)
+        };
+        return nova_err(
+            409,
+            &format!("Cannot '{verb}' instance {id} while it is in {field} {value}"),
+        );
+    }
+    srv.stopped = action == "os-stop";
+    util::empty(202)
 }
 
 /// `{"os-getConsoleOutput": {"length": N}}` → `{"output": "…"}`: the last N lines (all of them

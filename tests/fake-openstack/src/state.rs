@@ -37,6 +37,8 @@ pub struct Server {
     pub gone_at: Option<Instant>,
     pub vcpus: u64,
     pub ram: u64,
+    /// Stopped by `os-stop` (SHUTOFF) until `os-start`.
+    pub stopped: bool,
 }
 
 impl Server {
@@ -48,6 +50,8 @@ impl Server {
             "BUILD"
         } else if self.fail.is_some() {
             "ERROR"
+        } else if self.stopped {
+            "SHUTOFF"
         } else {
             "ACTIVE"
         }

@@ -355,6 +355,72 @@ fn boot_fault_puts_server_in_error() {
     );
 }
 
+/// `os-stop` and `os-start` as Nova does them: ACTIVE → SHUTOFF → ACTIVE (same server, its
+/// address kept), each refused with 409 from the other status; `reboot` stays a no-op.
+#[test]
+fn stop_and_start_change_the_status_and_refuse_the_wrong_one() {
+    let cloud = FakeCloud::start(Config::default());
+    let s = Session::new(&cloud);
+    cloud.add_keypair("acura", "ssh-ed25519 AAAA k");
+    cloud.add_security_group("acura-nodes", "");
+    let (st, created) = boot(&s, &cloud, "n1");
+    assert_eq!(st, 202, "{created}");
+    let id = created["server"]["id"].as_str().unwrap().to_string();
+    let url = format!("{}/servers/{id}", s.url("compute"));
+    let action = format!("{url}/action");
+    let status = || s.call("GET", &url, None).1["server"]["status"].clone();
+    // Still building: neither stop nor start.
+    let (st, v) = s.call("POST", &action, Some(json!({"os-stop": null})));
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(
+        v["conflictingRequest"]["message"],
+        format!("Cannot 'stop' instance {id} while it is in vm_state building")
+    );
+    wait_for("ACTIVE", || status() == "ACTIVE");
+    let (st, v) = s.call("POST", &action, Some(json!({"os-start": null})));
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["conflictingRequest"]["code"], 409);
+    assert_eq!(
+        v["conflictingRequest"]["message"],
+        format!("Cannot 'start' instance {id} while it is in vm_state active")
+    );
+    assert_eq!(status(), "ACTIVE");
+
+    let (st, _) = s.call("POST", &action, Some(json!({"os-stop": null})));
+    assert_eq!(st, 202);
+    let (_, v) = s.call("GET", &url, None);
+    assert_eq!(v["server"]["status"], "SHUTOFF");
+    assert_eq!(v["server"]["OS-EXT-STS:vm_state"], "stopped");
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
+    assert_eq!(
+        v["server"]["addresses"]["acura-net"][0]["addr"],
+        "10.0.0.10"
+    );
+    let (_, listed) = s.call(
+        "GET",
+        &format!("{}/servers/detail?status=SHUTOFF", s.url("compute")),
+        None,
+    );
+    assert_eq!(listed["servers"].as_array().unwrap().len(), 1, "{listed}");
+    let (st, v) = s.call("POST", &action, Some(json!({"os-stop": null})));
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(
+        v["conflictingRequest"]["message"],
+        format!("Cannot 'stop' instance {id} while it is in vm_state stopped")
+    );
+    let (st, _) = s.call("POST", &action, Some(json!({"reboot": {"type": "SOFT"}})));
+    assert_eq!(st, 202);
+    assert_eq!(status(), "SHUTOFF", "reboot changes nothing");
+
+    let (st, _) = s.call("POST", &action, Some(json!({"os-start": null})));
+    assert_eq!(st, 202);
+    let (_, v) = s.call("GET", &url, None);
+    assert_eq!(v["server"]["status"], "ACTIVE");
+    assert_eq!(v["server"]["id"], json!(id));
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 1);
+    assert!(cloud.unhandled().is_empty(), "{:?}", cloud.unhandled());
+}
+
 #[test]
 fn octavia_children_wait_for_active() {
     let cfg = Config {

@@ -597,18 +597,11 @@ pub(crate) async fn forget_registrations_in(
     arn: &str,
     kept: &[&str],
 ) -> Result<(), ProviderError> {
-    let stale: Vec<String> = crate::ec2::journal_records(journal)
-        .await
-        .into_iter()
-        .filter(is_registration)
-        .filter(|r| r.outputs.get(TARGET_GROUP_ARN).map(String::as_str) == Some(arn))
-        .filter(|r| !kept.contains(&r.address.as_str()))
-        .map(|r| r.address)
-        .collect();
-    for a in stale {
-        forget(journal, &a).await?;
-    }
-    Ok(())
+    forget_registrations_where(journal, |r| {
+        r.outputs.get(TARGET_GROUP_ARN).map(String::as_str) == Some(arn)
+            && !kept.contains(&r.address.as_str())
+    })
+    .await
 }
 
 /// Forgets the records of the named nodes' registrations, in every target group (node removal:
@@ -617,16 +610,24 @@ pub(crate) async fn forget_registrations_of(
     journal: &SharedJournal<'_>,
     names: &[String],
 ) -> Result<(), ProviderError> {
-    let leaving: Vec<String> = crate::ec2::journal_records(journal)
+    forget_registrations_where(journal, |r| {
+        member_parts(&r.address).is_some_and(|(node, _)| names.iter().any(|n| n == node))
+    })
+    .await
+}
+
+/// Forgets every registration record `which` picks.
+async fn forget_registrations_where(
+    journal: &SharedJournal<'_>,
+    which: impl Fn(&Recorded) -> bool,
+) -> Result<(), ProviderError> {
+    let picked: Vec<String> = crate::ec2::journal_records(journal)
         .await
         .into_iter()
-        .filter(is_registration)
-        .filter(|r| {
-            member_parts(&r.address).is_some_and(|(node, _)| names.iter().any(|n| n == node))
-        })
+        .filter(|r| is_registration(r) && which(r))
         .map(|r| r.address)
         .collect();
-    for a in leaving {
+    for a in picked {
         forget(journal, &a).await?;
     }
     Ok(())

@@ -422,21 +422,7 @@ pub(crate) async fn refresh_rules(
     if live.is_empty() {
         return Ok((ids, extra));
     }
-    let listed = c
-        .ec2
-        .describe_security_group_rules()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("group-id")
-                .set_values(Some(live.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| error::ec2(e).into_provider("rules of the cluster's security groups"))?;
+    let listed = rules_of(c, live).await?;
     for (which, group_id) in [
         (Group::Nodes, Some(&groups.nodes)),
         (Group::Nlb, groups.nlb.as_ref()),
@@ -482,17 +468,13 @@ pub(crate) async fn refresh_rules(
     Ok((ids, extra))
 }
 
-/// Teardown: revokes every ingress rule of each of `group_ids` that names another of them (the
-/// nodes' group admits the NLB's and the NLB's admits the nodes'), since a group another group's
-/// rule names cannot be deleted.
-pub(crate) async fn revoke_cross_references(
+/// Every rule of the groups `group_ids`, in one paged describe (a filter, not IDs: a group
+/// already gone has no rules, no error).
+async fn rules_of(
     c: &Clients,
     group_ids: &[String],
-) -> Result<(), ProviderError> {
-    // One describe for all of them (a filter, not IDs: a group already gone has no rules, no
-    // error), then the revokes, concurrently.
-    let listed = c
-        .ec2
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroupRule>, ProviderError> {
+    c.ec2
         .describe_security_group_rules()
         .filters(
             aws_sdk_ec2::types::Filter::builder()
@@ -505,7 +487,19 @@ pub(crate) async fn revoke_cross_references(
         .send()
         .try_collect()
         .await
-        .map_err(|e| error::ec2(e).into_provider("rules of the cluster's security groups"))?;
+        .map_err(|e| error::ec2(e).into_provider("rules of the cluster's security groups"))
+}
+
+/// Teardown: revokes every ingress rule of each of `group_ids` that names another of them (the
+/// nodes' group admits the NLB's and the NLB's admits the nodes'), since a group another group's
+/// rule names cannot be deleted.
+pub(crate) async fn revoke_cross_references(
+    c: &Clients,
+    group_ids: &[String],
+) -> Result<(), ProviderError> {
+    // One describe for all of them (a filter, not IDs: a group already gone has no rules, no
+    // error), then the revokes, concurrently.
+    let listed = rules_of(c, group_ids).await?;
     let revokes = group_ids.iter().map(|id| {
         let naming: Vec<Existing> = listed
             .iter()

@@ -45,6 +45,8 @@ pub(crate) struct Lookups {
 pub(crate) struct Created {
     pub ids: BTreeMap<String, String>,
     pub started: std::time::Instant,
+    /// Whether any was created (not only adopted) by this run.
+    pub built: bool,
 }
 
 /// The flavor by ID or name from the flavors of `GET /flavors/detail` (every page).
@@ -372,6 +374,7 @@ pub(crate) async fn create_servers(
         .filter(|r| matches!(r.kind, Kind::Instance | Kind::LbInstance))
         .collect();
     let started = std::time::Instant::now();
+    let built = wanted.iter().any(|r| !existing.contains_key(&r.name));
     let creates = wanted.iter().map(|r| async move {
         if let Some(sv) = existing.get(&r.name) {
             let id = js(sv, "id");
@@ -451,7 +454,11 @@ pub(crate) async fn create_servers(
         .await?
         .into_iter()
         .collect();
-    Ok(Created { ids, started })
+    Ok(Created {
+        ids,
+        started,
+        built,
+    })
 }
 
 /// Starts a server stopped outside the tool (Nova's `os-start`); [`wait_active`] then waits for
@@ -592,12 +599,18 @@ async fn wait_active(
 ) -> Result<BTreeMap<String, Value>, ProviderError> {
     let s = cx.s;
     let ids = &created.ids;
+    // A build is remembered (a start of stopped servers alone is another transition).
+    let learn = created
+        .built
+        .then(|| cx.learn(Service::Compute, "servers ACTIVE after create"))
+        .flatten();
     crate::wait::transition(
         "servers ACTIVE",
         Duration::from_secs(1200),
         cx.pace,
         cx.quiet,
         created.started,
+        learn,
         || async {
             let list = list_servers(s, cx.spec)
                 .await
@@ -659,6 +672,7 @@ async fn delete_servers(
         cx.pace,
         cx.quiet,
         started,
+        cx.learn(Service::Compute, "servers deleted"),
         || async {
             let list = list_servers(s, cx.spec)
                 .await

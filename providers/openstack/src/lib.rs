@@ -12,6 +12,7 @@ pub mod client;
 mod compute;
 pub mod config;
 mod image;
+pub mod memory;
 mod network;
 mod octavia;
 mod ports;
@@ -41,6 +42,9 @@ pub struct OpenStackProvider {
     quiet: bool,
     pace: Pace,
     env: Arc<dyn Env + Send + Sync>,
+    /// Where the waits' memory of the cloud is kept: `None` the default path in the cache
+    /// directory, `Some(None)` nowhere (each operation starts cold).
+    memory: Option<Option<PathBuf>>,
 }
 
 impl OpenStackProvider {
@@ -51,7 +55,15 @@ impl OpenStackProvider {
             quiet: false,
             pace: Pace::default(),
             env: Arc::new(ProcessEnv),
+            memory: None,
         }
+    }
+
+    /// Keep the waits' memory of the cloud in this file, or nowhere (`None`); the default is
+    /// `openstack-waits.json` in the user's cache directory.
+    pub fn wait_memory(mut self, path: Option<PathBuf>) -> Self {
+        self.memory = Some(path);
+        self
     }
 
     /// No progress lines (tests, `--output json`).
@@ -105,6 +117,10 @@ impl OpenStackProvider {
             journal: Arc::new(Mutex::new(journal)),
             quiet: self.quiet,
             pace: self.pace,
+            memory: Arc::new(memory::Memory::load(match &self.memory {
+                Some(p) => p.clone(),
+                None => memory::default_path(self.env.as_ref()),
+            })),
         }
     }
 
@@ -124,6 +140,21 @@ pub(crate) struct Ctx<'a> {
     pub journal: SharedJournal<'a>,
     pub quiet: bool,
     pub pace: Pace,
+    /// What waits remember of this cloud's speed.
+    pub memory: Arc<memory::Memory>,
+}
+
+impl Ctx<'_> {
+    /// The memory and the key of a kind of transition on `service` of this cloud (its endpoint
+    /// tells the cloud and region apart).
+    pub(crate) fn learn(
+        &self,
+        service: crate::client::Service,
+        kind: &str,
+    ) -> Option<(&memory::Memory, String)> {
+        let endpoint = self.s.endpoint(service).ok()?;
+        Some((&self.memory, format!("{endpoint} {kind}")))
+    }
 }
 
 impl Ctx<'_> {

@@ -28,14 +28,15 @@ pub(crate) struct Lb {
     pub id: String,
     /// Its last answer.
     pub body: Value,
-    /// Not known ACTIVE: since when (the request of the change, or when it was found so).
-    pending: Option<Instant>,
+    /// Not known ACTIVE: since when (the request of the change, or when it was found so), and
+    /// the kind of transition the waits remember (none when it was found so).
+    pending: Option<(Instant, Option<&'static str>)>,
     /// Pools created in this run: they have no members yet.
     fresh_pools: Vec<String>,
 }
 
 impl Lb {
-    fn new(id: String, body: Value, pending: Option<Instant>) -> Lb {
+    fn new(id: String, body: Value, pending: Option<(Instant, Option<&'static str>)>) -> Lb {
         Lb {
             id,
             body,
@@ -46,15 +47,24 @@ impl Lb {
 
     /// Not known to be ACTIVE now (someone else's change, or an unknown state).
     fn unknown(id: String) -> Lb {
-        Lb::new(id, Value::Null, Some(Instant::now()))
+        Lb::new(id, Value::Null, Some((Instant::now(), None)))
     }
 
     fn changed(&mut self, sent: Instant) {
-        self.pending = Some(sent);
+        self.pending = Some((sent, Some(LB_CHANGED)));
+    }
+
+    /// Busy with another change (a 409, or found PENDING): waited for, not remembered.
+    fn busy(&mut self, since: Instant) {
+        self.pending = Some((since, None));
     }
 }
 
 const LB_DEADLINE: Duration = Duration::from_secs(900);
+/// The transitions the waits remember: a load balancer's create (fully populated or bare) and
+/// a change of one of its children.
+const LB_CREATED: &str = "load balancer ACTIVE after create";
+const LB_CHANGED: &str = "load balancer ACTIVE after a change";
 
 fn live_named(l: &Value, name: &str) -> bool {
     js(l, "name") == name && js(l, "provisioning_status") != "DELETED"
@@ -74,9 +84,10 @@ async fn find_lb(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
 /// Makes sure the load balancer is ACTIVE (what every change needs): nothing to do when it was
 /// last seen ACTIVE and not changed since; else a wait timed from the change.
 async fn ready(cx: &Ctx<'_>, lb: &mut Lb) -> Result<(), ProviderError> {
-    let Some(since) = lb.pending else {
+    let Some((since, kind)) = lb.pending else {
         return Ok(());
     };
+    let learn = kind.and_then(|k| cx.learn(Service::LoadBalancer, k));
     let s = cx.s;
     let id = lb.id.clone();
     lb.body = crate::wait::transition(
@@ -85,6 +96,7 @@ async fn ready(cx: &Ctx<'_>, lb: &mut Lb) -> Result<(), ProviderError> {
         cx.pace,
         cx.quiet,
         since,
+        learn,
         || async {
             let v = s
                 .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))
@@ -142,7 +154,7 @@ where
             }
             Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
                 attempt += 1;
-                lb.changed(sent);
+                lb.busy(sent);
             }
             Err(e) => return Err(e.into_provider(what)),
         }
@@ -168,7 +180,7 @@ async fn delete_child(
             Err(e) if e.not_found() => return Ok(()),
             Err(e) if e.conflict() && attempt < 20 => {
                 attempt += 1;
-                lb.changed(sent);
+                lb.busy(sent);
             }
             Err(e) => return Err(e.into_provider(what)),
         }
@@ -204,7 +216,7 @@ pub(crate) async fn load_balancer(
         Some(l) => {
             let id = js(&l, "id");
             let active = js(&l, "provisioning_status") == "ACTIVE";
-            let pending = (!active).then(Instant::now);
+            let pending = (!active).then(|| (Instant::now(), None));
             (Lb::new(id, l, pending), false)
         }
         None => {
@@ -282,7 +294,10 @@ pub(crate) async fn load_balancer(
                     inner(v, "loadbalancer")
                 }
             };
-            (Lb::new(js(&l, "id"), l, Some(sent)), true)
+            (
+                Lb::new(js(&l, "id"), l, Some((sent, Some(LB_CREATED)))),
+                true,
+            )
         }
     };
     let id = lb.id.clone();
@@ -779,7 +794,7 @@ pub(crate) async fn members(
                     }
                     Err(e) if (e.conflict() || e.outcome_unknown()) && attempt < 20 => {
                         attempt += 1;
-                        lb.changed(sent);
+                        lb.busy(sent);
                     }
                     Err(e) => return Err(e.into_provider(&what)),
                 }
@@ -911,7 +926,7 @@ async fn delete_lb(
     let path = format!("/lbaas/loadbalancers/{id}?cascade=true");
     let mut lb = Lb::new(id.to_string(), current.clone(), None);
     if js(&current, "provisioning_status").starts_with("PENDING") {
-        lb.changed(Instant::now());
+        lb.busy(Instant::now());
     }
     let mut attempt = 0;
     let sent = loop {
@@ -928,7 +943,7 @@ async fn delete_lb(
             Ok(()) => break sent,
             Err(e) if e.conflict() && attempt < 30 => {
                 attempt += 1;
-                lb.changed(sent);
+                lb.busy(sent);
             }
             Err(e) => return Err(e.into_provider(&r.address)),
         }
@@ -939,6 +954,7 @@ async fn delete_lb(
         cx.pace,
         cx.quiet,
         sent,
+        cx.learn(Service::LoadBalancer, "load balancer deleted"),
         || async {
             match s
                 .get(Service::LoadBalancer, &format!("/lbaas/loadbalancers/{id}"))

@@ -12,11 +12,20 @@
 //! `examples/bench.rs --pace`): a cap of 2 s and 5 % costs 13 polls for a 30 s transition and
 //! 21 for 60 s, but up to 2 s on short ones (a 3 s Octavia create was seen after 3.5 s, a 1 s
 //! delete after 1.5 s); 0.5 s and 10 % costs 21 and 27 polls and never more than 0.5 s + 10 %.
+//!
+//! On a cloud it has seen, a wait polls inside the bracket the same kind of transition took
+//! there before (more than `lo`, at most `hi`; see [`crate::memory`]): first at the later of
+//! `lo` and 97 % of `hi` (90 % of `hi` with no `lo`, so that the next run learns one), then
+//! every 3 % of `hi` up to 130 % of it, then on the schedule above. A transition as fast as
+//! before then costs one or two polls and at most 3 % of its time; one slower than remembered
+//! costs the ordinary polls after 130 %; one faster is seen at the first poll, and remembered.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use acura_ha_api::provider::ProviderError;
+
+use crate::memory::{Bracket, Memory};
 
 /// How waits poll: the first delay (`min`), the cap of the doubling delays (`max`), the share
 /// of the elapsed time added to every delay, and `scale`, the factor the durations were
@@ -58,6 +67,15 @@ impl Pace {
             started,
             next: self.min,
             pace: self,
+            expect: None,
+        }
+    }
+
+    /// The delays of a wait expected to take `expect` (remembered from this cloud).
+    fn delays_expecting(self, started: Instant, expect: Option<Bracket>) -> Delays {
+        Delays {
+            expect,
+            ..self.delays(started)
         }
     }
 }
@@ -70,12 +88,35 @@ pub struct Delays {
     started: Instant,
     next: Duration,
     pace: Pace,
+    /// What this kind of transition took on this cloud before: polls gather around it.
+    expect: Option<Bracket>,
 }
+
+/// The first poll of a remembered transition as a share of its `hi`, with a `lo` and without;
+/// the step between the polls after it, and up to where (shares of `hi` too).
+const FIRST: f64 = 0.97;
+const FIRST_NO_LO: f64 = 0.9;
+const STEP: f64 = 0.03;
+const UNTIL: f64 = 1.3;
 
 impl Iterator for Delays {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        if let Some(b) = self.expect {
+            let elapsed = self.started.elapsed();
+            let first = if b.lo.is_zero() {
+                b.hi.mul_f64(FIRST_NO_LO)
+            } else {
+                b.lo.max(b.hi.mul_f64(FIRST))
+            };
+            if elapsed < first {
+                return Some(first - elapsed);
+            }
+            if elapsed < b.hi.mul_f64(UNTIL) {
+                return Some(b.hi.mul_f64(STEP).max(Duration::from_millis(10)));
+            }
+        }
         let step = self.next.min(self.pace.max);
         self.next = step.saturating_mul(2);
         Some(step + self.started.elapsed().mul_f64(self.pace.share))
@@ -86,23 +127,54 @@ impl Iterator for Delays {
 /// poll comes at the schedule's first delay after `started` (so a wait that begins late, after
 /// other work, does not add its own delay), then on the schedule. `check` returns `Ok(Ok(v))`
 /// when done, `Ok(Err(status))` when not yet; fails naming `what` when `deadline` passes.
+/// With `learn` (the memory and the kind's key, for a transition our own request set off at
+/// `started`), the polls gather around what the kind took on this cloud before, and what this
+/// wait saw is remembered.
 pub async fn transition<T, F, Fut>(
     what: &str,
     deadline: Duration,
     pace: Pace,
     quiet: bool,
     started: Instant,
-    check: F,
+    learn: Option<(&Memory, String)>,
+    mut check: F,
 ) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Result<T, String>, ProviderError>>,
 {
-    let mut delays = pace.delays(started);
+    let expect = learn.as_ref().and_then(|(m, key)| m.expected(key));
+    let mut delays = pace.delays_expecting(started, expect);
     let first = delays.next().unwrap_or(pace.min);
     tokio::time::sleep_until((started + first).into()).await;
     let deadline = deadline.saturating_sub(started.elapsed());
-    acura_ha_api::wait::until("openstack", what, deadline, quiet, delays, check).await
+    // The last poll that saw it not done yet: with the one that saw it done, the bounds of the
+    // transition's duration.
+    // (Each poll's time is when it was asked: the cloud answers what it sees then.)
+    let polls = std::sync::Mutex::new((None::<Duration>, Duration::ZERO));
+    let watched = || {
+        let poll = check();
+        let polls = &polls;
+        async move {
+            let asked = started.elapsed();
+            let answer = poll.await;
+            if let Ok(mut p) = polls.lock() {
+                p.1 = asked;
+                if let Ok(Err(_)) = &answer {
+                    p.0 = Some(asked);
+                }
+            }
+            answer
+        }
+    };
+    let done =
+        acura_ha_api::wait::until("openstack", what, deadline, quiet, delays, watched).await?;
+    if let Some((memory, key)) = learn
+        && let Ok((lo, hi)) = polls.lock().map(|p| *p)
+    {
+        memory.learn(&key, lo, hi);
+    }
+    Ok(done)
 }
 
 /// Polls `check` at once and then on the schedule, for a condition that is not timed from a
@@ -133,6 +205,7 @@ mod tests {
             started: far,
             next: pace.min,
             pace,
+            expect: None,
         };
         d.take(n)
             .scan(0.0, |t, x| {

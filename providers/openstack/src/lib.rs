@@ -146,14 +146,15 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The memory and the key of a kind of transition on `service` of this cloud (its endpoint
-    /// tells the cloud and region apart).
+    /// tells the cloud and region apart; the project, two clouds behind one address).
     pub(crate) fn learn(
         &self,
         service: crate::client::Service,
         kind: &str,
     ) -> Option<(&memory::Memory, String)> {
         let endpoint = self.s.endpoint(service).ok()?;
-        Some((&self.memory, format!("{endpoint} {kind}")))
+        let project = &self.s.project_id;
+        Some((&self.memory, format!("{endpoint} {project} {kind}")))
     }
 }
 

@@ -224,7 +224,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             region: "RegionOne".into(),
-            project_id: "6f70656e737461636b20342065766572".into(),
+            // A project of its own per cloud, as two real clouds have: what the provider
+            // remembers of one cloud (its waits' timings, keyed by endpoint and project) never
+            // meets another fake that happens to get the same port later.
+            project_id: uuid::Uuid::new_v4().simple().to_string(),
             project_name: "acura".into(),
             domain_id: "default".into(),
             domain_name: "Default".into(),

@@ -140,6 +140,37 @@ pub async fn check_versions(
     Ok(())
 }
 
+/// The message for a 406 of Nova or Cinder to our microversion ("Version 2.64 is not supported
+/// by the API. Minimum is 2.1 and maximum is 2.60."): the service, what it offers, what needs
+/// more and the fix, as the version-document check says it; none for another service.
+pub fn refused_version(service: Service, url: &str, answer: &str) -> Option<String> {
+    let n = [NOVA, CINDER].into_iter().find(|n| n.service == service)?;
+    let offers = answer
+        .split_once("maximum is ")
+        .map(|(_, rest)| {
+            rest.trim_end()
+                .trim_end_matches('.')
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .filter(|v| parse_version(v).is_some())
+        .map_or_else(
+            || format!("refuses {}.{} ({answer})", n.major, n.minor),
+            |v| format!("offers at most {v}"),
+        );
+    let base = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = base.split('/').next().unwrap_or(base);
+    Some(format!(
+        "{} at {host} is too old: it {offers}, and acura-ha needs {}.{} for {} (use a newer cloud or region, or ask its operators to upgrade)",
+        service.name(),
+        n.major,
+        n.minor,
+        n.why
+    ))
+}
+
 /// Neutron's extension aliases (`GET /v2.0/extensions`), read once per session. A list that
 /// cannot be read counts as empty: tags are then left to names and metadata, the safe side.
 pub async fn neutron_extensions(s: &Session) -> &BTreeSet<String> {
@@ -189,6 +220,28 @@ mod tests {
     fn sample(file: &str) -> Value {
         let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).unwrap()
+    }
+
+    #[test]
+    fn a_refused_microversion_names_the_service_what_it_offers_and_what_is_needed() {
+        let m = refused_version(
+            Service::Compute,
+            "https://nova.example:8774/v2.1/flavors/detail",
+            "Version 2.64 is not supported by the API. Minimum is 2.1 and maximum is 2.60.",
+        )
+        .unwrap();
+        assert!(
+            m.contains("compute (Nova) at nova.example:8774")
+                && m.contains("offers at most 2.60")
+                && m.contains("needs 2.64"),
+            "{m}"
+        );
+        assert!(
+            refused_version(Service::Volume, "http://c/v3/p/x", "odd")
+                .unwrap()
+                .contains("refuses 3.0 (odd)")
+        );
+        assert_eq!(refused_version(Service::Network, "http://n/", "x"), None);
     }
 
     #[test]

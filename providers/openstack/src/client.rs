@@ -748,6 +748,13 @@ impl Session {
         }
         let (kind, msg) = parse_error(&text);
         let mut message = msg.unwrap_or_else(|| status.to_string());
+        // Nova and Cinder refuse a microversion they do not offer with 406: the version check
+        // of issue 13 item 5 rides on the first call instead of a version document read first.
+        if status == StatusCode::NOT_ACCEPTABLE
+            && let Some(too_old) = crate::capabilities::refused_version(s, url, &message)
+        {
+            message = too_old;
+        }
         if status == StatusCode::UNAUTHORIZED {
             message.push_str(&format!(" (the token from {} was refused)", self.source));
         }

@@ -249,17 +249,10 @@ pub(crate) async fn key_pair(
     let name = r.name.clone();
     let mut outputs = BTreeMap::new();
     outputs.insert("imported".to_string(), "true".to_string());
-    if let Some(existing) = get(name.clone())
-        .await
-        .map_err(|e| e.into_provider(&r.address))?
-    {
+    // An existing key pair of that name must hold the same public key.
+    let check_same = |existing: &Value| {
         let have = js(&existing["keypair"], "public_key");
-        let same = |a: &str, b: &str| {
-            a.split_whitespace()
-                .take(2)
-                .eq(b.split_whitespace().take(2))
-        };
-        if !have.is_empty() && !same(&have, &public_key) {
+        if !have.is_empty() && !same_public_key(&have, &public_key) {
             return Err(ProviderError::Cloud {
                 resource: format!("key pair {name}"),
                 message: format!(
@@ -269,19 +262,48 @@ pub(crate) async fn key_pair(
                 request_id: None,
             });
         }
+        Ok(())
+    };
+    // Recorded: read it back. Not recorded: import it at once (one request instead of a read
+    // first, issue 12); Nova answers 409 when the name is taken, and that one is then read.
+    let existing = if cx.recorded(&r.address).await.is_some() {
+        get(name.clone())
+            .await
+            .map_err(|e| e.into_provider(&r.address))?
     } else {
-        cx.record(r, Status::Creating, None, outputs.clone())
-            .await?;
-        cx.progress(&format!("import key pair {name}"));
-        let body = json!({"keypair": {"name": name, "public_key": public_key, "type": "ssh"}});
-        s.create(
-            Service::Compute,
-            "/os-keypairs",
-            &body,
-            || get(name.clone()),
-        )
-        .await
-        .map_err(|e| e.into_provider(&r.address))?;
+        None
+    };
+    match existing {
+        Some(existing) => check_same(&existing)?,
+        None => {
+            cx.record(r, Status::Creating, None, outputs.clone())
+                .await?;
+            cx.progress(&format!("import key pair {name}"));
+            let body = json!({"keypair": {"name": name, "public_key": public_key, "type": "ssh"}});
+            match s
+                .create(
+                    Service::Compute,
+                    "/os-keypairs",
+                    &body,
+                    || get(name.clone()),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.conflict() => {
+                    let existing = get(name.clone())
+                        .await
+                        .map_err(|e| e.into_provider(&r.address))?
+                        .ok_or_else(|| e.into_provider(&r.address))?;
+                    if let Err(other) = check_same(&existing) {
+                        // Somebody's own key pair: not ours to record (nor to delete).
+                        cx.forget(&r.address).await?;
+                        return Err(other);
+                    }
+                }
+                Err(e) => return Err(e.into_provider(&r.address)),
+            }
+        }
     }
     cx.record(r, Status::Ready, Some(name.clone()), outputs)
         .await?;
@@ -913,10 +935,12 @@ pub(crate) async fn destroy_rest(cx: &Ctx<'_>, foreign: bool) -> Result<(), Prov
         cx.forget(&r.address).await?;
     }
     // The imported key pair has the cluster's name: deleted by name (NotFound is done), so
-    // one that the state lost goes too. One named by `openstack.key_name` is the user's.
+    // one that the state lost goes too, if it holds the cluster file's public key (one with
+    // another key was refused by `up`, never recorded: somebody's). One named by
+    // `openstack.key_name` is the user's.
     let os = cx.spec.openstack.as_ref().expect("openstack section");
     let recorded: Vec<&Recorded> = all.iter().filter(|r| r.kind == Kind::KeyPair).collect();
-    if os.key_name.is_none() && !foreign {
+    if os.key_name.is_none() && !foreign && (!recorded.is_empty() || holds_our_key(cx).await) {
         let name = cloud_name(cx.spec);
         cx.progress(&format!("delete key pair {name}"));
         cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
@@ -927,6 +951,35 @@ pub(crate) async fn destroy_rest(cx: &Ctx<'_>, foreign: bool) -> Result<(), Prov
         cx.forget(&r.address).await?;
     }
     Ok(())
+}
+
+/// Whether the key pair under the cluster's name holds the cluster file's public key (false
+/// when either cannot be read: then it is left alone).
+async fn holds_our_key(cx: &Ctx<'_>) -> bool {
+    let os = cx.spec.openstack.as_ref().expect("openstack section");
+    let Some(file) = os.public_key_file.as_deref() else {
+        return false;
+    };
+    let Ok(ours) = std::fs::read_to_string(acura_ha_api::paths::resolve(cx.base_dir, file)) else {
+        return false;
+    };
+    let name = cloud_name(cx.spec);
+    match cx
+        .s
+        .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
+        .await
+    {
+        Ok(v) => same_public_key(&js(&v["keypair"], "public_key"), &ours),
+        // None there: the DELETE's NotFound says so.
+        Err(e) => e.not_found(),
+    }
+}
+
+/// Two OpenSSH public keys are the same key when their type and base64 body are.
+fn same_public_key(a: &str, b: &str) -> bool {
+    a.split_whitespace()
+        .take(2)
+        .eq(b.split_whitespace().take(2))
 }
 
 /// The cluster's servers, server group and (with `key_pair`) imported key pair; and the

@@ -121,6 +121,7 @@ impl OpenStackProvider {
                 Some(p) => p.clone(),
                 None => memory::default_path(self.env.as_ref()),
             })),
+            base_dir: &self.base_dir,
         }
     }
 
@@ -142,6 +143,8 @@ pub(crate) struct Ctx<'a> {
     pub pace: Pace,
     /// What waits remember of this cloud's speed.
     pub memory: Arc<memory::Memory>,
+    /// The cluster file's directory (relative paths in it, as `public_key_file`).
+    pub base_dir: &'a std::path::Path,
 }
 
 impl Ctx<'_> {
@@ -270,17 +273,22 @@ impl Provider for OpenStackProvider {
     ) -> Result<Inventory, ProviderError> {
         let s = self.session(spec).await?;
         // A cloud too old for the API versions this provider speaks is named before anything
-        // is created (Octavia's only when the cluster uses it).
-        let mut needed = vec![capabilities::NOVA, capabilities::CINDER];
-        if spec.load_balancer.kind == LbKind::Cloud {
-            needed.push(capabilities::OCTAVIA);
-        }
-        capabilities::check_versions(&s, &needed, self.quiet).await?;
+        // is created: Nova and Cinder by the 406 their first call (a lookup) gets for our
+        // microversion, Octavia (which takes none) by its version document, read beside the
+        // lookups, and only when the cluster uses it.
+        let needed: &[capabilities::Needed] = if spec.load_balancer.kind == LbKind::Cloud {
+            &[capabilities::OCTAVIA]
+        } else {
+            &[]
+        };
         let desired = acura_ha_api::desired::desired(spec);
         let cx = self.ctx(&s, spec, journal);
         // Lookups (nothing created yet), then the quota preflight.
-        let (look, existing) =
-            tokio::try_join!(compute::lookups(&cx), compute::cluster_servers(&cx),)?;
+        let ((), look, existing) = tokio::try_join!(
+            capabilities::check_versions(&s, needed, self.quiet),
+            compute::lookups(&cx),
+            compute::cluster_servers(&cx),
+        )?;
         let lb_name = acura_ha_api::targets::shared::cloud_name(spec);
         let group = network::find_group(&s, spec)
             .await

@@ -1,0 +1,119 @@
+//! Issue 12: the reads before the first create. The key pair is imported without a read first
+//! (Nova's 409 says when the name is taken), and Nova's and Cinder's version checks ride on
+//! their first calls (tests/real_clouds.rs); what those shortcuts must keep is checked here:
+//! a key pair of that name holding another key is refused, named, neither recorded nor deleted.
+
+mod common;
+
+use acura_ha_api::provider::{Journal, Provider};
+use acura_ha_api::spec::ClusterSpec;
+use acura_ha_openstack::client::Service;
+use common::{Cloud, Records, parse_spec};
+use reqwest::Method;
+use serde_json::json;
+
+fn spec() -> ClusterSpec {
+    parse_spec(
+        "[cluster]\nname = \"acura-reads\"\n\
+         [nodes]\ncount = 3\nhostname_prefix = \"reads\"\nvolume_size_gb = 200\n\
+         [load_balancer]\nkind = \"cloud\"\n\
+         [access]\nadmin_cidrs = [\"198.51.100.7/32\"]\nssh_agent = true\n\
+         [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
+         network = \"acura-net\"\npublic_key_file = \"id.pub\"\n",
+    )
+}
+
+const KEY_GET: &str = "GET /compute/v2.1/os-keypairs/{name}";
+const KEY_POST: &str = "POST /compute/v2.1/os-keypairs";
+
+#[tokio::test]
+async fn the_key_pair_is_imported_without_a_read_first_and_read_when_recorded() {
+    let cloud = Cloud::start();
+    let before = cloud.fake.inventory();
+    let spec = spec();
+    let p = cloud.provider();
+    let mut j = Records::default();
+    cloud.fake.reset_stats();
+    p.provision(&spec, &mut j).await.expect("provision");
+    let st = cloud.fake.stats();
+    assert_eq!(st.per_route.get(KEY_POST), Some(&1), "{:?}", st.per_route);
+    assert_eq!(st.per_route.get(KEY_GET), None, "{:?}", st.per_route);
+    // Nor any version document of a service that takes a microversion.
+    assert!(!st.per_route.contains_key("GET /compute/v2.1/"));
+    assert!(!st.per_route.contains_key("GET /volume/v3/"));
+    let key = j.get("key_pair").expect("recorded");
+    assert_eq!(key.id.as_deref(), Some("acura-ha-acura-reads"));
+
+    // Recorded: the next run reads it back and imports nothing.
+    cloud.fake.reset_stats();
+    p.provision(&spec, &mut j).await.expect("again");
+    let st = cloud.fake.stats();
+    assert_eq!(st.per_route.get(KEY_GET), Some(&1), "{:?}", st.per_route);
+    assert_eq!(st.mutating, 0, "{:?}", st.per_route);
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    assert_eq!(cloud.fake.inventory(), before);
+}
+
+#[tokio::test]
+async fn a_key_pair_of_that_name_with_another_key_is_refused_and_left_alone() {
+    let cloud = Cloud::start();
+    let spec = spec();
+    let s = cloud.session(&spec).await;
+    let theirs =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM0000000000000000000000000000000000000000000 someone";
+    s.send(
+        Method::POST,
+        Service::Compute,
+        "/os-keypairs",
+        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": theirs, "type": "ssh"}}),
+    )
+    .await
+    .expect("somebody's key pair");
+    let p = cloud.provider();
+    let mut j = Records::default();
+    let err = p
+        .provision(&spec, &mut j)
+        .await
+        .expect_err("another key")
+        .to_string();
+    assert!(
+        err.contains("key pair acura-ha-acura-reads") && err.contains("another public key"),
+        "{err}"
+    );
+    assert!(
+        j.get("key_pair").is_none(),
+        "not ours, not recorded: {:?}",
+        j.0
+    );
+    // What was made before the refusal goes; their key pair stays.
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    let left = s
+        .get(Service::Compute, "/os-keypairs/acura-ha-acura-reads")
+        .await
+        .expect("their key pair is still there");
+    assert_eq!(left["keypair"]["public_key"], theirs);
+}
+
+#[tokio::test]
+async fn a_key_pair_of_that_name_with_the_same_key_is_adopted() {
+    let cloud = Cloud::start();
+    let spec = spec();
+    let s = cloud.session(&spec).await;
+    let ours = std::fs::read_to_string(cloud.dir.path().join("id.pub")).unwrap();
+    s.send(
+        Method::POST,
+        Service::Compute,
+        "/os-keypairs",
+        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": ours.trim(), "type": "ssh"}}),
+    )
+    .await
+    .expect("an earlier import");
+    let p = cloud.provider();
+    let mut j = Records::default();
+    p.provision(&spec, &mut j).await.expect("provision");
+    assert_eq!(
+        j.get("key_pair").and_then(|k| k.id.clone()).as_deref(),
+        Some("acura-ha-acura-reads")
+    );
+    p.destroy(&spec, &mut j).await.expect("destroy");
+}

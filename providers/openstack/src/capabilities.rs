@@ -200,6 +200,58 @@ pub enum Tagging {
     None,
 }
 
+/// Creates a Neutron object (`object`: `port`, `security_group`, `floatingip`) with the
+/// cluster's tags in its body, unless this session already knows its Neutron lacks
+/// `tag-creation`. Modern Neutron has it, so the extension list is not read before the first
+/// create (issue 12: one read less before anything is made); one without it refuses the body
+/// with 400 "Unrecognized attribute(s) 'tags'", and then the list is read (once per session)
+/// and the create sent again without them. Returns the answer and how the object got its tags
+/// (`Afterwards`: the caller tags it now).
+pub(crate) async fn create_tagged<F, Fut>(
+    s: &Session,
+    path: &str,
+    mut body: Value,
+    object: &str,
+    tags: &[String],
+    find: F,
+) -> Result<(Value, Tagging), crate::client::ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Value>, crate::client::ApiError>>,
+{
+    let known = s.extensions.initialized();
+    let tagging = if known {
+        neutron_tagging(s).await
+    } else {
+        Tagging::AtCreate
+    };
+    if tagging == Tagging::AtCreate {
+        body[object]["tags"] = serde_json::json!(tags);
+    }
+    match s.create(Service::Network, path, &body, &find).await {
+        Err(e) if !known && tags_refused(&e) => {
+            let tagging = neutron_tagging(s).await;
+            if tagging == Tagging::AtCreate {
+                // It lists the extension and still refuses: not ours to work around.
+                return Err(e);
+            }
+            if let Some(o) = body[object].as_object_mut() {
+                o.remove("tags");
+            }
+            let v = s.create(Service::Network, path, &body, &find).await?;
+            Ok((v, tagging))
+        }
+        other => other.map(|v| (v, tagging)),
+    }
+}
+
+/// Neutron's answer to `tags` in a create body without `tag-creation`.
+fn tags_refused(e: &crate::client::ApiError) -> bool {
+    e.status == Some(400)
+        && e.message.contains("Unrecognized attribute")
+        && e.message.contains("tags")
+}
+
 pub async fn neutron_tagging(s: &Session) -> Tagging {
     let ext = neutron_extensions(s).await;
     if ext.contains("tag-creation") {

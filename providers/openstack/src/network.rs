@@ -235,22 +235,22 @@ pub(crate) async fn security_group(
                 .await?;
             cx.progress(&format!("create security group {}", r.name));
             let tags = tag_strings(cx.spec, "security-group");
-            let tagging = capabilities::neutron_tagging(s).await;
-            let mut body = json!({"security_group": {
+            let body = json!({"security_group": {
                 "name": r.name,
                 "description": r.attrs.get("description").cloned().unwrap_or_default(),
             }});
             // Only a Neutron with `tag-creation` takes tags in the body; one without answers
-            // 400 "Unrecognized attribute(s) 'tags'".
-            if tagging == Tagging::AtCreate {
-                body["security_group"]["tags"] = json!(tags);
-            }
-            let v = s
-                .create(Service::Network, "/security-groups", &body, || async {
-                    find_group(s, cx.spec).await
-                })
-                .await
-                .map_err(|e| e.into_provider(&r.address))?;
+            // 400 "Unrecognized attribute(s) 'tags'" (then they are put afterwards).
+            let (v, tagging) = capabilities::create_tagged(
+                s,
+                "/security-groups",
+                body,
+                "security_group",
+                &tags,
+                || async { find_group(s, cx.spec).await },
+            )
+            .await
+            .map_err(|e| e.into_provider(&r.address))?;
             let mut g = v.get("security_group").cloned().unwrap_or(v);
             tag_afterwards(cx, &mut g, tagging, tags).await?;
             g
@@ -498,7 +498,7 @@ pub(crate) async fn ensure_floating_ip(
         return Ok(v.get("floatingip").cloned().unwrap_or(v));
     }
     cx.progress(&format!("allocate a floating IP for {host}"));
-    let mut body = json!({"floatingip": {
+    let body = json!({"floatingip": {
         "floating_network_id": network_id,
         "port_id": port_id,
         "description": description,
@@ -506,12 +506,8 @@ pub(crate) async fn ensure_floating_ip(
     // The cluster's tags and the state's lineage (#9.4), so that another state's cluster of
     // the same name (whose floating IPs have the same descriptions) is told apart.
     let tags = tag_strings(cx.spec, "floating-ip");
-    let tagging = capabilities::neutron_tagging(s).await;
-    if tagging == Tagging::AtCreate {
-        body["floatingip"]["tags"] = json!(tags);
-    }
-    let v = s
-        .create(Service::Network, "/floatingips", &body, || async {
+    let (v, tagging) =
+        capabilities::create_tagged(s, "/floatingips", body, "floatingip", &tags, || async {
             let v = s
                 .list(
                     Service::Network,

@@ -16,7 +16,7 @@ use acura_ha_api::spec::ClusterSpec;
 use acura_ha_api::targets::openstack::fip_description;
 use serde_json::{Value, json};
 
-use crate::capabilities::{self, Tagging};
+use crate::capabilities;
 use crate::client::{ApiError, Service, Session, q};
 use crate::network::Net;
 use crate::{Ctx, js, tag_strings};
@@ -95,7 +95,6 @@ pub(crate) async fn ensure(
     let listed = list_named(s, &names)
         .await
         .map_err(|e| e.into_provider("ports of the servers"))?;
-    let tagging = capabilities::neutron_tagging(s).await;
     let listed = &listed;
     let made = wanted.iter().map(|r| async move {
         // A free port of ours (a run that stopped before its server was made) is used again.
@@ -112,23 +111,27 @@ pub(crate) async fn ensure(
                 } else {
                     "node"
                 };
-                let mut body = json!({"port": {
+                let body = json!({"port": {
                     "name": r.name,
                     "description": fip_description(cx.spec, &r.name),
                     "network_id": net.id,
                     "fixed_ips": [{"subnet_id": net.subnet_id}],
                     "security_groups": [sg_id],
                 }});
-                if tagging == Tagging::AtCreate {
-                    body["port"]["tags"] = json!(tag_strings(cx.spec, role));
-                }
                 cx.progress(&format!(
                     "create port {} on {} (security group {sg_id})",
                     r.name, net.name
                 ));
                 let name = r.name.clone();
-                let v = s
-                    .create(Service::Network, "/ports", &body, || {
+                // Tags in the body where Neutron takes them; a port is known by its name and
+                // description otherwise (never tagged afterwards).
+                let (v, _) = capabilities::create_tagged(
+                    s,
+                    "/ports",
+                    body,
+                    "port",
+                    &tag_strings(cx.spec, role),
+                    || {
                         let name = name.clone();
                         async move {
                             Ok(list_named(s, std::slice::from_ref(&name))
@@ -137,9 +140,10 @@ pub(crate) async fn ensure(
                                 .find(|p| ours(cx.spec, p, &name) && js(p, "device_id").is_empty())
                                 .map(|p| json!({ "port": p })))
                         }
-                    })
-                    .await
-                    .map_err(|e| e.into_provider(&format!("port of {}", r.address)))?;
+                    },
+                )
+                .await
+                .map_err(|e| e.into_provider(&format!("port of {}", r.address)))?;
                 v.get("port").cloned().unwrap_or(v)
             }
         };

@@ -83,7 +83,12 @@ pub async fn up(
     let mut state = store.load_or_new(spec.provider_kind().as_str())?;
     // What the provider creates carries this state's lineage; what it finds with another's is
     // not adopted (#9.4).
-    let owned = cfg.spec.with_lineage(Some(state.lineage.clone()));
+    // A state never written has a lineage this run made: nothing can carry it yet.
+    let owned = if state.serial == 0 {
+        cfg.spec.with_new_lineage(state.lineage.clone())
+    } else {
+        cfg.spec.with_lineage(Some(state.lineage.clone()))
+    };
     let spec = &owned;
     let dir = store.cluster_dir();
     let paths = bootstrap::paths(cfg, &dir);

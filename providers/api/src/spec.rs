@@ -50,6 +50,11 @@ pub struct ClusterSpec {
     /// its own cluster's resources and refuses another state's of the same name.
     #[serde(skip)]
     pub lineage: Option<String>,
+    /// The lineage was made by this run (its state never written before): nothing in any cloud
+    /// can carry it yet, so a provider need not look for resources of its own to adopt (it
+    /// still looks for another state's under the cluster's names, #9.4). Set only by `up`.
+    #[serde(skip)]
+    pub lineage_new: bool,
 }
 
 /// `[state]`: where the state and its lock live. `local` is the directory next to the cluster
@@ -348,6 +353,16 @@ impl ClusterSpec {
     pub fn with_lineage(&self, lineage: Option<String>) -> ClusterSpec {
         ClusterSpec {
             lineage,
+            lineage_new: false,
+            ..self.clone()
+        }
+    }
+
+    /// This spec with a lineage `up` has just made for a state never written before.
+    pub fn with_new_lineage(&self, lineage: String) -> ClusterSpec {
+        ClusterSpec {
+            lineage: Some(lineage),
+            lineage_new: true,
             ..self.clone()
         }
     }

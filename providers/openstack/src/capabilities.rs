@@ -98,10 +98,13 @@ fn document_url(s: &Session, service: Service) -> Option<String> {
 /// too-old service is named with its newest version and what needs more. A document that
 /// cannot be read is not a failure (some clouds hide them behind their proxies): the calls
 /// themselves then say what they refuse.
+/// What the service offered is remembered for a day (`memory`): the runs after it do not read
+/// the document again.
 pub async fn check_versions(
     s: &Session,
     needed: &[Needed],
     quiet: bool,
+    memory: &crate::memory::Memory,
 ) -> Result<(), ProviderError> {
     for n in needed {
         if !s.has(n.service) {
@@ -110,6 +113,10 @@ pub async fn check_versions(
         let Some(url) = document_url(s, n.service) else {
             continue;
         };
+        let fact = format!("{url} offers {}.{}", n.major, n.minor);
+        if memory.knows(&fact) {
+            continue;
+        }
         let Some(doc) = s.version_document(&url).await else {
             crate::progress(
                 quiet,
@@ -122,6 +129,7 @@ pub async fn check_versions(
         };
         let has = newest(&doc, n.major);
         if has.is_some_and(|h| h >= (n.major, n.minor)) {
+            memory.remember(&fact);
             continue;
         }
         let offers = match has {

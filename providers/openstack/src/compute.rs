@@ -121,10 +121,11 @@ pub(crate) async fn lookups(cx: &Ctx<'_>) -> Result<Lookups, ProviderError> {
             Ok(None)
         }
     };
+    // The project's floating IPs, to adopt those of ours (none can be with a new lineage).
     let fips = async {
         match &os.floating_ip_network {
-            Some(_) => crate::network::floating_ips(s).await,
-            None => Ok(Vec::new()),
+            Some(_) if !cx.spec.lineage_new => crate::network::floating_ips(s).await,
+            _ => Ok(Vec::new()),
         }
     };
     let (flavors, image, (net, fip_net), lbs, fips) = tokio::try_join!(
@@ -325,10 +326,15 @@ pub(crate) async fn server_group(
 ) -> Result<String, ProviderError> {
     let r = desired_one(desired, "server_group").expect("planned");
     let s = cx.s;
-    let g = match find_group(s, &r.name)
-        .await
-        .map_err(|e| e.into_provider(&r.address))?
-    {
+    // Adopted by name, except by a run whose lineage is new: nothing of it can exist yet.
+    let found = if cx.spec.lineage_new {
+        None
+    } else {
+        find_group(s, &r.name)
+            .await
+            .map_err(|e| e.into_provider(&r.address))?
+    };
+    let g = match found {
         Some(g) => g,
         None => {
             cx.record(r, Status::Creating, None, BTreeMap::new())

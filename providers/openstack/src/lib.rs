@@ -275,7 +275,7 @@ impl Provider for OpenStackProvider {
         // A cloud too old for the API versions this provider speaks is named before anything
         // is created: Nova and Cinder by the 406 their first call (a lookup) gets for our
         // microversion, Octavia (which takes none) by its version document, read beside the
-        // lookups, and only when the cluster uses it.
+        // lookups, only when the cluster uses it, and not again for a day once it was enough.
         let needed: &[capabilities::Needed] = if spec.load_balancer.kind == LbKind::Cloud {
             &[capabilities::OCTAVIA]
         } else {
@@ -285,7 +285,7 @@ impl Provider for OpenStackProvider {
         let cx = self.ctx(&s, spec, journal);
         // Lookups (nothing created yet), then the quota preflight.
         let ((), look, existing) = tokio::try_join!(
-            capabilities::check_versions(&s, needed, self.quiet),
+            capabilities::check_versions(&s, needed, self.quiet, &cx.memory),
             compute::lookups(&cx),
             compute::cluster_servers(&cx),
         )?;

@@ -11,6 +11,9 @@
 //! the first poll, which is remembered as the new `hi`; one that became slower costs the polls
 //! of the ordinary schedule after the bracket. Nothing here is secret: endpoints and seconds.
 //!
+//! Beside the waits it keeps capabilities a run saw, for a day: that Octavia offered the API
+//! version this provider needs, so the next runs do not read its version document again.
+//!
 //! The file is a cache: unreadable or malformed means empty, and a write that fails is
 //! ignored (the waits then behave as on a cloud seen for the first time).
 
@@ -23,8 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Env;
 
-/// Pairs kept per kind: enough for a median that one odd run does not move.
-const KEPT: usize = 3;
+/// Pairs kept per kind: a `lo` learnt once narrows the next runs' brackets for this many.
+const KEPT: usize = 5;
+/// How long a capability seen on a cloud is taken for granted (a cloud is upgraded, rarely
+/// downgraded; a day bounds the surprise).
+const FACT_SECS: u64 = 24 * 3600;
 /// Kinds kept in the file (the least recently seen go first): every test's fake cloud has an
 /// endpoint of its own.
 const KEYS: usize = 200;
@@ -49,6 +55,16 @@ pub struct Bracket {
 struct File {
     #[serde(default)]
     waits: BTreeMap<String, Vec<Seen>>,
+    /// Capabilities seen (as "Octavia at … offers v2.5"): when, in Unix seconds.
+    #[serde(default)]
+    facts: BTreeMap<String, u64>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// The remembered durations, read once per operation and written after each wait that learnt
@@ -117,10 +133,7 @@ impl Memory {
         let Ok(mut f) = self.file.lock() else {
             return;
         };
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let at = now();
         let seen = f.waits.entry(key.to_string()).or_default();
         seen.push(Seen {
             lo: lo.map(|d| d.as_secs_f64()),
@@ -142,6 +155,29 @@ impl Memory {
         }
         if let Some(path) = &self.path {
             // Best effort (a cache): a failed write only means a cold schedule next time.
+            let _ = write(path, &f);
+        }
+    }
+
+    /// Whether `fact` was seen on this cloud within the last day.
+    pub fn knows(&self, fact: &str) -> bool {
+        let Ok(f) = self.file.lock() else {
+            return false;
+        };
+        f.facts
+            .get(fact)
+            .is_some_and(|&at| now().saturating_sub(at) < FACT_SECS)
+    }
+
+    /// Keeps that `fact` was seen now, and writes the file.
+    pub fn remember(&self, fact: &str) {
+        let Ok(mut f) = self.file.lock() else {
+            return;
+        };
+        let at = now();
+        f.facts.insert(fact.to_string(), at);
+        f.facts.retain(|_, t| at.saturating_sub(*t) < FACT_SECS);
+        if let Some(path) = &self.path {
             let _ = write(path, &f);
         }
     }
@@ -199,6 +235,24 @@ mod tests {
         // Faster again: seen done at the first poll.
         m.learn("k", None, s(1.0));
         assert_eq!(m.expected("k"), b(0.0, 1.0));
+    }
+
+    #[test]
+    fn facts_are_kept_for_a_day() {
+        let dir =
+            std::env::temp_dir().join(format!("acura-ha-memory-facts-{}", std::process::id()));
+        let path = dir.join("w.json");
+        let m = Memory::load(Some(path.clone()));
+        assert!(!m.knows("octavia"));
+        m.remember("octavia");
+        assert!(Memory::load(Some(path.clone())).knows("octavia"));
+        // Seen more than a day ago: not taken for granted.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["facts"]["octavia"] = serde_json::json!(now() - FACT_SECS - 1);
+        std::fs::write(&path, v.to_string()).unwrap();
+        assert!(!Memory::load(Some(path)).knows("octavia"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -92,9 +92,14 @@ pub(crate) async fn ensure(
         return Ok(BTreeMap::new());
     }
     let names: Vec<String> = wanted.iter().map(|r| r.name.clone()).collect();
-    let listed = list_named(s, &names)
-        .await
-        .map_err(|e| e.into_provider("ports of the servers"))?;
+    // Free ports of ours to use again; none can exist for a lineage made by this run.
+    let listed = if cx.spec.lineage_new {
+        Vec::new()
+    } else {
+        list_named(s, &names)
+            .await
+            .map_err(|e| e.into_provider("ports of the servers"))?
+    };
     let listed = &listed;
     let made = wanted.iter().map(|r| async move {
         // A free port of ours (a run that stopped before its server was made) is used again.

@@ -15,8 +15,7 @@
 //!
 //! On a cloud it has seen, a wait polls inside the bracket the same kind of transition took
 //! there before (more than `lo`, at most `hi`; see [`crate::memory`]): first at the later of
-//! `lo` and 97 % of `hi` (at `hi` when the bracket is narrower than 3 % of it; at 90 % of `hi`
-//! with no `lo`, so that the next run learns one), then
+//! `lo` and 97 % of `hi` (at `hi` when the bracket is narrower than 3 % of it), then
 //! every 3 % of `hi` up to 130 % of it, then on the schedule above. A transition as fast as
 //! before then costs one or two polls and at most 3 % of its time; one slower than remembered
 //! costs the ordinary polls after 130 %; one faster is seen at the first poll, and remembered.
@@ -93,10 +92,9 @@ pub struct Delays {
     expect: Option<Bracket>,
 }
 
-/// The first poll of a remembered transition as a share of its `hi`, with a `lo` and without;
+/// The first poll of a remembered transition as a share of its `hi` (unless `lo` is later);
 /// the step between the polls after it, and up to where (shares of `hi` too).
 const FIRST: f64 = 0.97;
-const FIRST_NO_LO: f64 = 0.9;
 const STEP: f64 = 0.03;
 const UNTIL: f64 = 1.3;
 
@@ -106,9 +104,7 @@ impl Iterator for Delays {
     fn next(&mut self) -> Option<Duration> {
         if let Some(b) = self.expect {
             let elapsed = self.started.elapsed();
-            let first = if b.lo.is_zero() {
-                b.hi.mul_f64(FIRST_NO_LO)
-            } else if b.hi - b.lo <= b.hi.mul_f64(STEP) {
+            let first = if !b.lo.is_zero() && b.hi - b.lo <= b.hi.mul_f64(STEP) {
                 // A bracket narrower than a step: one poll at its end.
                 b.hi
             } else {

@@ -2,6 +2,8 @@
 //! (Nova's 409 says when the name is taken), and Nova's and Cinder's version checks ride on
 //! their first calls (tests/real_clouds.rs); what those shortcuts must keep is checked here:
 //! a key pair of that name holding another key is refused, named, neither recorded nor deleted.
+//! A first `up` (its state's lineage made by that run) does not look for ports, floating IPs or
+//! a server group of its own to adopt, and still refuses another state's cluster.
 
 mod common;
 
@@ -116,4 +118,79 @@ async fn a_key_pair_of_that_name_with_the_same_key_is_adopted() {
         Some("acura-ha-acura-reads")
     );
     p.destroy(&spec, &mut j).await.expect("destroy");
+}
+
+fn spec_with_fips() -> ClusterSpec {
+    let mut spec = spec();
+    spec.openstack.as_mut().unwrap().floating_ip_network = Some("public".into());
+    spec
+}
+
+#[tokio::test]
+async fn a_new_lineage_looks_for_nothing_of_its_own_to_adopt() {
+    let cloud = Cloud::start();
+    let before = cloud.fake.inventory();
+    let p = cloud.provider();
+    let first = spec_with_fips().with_new_lineage("lineage-made-now".into());
+    let mut j = Records::default();
+    cloud.fake.reset_stats();
+    p.provision(&first, &mut j).await.expect("provision");
+    let st = cloud.fake.stats();
+    for read in [
+        "GET /network/v2.0/ports",
+        "GET /network/v2.0/floatingips",
+        "GET /compute/v2.1/os-server-groups",
+    ] {
+        assert!(
+            !st.per_route.contains_key(read),
+            "{read}: {:?}",
+            st.per_route
+        );
+    }
+    // The ownership check still reads what carries a lineage under the cluster's names.
+    for read in [
+        "GET /compute/v2.1/servers/detail",
+        "GET /network/v2.0/security-groups",
+        "GET /load-balancer/v2/lbaas/loadbalancers",
+    ] {
+        assert!(
+            st.per_route.contains_key(read),
+            "{read}: {:?}",
+            st.per_route
+        );
+    }
+    // The next run of that state (its lineage no longer new) finds all of it: nothing made.
+    let again = spec_with_fips().with_lineage(Some("lineage-made-now".into()));
+    assert!(
+        p.refresh(&again, &j.all())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty(),
+        "converged"
+    );
+    let mut lost = Records::default();
+    cloud.fake.reset_stats();
+    p.provision(&again, &mut lost)
+        .await
+        .expect("again, records lost");
+    let st = cloud.fake.stats();
+    // Only the key pair's import is sent (409: it is there), as in any run without its record.
+    assert_eq!(st.mutating, 1, "{:?}", st.per_route);
+
+    // Another state's first run under the same names is refused before anything is made.
+    let other = spec_with_fips().with_new_lineage("another-state".into());
+    let inventory = cloud.fake.inventory();
+    cloud.fake.reset_stats();
+    let err = p
+        .provision(&other, &mut Records::default())
+        .await
+        .expect_err("another state's cluster")
+        .to_string();
+    assert!(err.contains("lineage-made-now"), "{err}");
+    assert_eq!(cloud.fake.stats().mutating, 0);
+    assert_eq!(cloud.fake.inventory(), inventory);
+
+    p.destroy(&again, &mut lost).await.expect("destroy");
+    assert_eq!(cloud.fake.inventory(), before);
 }

@@ -75,8 +75,15 @@ fn spec() -> acura_ha_api::spec::ClusterSpec {
     )
 }
 
+const OCTAVIA_DOC: &str = "GET /load-balancer/";
+
 /// `(servers polls, load balancer polls)` of one `provision`, and of the `destroy` after it.
 async fn cycle(fake: &FakeCloud, p: &OpenStackProvider) -> ((u64, u64), (u64, u64)) {
+    cycle_stats(fake, p).await.0
+}
+
+/// The same, with whether `provision` read Octavia's version document.
+async fn cycle_stats(fake: &FakeCloud, p: &OpenStackProvider) -> (((u64, u64), (u64, u64)), bool) {
     let spec = spec();
     let mut j = Records::default();
     fake.reset_stats();
@@ -94,8 +101,11 @@ async fn cycle(fake: &FakeCloud, p: &OpenStackProvider) -> ((u64, u64), (u64, u6
     p.destroy(&spec, &mut j).await.expect("destroy");
     let down = fake.stats();
     (
-        (calls(&up, SERVERS), calls(&up, LB)),
-        (calls(&down, SERVERS), calls(&down, LB)),
+        (
+            (calls(&up, SERVERS), calls(&up, LB)),
+            (calls(&down, SERVERS), calls(&down, LB)),
+        ),
+        calls(&up, OCTAVIA_DOC) > 0,
     )
 }
 
@@ -107,7 +117,8 @@ async fn the_second_run_polls_around_what_the_first_one_saw() {
     let memory = dir.path().join(".cache/acura-ha/openstack-waits.json");
     assert!(!memory.exists());
 
-    let (cold_up, cold_down) = cycle(&fake, &p).await;
+    let ((cold_up, cold_down), doc_read) = cycle_stats(&fake, &p).await;
+    assert!(doc_read, "a cloud not seen: Octavia's version is checked");
     eprintln!("cold: up {cold_up:?}, down {cold_down:?}");
     // The cold schedule (50 ms, then 50 ms + 10 % of the elapsed) polls a 1 s create ~11 times.
     assert!(cold_up.0 >= 6 && cold_up.1 >= 8, "cold up {cold_up:?}");
@@ -134,7 +145,11 @@ async fn the_second_run_polls_around_what_the_first_one_saw() {
     );
 
     // The same cloud again: the polls gather inside the bracket the first run saw.
-    let (warm_up, warm_down) = cycle(&fake, &p).await;
+    let ((warm_up, warm_down), doc_read) = cycle_stats(&fake, &p).await;
+    assert!(
+        !doc_read,
+        "Octavia's version, seen enough an hour ago, is not read again"
+    );
     eprintln!("warm: up {warm_up:?}, down {warm_down:?}");
     assert!(
         warm_up.0 * 2 <= cold_up.0 && warm_up.1 * 2 <= cold_up.1,

@@ -13,8 +13,11 @@
 #             gathered by every playbook);
 #   ours:     the environment src/bootstrap/ansible.rs builds (ansible_env; its settings are
 #             checked by tests/ansible_runner.rs): pipelining, forks = hosts (>= 5),
-#             ControlPersist=120s shared by both playbooks, smart gathering + jsonfile cache.
-# Each run starts cold (its own control-socket and fact-cache directories; masters closed after).
+#             ControlPersist=120s shared by both playbooks, smart gathering + jsonfile cache,
+#             and Mitogen's mitogen_linear strategy when ansible-playbook's Python can import
+#             ansible_mitogen (as acura-ha decides it; ACURA_HA_ANSIBLE_STRATEGY=linear turns
+#             it off, as for acura-ha). The table names the strategy ours ran with.
+# Both modes run the same ansible-playbook (the tools venv's). Each run starts cold (its own control-socket and fact-cache directories; masters closed after).
 # It prints seconds per task and SSH round trips per task and host (turns of the traffic from
 # client->server to server->client, counted at the relay) and TCP connections, for both.
 #
@@ -51,6 +54,24 @@ else
   bin=$target_dir/debug/acura-ha
 fi
 [ -x "$bin" ] || { echo "bench-ansible: no $bin" >&2; exit 1; }
+
+# Ours' strategy, as src/bootstrap/ansible.rs picks it: ask ansible-playbook's own Python.
+strategy=linear strategy_env=()
+case ${ACURA_HA_ANSIBLE_STRATEGY:-auto} in
+  linear) ;;
+  auto|mitogen)
+    python=$(sed -n '1s/^#![[:space:]]*//p' "$playbook" | awk '{ print ($1 ~ /\/env$/) ? $2 : $1 }')
+    mitogen=$("$python" -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))' 2>/dev/null || true)
+    if [ -n "$mitogen" ] && [ -f "$mitogen/plugins/strategy/mitogen_linear.py" ]; then
+      strategy=mitogen_linear
+      strategy_env=(ANSIBLE_STRATEGY_PLUGINS="$mitogen/plugins/strategy" ANSIBLE_STRATEGY=mitogen_linear)
+    elif [ "${ACURA_HA_ANSIBLE_STRATEGY:-}" = mitogen ]; then
+      echo "bench-ansible: ACURA_HA_ANSIBLE_STRATEGY=mitogen, but $python cannot import ansible_mitogen" >&2
+      exit 1
+    fi ;;
+  *) echo "bench-ansible: ACURA_HA_ANSIBLE_STRATEGY must be linear, mitogen or auto" >&2; exit 1 ;;
+esac
+echo "bench-ansible: ours runs with the $strategy strategy" >&2
 
 work=$(mktemp -d /tmp/acura-bench-ansible.XXXXXX)
 name=benchans
@@ -164,7 +185,8 @@ run_mode() { # $1: defaults|ours, $2: delay (ms per round trip); writes "seconds
     env+=(ANSIBLE_PIPELINING=True ANSIBLE_FORKS="$forks" ANSIBLE_GATHERING=smart
       ANSIBLE_CACHE_PLUGIN=jsonfile ANSIBLE_CACHE_PLUGIN_CONNECTION="$facts" ANSIBLE_CACHE_PLUGIN_TIMEOUT=0
       ANSIBLE_HOST_KEY_CHECKING=True
-      ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=120s -o StrictHostKeyChecking=yes -o BatchMode=yes")
+      ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=120s -o StrictHostKeyChecking=yes -o BatchMode=yes"
+      "${strategy_env[@]}")
   fi
   t0=$(now)
   for p in 1 2; do
@@ -192,6 +214,7 @@ done
 
 echo
 echo "Ansible: $tasks small tasks (command, copy, stat) in 2 playbooks on $nodes lab hosts, through a delaying relay"
+echo "ours: acura-ha's settings with the $strategy strategy; $("$playbook" --version | sed -n 1p)"
 printf '%-9s %-9s %9s %11s %14s %12s %8s\n' "RTT (ms)" settings "total (s)" "s per task" "RTs/task/host" connections "vs dflt"
 declare -A base
 for r in "${results[@]}"; do

@@ -5,7 +5,9 @@
 
 mod common;
 
-use acura_ha::bootstrap::ansible::{SecretVars, Workspace, ansible_env, run_playbook};
+use acura_ha::bootstrap::ansible::{
+    SecretVars, Strategy, Workspace, ansible_env, pick_strategy, run_playbook,
+};
 use acura_ha::bootstrap::playbook;
 use acura_ha::files::ClusterDir;
 use common::{tools_venv, walk};
@@ -270,8 +272,13 @@ fn speed_settings_reach_ansible() {
         .map(|k| format!("acura-{k} ansible_ssh_host=10.213.0.{}\n", 10 + k))
         .collect();
     std::fs::write(&inventory, format!("# ha_env_file\n[all]\n{hosts}")).unwrap();
-    let env = ansible_env(&ws, &inventory).unwrap_or_else(|e| panic!("{e}"));
+    let env = ansible_env(&ws, &inventory, &Strategy::Linear).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((env.forks, env.pipelining), (7, true));
+    assert!(
+        !env.vars.iter().any(|(k, _)| k == "ANSIBLE_STRATEGY"),
+        "{:?}",
+        env.vars
+    );
     let out = std::process::Command::new(ws.venv.join("bin/ansible-config"))
         .args(["dump", "--only-changed", "-t", "all"])
         .current_dir(&ws.archive)
@@ -324,7 +331,267 @@ fn speed_settings_reach_ansible() {
 
     // Fewer hosts than Ansible's own default still get its 5 forks.
     std::fs::write(&inventory, "acura-1 ansible_ssh_host=10.213.0.11\n").unwrap();
-    assert_eq!(ansible_env(&ws, &inventory).unwrap().forks, 5);
+    assert_eq!(
+        ansible_env(&ws, &inventory, &Strategy::Linear)
+            .unwrap()
+            .forks,
+        5
+    );
+}
+
+/// Issue 12 item 4: the tools venv has Mitogen (`scripts/setup-test-deps.sh`), so the runner
+/// finds it through `ansible-playbook`'s own Python and Ansible reads the strategy it sets;
+/// `ACURA_HA_ANSIBLE_STRATEGY=linear` turns it off, `mitogen` insists on it, anything else is
+/// refused.
+#[tokio::test]
+async fn mitogen_is_found_in_the_venv_and_reaches_ansible() {
+    let (_tmp, ws) = workspace();
+    let playbook = ws.venv.join("bin/ansible-playbook");
+    let (strategy, note) = pick_strategy(&playbook, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Strategy::Mitogen { plugins } = &strategy else {
+        panic!(
+            "the tools venv's ansible-playbook should run with Mitogen ({strategy:?}, {note:?}): run `{}`",
+            common::SETUP
+        );
+    };
+    assert!(plugins.join("mitogen_linear.py").is_file(), "{plugins:?}");
+    assert_eq!(note, None);
+    // The tests run the version `up` installs.
+    let setup = std::fs::read_to_string(common::repo().join("scripts/setup-test-deps.sh")).unwrap();
+    let pinned = acura_ha::bootstrap::ansible::MITOGEN_PIP
+        .strip_prefix("mitogen==")
+        .unwrap();
+    assert!(
+        setup
+            .lines()
+            .any(|l| l == format!("mitogen_version={pinned}")),
+        "scripts/setup-test-deps.sh does not pin mitogen {pinned}"
+    );
+    for (requested, want) in [
+        (Some("auto"), strategy.clone()),
+        (Some("mitogen"), strategy.clone()),
+        (Some("linear"), Strategy::Linear),
+    ] {
+        assert_eq!(pick_strategy(&playbook, requested).await.unwrap().0, want);
+    }
+    let err = pick_strategy(&playbook, Some("free"))
+        .await
+        .expect_err("not a strategy");
+    assert!(
+        err.to_string().contains("ACURA_HA_ANSIBLE_STRATEGY"),
+        "{err}"
+    );
+    // A Python without Mitogen: Ansible's own strategy, or an error when Mitogen is insisted on.
+    let bare = ws.archive.join("bare-ansible-playbook");
+    std::fs::write(&bare, "#!/usr/bin/env python3\n").unwrap();
+    assert_eq!(
+        pick_strategy(&bare, None).await.unwrap(),
+        (Strategy::Linear, None)
+    );
+    let err = pick_strategy(&bare, Some("mitogen"))
+        .await
+        .expect_err("no Mitogen there");
+    assert!(err.to_string().contains("ansible_mitogen"), "{err}");
+
+    let inventory = ws.dir.ha_env_file();
+    let env = ansible_env(&ws, &inventory, &strategy).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(ws.venv.join("bin/ansible-config"))
+        .args(["dump", "--only-changed", "-t", "all"])
+        .current_dir(&ws.archive)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{dump}");
+    for want in [
+        "DEFAULT_STRATEGY(env: ANSIBLE_STRATEGY) = mitogen_linear".to_string(),
+        format!(
+            "DEFAULT_STRATEGY_PLUGIN_PATH(env: ANSIBLE_STRATEGY_PLUGINS) = ['{}']",
+            plugins.display()
+        ),
+        "ANSIBLE_PIPELINING(env: ANSIBLE_PIPELINING) = True".into(),
+    ] {
+        assert!(
+            dump.lines().any(|l| l == want),
+            "missing {want:?} in:\n{dump}"
+        );
+    }
+}
+
+/// A login user whose sudo asks for its password and has `Defaults requiretty`, with a home
+/// of its own; user and sudoers rule removed on drop.
+struct PasswordSudoUser {
+    name: String,
+    sudoers: std::path::PathBuf,
+    _home: tempfile::TempDir,
+}
+
+impl PasswordSudoUser {
+    fn new(password: &str) -> PasswordSudoUser {
+        common::require_root("the test makes a user and a sudoers rule");
+        for tool in ["useradd", "userdel", "chpasswd", "visudo", "sudo", "chown"] {
+            common::require(tool);
+        }
+        let name = format!("ahm{}", std::process::id() % 1_000_000);
+        let home_dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(home_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = home_dir.path().join(&name);
+        std::fs::create_dir(&home).unwrap();
+        let ok = std::process::Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", "-d"])
+            .arg(&home)
+            .arg(&name)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "useradd {name}");
+        let user = PasswordSudoUser {
+            sudoers: format!("/etc/sudoers.d/{name}").into(),
+            name,
+            _home: home_dir,
+        };
+        let ok = std::process::Command::new("chown")
+            .arg(&user.name)
+            .arg(&home)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "chown {}", home.display());
+        let mut chpasswd = std::process::Command::new("chpasswd")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        chpasswd
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{}:{password}\n", user.name).as_bytes())
+            .unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd");
+        let n = &user.name;
+        let staged = std::env::temp_dir().join(format!("sudoers-{n}"));
+        std::fs::write(
+            &staged,
+            format!("Defaults:{n} requiretty\n{n} ALL=(ALL:ALL) ALL\n"),
+        )
+        .unwrap();
+        let check = std::process::Command::new("visudo")
+            .arg("-cf")
+            .arg(&staged)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{check:?}");
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o440)).unwrap();
+        std::fs::copy(&staged, &user.sudoers).unwrap();
+        let _ = std::fs::remove_file(&staged);
+        user
+    }
+}
+
+impl Drop for PasswordSudoUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .status();
+    }
+}
+
+/// Issue 12 item 4: `up`'s playbooks run under Mitogen over real SSH as the guide's hosts are
+/// reached: a login user whose sudo asks for a password (`-K`) and even has `requiretty` becomes
+/// root; the host key stays pinned (a changed key and an unknown host are both refused, as
+/// with Ansible's own ssh connection); the run's log names the strategy.
+#[tokio::test]
+async fn mitogen_becomes_over_pinned_ssh() {
+    const ADDRESS: &str = "127.0.31.1";
+    const PASSWORD: &str = "sudo pw {{ 1 }} 5e1a";
+    let user = PasswordSudoUser::new(PASSWORD);
+    let (tmp, ws) = workspace_with(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Who runs a task with become, under which process
+      ansible.builtin.shell: 'id -un; tr "\0" " " < /proc/$PPID/cmdline'
+      become: true
+      register: who
+      changed_when: false
+    - name: Record it
+      ansible.builtin.copy:
+        dest: "{{ playbook_dir }}/../received.json"
+        content: "{{ {'user': who.stdout_lines[0], 'parent': who.stdout_lines[1]} | to_json }}"
+      delegate_to: localhost
+"#,
+    );
+    let key = tmp.path().join("id_ed25519");
+    common::sshd::keygen(&key, "ed25519", "");
+    let sshd = common::sshd::Sshd::start(ADDRESS, &[&key.with_extension("pub")]);
+    let host_key = std::fs::read_to_string(sshd.dir.path().join("host_ed25519.pub")).unwrap();
+    let pin = |key_line: &str| {
+        let mut words = key_line.split_whitespace();
+        let (kind, body) = (words.next().unwrap(), words.next().unwrap());
+        std::fs::write(ws.dir.known_hosts(), format!("{ADDRESS} {kind} {body}\n")).unwrap();
+    };
+    pin(&host_key);
+    std::fs::write(
+        ws.dir.ha_env_file(),
+        format!(
+            "h1 ansible_ssh_host={ADDRESS} ansible_ssh_private_key_file={} ansible_python_interpreter=/usr/bin/python3\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut spec = spec();
+    spec.access.ssh_user = user.name.clone();
+    let inventory = ws.dir.ha_env_file().display().to_string();
+    let secrets = || SecretVars(vec![("ansible_become_password".into(), PASSWORD.into())]);
+    let run = playbook::k8s_master(&spec, "203.0.113.5", &inventory);
+    run_playbook(&ws, &run, &secrets(), "mitogen-become", true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = received(&ws);
+    assert_eq!(got["user"], "root", "{got}");
+    let parent = got["parent"].as_str().unwrap_or_default();
+    assert!(
+        parent.contains(&format!("(mitogen:{}@", user.name)),
+        "the task did not run in a Mitogen context: {got}"
+    );
+    let logs = walk(&ws.dir.logs());
+    let log = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(log.contains("settings: strategy=mitogen_linear "), "{log}");
+    assert!(!log.contains("5e1a"), "{log}");
+
+    // Another key for the address, then no key at all: both refused before any task runs.
+    let other = tmp.path().join("other_host_key");
+    common::sshd::keygen(&other, "ed25519", "");
+    for (what, pinned) in [
+        (
+            "a changed host key",
+            std::fs::read_to_string(other.with_extension("pub")).unwrap(),
+        ),
+        ("an unknown host", String::new()),
+    ] {
+        let _ = std::fs::remove_file(ws.archive.join("received.json"));
+        if pinned.is_empty() {
+            std::fs::write(ws.dir.known_hosts(), "").unwrap();
+        } else {
+            pin(&pinned);
+        }
+        let err = run_playbook(&ws, &run, &secrets(), "mitogen-pin", true)
+            .await
+            .expect_err(what);
+        let shown = err.to_string();
+        assert!(shown.contains("host key"), "{what}: {shown}");
+        assert!(
+            !ws.archive.join("received.json").exists(),
+            "{what}: a task ran"
+        );
+    }
+    drop(sshd);
 }
 
 /// Issue 12 item 4: facts gathered by the first playbook serve the second (which gathers none),

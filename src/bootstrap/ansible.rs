@@ -40,6 +40,8 @@ pub enum AnsibleError {
     },
     #[error("{0}")]
     Io(String),
+    #[error("Ansible strategy: {0}")]
+    Strategy(String),
 }
 
 fn summary(failures: &[TaskFailure]) -> String {
@@ -172,13 +174,14 @@ pub async fn prepare_venv(
     let mut h = Sha256::new();
     h.update(&reqs);
     h.update(python.as_bytes());
+    h.update(MITOGEN_PIP.as_bytes());
     let key: String = h
         .finalize()
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let venv = cache_dir.join("venvs").join(key);
+    let venv = cache_dir.join("venvs").join(&key);
     if venv.join(".acura-ha-ready").exists() {
         return Ok(venv);
     }
@@ -189,8 +192,31 @@ pub async fn prepare_venv(
         message,
         log: log.clone(),
     };
+    // Two runs (two clusters, or tests side by side) may need the same venv at once: one builds
+    // it while the other waits for the lock, then finds it ready. The kernel drops the lock
+    // however the builder ends.
+    let lock_path = cache_dir.join("venvs").join(format!("{key}.lock"));
+    let _lock = {
+        let path = lock_path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(path.parent().expect("in venvs/"))?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            f.lock()?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(format!("{}: {e}", lock_path.display())))?
+    };
     // A venv records its own path, so it is built in place; a marker says it is complete.
     let ready = venv.join(".acura-ha-ready");
+    if ready.exists() {
+        return Ok(venv);
+    }
     let _ = std::fs::remove_dir_all(&venv);
     std::fs::create_dir_all(&venv).map_err(|e| fail(e.to_string()))?;
     let logf = crate::files::private_file(&log).map_err(|e| fail(e.to_string()))?;
@@ -211,7 +237,7 @@ pub async fn prepare_venv(
         .args(["install", "--disable-pip-version-check", "-r"])
         .arg(archive.join("requirements.txt"))
         .stdout(logf.try_clone().map_err(|e| fail(e.to_string()))?)
-        .stderr(logf)
+        .stderr(logf.try_clone().map_err(|e| fail(e.to_string()))?)
         .status()
         .await
         .map_err(|e| fail(e.to_string()))?;
@@ -224,6 +250,21 @@ pub async fn prepare_venv(
         return Err(fail(
             "the archive's requirements.txt installs no ansible-playbook".into(),
         ));
+    }
+    // Mitogen beside the archive's Ansible (see [`Strategy`]): only a speed-up, so a failure
+    // leaves Ansible's own strategy, and says so.
+    let status = command(venv.join("bin").join("pip"))
+        .args(["install", "--disable-pip-version-check", MITOGEN_PIP])
+        .stdout(logf.try_clone().map_err(|e| fail(e.to_string()))?)
+        .stderr(logf)
+        .status()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !status.success() {
+        eprintln!(
+            "note: `pip install {MITOGEN_PIP}` failed (log: {}): Ansible runs with its own linear strategy (slower)",
+            log.display()
+        );
     }
     std::fs::write(&ready, "").map_err(|e| fail(e.to_string()))?;
     Ok(venv)
@@ -395,7 +436,10 @@ pub fn remove_stale_secrets(cluster_dir: &Path) {
 ///   directory, the same for every run), so only the first connects and authenticates;
 /// - **fact caching** between the playbooks: `gathering = smart` with a jsonfile cache in a 0700
 ///   directory of this process only ([`ClusterDir::fact_cache`]), so Step 6 reuses what Step 5
-///   gathered, but a later command (a day-2 run, hours later) never sees stale facts.
+///   gathered, but a later command (a day-2 run, hours later) never sees stale facts;
+/// - **Mitogen** ([`Strategy`]) where the venv has it: what remains after the above is CPU, a
+///   Python started and an AnsiballZ unpacked per task on each host; Mitogen keeps one Python
+///   per host (and per become user) for the whole playbook and runs modules in it.
 ///
 /// Every setting is one that ansible-core 2.15 (the archive's floor) to 2.19 reads from the
 /// environment.
@@ -405,6 +449,7 @@ pub struct AnsibleEnv {
     pub vars: Vec<(String, std::ffi::OsString)>,
     pub forks: usize,
     pub pipelining: bool,
+    pub strategy: Strategy,
     /// What the run should say (pipelining turned off, and why).
     pub note: Option<String>,
 }
@@ -413,9 +458,184 @@ impl AnsibleEnv {
     /// One line for the run's log.
     pub fn summary(&self) -> String {
         format!(
-            "settings: forks={} pipelining={} ControlPersist={} gathering=smart fact_cache=jsonfile",
-            self.forks, self.pipelining, CONTROL_PERSIST
+            "settings: strategy={} forks={} pipelining={} ControlPersist={} gathering=smart fact_cache=jsonfile",
+            self.strategy.name(),
+            self.forks,
+            self.pipelining,
+            CONTROL_PERSIST
         )
+    }
+}
+
+/// What `prepare_venv` installs beside the archive's requirements (and
+/// `scripts/setup-test-deps.sh` beside the tools' ansible-core).
+pub const MITOGEN_PIP: &str = "mitogen==0.3.54";
+
+/// The newest ansible-core (major, minor) that [`MITOGEN_PIP`] supports (Ansible 14, per its
+/// documentation): with a newer one the playbooks run with Ansible's own strategy rather than
+/// risk a Mitogen that does not know it.
+const MITOGEN_NEWEST_ANSIBLE: (u32, u32) = (2, 21);
+
+/// The variable that chooses the strategy: `linear` (Ansible's own), `mitogen` (Mitogen's, an
+/// error when the venv cannot load it), unset or `auto` (Mitogen's when the venv can load it).
+pub const STRATEGY_VAR: &str = "ACURA_HA_ANSIBLE_STRATEGY";
+
+/// How `ansible-playbook` runs its tasks.
+///
+/// `mitogen_linear` keeps Ansible's order (each task on every host before the next task) and
+/// semantics; Mitogen starts one Python per host through the same `ssh` command line Ansible
+/// would (so `ANSIBLE_SSH_ARGS`: the cluster's `known_hosts` with `StrictHostKeyChecking=yes`;
+/// an unknown or changed key is refused), becomes the `become_user` with `sudo` on a terminal
+/// (so a `-K` password and `requiretty` both work) and runs each module in that Python instead
+/// of shipping and unpacking it per task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Ansible's own `linear`.
+    Linear,
+    /// Mitogen's `mitogen_linear`, from its strategy plugins folder.
+    Mitogen { plugins: PathBuf },
+}
+
+impl Strategy {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Linear => "linear",
+            Strategy::Mitogen { .. } => "mitogen_linear",
+        }
+    }
+}
+
+/// What the Python of an `ansible-playbook` has: Mitogen's package folder, ansible-core's version.
+#[derive(Debug, Clone, Default)]
+struct Probe {
+    mitogen: Option<PathBuf>,
+    ansible: Option<(u32, u32)>,
+}
+
+/// Asked of the Python of `ansible-playbook` (`import` only: nothing runs).
+const PROBE: &str = "import json, os\n\
+try:\n    import ansible_mitogen\n    m = os.path.dirname(ansible_mitogen.__file__)\n\
+except Exception:\n    m = None\n\
+try:\n    from ansible.release import __version__ as a\n\
+except Exception:\n    a = None\n\
+print(json.dumps({'mitogen': m, 'ansible': a}))\n";
+
+/// The interpreter of a script's `#!` line (`#!/usr/bin/env python3` too).
+fn shebang_interpreter(script: &Path) -> Option<PathBuf> {
+    let text = std::fs::read(script).ok()?;
+    let first = text.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(first).ok()?.strip_prefix("#!")?;
+    let mut words = line.split_whitespace();
+    let program = words.next()?;
+    if Path::new(program).file_name() == Some(std::ffi::OsStr::new("env")) {
+        return words.find(|w| !w.starts_with('-')).map(PathBuf::from);
+    }
+    Some(PathBuf::from(program))
+}
+
+/// Asks the Python of `playbook` once per process (every run of a command uses the same venv).
+async fn probe(playbook: &Path) -> Probe {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, Probe>>> =
+        std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(p) = seen.lock().ok().and_then(|s| s.get(playbook).cloned()) {
+        return p;
+    }
+    let Some(python) = shebang_interpreter(playbook) else {
+        return Probe::default();
+    };
+    let out = command(&python)
+        .args(["-c", PROBE])
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    let found = match out {
+        Ok(out) if out.status.success() => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            Probe {
+                mitogen: v["mitogen"].as_str().map(PathBuf::from),
+                ansible: v["ansible"].as_str().and_then(major_minor),
+            }
+        }
+        _ => Probe::default(),
+    };
+    if let Ok(mut s) = seen.lock() {
+        s.insert(playbook.to_path_buf(), found.clone());
+    }
+    found
+}
+
+/// `2.19.14` -> (2, 19).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// The strategy the runs of `playbook` (a venv's `ansible-playbook`) use, given `requested`
+/// (the value of [`STRATEGY_VAR`]), and a note when Mitogen is installed but not used.
+pub async fn pick_strategy(
+    playbook: &Path,
+    requested: Option<&str>,
+) -> Result<(Strategy, Option<String>), AnsibleError> {
+    let forced = match requested.map(str::trim) {
+        None | Some("") | Some("auto") => false,
+        Some("linear") => return Ok((Strategy::Linear, None)),
+        Some("mitogen") => true,
+        Some(other) => {
+            return Err(AnsibleError::Strategy(format!(
+                "{STRATEGY_VAR}={other:?} is not a strategy: set it to `linear` (Ansible's own), \
+                 `mitogen` or `auto` (Mitogen when the Ansible environment has it), or unset it"
+            )));
+        }
+    };
+    let found = probe(playbook).await;
+    let plugins = found
+        .mitogen
+        .as_ref()
+        .map(|m| m.join("plugins").join("strategy"))
+        .filter(|p| p.join("mitogen_linear.py").is_file());
+    let unusable = |why: String| -> Result<(Strategy, Option<String>), AnsibleError> {
+        if forced {
+            Err(AnsibleError::Strategy(format!(
+                "{STRATEGY_VAR}=mitogen, but {why}: install {MITOGEN_PIP} in that environment, or set {STRATEGY_VAR}=linear"
+            )))
+        } else {
+            Ok((Strategy::Linear, None))
+        }
+    };
+    let Some(plugins) = plugins else {
+        return unusable(format!(
+            "the Python of {} cannot import ansible_mitogen",
+            playbook.display()
+        ));
+    };
+    match found.ansible {
+        Some(v) if v <= MITOGEN_NEWEST_ANSIBLE => Ok((Strategy::Mitogen { plugins }, None)),
+        v => {
+            let version = v.map_or("of an unknown version".to_string(), |(a, b)| {
+                format!("{a}.{b}")
+            });
+            let why = format!(
+                "ansible-core {version} is newer than {MITOGEN_PIP} supports (up to {}.{})",
+                MITOGEN_NEWEST_ANSIBLE.0, MITOGEN_NEWEST_ANSIBLE.1
+            );
+            if forced {
+                return unusable(why);
+            }
+            Ok((
+                Strategy::Linear,
+                Some(format!(
+                    "{why}: Ansible runs with its own linear strategy (slower)"
+                )),
+            ))
+        }
     }
 }
 
@@ -453,7 +673,11 @@ pub fn inventory_hosts(inventory: &Path) -> usize {
 
 /// The environment `ansible-playbook` runs with (see [`AnsibleEnv`]); creates the directories
 /// it names.
-pub fn ansible_env(ws: &Workspace, inventory: &Path) -> Result<AnsibleEnv, AnsibleError> {
+pub fn ansible_env(
+    ws: &Workspace,
+    inventory: &Path,
+    strategy: &Strategy,
+) -> Result<AnsibleEnv, AnsibleError> {
     let io = |p: &Path, e: std::io::Error| AnsibleError::Io(format!("{}: {e}", p.display()));
     let ansible_home = ws.dir.ansible_home();
     let cp = ws.dir.control_sockets();
@@ -475,14 +699,15 @@ pub fn ansible_env(ws: &Workspace, inventory: &Path) -> Result<AnsibleEnv, Ansib
         .map(|h| h.iter().cloned().collect())
         .unwrap_or_default();
     let pipelining = refused.is_empty();
-    let note = (!pipelining).then(|| {
+    // Mitogen runs sudo on a terminal: `requiretty` costs it nothing.
+    let note = (!pipelining && *strategy == Strategy::Linear).then(|| {
         format!(
             "Ansible runs without pipelining (slower: several SSH round trips per task): sudo on {} has `Defaults requiretty`",
             refused.join(", ")
         )
     });
     let s = |v: &str| std::ffi::OsString::from(v);
-    let vars = vec![
+    let mut vars = vec![
         ("ANSIBLE_NOCOLOR".into(), s("1")),
         ("ANSIBLE_FORCE_COLOR".into(), s("0")),
         ("ANSIBLE_RETRY_FILES_ENABLED".into(), s("False")),
@@ -507,10 +732,15 @@ pub fn ansible_env(ws: &Workspace, inventory: &Path) -> Result<AnsibleEnv, Ansib
         ("ANSIBLE_CACHE_PLUGIN_TIMEOUT".into(), s("0")),
         ("PYTHONUNBUFFERED".into(), s("1")),
     ];
+    if let Strategy::Mitogen { plugins } = strategy {
+        vars.push(("ANSIBLE_STRATEGY_PLUGINS".into(), plugins.clone().into()));
+        vars.push(("ANSIBLE_STRATEGY".into(), s(strategy.name())));
+    }
     Ok(AnsibleEnv {
         vars,
         forks,
         pipelining,
+        strategy: strategy.clone(),
         note,
     })
 }
@@ -558,9 +788,13 @@ pub async fn run_playbook(
     let program = ws.venv.join("bin").join(&argv[0]);
     let _ = writeln!(log, "# {} (cwd {})\n", argv.join(" "), ws.archive.display());
     let inventory = ws.archive.join(&run.inventory);
-    let env = ansible_env(ws, &inventory)?;
-    if !quiet && let Some(note) = &env.note {
-        eprintln!("note: {note}");
+    let requested = std::env::var(STRATEGY_VAR).ok();
+    let (strategy, strategy_note) = pick_strategy(&program, requested.as_deref()).await?;
+    let env = ansible_env(ws, &inventory, &strategy)?;
+    if !quiet {
+        for note in [&strategy_note, &env.note].into_iter().flatten() {
+            eprintln!("note: {note}");
+        }
     }
     let _ = writeln!(log, "# {}\n", env.summary());
     let mut child = command(&program)
@@ -888,6 +1122,29 @@ mod tests {
         assert_eq!(r.clean(&format!("[{ascii}]")), "[<redacted>]");
         assert_eq!(r.clean("got line-two"), "got <redacted>");
         assert_eq!(r.clean("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn interpreter_and_version_of_ansible() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("ansible-playbook");
+        for (first, want) in [
+            ("#!/venv/bin/python3\n", Some("/venv/bin/python3")),
+            ("#! /venv/bin/python3 -E\n", Some("/venv/bin/python3")),
+            ("#!/usr/bin/env -S python3.11\n", Some("python3.11")),
+            ("import sys\n", None),
+        ] {
+            std::fs::write(&script, first).unwrap();
+            assert_eq!(
+                shebang_interpreter(&script),
+                want.map(PathBuf::from),
+                "{first:?}"
+            );
+        }
+        assert_eq!(major_minor("2.19.14"), Some((2, 19)));
+        assert_eq!(major_minor("2.21.0rc1"), Some((2, 21)));
+        assert_eq!(major_minor("2.22b1"), Some((2, 22)));
+        assert_eq!(major_minor("devel"), None);
     }
 
     #[test]

@@ -579,6 +579,12 @@ fn a_failing_playbook_task_is_named_and_the_rerun_resumes() {
         "the log holds the failure: {log_text}"
     );
     assert!(err.contains("help: "), "says what to do: {err}");
+    // The lab's Ansible has Mitogen: the error says how to run without it (a failure of the
+    // vendor's playbooks might be Mitogen's own).
+    assert!(
+        err.contains("ACURA_HA_ANSIBLE_STRATEGY=linear"),
+        "names the opt-out: {err}"
+    );
 
     let state = lab.run(&["state", "show", "--output", "json"]);
     assert_eq!(

@@ -32,16 +32,30 @@ pub enum AnsibleError {
         message: String,
         log: PathBuf,
     },
-    #[error("{playbook} failed: {}\n  log: {}", summary(.failures), log.display())]
+    #[error("{playbook} failed: {}\n  log: {}{}", summary(.failures), log.display(), mitogen_note(*.mitogen))]
     PlaybookFailed {
         playbook: String,
         failures: Vec<TaskFailure>,
         log: PathBuf,
+        /// It ran with Mitogen's strategy: the failure may be Mitogen's own.
+        mitogen: bool,
     },
     #[error("{0}")]
     Io(String),
     #[error("Ansible strategy: {0}")]
     Strategy(String),
+}
+
+/// After a failure under Mitogen: how to tell whether Mitogen is the cause (the vendor's
+/// playbooks are only checked against it where they run, with the customer).
+fn mitogen_note(mitogen: bool) -> String {
+    if mitogen {
+        format!(
+            "\n  it ran with Mitogen's strategy (mitogen_linear): if the failure does not happen without it, run again with {STRATEGY_VAR}=linear (Ansible's own, slower)"
+        )
+    } else {
+        String::new()
+    }
 }
 
 fn summary(failures: &[TaskFailure]) -> String {
@@ -910,6 +924,7 @@ pub async fn run_playbook(
         playbook: run.playbook.to_string(),
         failures,
         log: log_path,
+        mitogen: matches!(strategy, Strategy::Mitogen { .. }),
     })
 }
 

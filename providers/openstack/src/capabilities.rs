@@ -1,6 +1,7 @@
-//! What the cloud can do, read before anything is created: the API versions of Nova, Cinder
-//! and Octavia against what this provider needs (issue 13 item 5), and Neutron's extensions,
-//! which decide how security groups get their tags (item 4).
+//! What the cloud can do, read before anything is created: Octavia's API version against what
+//! this provider needs (issue 13 item 5; Nova's and Cinder's ride on their microversion header,
+//! `crate::microversion`), and Neutron's extensions, which decide how objects get their tags
+//! (item 4).
 
 use std::collections::BTreeSet;
 
@@ -17,23 +18,6 @@ pub struct Needed {
     pub minor: u32,
     pub why: &'static str,
 }
-
-/// Nova's microversion, sent on every compute call: 2.64 is the first that takes a server
-/// group's `policy` as one string (2.52: `tags` in a server create; 2.37: `networks`).
-pub const NOVA: Needed = Needed {
-    service: Service::Compute,
-    major: 2,
-    minor: 64,
-    why: "a server group's `policy` (2.64) and server tags at create (2.52)",
-};
-
-/// Cinder's microversion, sent on every block-storage call: the v3 API, nothing newer.
-pub const CINDER: Needed = Needed {
-    service: Service::Volume,
-    major: 3,
-    minor: 0,
-    why: "the block-storage v3 API",
-};
 
 /// Octavia takes no microversion header; its root document lists the `v2.x` it serves. 2.5
 /// added `tags` (sent in every create) and 2.1 UDP listeners (the guide's 12201/udp).
@@ -148,37 +132,6 @@ pub async fn check_versions(
     Ok(())
 }
 
-/// The message for a 406 of Nova or Cinder to our microversion ("Version 2.64 is not supported
-/// by the API. Minimum is 2.1 and maximum is 2.60."): the service, what it offers, what needs
-/// more and the fix, as the version-document check says it; none for another service.
-pub fn refused_version(service: Service, url: &str, answer: &str) -> Option<String> {
-    let n = [NOVA, CINDER].into_iter().find(|n| n.service == service)?;
-    let offers = answer
-        .split_once("maximum is ")
-        .map(|(_, rest)| {
-            rest.trim_end()
-                .trim_end_matches('.')
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .filter(|v| parse_version(v).is_some())
-        .map_or_else(
-            || format!("refuses {}.{} ({answer})", n.major, n.minor),
-            |v| format!("offers at most {v}"),
-        );
-    let base = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = base.split('/').next().unwrap_or(base);
-    Some(format!(
-        "{} at {host} is too old: it {offers}, and acura-ha needs {}.{} for {} (use a newer cloud or region, or ask its operators to upgrade)",
-        service.name(),
-        n.major,
-        n.minor,
-        n.why
-    ))
-}
-
 /// Neutron's extension aliases (`GET /v2.0/extensions`), read once per session. A list that
 /// cannot be read counts as empty: tags are then left to names and metadata, the safe side.
 pub async fn neutron_extensions(s: &Session) -> &BTreeSet<String> {
@@ -280,28 +233,6 @@ mod tests {
     fn sample(file: &str) -> Value {
         let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).unwrap()
-    }
-
-    #[test]
-    fn a_refused_microversion_names_the_service_what_it_offers_and_what_is_needed() {
-        let m = refused_version(
-            Service::Compute,
-            "https://nova.example:8774/v2.1/flavors/detail",
-            "Version 2.64 is not supported by the API. Minimum is 2.1 and maximum is 2.60.",
-        )
-        .unwrap();
-        assert!(
-            m.contains("compute (Nova) at nova.example:8774")
-                && m.contains("offers at most 2.60")
-                && m.contains("needs 2.64"),
-            "{m}"
-        );
-        assert!(
-            refused_version(Service::Volume, "http://c/v3/p/x", "odd")
-                .unwrap()
-                .contains("refuses 3.0 (odd)")
-        );
-        assert_eq!(refused_version(Service::Network, "http://n/", "x"), None);
     }
 
     #[test]

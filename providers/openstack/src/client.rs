@@ -140,11 +140,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// The compute microversion every Nova call asks for (see [`crate::capabilities::NOVA`]).
-const NOVA_VERSION: &str = "compute 2.64";
-/// The block-storage microversion every Cinder call asks for (see [`crate::capabilities::CINDER`]).
-const CINDER_VERSION: &str = "volume 3.0";
-
 fn request_id(h: &reqwest::header::HeaderMap) -> Option<String> {
     ["x-openstack-request-id", "x-compute-request-id"]
         .iter()
@@ -713,10 +708,13 @@ impl Session {
             .request(method, url)
             .header("X-Auth-Token", token)
             .header("Accept", "application/json");
-        match s {
-            Service::Compute => req = req.header("OpenStack-API-Version", NOVA_VERSION),
-            Service::Volume => req = req.header("OpenStack-API-Version", CINDER_VERSION),
-            _ => {}
+        let micro = match s {
+            Service::Compute => Some(&crate::microversion::NOVA),
+            Service::Volume => Some(&crate::microversion::CINDER),
+            _ => None,
+        };
+        if let Some(m) = micro {
+            req = req.header("OpenStack-API-Version", m.header);
         }
         if let Some(b) = body {
             req = req.json(b);
@@ -751,9 +749,9 @@ impl Session {
         // Nova and Cinder refuse a microversion they do not offer with 406: the version check
         // of issue 13 item 5 rides on the first call instead of a version document read first.
         if status == StatusCode::NOT_ACCEPTABLE
-            && let Some(too_old) = crate::capabilities::refused_version(s, url, &message)
+            && let Some(m) = micro
         {
-            message = too_old;
+            message = crate::microversion::refused(m, url, &message);
         }
         if status == StatusCode::UNAUTHORIZED {
             message.push_str(&format!(" (the token from {} was refused)", self.source));

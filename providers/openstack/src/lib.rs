@@ -13,6 +13,7 @@ mod compute;
 pub mod config;
 mod image;
 pub mod memory;
+mod microversion;
 mod network;
 mod octavia;
 mod ports;

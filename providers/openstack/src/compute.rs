@@ -290,12 +290,26 @@ pub(crate) async fn key_pair(
                 )
                 .await
             {
-                Ok(_) => {}
+                // What the answer holds (or, after a lost answer, what was found by the name)
+                // must be our key: a key pair of somebody's found after a 5xx is not ours.
+                Ok(v) => {
+                    if let Err(other) = check_same(&v) {
+                        cx.forget(&r.address).await?;
+                        return Err(other);
+                    }
+                }
                 Err(e) if e.conflict() => {
-                    let existing = get(name.clone())
-                        .await
-                        .map_err(|e| e.into_provider(&r.address))?
-                        .ok_or_else(|| e.into_provider(&r.address))?;
+                    let existing = match get(name.clone()).await {
+                        Ok(Some(existing)) => existing,
+                        Ok(None) => {
+                            cx.forget(&r.address).await?;
+                            return Err(e.into_provider(&r.address));
+                        }
+                        Err(read) => {
+                            cx.forget(&r.address).await?;
+                            return Err(read.into_provider(&r.address));
+                        }
+                    };
                     if let Err(other) = check_same(&existing) {
                         // Somebody's own key pair: not ours to record (nor to delete).
                         cx.forget(&r.address).await?;
@@ -940,13 +954,14 @@ pub(crate) async fn destroy_rest(cx: &Ctx<'_>, foreign: bool) -> Result<(), Prov
         }
         cx.forget(&r.address).await?;
     }
-    // The imported key pair has the cluster's name: deleted by name (NotFound is done), so
-    // one that the state lost goes too, if it holds the cluster file's public key (one with
-    // another key was refused by `up`, never recorded: somebody's). One named by
-    // `openstack.key_name` is the user's.
+    // The imported key pair has the cluster's name: deleted by name (NotFound is done) when
+    // recorded Ready, or (a create not finished, a lost state) when it holds the cluster file's
+    // public key (one with another key was refused by `up`, never recorded: somebody's). One
+    // named by `openstack.key_name` is the user's.
     let os = cx.spec.openstack.as_ref().expect("openstack section");
     let recorded: Vec<&Recorded> = all.iter().filter(|r| r.kind == Kind::KeyPair).collect();
-    if os.key_name.is_none() && !foreign && (!recorded.is_empty() || holds_our_key(cx).await) {
+    let ready = !recorded.is_empty() && recorded.iter().all(|r| r.status == Status::Ready);
+    if os.key_name.is_none() && !foreign && (ready || holds_our_key(cx).await) {
         let name = cloud_name(cx.spec);
         cx.progress(&format!("delete key pair {name}"));
         cx.s.delete(Service::Compute, &format!("/os-keypairs/{}", q(&name)))

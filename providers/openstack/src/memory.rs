@@ -1,15 +1,17 @@
 //! What the waits remember of a cloud between runs (issue 12 item 2): how long each kind of
-//! transition took on it the last few times, so that the next wait of that kind polls around
-//! that time instead of all the way up to it.
+//! transition took on it the last time, so that the next wait of that kind polls around that
+//! time instead of all the way up to it.
 //!
 //! A wait knows two things about a transition it watched: the last poll that saw it not done
 //! yet (`lo`; none when the first poll already saw it done) and the poll that saw it done
-//! (`hi`). The transition took between the two. The memory keeps the last few pairs per kind
-//! and per cloud (the service's endpoint) and offers their intersection, the latest `lo` and
-//! the earliest `hi` (the latest pair alone when they disagree: the cloud changed speed). Each
-//! run that polls inside that bracket narrows it. A cloud that became faster is seen done at
-//! the first poll, which is remembered as the new `hi`; one that became slower costs the polls
-//! of the ordinary schedule after the bracket. Nothing here is secret: endpoints and seconds.
+//! (`hi`). The transition took between the two. The next wait of that kind polls inside that
+//! bracket (`crate::wait`). A bracket narrower than a poll step is polled once, at its end, and
+//! its `lo` carried into the next record without a poll below it — twice at most, so that a
+//! cloud that became faster is noticed within three runs. Without a `lo` (the first poll saw it
+//! done: the cloud may have become faster) the next wait first probes at half of `hi`, so the
+//! bracket halves run by run until a poll sees the transition not done. One slower than
+//! remembered costs the ordinary polls after the bracket. Nothing here is secret: endpoints,
+//! project IDs and seconds (the file is still private, 0600).
 //!
 //! Beside the waits it keeps capabilities a run saw, for a day: that Octavia offered the API
 //! version this provider needs, so the next runs do not read its version document again.
@@ -35,21 +37,30 @@ const FACT_SECS: u64 = 24 * 3600;
 /// endpoint of its own.
 const KEYS: usize = 200;
 
-/// One transition seen: not done at `lo` seconds (if a poll saw it so), done at `hi`, when
-/// (Unix seconds).
+/// One transition seen: not done at `lo` seconds (if a poll saw it so, or carried), done at
+/// `hi`, when (Unix seconds); `carried`: how many runs `lo` was carried without a poll below.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 struct Seen {
     lo: Option<f64>,
     hi: f64,
     at: u64,
+    #[serde(default)]
+    carried: u8,
 }
 
-/// What a kind of transition took on a cloud: more than `lo` (zero when unknown), at most `hi`.
+/// What a kind of transition took on a cloud the last time: more than `lo` (zero when
+/// unknown), at most `hi`; `carried` as in the record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bracket {
     pub lo: Duration,
     pub hi: Duration,
+    pub carried: u8,
 }
+
+/// Runs a `lo` is carried without a poll below it (then the next wait probes again).
+pub const CARRY: u8 = 2;
+/// The longest duration taken from the file (a day): a larger one is not a transition.
+const LONGEST: f64 = 86_400.0;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
@@ -99,37 +110,26 @@ impl Memory {
         }
     }
 
-    /// What a transition of `key` took on this cloud: the intersection of the last pairs, or
-    /// the latest pair when they disagree; none before one was seen.
+    /// What a transition of `key` took on this cloud the last time; none before one was seen
+    /// (or when the record makes no sense).
     pub fn expected(&self, key: &str) -> Option<Bracket> {
         let f = self.file.lock().ok()?;
-        let seen = f.waits.get(key)?;
-        let ok = |x: f64| x.is_finite() && x >= 0.0;
-        let latest = seen.last().filter(|s| ok(s.hi))?;
-        let lo = seen
-            .iter()
-            .filter_map(|s| s.lo)
-            .filter(|x| ok(*x))
-            .fold(0.0, f64::max);
-        let hi = seen
-            .iter()
-            .map(|s| s.hi)
-            .filter(|x| ok(*x))
-            .fold(f64::INFINITY, f64::min);
-        let (lo, hi) = if lo < hi {
-            (lo, hi)
-        } else {
-            (latest.lo.filter(|x| ok(*x)).unwrap_or(0.0), latest.hi)
-        };
+        let last = f.waits.get(key)?.last()?;
+        let ok = |x: f64| x.is_finite() && (0.0..=LONGEST).contains(&x);
+        if !ok(last.hi) || last.hi <= 0.0 {
+            return None;
+        }
+        let lo = last.lo.filter(|x| ok(*x)).unwrap_or(0.0).min(last.hi);
         Some(Bracket {
-            lo: Duration::from_secs_f64(lo.min(hi)),
-            hi: Duration::from_secs_f64(hi),
+            lo: Duration::from_secs_f64(lo),
+            hi: Duration::from_secs_f64(last.hi),
+            carried: last.carried,
         })
     }
 
-    /// Keeps what a wait of `key` saw (`lo`: its last "not yet", if any; `hi`: "done"), and
-    /// writes the file.
-    pub fn learn(&self, key: &str, lo: Option<Duration>, hi: Duration) {
+    /// Keeps what a wait of `key` saw (`lo`: its last "not yet", if any, or the one carried
+    /// `carried` times; `hi`: "done"), and writes the file.
+    pub fn learn(&self, key: &str, lo: Option<Duration>, hi: Duration, carried: u8) {
         let Ok(mut f) = self.file.lock() else {
             return;
         };
@@ -139,6 +139,7 @@ impl Memory {
             lo: lo.map(|d| d.as_secs_f64()),
             hi: hi.as_secs_f64(),
             at,
+            carried,
         });
         let extra = seen.len().saturating_sub(KEPT);
         seen.drain(..extra);
@@ -183,15 +184,31 @@ impl Memory {
     }
 }
 
-/// Writes the file whole through a sibling and a rename, so a reader never sees half of it.
+/// Writes the file whole through a private sibling and a rename, so a reader never sees half
+/// of it (the sibling's name is this process's and this write's own).
 fn write(path: &Path, f: &File) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("json.{}", std::process::id()));
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{}.{n}", std::process::id()));
     let body = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let written = out
+        .write_all(&body)
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -202,39 +219,48 @@ mod tests {
         Duration::from_secs_f64(x)
     }
 
-    fn b(lo: f64, hi: f64) -> Option<Bracket> {
+    fn b(lo: f64, hi: f64, carried: u8) -> Option<Bracket> {
         Some(Bracket {
             lo: s(lo),
             hi: s(hi),
+            carried,
         })
     }
 
     #[test]
-    fn the_bracket_narrows_run_by_run_and_survives_a_reload() {
+    fn the_last_bracket_survives_a_reload_privately() {
         let dir = std::env::temp_dir().join(format!("acura-ha-memory-{}", std::process::id()));
         let path = dir.join("w.json");
         let m = Memory::load(Some(path.clone()));
         assert_eq!(m.expected("k"), None);
-        m.learn("k", Some(s(2.3)), s(3.05));
-        m.learn("k", None, s(3.02)); // the first poll saw it done
+        m.learn("k", Some(s(2.3)), s(3.05), 0);
+        m.learn("k", Some(s(2.99)), s(3.02), 1);
         let again = Memory::load(Some(path.clone()));
-        assert_eq!(again.expected("k"), b(2.3, 3.02));
-        again.learn("k", Some(s(2.99)), s(3.02));
-        assert_eq!(again.expected("k"), b(2.99, 3.02));
+        assert_eq!(again.expected("k"), b(2.99, 3.02, 1));
         assert_eq!(again.expected("other"), None);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The first poll saw it done: no lo.
+        again.learn("k", None, s(1.0), 0);
+        assert_eq!(again.expected("k"), b(0.0, 1.0, 0));
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
-    fn a_cloud_that_changed_speed_is_taken_from_its_latest_run() {
-        let m = Memory::load(None);
-        m.learn("k", Some(s(2.9)), s(3.0));
-        // Slower now: not done at 3.5 s, the bracket's intersection is empty.
-        m.learn("k", Some(s(5.8)), s(6.1));
-        assert_eq!(m.expected("k"), b(5.8, 6.1));
-        // Faster again: seen done at the first poll.
-        m.learn("k", None, s(1.0));
-        assert_eq!(m.expected("k"), b(0.0, 1.0));
+    fn nonsense_in_the_file_is_no_expectation() {
+        let dir = std::env::temp_dir().join(format!("acura-ha-memory-odd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.json");
+        for hi in ["1e300", "-3", "0"] {
+            std::fs::write(
+                &path,
+                format!("{{\"waits\": {{\"k\": [{{\"lo\": null, \"hi\": {hi}, \"at\": 1}}]}}}}"),
+            )
+            .unwrap();
+            assert_eq!(Memory::load(Some(path.clone())).expected("k"), None, "{hi}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -263,8 +289,8 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         let m = Memory::load(Some(path.clone()));
         assert_eq!(m.expected("k"), None);
-        m.learn("k", Some(s(1.0)), s(2.0));
-        assert_eq!(Memory::load(Some(path)).expected("k"), b(1.0, 2.0));
+        m.learn("k", Some(s(1.0)), s(2.0), 0);
+        assert_eq!(Memory::load(Some(path)).expected("k"), b(1.0, 2.0, 0));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

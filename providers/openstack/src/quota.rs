@@ -176,6 +176,18 @@ pub(crate) async fn preflight(
         }
     };
     let (c, n, v, l) = tokio::join!(compute, network, volume, lbq);
+    // A 406 is the service refusing our microversion (too old, `crate::microversion`): for
+    // Cinder the quota read is the first call, so it is the version check, never skipped.
+    for (r, what) in [
+        (&c, "compute (Nova) limits"),
+        (&v, "block-storage (Cinder) quotas"),
+    ] {
+        if let Err(e) = r
+            && e.status == Some(406)
+        {
+            return Err(e.clone().into_provider(what));
+        }
+    }
     let mut checks = Vec::new();
     let not_checked = |what: &str, why: String| {
         cx.progress(&format!("quota {what} not checked: {why}"));

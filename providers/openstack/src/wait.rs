@@ -14,11 +14,14 @@
 //! delete after 1.5 s); 0.5 s and 10 % costs 21 and 27 polls and never more than 0.5 s + 10 %.
 //!
 //! On a cloud it has seen, a wait polls inside the bracket the same kind of transition took
-//! there before (more than `lo`, at most `hi`; see [`crate::memory`]): first at the later of
-//! `lo` and 97 % of `hi` (at `hi` when the bracket is narrower than 3 % of it), then
-//! every 3 % of `hi` up to 130 % of it, then on the schedule above. A transition as fast as
-//! before then costs one or two polls and at most 3 % of its time; one slower than remembered
-//! costs the ordinary polls after 130 %; one faster is seen at the first poll, and remembered.
+//! there the last time (more than `lo`, at most `hi`; see [`crate::memory`]): first at the later
+//! of `lo` and 97 % of `hi` (at `hi` when the bracket is narrower than 3 % of it; after a probe
+//! at half of `hi` when there is no `lo`, after one in its middle when it is wider than 15 %),
+//! then every 3 % of `hi` up to 130 % of it, then on the schedule above. A transition as fast as before costs one or two polls and at most 3 % of its
+//! time; one slower than remembered costs the ordinary polls after 130 %; one faster is seen at
+//! the first poll, and the next runs probe lower. A wait that begins after its first poll was
+//! due (it followed other work) and sees the transition done at once remembers nothing: what it
+//! measured is that work, not the transition.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -98,23 +101,68 @@ const FIRST: f64 = 0.97;
 const STEP: f64 = 0.03;
 const UNTIL: f64 = 1.3;
 
+impl Bracket {
+    /// Narrower than a step: polled once, at its end.
+    fn tight(self) -> bool {
+        !self.lo.is_zero() && self.hi - self.lo <= self.hi.mul_f64(STEP)
+    }
+
+    /// The poll expected to see the transition done, after `started`.
+    fn main_poll(self) -> Duration {
+        if self.tight() {
+            self.hi
+        } else {
+            self.lo.max(self.hi.mul_f64(FIRST))
+        }
+    }
+
+    /// A poll below the main one: without a `lo` (the last first poll already saw it done:
+    /// the cloud may be faster now) a probe at half of `hi`; in a bracket wider than
+    /// [`WIDE`] of `hi` (left by such a probe), its middle, so that the next one is narrower.
+    fn below(self) -> Option<Duration> {
+        if self.lo.is_zero() {
+            Some(self.hi / 2)
+        } else if self.hi - self.lo > self.hi.mul_f64(WIDE) {
+            Some((self.lo + self.hi) / 2)
+        } else {
+            None
+        }
+    }
+
+    /// The polls planned before the steps, in order.
+    fn planned(self) -> impl Iterator<Item = Duration> {
+        [self.below(), Some(self.main_poll())].into_iter().flatten()
+    }
+}
+
+/// A bracket wider than this share of its `hi` is halved by a poll in its middle.
+const WIDE: f64 = 0.15;
+
+impl Delays {
+    /// When the first poll is due, after `started`.
+    fn first_at(&self) -> Duration {
+        match self.expect {
+            Some(b) => b.planned().next().unwrap_or(b.hi),
+            None => self.pace.min,
+        }
+    }
+}
+
 impl Iterator for Delays {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
         if let Some(b) = self.expect {
             let elapsed = self.started.elapsed();
-            let first = if !b.lo.is_zero() && b.hi - b.lo <= b.hi.mul_f64(STEP) {
-                // A bracket narrower than a step: one poll at its end.
-                b.hi
-            } else {
-                b.lo.max(b.hi.mul_f64(FIRST))
-            };
-            if elapsed < first {
-                return Some(first - elapsed);
+            for at in b.planned() {
+                if elapsed < at {
+                    return Some(at - elapsed);
+                }
             }
             if elapsed < b.hi.mul_f64(UNTIL) {
-                return Some(b.hi.mul_f64(STEP).max(Duration::from_millis(10)));
+                // Not finer than a fifth of the schedule's first delay: a transition a little
+                // slower than remembered is not asked about every few milliseconds.
+                return Some(b.hi.mul_f64(STEP).max(self.pace.min / 5));
             }
         }
         let step = self.next.min(self.pace.max);
@@ -145,8 +193,17 @@ where
 {
     let expect = learn.as_ref().and_then(|(m, key)| m.expected(key));
     let mut delays = pace.delays_expecting(started, expect);
-    let first = delays.next().unwrap_or(pace.min);
-    tokio::time::sleep_until((started + first).into()).await;
+    let first_at = delays.first_at();
+    // Begun after its first poll was due (other work came first), a wait whose first poll sees
+    // the transition done knows nothing of its duration: only that work's.
+    let late = started.elapsed() > first_at;
+    if expect.is_none() {
+        // The ordinary schedule's first delay (it also advances the doubling).
+        let first = delays.next().unwrap_or(pace.min);
+        tokio::time::sleep_until((started + first).into()).await;
+    } else {
+        tokio::time::sleep_until((started + first_at).into()).await;
+    }
     let deadline = deadline.saturating_sub(started.elapsed());
     // The last poll that saw it not done yet: with the one that saw it done, the bounds of the
     // transition's duration.
@@ -170,9 +227,19 @@ where
     let done =
         acura_ha_api::wait::until("openstack", what, deadline, quiet, delays, watched).await?;
     if let Some((memory, key)) = learn
-        && let Ok((lo, hi)) = polls.lock().map(|p| *p)
+        && let Ok((seen_lo, hi)) = polls.lock().map(|p| *p)
     {
-        memory.learn(&key, lo, hi);
+        // A tight bracket polled once at its end keeps its `lo` a few runs without a poll
+        // below it; then a probe checks that the cloud has not become faster.
+        let (lo, carried) = match (seen_lo, expect) {
+            (Some(lo), _) => (Some(lo), 0),
+            (None, _) if late => return Ok(done),
+            (None, Some(b)) if b.tight() && b.carried < crate::memory::CARRY => {
+                (Some(b.lo), b.carried + 1)
+            }
+            (None, _) => (None, 0),
+        };
+        memory.learn(&key, lo, hi, carried);
     }
     Ok(done)
 }
@@ -228,6 +295,49 @@ mod tests {
         for (a, b) in scaled.iter().zip([0.05, 0.1, 0.15, 0.2]) {
             assert!((a - b).abs() < 1e-9, "{scaled:?}");
         }
+    }
+
+    fn bracket(lo: f64, hi: f64) -> Bracket {
+        Bracket {
+            lo: Duration::from_secs_f64(lo),
+            hi: Duration::from_secs_f64(hi),
+            carried: 0,
+        }
+    }
+
+    fn secs(d: Duration) -> f64 {
+        (d.as_secs_f64() * 1000.0).round() / 1000.0
+    }
+
+    #[test]
+    fn a_remembered_bracket_is_polled_inside() {
+        let pace = Pace::default();
+        let at = |b: Bracket| secs(pace.delays_expecting(Instant::now(), Some(b)).first_at());
+        // Narrower than 3 %: once, at its end.
+        assert_eq!(at(bracket(2.99, 3.02)), 3.02);
+        // Wider: at 97 % of hi, or lo when later.
+        assert_eq!(at(bracket(2.7, 3.0)), 2.91);
+        assert_eq!(at(bracket(2.97, 3.1)), 3.007);
+        // Wider than 15 %: its middle first.
+        assert_eq!(at(bracket(2.0, 3.0)), 2.5);
+        // No lo (the last first poll saw it done): a probe at half of hi, then 97 %.
+        let b = bracket(0.0, 4.0);
+        assert_eq!(at(b), 2.0);
+        let mut d = pace.delays_expecting(Instant::now() - Duration::from_millis(2500), Some(b));
+        let next = secs(d.next().unwrap());
+        assert!((1.37..=1.38).contains(&next), "{next}");
+        // Past 97 %: steps of 3 % of hi (not finer than a fifth of the first delay).
+        let mut d = pace.delays_expecting(Instant::now() - Duration::from_millis(3900), Some(b));
+        assert_eq!(secs(d.next().unwrap()), 0.12);
+        let mut d = pace.delays_expecting(
+            Instant::now() - Duration::from_millis(980),
+            Some(bracket(0.95, 1.0)),
+        );
+        assert_eq!(secs(d.next().unwrap()), 0.1);
+        // Past 130 %: the ordinary schedule (0.5 s + 10 % of 6 s).
+        let mut d = pace.delays_expecting(Instant::now() - Duration::from_secs(6), Some(b));
+        let next = secs(d.next().unwrap());
+        assert!((1.09..=1.11).contains(&next), "{next}");
     }
 
     #[test]

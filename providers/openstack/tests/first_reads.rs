@@ -11,6 +11,7 @@ use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
 use acura_ha_openstack::client::Service;
 use common::{Cloud, Records, parse_spec};
+use fake_openstack::{FaultAction, FaultRule};
 use reqwest::Method;
 use serde_json::json;
 
@@ -193,4 +194,51 @@ async fn a_new_lineage_looks_for_nothing_of_its_own_to_adopt() {
 
     p.destroy(&again, &mut lost).await.expect("destroy");
     assert_eq!(cloud.fake.inventory(), before);
+}
+
+/// The import answers 500 (not performed): the retry's lookup by name finds somebody's key pair
+/// of that name, which is refused as a 409 would have been, and left alone by `destroy`.
+#[tokio::test]
+async fn a_key_pair_found_after_a_lost_import_must_hold_our_key() {
+    let cloud = Cloud::start();
+    let spec = spec();
+    let s = cloud.session(&spec).await;
+    let theirs =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM1111111111111111111111111111111111111111111 someone";
+    s.send(
+        Method::POST,
+        Service::Compute,
+        "/os-keypairs",
+        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": theirs, "type": "ssh"}}),
+    )
+    .await
+    .expect("somebody's key pair");
+    cloud.fake.add_fault(FaultRule::new(
+        "POST",
+        "/os-keypairs$",
+        FaultAction::Status {
+            status: 500,
+            retry_after: None,
+            body: None,
+        },
+    ));
+    let p = cloud.provider();
+    let mut j = Records::default();
+    let err = p
+        .provision(&spec, &mut j)
+        .await
+        .expect_err("another key")
+        .to_string();
+    assert!(err.contains("another public key"), "{err}");
+    assert!(
+        j.get("key_pair").is_none(),
+        "not ours, not recorded: {:?}",
+        j.0
+    );
+    p.destroy(&spec, &mut j).await.expect("destroy");
+    let left = s
+        .get(Service::Compute, "/os-keypairs/acura-ha-acura-reads")
+        .await
+        .expect("their key pair is still there");
+    assert_eq!(left["keypair"]["public_key"], theirs);
 }

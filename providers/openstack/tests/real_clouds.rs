@@ -290,6 +290,24 @@ async fn a_nova_too_old_is_named_before_anything_is_created() {
     );
 }
 
+/// Cinder's first call is the quota read of the preflight: its 406 is the version check, not a
+/// quota left unchecked (the cluster would be built and `down` stop at the volumes).
+#[tokio::test]
+async fn a_cinder_too_old_is_named_before_anything_is_created() {
+    let err = too_old(
+        CloudTraits {
+            volume_max_version: "2.9".into(),
+            ..CloudTraits::default()
+        },
+        "cloud",
+    )
+    .await;
+    assert!(
+        err.contains("block-storage (Cinder)") && err.contains("2.9") && err.contains("3.0"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn an_octavia_too_old_is_named_only_when_it_is_used() {
     let old = CloudTraits {

@@ -180,3 +180,47 @@ async fn a_broken_memory_file_only_costs_a_cold_run() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&memory).unwrap()).unwrap();
     assert!(v["waits"].as_object().is_some_and(|w| !w.is_empty()));
 }
+
+/// The last `hi` remembered for a kind of transition.
+fn last_hi(memory: &std::path::Path, kind: &str) -> f64 {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(memory).unwrap()).unwrap();
+    let (_, seen) = v["waits"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.ends_with(kind))
+        .unwrap_or_else(|| panic!("{kind} remembered"));
+    seen.as_array().unwrap().last().unwrap()["hi"]
+        .as_f64()
+        .unwrap()
+}
+
+/// A cloud that became faster (an image now cached, say): the memory says the load balancer
+/// took 3 s, the fake makes it in 1 s. Within three runs a probe below the old bracket sees it
+/// done, and the bracket halves from there: the memory does not keep the old pace.
+#[tokio::test]
+async fn a_cloud_that_became_faster_is_noticed() {
+    const KIND: &str = "load balancer ACTIVE after create";
+    let (fake, dir) = start();
+    let p = provider(dir.path());
+    let memory = dir.path().join(".cache/acura-ha/openstack-waits.json");
+    cycle(&fake, &p).await;
+    // As if an earlier run had seen 2.9 s < T <= 3.0 s.
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&memory).unwrap()).unwrap();
+    let key = v["waits"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with(KIND))
+        .cloned()
+        .unwrap();
+    v["waits"][&key] = serde_json::json!([{"lo": 2.9, "hi": 3.0, "at": 1, "carried": 0}]);
+    std::fs::write(&memory, v.to_string()).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        cycle(&fake, &p).await;
+        seen.push(last_hi(&memory, KIND));
+    }
+    eprintln!("hi after each run: {seen:?}");
+    assert!(seen[3] <= 1.6, "still at the old pace: {seen:?}");
+}

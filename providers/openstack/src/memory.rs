@@ -5,11 +5,12 @@
 //! A wait knows two things about a transition it watched: the last poll that saw it not done
 //! yet (`lo`; none when the first poll already saw it done) and the poll that saw it done
 //! (`hi`). The transition took between the two. The next wait of that kind polls inside that
-//! bracket (`crate::wait`). A bracket narrower than a poll step is polled once, at its end, and
-//! its `lo` carried into the next record without a poll below it — twice at most, so that a
-//! cloud that became faster is noticed within three runs. Without a `lo` (the first poll saw it
-//! done: the cloud may have become faster) the next wait first probes at half of `hi`, so the
-//! bracket halves run by run until a poll sees the transition not done. One slower than
+//! bracket (`crate::wait`). A bracket about a poll step wide is polled once, at its end, and its
+//! `lo` carried into the next record without a poll below it — three times at most; the next
+//! wait polls at that `lo` again, so a cloud that became faster is noticed within four runs.
+//! Without a `lo` (the first poll saw it done: the cloud may have become faster) the next wait
+//! first probes at half of `hi`, so the bracket halves run by run until a poll sees the
+//! transition not done. One slower than
 //! remembered costs the ordinary polls after the bracket. Nothing here is secret: endpoints,
 //! project IDs and seconds (the file is still private, 0600).
 //!
@@ -57,8 +58,8 @@ pub struct Bracket {
     pub carried: u8,
 }
 
-/// Runs a `lo` is carried without a poll below it (then the next wait probes again).
-pub const CARRY: u8 = 2;
+/// Runs a `lo` is carried without a poll below it (then the next wait polls at it again).
+pub const CARRY: u8 = 3;
 /// The longest duration taken from the file (a day): a larger one is not a transition.
 const LONGEST: f64 = 86_400.0;
 

@@ -15,9 +15,10 @@
 //!
 //! On a cloud it has seen, a wait polls inside the bracket the same kind of transition took
 //! there the last time (more than `lo`, at most `hi`; see [`crate::memory`]): first at the later
-//! of `lo` and 97 % of `hi` (at `hi` when the bracket is narrower than 3 % of it; after a probe
-//! at half of `hi` when there is no `lo`, after one in its middle when it is wider than 15 %),
-//! then every 3 % of `hi` up to 130 % of it, then on the schedule above. A transition as fast as before costs one or two polls and at most 3 % of its
+//! of `lo` and 97 % of `hi` (at `hi` when the bracket is about 3 % of it wide, its `lo` checked
+//! every few runs; after a probe at half of `hi` when there is no `lo`, after one in its middle
+//! when it is wider than 15 %), then every 3 % of `hi` up to 130 % of it, then on the schedule
+//! above. A transition as fast as before costs one or two polls and at most 3 % of its
 //! time; one slower than remembered costs the ordinary polls after 130 %; one faster is seen at
 //! the first poll, and the next runs probe lower. A wait that begins after its first poll was
 //! due (it followed other work) and sees the transition done at once remembers nothing: what it
@@ -102,9 +103,9 @@ const STEP: f64 = 0.03;
 const UNTIL: f64 = 1.3;
 
 impl Bracket {
-    /// Narrower than a step: polled once, at its end.
+    /// About a step wide (as the steps leave it): polled once, at its end.
     fn tight(self) -> bool {
-        !self.lo.is_zero() && self.hi - self.lo <= self.hi.mul_f64(STEP)
+        !self.lo.is_zero() && self.hi - self.lo <= self.hi.mul_f64(STEP * 1.2)
     }
 
     /// The poll expected to see the transition done, after `started`.
@@ -117,11 +118,15 @@ impl Bracket {
     }
 
     /// A poll below the main one: without a `lo` (the last first poll already saw it done:
-    /// the cloud may be faster now) a probe at half of `hi`; in a bracket wider than
-    /// [`WIDE`] of `hi` (left by such a probe), its middle, so that the next one is narrower.
+    /// the cloud may be faster now) a probe at half of `hi`; at the `lo` of a tight bracket
+    /// carried [`crate::memory::CARRY`] times, a check that it is still not done there; in a
+    /// bracket wider than [`WIDE`] of `hi` (left by a probe), its middle, so that the next one
+    /// is narrower.
     fn below(self) -> Option<Duration> {
         if self.lo.is_zero() {
             Some(self.hi / 2)
+        } else if self.tight() && self.carried >= crate::memory::CARRY {
+            Some(self.lo)
         } else if self.hi - self.lo > self.hi.mul_f64(WIDE) {
             Some((self.lo + self.hi) / 2)
         } else {
@@ -313,8 +318,13 @@ mod tests {
     fn a_remembered_bracket_is_polled_inside() {
         let pace = Pace::default();
         let at = |b: Bracket| secs(pace.delays_expecting(Instant::now(), Some(b)).first_at());
-        // Narrower than 3 %: once, at its end.
+        // About 3 % wide: once, at its end; its lo checked once carried as often as it may be.
         assert_eq!(at(bracket(2.99, 3.02)), 3.02);
+        let carried = Bracket {
+            carried: crate::memory::CARRY,
+            ..bracket(2.99, 3.02)
+        };
+        assert_eq!(at(carried), 2.99);
         // Wider: at 97 % of hi, or lo when later.
         assert_eq!(at(bracket(2.7, 3.0)), 2.91);
         assert_eq!(at(bracket(2.97, 3.1)), 3.007);

@@ -196,8 +196,9 @@ fn last_hi(memory: &std::path::Path, kind: &str) -> f64 {
 }
 
 /// A cloud that became faster (an image now cached, say): the memory says the load balancer
-/// took 3 s, the fake makes it in 1 s. Within three runs a probe below the old bracket sees it
-/// done, and the bracket halves from there: the memory does not keep the old pace.
+/// took 2.9 to 3 s (a tight bracket whose `lo` was carried as often as it may be), the fake
+/// makes it in 1 s. The next run checks that `lo` and sees it done, the bracket halves from
+/// there: the memory does not keep the old pace.
 #[tokio::test]
 async fn a_cloud_that_became_faster_is_noticed() {
     const KIND: &str = "load balancer ACTIVE after create";
@@ -214,13 +215,16 @@ async fn a_cloud_that_became_faster_is_noticed() {
         .find(|k| k.ends_with(KIND))
         .cloned()
         .unwrap();
-    v["waits"][&key] = serde_json::json!([{"lo": 2.9, "hi": 3.0, "at": 1, "carried": 0}]);
+    v["waits"][&key] = serde_json::json!([{"lo": 2.9, "hi": 3.0, "at": 1, "carried": 3}]);
     std::fs::write(&memory, v.to_string()).unwrap();
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         cycle(&fake, &p).await;
         seen.push(last_hi(&memory, KIND));
     }
     eprintln!("hi after each run: {seen:?}");
-    assert!(seen[3] <= 1.6, "still at the old pace: {seen:?}");
+    assert!(
+        seen[1] <= 1.6 && seen[2] <= 1.6,
+        "still at the old pace: {seen:?}"
+    );
 }

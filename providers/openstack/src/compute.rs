@@ -2,7 +2,7 @@
 //! their floating IPs, teardown, discovery and the janitor's listing.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use acura_ha_api::desired::cloud_name;
@@ -207,25 +207,37 @@ pub(crate) async fn cluster_servers(
         .collect())
 }
 
+/// The key pair of that name (`{"keypair": …}`), or none.
+async fn find_key_pair(s: &Session, name: &str) -> Result<Option<Value>, ApiError> {
+    match s
+        .get(Service::Compute, &format!("/os-keypairs/{}", q(name)))
+        .await
+    {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cluster file's `openstack.public_key_file`: its path and its key (trimmed).
+fn public_key(cx: &Ctx<'_>) -> Result<(PathBuf, String), ProviderError> {
+    let os = cx.spec.openstack.as_ref().expect("openstack section");
+    let file = os.public_key_file.as_deref().unwrap_or_default();
+    let path = acura_ha_api::paths::resolve(cx.base_dir, file);
+    let key = std::fs::read_to_string(&path).map_err(|e| ProviderError::Cloud {
+        resource: format!("openstack.public_key_file = {}", path.display()),
+        message: e.to_string(),
+        request_id: None,
+    })?;
+    Ok((path, key.trim().to_string()))
+}
+
 /// The key pair the servers use: the file's existing one, or the imported public key.
-pub(crate) async fn key_pair(
-    cx: &Ctx<'_>,
-    desired: &[Resource],
-    base: &Path,
-) -> Result<String, ProviderError> {
+pub(crate) async fn key_pair(cx: &Ctx<'_>, desired: &[Resource]) -> Result<String, ProviderError> {
     let os = cx.spec.openstack.as_ref().expect("openstack section");
     let r = desired_one(desired, "key_pair").expect("planned");
     let s = cx.s;
-    let get = |name: String| async move {
-        match s
-            .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
-            .await
-        {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
+    let get = |name: String| async move { find_key_pair(s, &name).await };
     if let Some(name) = &os.key_name {
         return match get(name.clone())
             .await
@@ -239,14 +251,7 @@ pub(crate) async fn key_pair(
             }),
         };
     }
-    let file = os.public_key_file.as_deref().unwrap_or_default();
-    let path = acura_ha_api::paths::resolve(base, file);
-    let public_key = std::fs::read_to_string(&path).map_err(|e| ProviderError::Cloud {
-        resource: format!("openstack.public_key_file = {}", path.display()),
-        message: e.to_string(),
-        request_id: None,
-    })?;
-    let public_key = public_key.trim().to_string();
+    let (path, public_key) = public_key(cx)?;
     let name = r.name.clone();
     let mut outputs = BTreeMap::new();
     outputs.insert("imported".to_string(), "true".to_string());
@@ -978,21 +983,17 @@ pub(crate) async fn destroy_rest(cx: &Ctx<'_>, foreign: bool) -> Result<(), Prov
 /// when either cannot be read: then it is left alone).
 async fn holds_our_key(cx: &Ctx<'_>) -> bool {
     let os = cx.spec.openstack.as_ref().expect("openstack section");
-    let Some(file) = os.public_key_file.as_deref() else {
+    if os.public_key_file.is_none() {
+        return false;
+    }
+    let Ok((_, ours)) = public_key(cx) else {
         return false;
     };
-    let Ok(ours) = std::fs::read_to_string(acura_ha_api::paths::resolve(cx.base_dir, file)) else {
-        return false;
-    };
-    let name = cloud_name(cx.spec);
-    match cx
-        .s
-        .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
-        .await
-    {
-        Ok(v) => same_public_key(&js(&v["keypair"], "public_key"), &ours),
+    match find_key_pair(cx.s, &cloud_name(cx.spec)).await {
+        Ok(Some(v)) => same_public_key(&js(&v["keypair"], "public_key"), &ours),
         // None there: the DELETE's NotFound says so.
-        Err(e) => e.not_found(),
+        Ok(None) => true,
+        Err(_) => false,
     }
 }
 
@@ -1069,11 +1070,8 @@ pub(crate) async fn discover(
     let os = spec.openstack.as_ref().expect("openstack section");
     if key_pair && os.key_name.is_none() {
         let name = cloud_name(spec);
-        match s
-            .get(Service::Compute, &format!("/os-keypairs/{}", q(&name)))
-            .await
-        {
-            Ok(_) => {
+        match find_key_pair(s, &name).await {
+            Ok(Some(_)) => {
                 let mut o = BTreeMap::new();
                 o.insert("imported".to_string(), "true".to_string());
                 out.push(Recorded::found(
@@ -1084,7 +1082,7 @@ pub(crate) async fn discover(
                     o,
                 ));
             }
-            Err(e) if e.not_found() => {}
+            Ok(None) => {}
             Err(e) => return Err(e.into_provider("key pair")),
         }
     }

@@ -160,9 +160,7 @@ impl Ctx<'_> {
         let project = &self.s.project_id;
         Some((&self.memory, format!("{endpoint} {project} {kind}")))
     }
-}
 
-impl Ctx<'_> {
     /// Records `r` with `status`, `id` and `outputs`, keeping its first `created_at`.
     pub async fn record(
         &self,
@@ -317,7 +315,7 @@ impl Provider for OpenStackProvider {
         // once: the servers' builds, and the load balancer made fully populated in one call
         // with those addresses as members. The critical path is max(build, LB create).
         let (key_name, sg, group) = tokio::try_join!(
-            compute::key_pair(&cx, &desired, &self.base_dir),
+            compute::key_pair(&cx, &desired),
             network::security_group(&cx, &desired, group.clone()),
             compute::server_group(&cx, &desired),
         )?;

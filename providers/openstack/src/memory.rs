@@ -155,10 +155,7 @@ impl Memory {
                 None => break,
             };
         }
-        if let Some(path) = &self.path {
-            // Best effort (a cache): a failed write only means a cold schedule next time.
-            let _ = write(path, &f);
-        }
+        self.save(&f);
     }
 
     /// Whether `fact` was seen on this cloud within the last day.
@@ -179,8 +176,13 @@ impl Memory {
         let at = now();
         f.facts.insert(fact.to_string(), at);
         f.facts.retain(|_, t| at.saturating_sub(*t) < FACT_SECS);
+        self.save(&f);
+    }
+
+    /// Writes the file, best effort (a cache): a failed write only means a cold run next time.
+    fn save(&self, f: &File) {
         if let Some(path) = &self.path {
-            let _ = write(path, &f);
+            let _ = write(path, f);
         }
     }
 }

@@ -235,7 +235,7 @@ where
         && let Ok((seen_lo, hi)) = polls.lock().map(|p| *p)
     {
         // A tight bracket polled once at its end keeps its `lo` a few runs without a poll
-        // below it; then a probe checks that the cloud has not become faster.
+        // below it; then a poll at that `lo` checks that the cloud has not become faster.
         let (lo, carried) = match (seen_lo, expect) {
             (Some(lo), _) => (Some(lo), 0),
             (None, _) if late => return Ok(done),

@@ -9,7 +9,7 @@ mod common;
 
 use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_api::spec::ClusterSpec;
-use acura_ha_openstack::client::Service;
+use acura_ha_openstack::client::{ApiError, Service, Session};
 use common::{Cloud, Records, parse_spec};
 use fake_openstack::{FaultAction, FaultRule};
 use reqwest::Method;
@@ -24,6 +24,17 @@ fn spec() -> ClusterSpec {
          [openstack]\ncloud = \"fake\"\nflavor = \"m1.xlarge\"\nimage = \"ubuntu-20.04\"\n\
          network = \"acura-net\"\npublic_key_file = \"id.pub\"\n",
     )
+}
+
+/// Imports a key pair under the cluster's key pair name, as somebody (or an earlier run) did.
+async fn import_key(s: &Session, public_key: &str) -> Result<serde_json::Value, ApiError> {
+    s.send(
+        Method::POST,
+        Service::Compute,
+        "/os-keypairs",
+        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": public_key, "type": "ssh"}}),
+    )
+    .await
 }
 
 const KEY_GET: &str = "GET /compute/v2.1/os-keypairs/{name}";
@@ -64,14 +75,7 @@ async fn a_key_pair_of_that_name_with_another_key_is_refused_and_left_alone() {
     let s = cloud.session(&spec).await;
     let theirs =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM0000000000000000000000000000000000000000000 someone";
-    s.send(
-        Method::POST,
-        Service::Compute,
-        "/os-keypairs",
-        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": theirs, "type": "ssh"}}),
-    )
-    .await
-    .expect("somebody's key pair");
+    import_key(&s, theirs).await.expect("somebody's key pair");
     let p = cloud.provider();
     let mut j = Records::default();
     let err = p
@@ -103,14 +107,9 @@ async fn a_key_pair_of_that_name_with_the_same_key_is_adopted() {
     let spec = spec();
     let s = cloud.session(&spec).await;
     let ours = std::fs::read_to_string(cloud.dir.path().join("id.pub")).unwrap();
-    s.send(
-        Method::POST,
-        Service::Compute,
-        "/os-keypairs",
-        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": ours.trim(), "type": "ssh"}}),
-    )
-    .await
-    .expect("an earlier import");
+    import_key(&s, ours.trim())
+        .await
+        .expect("an earlier import");
     let p = cloud.provider();
     let mut j = Records::default();
     p.provision(&spec, &mut j).await.expect("provision");
@@ -205,14 +204,7 @@ async fn a_key_pair_found_after_a_lost_import_must_hold_our_key() {
     let s = cloud.session(&spec).await;
     let theirs =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM1111111111111111111111111111111111111111111 someone";
-    s.send(
-        Method::POST,
-        Service::Compute,
-        "/os-keypairs",
-        &json!({"keypair": {"name": "acura-ha-acura-reads", "public_key": theirs, "type": "ssh"}}),
-    )
-    .await
-    .expect("somebody's key pair");
+    import_key(&s, theirs).await.expect("somebody's key pair");
     cloud.fake.add_fault(FaultRule::new(
         "POST",
         "/os-keypairs$",

@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use acura_ha_api::provider::{Journal, Provider};
 use acura_ha_openstack::OpenStackProvider;
 use acura_ha_openstack::wait::Pace;
-use common::{Records, parse_spec};
+use common::{Cloud, Records, parse_spec};
 use fake_openstack::{Config, Delays, FakeCloud, StatsSnapshot};
 use serde_json::Value;
 
@@ -23,8 +21,8 @@ fn calls(st: &StatsSnapshot, route: &str) -> u64 {
 }
 
 /// A cloud whose builds take long enough for the cold schedule to poll many times.
-fn start() -> (FakeCloud, tempfile::TempDir) {
-    let fake = FakeCloud::start(Config {
+fn start() -> Cloud {
+    Cloud::with_config(Config {
         page_size: Some(2),
         delays: Delays {
             server_build: 700,
@@ -36,32 +34,13 @@ fn start() -> (FakeCloud, tempfile::TempDir) {
             lb_delete: 300,
         },
         ..Config::default()
-    });
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
-    std::fs::write(
-        dir.path().join("id.pub"),
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq2bmgO5vLp2Wq5l2B6Cq9a1PZt0W8S8pQ0bW3pH2mL test\n",
-    )
-    .unwrap();
-    (fake, dir)
+    })
 }
 
-fn provider(dir: &std::path::Path) -> OpenStackProvider {
-    let home = dir.display().to_string();
-    let env: BTreeMap<String, String> = [
-        ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
-        ("HOME", home.clone()),
-        ("PWD", home),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    // The default schedule's first delay and cap, scaled to the fake's quick delays.
-    OpenStackProvider::new(dir.to_path_buf())
-        .quiet(true)
-        .pace(Pace::scaled(0.1))
-        .env(env)
+/// The provider at the default schedule's first delay and cap, scaled to the fake's quick
+/// delays.
+fn provider(cloud: &Cloud) -> OpenStackProvider {
+    cloud.provider_paced(Pace::scaled(0.1))
 }
 
 fn spec() -> acura_ha_api::spec::ClusterSpec {
@@ -111,13 +90,14 @@ async fn cycle_stats(fake: &FakeCloud, p: &OpenStackProvider) -> (((u64, u64), (
 
 #[tokio::test]
 async fn the_second_run_polls_around_what_the_first_one_saw() {
-    let (fake, dir) = start();
+    let cloud = start();
+    let (fake, dir) = (&cloud.fake, &cloud.dir);
     let before = fake.inventory();
-    let p = provider(dir.path());
+    let p = provider(&cloud);
     let memory = dir.path().join(".cache/acura-ha/openstack-waits.json");
     assert!(!memory.exists());
 
-    let ((cold_up, cold_down), doc_read) = cycle_stats(&fake, &p).await;
+    let ((cold_up, cold_down), doc_read) = cycle_stats(fake, &p).await;
     assert!(doc_read, "a cloud not seen: Octavia's version is checked");
     eprintln!("cold: up {cold_up:?}, down {cold_down:?}");
     // The cold schedule (50 ms, then 50 ms + 10 % of the elapsed) polls a 1 s create ~11 times.
@@ -145,7 +125,7 @@ async fn the_second_run_polls_around_what_the_first_one_saw() {
     );
 
     // The same cloud again: the polls gather inside the bracket the first run saw.
-    let ((warm_up, warm_down), doc_read) = cycle_stats(&fake, &p).await;
+    let ((warm_up, warm_down), doc_read) = cycle_stats(fake, &p).await;
     assert!(
         !doc_read,
         "Octavia's version, seen enough an hour ago, is not read again"
@@ -162,20 +142,21 @@ async fn the_second_run_polls_around_what_the_first_one_saw() {
     assert_eq!(fake.inventory(), before, "destroy left something behind");
 
     // Without a memory every run is cold.
-    let forgetful = provider(dir.path()).wait_memory(None);
-    let (again, _) = cycle(&fake, &forgetful).await;
+    let forgetful = provider(&cloud).wait_memory(None);
+    let (again, _) = cycle(fake, &forgetful).await;
     assert!(again.1 >= 8, "no memory: cold again {again:?}");
 }
 
 /// A memory file that is not JSON is an empty memory: the run is cold and rewrites it.
 #[tokio::test]
 async fn a_broken_memory_file_only_costs_a_cold_run() {
-    let (fake, dir) = start();
+    let cloud = start();
+    let (fake, dir) = (&cloud.fake, &cloud.dir);
     let memory = dir.path().join(".cache/acura-ha/openstack-waits.json");
     std::fs::create_dir_all(memory.parent().unwrap()).unwrap();
     std::fs::write(&memory, "{\"waits\": [").unwrap();
-    let p = provider(dir.path());
-    let (up, _) = cycle(&fake, &p).await;
+    let p = provider(&cloud);
+    let (up, _) = cycle(fake, &p).await;
     assert!(up.1 >= 8, "cold {up:?}");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&memory).unwrap()).unwrap();
     assert!(v["waits"].as_object().is_some_and(|w| !w.is_empty()));
@@ -202,10 +183,11 @@ fn last_hi(memory: &std::path::Path, kind: &str) -> f64 {
 #[tokio::test]
 async fn a_cloud_that_became_faster_is_noticed() {
     const KIND: &str = "load balancer ACTIVE after create";
-    let (fake, dir) = start();
-    let p = provider(dir.path());
+    let cloud = start();
+    let (fake, dir) = (&cloud.fake, &cloud.dir);
+    let p = provider(&cloud);
     let memory = dir.path().join(".cache/acura-ha/openstack-waits.json");
-    cycle(&fake, &p).await;
+    cycle(fake, &p).await;
     // As if an earlier run had seen 2.9 s < T <= 3.0 s.
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&memory).unwrap()).unwrap();
     let key = v["waits"]
@@ -219,7 +201,7 @@ async fn a_cloud_that_became_faster_is_noticed() {
     std::fs::write(&memory, v.to_string()).unwrap();
     let mut seen = Vec::new();
     for _ in 0..3 {
-        cycle(&fake, &p).await;
+        cycle(fake, &p).await;
         seen.push(last_hi(&memory, KIND));
     }
     eprintln!("hi after each run: {seen:?}");

@@ -49,11 +49,16 @@ impl Cloud {
 
     /// A cloud with these traits (API versions, extensions, Octavia's full create…).
     pub fn with(cloud: CloudTraits) -> Cloud {
-        let fake = FakeCloud::start(Config {
+        Cloud::with_config(Config {
             page_size: Some(2),
             cloud,
             ..Config::default()
-        });
+        })
+    }
+
+    /// A cloud of this configuration (delays, pages…).
+    pub fn with_config(config: Config) -> Cloud {
+        let fake = FakeCloud::start(config);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("clouds.yaml"), fake.clouds_yaml("fake")).unwrap();
         std::fs::write(
@@ -66,6 +71,11 @@ impl Cloud {
 
     /// The provider, credentials from the cloud's clouds.yaml only, quiet, at the test pace.
     pub fn provider(&self) -> OpenStackProvider {
+        self.provider_paced(Pace::scaled(0.01))
+    }
+
+    /// The same at another pace.
+    pub fn provider_paced(&self, pace: Pace) -> OpenStackProvider {
         let home = self.dir.path().display().to_string();
         let env: BTreeMap<String, String> = [
             ("OS_CLIENT_CONFIG_FILE", format!("{home}/clouds.yaml")),
@@ -77,7 +87,7 @@ impl Cloud {
         .collect();
         OpenStackProvider::new(self.dir.path().to_path_buf())
             .quiet(true)
-            .pace(Pace::scaled(0.01))
+            .pace(pace)
             .env(env)
     }
 
